@@ -1,0 +1,411 @@
+//! [`Context`]: what a function sees of its batch, and how it acts.
+
+use std::fmt;
+use std::time::Duration;
+
+use prost::{Message, Name};
+use prost_types::Any;
+
+use crate::address::{parse_typename, Address};
+use crate::error::Error;
+use crate::message::{is_type, pack};
+use crate::protocol::{v2, Delayed, Effects, Egress, Mutation, RawState};
+
+/// What a function sees of the batch it runs in, and how it acts: its address, the
+/// current message's caller, its states, and the messages it sends.
+///
+/// One `Context` serves a whole batch: a state set by one invocation is what the next
+/// invocation of the batch reads. Everything a function does through it is collected and
+/// becomes the reply only when the whole batch succeeded.
+///
+/// | method | what it does |
+/// |---|---|
+/// | [`address`](Self::address) | the address being invoked |
+/// | [`caller`](Self::caller) | who sent the current message; `None` from an ingress |
+/// | [`send`](Self::send) / [`pack_and_send`](Self::pack_and_send) | message another function |
+/// | [`reply`](Self::reply) / [`pack_and_reply`](Self::pack_and_reply) | message the caller |
+/// | [`send_after`](Self::send_after) / [`pack_and_send_after`](Self::pack_and_send_after) | message a function after a delay |
+/// | [`send_egress`](Self::send_egress) / [`pack_and_send_egress`](Self::pack_and_send_egress) | message an egress |
+/// | [`get_state`](Self::get_state) / [`unpack_state`](Self::unpack_state) | read a state |
+/// | [`set_state`](Self::set_state) / [`pack_and_set_state`](Self::pack_and_set_state) | write a state |
+/// | [`delete_state`](Self::delete_state) | clear a state |
+///
+/// The `pack_and_` forms take a protobuf message and pack it into an `Any` under
+/// `type.googleapis.com/<full name>` (the message type needs [`prost::Name`]).
+pub struct Context<'a> {
+    address: Address,
+    caller: Option<Address>,
+    invocation: usize,
+    states: Vec<State<'a>>,
+    effects: Effects,
+}
+
+struct State<'a> {
+    name: &'a str,
+    value: StateValue<'a>,
+}
+
+enum StateValue<'a> {
+    /// As the request carried it (a serialized `Any`, empty for no value), borrowed from
+    /// the request body. Unchanged states are never decoded unless read, and never copied.
+    Unchanged(&'a [u8]),
+    Set(Any),
+    Deleted,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(address: Address, states: &[RawState<'a>]) -> Self {
+        Context {
+            address,
+            caller: None,
+            invocation: 0,
+            states: states
+                .iter()
+                .map(|s| State {
+                    name: s.name,
+                    value: StateValue::Unchanged(s.value),
+                })
+                .collect(),
+            effects: Effects::default(),
+        }
+    }
+
+    /// Moves on to the invocation at `index`, sent by `caller`.
+    pub(crate) fn begin_invocation(&mut self, index: usize, caller: Option<Address>) {
+        self.invocation = index;
+        self.caller = caller;
+    }
+
+    pub(crate) fn invocation_index(&self) -> usize {
+        self.invocation
+    }
+
+    /// What the batch did: one mutation per changed state, in the request's state order,
+    /// then the messages in the order they were sent.
+    pub(crate) fn into_effects(self) -> Effects {
+        let mut effects = self.effects;
+        effects.mutations = self
+            .states
+            .into_iter()
+            .filter_map(|state| {
+                let value = match state.value {
+                    StateValue::Unchanged(_) => return None,
+                    StateValue::Set(any) => Some(any.encode_to_vec()),
+                    StateValue::Deleted => None,
+                };
+                Some(Mutation {
+                    name: state.name.to_owned(),
+                    value,
+                })
+            })
+            .collect();
+        effects
+    }
+
+    /// The address being invoked: this function's type and the id of the instance.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// The address of the function that sent the current message, or `None` when the
+    /// message came from an ingress.
+    pub fn caller(&self) -> Option<&Address> {
+        self.caller.as_ref()
+    }
+
+    /// Sends `message` to the function instance `id` of type `typename` (`namespace/name`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTypename`] if `typename` is not `namespace/name`;
+    /// [`Error::InvalidArgument`] if `id` is empty.
+    pub fn send(&mut self, typename: &str, id: &str, message: Any) -> Result<(), Error> {
+        let target = target_address("send", typename, id)?;
+        self.effects.messages.push((target, message));
+        Ok(())
+    }
+
+    /// Packs `message` into an `Any` and [sends](Self::send) it.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn pack_and_send<M: Message + Name>(
+        &mut self,
+        typename: &str,
+        id: &str,
+        message: &M,
+    ) -> Result<(), Error> {
+        let target = target_address("pack_and_send", typename, id)?;
+        self.effects.messages.push((target, pack(message)));
+        Ok(())
+    }
+
+    /// Sends `message` to the caller of the current message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoCaller`] if the current message came from an ingress.
+    pub fn reply(&mut self, message: Any) -> Result<(), Error> {
+        let caller = self.caller_for_reply()?;
+        self.effects.messages.push((caller, message));
+        Ok(())
+    }
+
+    /// Packs `message` into an `Any` and [replies](Self::reply) with it.
+    ///
+    /// # Errors
+    ///
+    /// As [`reply`](Self::reply).
+    pub fn pack_and_reply<M: Message + Name>(&mut self, message: &M) -> Result<(), Error> {
+        let caller = self.caller_for_reply()?;
+        self.effects.messages.push((caller, pack(message)));
+        Ok(())
+    }
+
+    fn caller_for_reply(&self) -> Result<Address, Error> {
+        self.caller.clone().ok_or_else(|| Error::NoCaller {
+            address: Box::new(self.address.clone()),
+            invocation: self.invocation,
+        })
+    }
+
+    /// Sends `message` to the instance `id` of `typename` after `delay`, which the runtime
+    /// receives in whole milliseconds (rounded down). The function keeps processing
+    /// messages meanwhile; a function may send itself a delayed message as a timer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if `delay` is zero (as in the Python SDK, where a zero
+    /// `timedelta` is a "missing delay"; use [`send`](Self::send)) or longer than
+    /// `i64::MAX` milliseconds, or if `id` is empty; [`Error::InvalidTypename`] if
+    /// `typename` is not `namespace/name`.
+    pub fn send_after(
+        &mut self,
+        delay: Duration,
+        typename: &str,
+        id: &str,
+        message: Any,
+    ) -> Result<(), Error> {
+        self.push_delayed("send_after", delay, typename, id, message)
+    }
+
+    /// Packs `message` into an `Any` and [sends it after `delay`](Self::send_after).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_after`](Self::send_after).
+    pub fn pack_and_send_after<M: Message + Name>(
+        &mut self,
+        delay: Duration,
+        typename: &str,
+        id: &str,
+        message: &M,
+    ) -> Result<(), Error> {
+        self.push_delayed("pack_and_send_after", delay, typename, id, pack(message))
+    }
+
+    fn push_delayed(
+        &mut self,
+        operation: &'static str,
+        delay: Duration,
+        typename: &str,
+        id: &str,
+        argument: Any,
+    ) -> Result<(), Error> {
+        if delay.is_zero() {
+            return Err(Error::InvalidArgument {
+                operation,
+                reason: "the delay is zero; send the message without a delay instead".into(),
+            });
+        }
+        let delay_ms = i64::try_from(delay.as_millis()).map_err(|_| Error::InvalidArgument {
+            operation,
+            reason: format!("the delay {delay:?} is longer than i64::MAX milliseconds"),
+        })?;
+        let target = target_address(operation, typename, id)?;
+        self.effects.delayed.push(Delayed {
+            delay_ms,
+            target,
+            argument,
+        });
+        Ok(())
+    }
+
+    /// Sends `message` to the egress `typename` (`namespace/name`, as its egress
+    /// identifier in `module.yaml`). For Kafka and Kinesis egresses, build the message
+    /// with [`kafka_egress_record`](crate::kafka_egress_record) or
+    /// [`kinesis_egress_record`](crate::kinesis_egress_record) and use
+    /// [`pack_and_send_egress`](Self::pack_and_send_egress).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTypename`] if `typename` is not `namespace/name`.
+    pub fn send_egress(&mut self, typename: &str, message: Any) -> Result<(), Error> {
+        let (namespace, name) = parse_typename(typename)?;
+        self.effects.egresses.push(Egress {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            argument: message,
+        });
+        Ok(())
+    }
+
+    /// Packs `message` into an `Any` and [sends it to the egress](Self::send_egress).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_egress`](Self::send_egress).
+    pub fn pack_and_send_egress<M: Message + Name>(
+        &mut self,
+        typename: &str,
+        message: &M,
+    ) -> Result<(), Error> {
+        self.send_egress(typename, pack(message))
+    }
+
+    /// The value of the state `name`, or `None` when it has no value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownState`] if the request did not carry a state called `name` (the
+    /// runtime sends every state declared in `module.yaml`, so the code and the deployment
+    /// disagree); [`Error::UnreadableState`] if its bytes are not a serialized `Any`.
+    pub fn get_state(&self, name: &str) -> Result<Option<Any>, Error> {
+        match &self.state(name)?.value {
+            StateValue::Unchanged([]) => Ok(None),
+            StateValue::Unchanged(bytes) => Any::decode(*bytes)
+                .map(Some)
+                .map_err(|source| self.unreadable(name, source)),
+            StateValue::Set(any) => Ok(Some(any.clone())),
+            StateValue::Deleted => Ok(None),
+        }
+    }
+
+    /// The value of the state `name` unpacked into the message type `M`, or `None` when it
+    /// has no value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownState`] as for [`get_state`](Self::get_state);
+    /// [`Error::UnreadableState`] if the value holds another message type (the Python SDK
+    /// would hand back an empty message here) or does not decode.
+    pub fn unpack_state<M: Message + Name + Default>(
+        &self,
+        name: &str,
+    ) -> Result<Option<M>, Error> {
+        let (type_url, value) = match &self.state(name)?.value {
+            StateValue::Unchanged([]) => return Ok(None),
+            StateValue::Unchanged(bytes) => {
+                v2::any_parts(bytes).map_err(|source| self.unreadable(name, source))?
+            }
+            StateValue::Set(any) => (any.type_url.as_str(), any.value.as_slice()),
+            StateValue::Deleted => return Ok(None),
+        };
+        if !is_type::<M>(type_url) {
+            let holds = format!("it holds a `{type_url}`, not a `{}`", M::full_name());
+            return Err(self.unreadable(name, holds));
+        }
+        M::decode(value)
+            .map(Some)
+            .map_err(|source| self.unreadable(name, source))
+    }
+
+    /// Sets the state `name` to `value`.
+    ///
+    /// Later invocations in the same batch see the new value; the reply carries one
+    /// `MODIFY` per changed state, however often it was set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownState`] if the request did not carry a state called `name`.
+    pub fn set_state(&mut self, name: &str, value: Any) -> Result<(), Error> {
+        self.state_mut(name)?.value = StateValue::Set(value);
+        Ok(())
+    }
+
+    /// Packs `message` into an `Any` and [sets the state `name`](Self::set_state) to it.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_state`](Self::set_state).
+    pub fn pack_and_set_state<M: Message + Name>(
+        &mut self,
+        name: &str,
+        message: &M,
+    ) -> Result<(), Error> {
+        self.state_mut(name)?.value = StateValue::Set(pack(message));
+        Ok(())
+    }
+
+    /// Clears the state `name`. Later invocations in the same batch read `None`; the reply
+    /// carries a `DELETE` for it (even if it had no value), unless a later invocation sets
+    /// it again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownState`] if the request did not carry a state called `name`.
+    pub fn delete_state(&mut self, name: &str) -> Result<(), Error> {
+        self.state_mut(name)?.value = StateValue::Deleted;
+        Ok(())
+    }
+
+    fn state(&self, name: &str) -> Result<&State<'a>, Error> {
+        match self.states.iter().position(|s| s.name == name) {
+            Some(i) => Ok(&self.states[i]),
+            None => Err(self.unknown_state(name)),
+        }
+    }
+
+    fn state_mut(&mut self, name: &str) -> Result<&mut State<'a>, Error> {
+        match self.states.iter().position(|s| s.name == name) {
+            Some(i) => Ok(&mut self.states[i]),
+            None => Err(self.unknown_state(name)),
+        }
+    }
+
+    fn unknown_state(&self, name: &str) -> Error {
+        Error::UnknownState {
+            address: Box::new(self.address.clone()),
+            invocation: self.invocation,
+            state: name.to_owned(),
+        }
+    }
+
+    fn unreadable(
+        &self,
+        name: &str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error::UnreadableState {
+            address: Box::new(self.address.clone()),
+            state: name.to_owned(),
+            source: source.into(),
+        }
+    }
+}
+
+fn target_address(operation: &'static str, typename: &str, id: &str) -> Result<Address, Error> {
+    let (namespace, name) = parse_typename(typename)?;
+    if id.is_empty() {
+        return Err(Error::InvalidArgument {
+            operation,
+            reason: format!("the id of the target of type `{typename}` is empty"),
+        });
+    }
+    Ok(Address::new(namespace, name, id))
+}
+
+impl fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("address", &self.address)
+            .field("caller", &self.caller)
+            .field("invocation", &self.invocation)
+            .field(
+                "states",
+                &self.states.iter().map(|s| s.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}

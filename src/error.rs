@@ -1,0 +1,355 @@
+//! The crate's one error type, and how each error maps to an HTTP status.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use crate::address::Address;
+
+/// What went wrong while binding a function, inside a function's call to
+/// [`Context`](crate::Context), or while handling a batch.
+///
+/// Every message names the thing that failed: the function type, the address, the
+/// invocation's index in the batch, the state. The cause, where there is one, comes
+/// from [`source()`](std::error::Error::source) and is not repeated in `Display`;
+/// print the whole chain with [`Error::chain`] (or `anyhow`'s `{:#}`).
+///
+/// [`Error::status`] maps an error to the HTTP status the runtime should see: 4xx for
+/// what no retry can fix, 5xx for what might pass on a retry.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A function type is not `namespace/name` with both parts non-empty.
+    InvalidTypename {
+        /// The function type as given.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// [`StatefulFunctions::bind`](crate::StatefulFunctions::bind) was called twice for one function type.
+    DuplicateFunction {
+        /// The function type, `namespace/name`.
+        function_type: String,
+    },
+    /// The request body is not a serialized `ToFunction`.
+    MalformedRequest {
+        /// Where decoding failed, e.g. `ToFunction.invocation.state[2].state_name`.
+        field: String,
+        /// What was wrong there.
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The request is a `ToFunction` without an invocation batch (an empty body decodes
+    /// to one).
+    NoInvocation,
+    /// The request's target has a function type that no function is bound to.
+    UnknownFunctionType {
+        /// The target's function type, `namespace/name`.
+        function_type: String,
+    },
+    /// The request lacks a state that the function's binding declares: the deployment's
+    /// `module.yaml` does not declare it.
+    MissingDeclaredState {
+        /// The function type, `namespace/name`.
+        function_type: String,
+        /// The state's name.
+        state: String,
+    },
+    /// A function used a state that the request did not carry. The runtime sends every
+    /// state declared in `module.yaml`, so the code and the deployment disagree.
+    UnknownState {
+        /// The address being invoked (boxed to keep `Result<_, Error>` small).
+        address: Box<Address>,
+        /// The invocation's index in the batch.
+        invocation: usize,
+        /// The state's name.
+        state: String,
+    },
+    /// A state holds a value that is not the message type asked for, or does not decode.
+    UnreadableState {
+        /// The address being invoked (boxed to keep `Result<_, Error>` small).
+        address: Box<Address>,
+        /// The state's name.
+        state: String,
+        /// Why the value could not be read.
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// An invocation's argument is not of a message type its function accepts.
+    UnexpectedMessageType {
+        /// The address being invoked (boxed to keep `Result<_, Error>` small).
+        address: Box<Address>,
+        /// The invocation's index in the batch.
+        invocation: usize,
+        /// The full names of the message types the function accepts.
+        expected: Vec<String>,
+        /// The argument's type URL.
+        actual: String,
+    },
+    /// An invocation's argument has the right type URL but its bytes do not decode.
+    MalformedArgument {
+        /// The address being invoked (boxed to keep `Result<_, Error>` small).
+        address: Box<Address>,
+        /// The invocation's index in the batch.
+        invocation: usize,
+        /// The argument's type URL.
+        type_url: String,
+        /// What prost could not decode.
+        source: prost::DecodeError,
+    },
+    /// [`Context::reply`](crate::Context::reply) was called for a message without a caller
+    /// (it came from an ingress).
+    NoCaller {
+        /// The address being invoked (boxed to keep `Result<_, Error>` small).
+        address: Box<Address>,
+        /// The invocation's index in the batch.
+        invocation: usize,
+    },
+    /// A [`Context`](crate::Context) method or an egress helper was called with an argument
+    /// it cannot accept (an empty id, a zero delay, an empty Kafka topic, ...).
+    InvalidArgument {
+        /// The method, e.g. `send`.
+        operation: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A function returned an error.
+    FunctionFailed {
+        /// The address being invoked (boxed to keep `Result<_, Error>` small).
+        address: Box<Address>,
+        /// The invocation's index in the batch.
+        invocation: usize,
+        /// The function's own error, with its context chain.
+        source: anyhow::Error,
+    },
+    /// A function panicked. The panic was caught; the handler stays usable.
+    FunctionPanicked {
+        /// The address being invoked (boxed to keep `Result<_, Error>` small).
+        address: Box<Address>,
+        /// The invocation's index in the batch.
+        invocation: usize,
+        /// The panic's message, when it had one.
+        message: String,
+    },
+}
+
+impl Error {
+    /// The HTTP status for this error.
+    ///
+    /// The 2.2 runtime retries 5xx answers until the function's timeout and fails the
+    /// job at once on other 4xx, so the status is a decision:
+    ///
+    /// | status | errors |
+    /// |---|---|
+    /// | 400 | [`MalformedRequest`](Error::MalformedRequest), [`NoInvocation`](Error::NoInvocation), [`MissingDeclaredState`](Error::MissingDeclaredState), [`UnknownState`](Error::UnknownState), [`UnexpectedMessageType`](Error::UnexpectedMessageType), [`MalformedArgument`](Error::MalformedArgument) |
+    /// | 404 | [`UnknownFunctionType`](Error::UnknownFunctionType) |
+    /// | 500 | everything else: a function that failed or panicked, and the errors a function causes through its [`Context`](crate::Context) |
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::MalformedRequest { .. }
+            | Error::NoInvocation
+            | Error::MissingDeclaredState { .. }
+            | Error::UnknownState { .. }
+            | Error::UnexpectedMessageType { .. }
+            | Error::MalformedArgument { .. } => 400,
+            Error::UnknownFunctionType { .. } => 404,
+            _ => 500,
+        }
+    }
+
+    /// The error and its causes, joined with `: `, e.g. `function
+    /// example/greeter/alice failed at invocation 0: user not found`.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = self.source();
+        while let Some(next) = cause {
+            text.push_str(": ");
+            text.push_str(&next.to_string());
+            cause = next.source();
+        }
+        text
+    }
+}
+
+/// Quotes text that came from a request or a user, escaped and bounded, so that an error
+/// message or a log line never carries raw control bytes or megabytes of input.
+pub(crate) struct Shown<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX_CHARS: usize = 200;
+        f.write_str("`")?;
+        for (i, c) in self.0.chars().enumerate() {
+            if i == MAX_CHARS {
+                return write!(f, "...` ({} bytes)", self.0.len());
+            }
+            if c == '`' {
+                f.write_str("\\`")?;
+            } else if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        f.write_str("`")
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidTypename { input, reason } => {
+                write!(f, "invalid function type {}: {reason}", Shown(input))
+            }
+            Error::DuplicateFunction { function_type } => write!(
+                f,
+                "a function is already bound to type {}",
+                Shown(function_type)
+            ),
+            Error::MalformedRequest { field, .. } => {
+                write!(f, "malformed request: cannot decode `{field}`")
+            }
+            Error::NoInvocation => f.write_str(
+                "malformed request: the ToFunction carries no invocation batch (field 100)",
+            ),
+            Error::UnknownFunctionType { function_type } => {
+                write!(f, "no function is bound to type {}", Shown(function_type))
+            }
+            Error::MissingDeclaredState {
+                function_type,
+                state,
+            } => write!(
+                f,
+                "the request for {} did not carry state {}, which the function declares \
+                 (add it to the function's states in module.yaml)",
+                Shown(function_type),
+                Shown(state)
+            ),
+            Error::UnknownState {
+                address,
+                invocation,
+                state,
+            } => write!(
+                f,
+                "function {} used state {} at invocation {invocation} of {}, but the request \
+                 did not carry it (declare it in the function's states in module.yaml)",
+                Shown(&address.typename()),
+                Shown(state),
+                Shown(&address.to_string())
+            ),
+            Error::UnreadableState { address, state, .. } => write!(
+                f,
+                "cannot read state {} of {}",
+                Shown(state),
+                Shown(&address.to_string())
+            ),
+            Error::UnexpectedMessageType {
+                address,
+                invocation,
+                expected,
+                actual,
+            } => {
+                write!(
+                    f,
+                    "invocation {invocation} of {} has an argument of type {}, but the function \
+                     accepts ",
+                    Shown(&address.to_string()),
+                    Shown(actual)
+                )?;
+                for (i, name) in expected.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(if i + 1 == expected.len() {
+                            " or "
+                        } else {
+                            ", "
+                        })?;
+                    }
+                    write!(f, "`{name}`")?;
+                }
+                Ok(())
+            }
+            Error::MalformedArgument {
+                address,
+                invocation,
+                type_url,
+                ..
+            } => write!(
+                f,
+                "invocation {invocation} of {} has an argument of type {} that does not decode",
+                Shown(&address.to_string()),
+                Shown(type_url)
+            ),
+            Error::NoCaller {
+                address,
+                invocation,
+            } => write!(
+                f,
+                "cannot reply at invocation {invocation} of {}: the message has no caller \
+                 (it came from an ingress)",
+                Shown(&address.to_string())
+            ),
+            Error::InvalidArgument { operation, reason } => write!(f, "`{operation}`: {reason}"),
+            Error::FunctionFailed {
+                address,
+                invocation,
+                ..
+            } => write!(
+                f,
+                "function {} failed at invocation {invocation}",
+                Shown(&address.to_string())
+            ),
+            Error::FunctionPanicked {
+                address,
+                invocation,
+                message,
+            } => write!(
+                f,
+                "function {} panicked at invocation {invocation}: {}",
+                Shown(&address.to_string()),
+                Shown(message)
+            ),
+        }
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Error::MalformedRequest { source, .. } | Error::UnreadableState { source, .. } => {
+                Some(source.as_ref())
+            }
+            Error::MalformedArgument { source, .. } => Some(source),
+            Error::FunctionFailed { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_escapes_control_characters_and_backticks() {
+        assert_eq!(Shown("a\nb`c").to_string(), "`a\\nb\\`c`");
+    }
+
+    #[test]
+    fn shown_bounds_long_input() {
+        let long = "x".repeat(10_000);
+        let shown = Shown(&long).to_string();
+        assert!(shown.len() < 260, "{shown}");
+        assert!(shown.ends_with("(10000 bytes)"), "{shown}");
+    }
+
+    #[test]
+    fn chain_joins_the_causes() {
+        let err = Error::FunctionFailed {
+            address: Box::new(Address::new("example", "greeter", "alice")),
+            invocation: 2,
+            source: anyhow::anyhow!("user not found"),
+        };
+        assert_eq!(
+            err.chain(),
+            "function `example/greeter/alice` failed at invocation 2: user not found"
+        );
+        assert_eq!(err.status(), 500);
+    }
+}

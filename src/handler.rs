@@ -1,0 +1,143 @@
+//! [`RequestReplyHandler`]: one request body in, one reply body out.
+
+use std::any::Any as PanicPayload;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::context::Context;
+use crate::error::Error;
+use crate::protocol::v2;
+use crate::registry::StatefulFunctions;
+
+/// Answers the runtime's requests with the bound functions: request bytes in, reply bytes
+/// out. It does no I/O and needs no async runtime; share it between threads (it is `Sync`)
+/// behind an `Arc`, and put it behind any HTTP server.
+///
+/// ```
+/// use statefun_sync::testing::{Reply, Request};
+/// use statefun_sync::{Address, RequestReplyHandler, StatefulFunctions};
+///
+/// let mut functions = StatefulFunctions::new();
+/// functions.bind("example/echo", |ctx, message| Ok(ctx.reply(message)?))?;
+/// let handler = RequestReplyHandler::new(functions);
+///
+/// let request = Request::to("example/echo", "1")
+///     .invoke_from(Address::new("example", "caller", "c"), prost_types::Any::default())
+///     .to_bytes();
+/// let reply = Reply::decode(&handler.handle(&request)?)?;
+/// assert_eq!(reply.messages().len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct RequestReplyHandler {
+    functions: StatefulFunctions,
+}
+
+impl RequestReplyHandler {
+    /// A handler for `functions`.
+    pub fn new(functions: StatefulFunctions) -> Self {
+        RequestReplyHandler { functions }
+    }
+
+    /// The functions this handler serves.
+    pub fn functions(&self) -> &StatefulFunctions {
+        &self.functions
+    }
+
+    /// Runs one batch: decodes `request` (a serialized `ToFunction`), calls the target's
+    /// function once per invocation, in order, and returns the serialized `FromFunction`.
+    ///
+    /// Semantics are those of the Python SDK 2.2.2: a state change is visible to later
+    /// invocations of the batch; the reply carries one mutation per changed state
+    /// (`MODIFY` with the final value, or `DELETE`) in the request's state order, nothing
+    /// for unchanged states, and the messages, delayed messages and egress messages in the
+    /// order they were sent.
+    ///
+    /// # Errors
+    ///
+    /// A batch that fails anywhere returns an error and no reply: the runtime applies a
+    /// reply as a whole, so a partial one would lose or duplicate effects.
+    ///
+    /// - [`Error::MalformedRequest`], [`Error::NoInvocation`]: the bytes are not a batch
+    ///   (400). Nothing runs.
+    /// - [`Error::UnknownFunctionType`]: no function is bound to the target's type (404).
+    /// - [`Error::MissingDeclaredState`]: the request lacks a state the binding declares
+    ///   (400). Nothing runs.
+    /// - [`Error::UnknownState`], [`Error::UnexpectedMessageType`],
+    ///   [`Error::MalformedArgument`]: an invocation used a state the request did not
+    ///   carry, or its argument is not what the function accepts (400).
+    /// - [`Error::FunctionFailed`], [`Error::FunctionPanicked`]: a function returned an
+    ///   error or panicked (500). The panic is caught; the handler stays usable.
+    pub fn handle(&self, request: &[u8]) -> Result<Vec<u8>, Error> {
+        let batch = v2::decode_request(request)?;
+        let entry = self.functions.find_target(&batch.target).ok_or_else(|| {
+            Error::UnknownFunctionType {
+                function_type: batch.target.typename(),
+            }
+        })?;
+        if let Some(missing) = entry
+            .spec
+            .states
+            .iter()
+            .find(|declared| !batch.states.iter().any(|s| s.name == declared.name()))
+        {
+            return Err(Error::MissingDeclaredState {
+                function_type: batch.target.typename(),
+                state: missing.name().to_owned(),
+            });
+        }
+
+        let mut ctx = Context::new(batch.target, &batch.states);
+        for (index, invocation) in batch.invocations.into_iter().enumerate() {
+            ctx.begin_invocation(index, invocation.caller);
+            // AssertUnwindSafe: after a panic the Context is dropped unread, so no
+            // half-updated state can reach a reply.
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                (entry.function)(&mut ctx, invocation.argument)
+            }));
+            let failure = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => function_error(&ctx, index, error),
+                Err(payload) => Error::FunctionPanicked {
+                    address: Box::new(ctx.address().clone()),
+                    invocation: index,
+                    message: panic_message(payload.as_ref()),
+                },
+            };
+            return Err(failure);
+        }
+        Ok(v2::encode_reply(ctx.into_effects()))
+    }
+}
+
+/// The error a function's failure becomes. The request-caused errors a function passes up
+/// with `?` keep their own variant (and so their 400 status); everything else is a
+/// [`Error::FunctionFailed`] around the function's error.
+fn function_error(ctx: &Context<'_>, index: usize, error: anyhow::Error) -> Error {
+    match error.downcast::<Error>() {
+        Ok(
+            error @ (Error::UnknownState { .. }
+            | Error::UnexpectedMessageType { .. }
+            | Error::MalformedArgument { .. }),
+        ) => error,
+        Ok(error) => Error::FunctionFailed {
+            address: Box::new(ctx.address().clone()),
+            invocation: index,
+            source: error.into(),
+        },
+        Err(error) => Error::FunctionFailed {
+            address: Box::new(ctx.address().clone()),
+            invocation: index,
+            source: error,
+        },
+    }
+}
+
+fn panic_message(payload: &(dyn PanicPayload + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "the panic carried no message".to_owned()
+    }
+}

@@ -1,0 +1,156 @@
+//! Packing messages into `Any` and decoding them back: one type, or one of several.
+
+use prost::{Message, Name};
+use prost_types::Any;
+
+/// A function argument that can be decoded from the `Any` a message travels in: any
+/// prost message with [`prost::Name`] (generated with `enable_type_names()`), or an enum of
+/// several made with [`message_union!`](crate::message_union).
+///
+/// Used by [`StatefulFunctions::bind_typed`](crate::StatefulFunctions::bind_typed). The
+/// type is recognised by the full message name after the type URL's last `/`, as the
+/// Python SDK's `Any.Is` does, so any type URL domain is accepted.
+pub trait FromAny: Sized {
+    /// The full protobuf names of the message types accepted, e.g. `["example.User"]`.
+    fn type_names() -> Vec<String>;
+
+    /// Decodes `any`: `None` when it holds no type accepted here, `Some(Err(_))` when it
+    /// holds one whose bytes do not decode.
+    fn from_any(any: &Any) -> Option<Result<Self, prost::DecodeError>>;
+}
+
+impl<M: Message + Name + Default> FromAny for M {
+    fn type_names() -> Vec<String> {
+        vec![M::full_name()]
+    }
+
+    fn from_any(any: &Any) -> Option<Result<Self, prost::DecodeError>> {
+        is_type::<M>(&any.type_url).then(|| M::decode(any.value.as_slice()))
+    }
+}
+
+/// Whether `type_url` names the message type `M`, compared without allocating.
+pub(crate) fn is_type<M: Name>(type_url: &str) -> bool {
+    let full_name = type_url.rsplit('/').next().unwrap_or(type_url);
+    if M::PACKAGE.is_empty() {
+        return full_name == M::NAME;
+    }
+    full_name
+        .strip_prefix(M::PACKAGE)
+        .and_then(|rest| rest.strip_prefix('.'))
+        == Some(M::NAME)
+}
+
+/// Packs `message` into an `Any` with the type URL `type.googleapis.com/<full name>`.
+///
+/// This is `prost_types::Any::from_msg` without its `Result`: encoding into a growing
+/// `Vec` cannot fail.
+pub fn pack<M: Message + Name>(message: &M) -> Any {
+    Any {
+        type_url: M::type_url(),
+        value: message.encode_to_vec(),
+    }
+}
+
+/// Defines an enum of message types that a function accepts, the Rust form of the
+/// Python SDK's `typing.Union[User, Admin]`, and implements [`FromAny`] for it, so
+/// [`StatefulFunctions::bind_typed`](crate::StatefulFunctions::bind_typed) dispatches on
+/// the type URL.
+///
+/// ```
+/// use statefun_sync::{message_union, Context, StatefulFunctions};
+///
+/// message_union! {
+///     /// What `example/goodbye` accepts (well-known types stand in for your own).
+///     #[derive(Debug)]
+///     pub enum Visitor {
+///         User(prost_types::Timestamp),
+///         Admin(prost_types::Duration),
+///     }
+/// }
+///
+/// fn goodbye(_ctx: &mut Context, message: Visitor) -> anyhow::Result<()> {
+///     match message {
+///         Visitor::User(_) => println!("Goodbye user"),
+///         Visitor::Admin(_) => println!("Goodbye admin"),
+///     }
+///     Ok(())
+/// }
+///
+/// let mut functions = StatefulFunctions::new();
+/// functions.bind_typed("example/goodbye", goodbye)?;
+/// # Ok::<(), statefun_sync::Error>(())
+/// ```
+#[macro_export]
+macro_rules! message_union {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident($ty:ty)),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$variant_meta])* $variant($ty)),+
+        }
+
+        impl $crate::FromAny for $name {
+            fn type_names() -> ::std::vec::Vec<::std::string::String> {
+                let mut names = ::std::vec::Vec::new();
+                $(names.extend(<$ty as $crate::FromAny>::type_names());)+
+                names
+            }
+
+            fn from_any(
+                any: &$crate::__private::Any,
+            ) -> ::std::option::Option<::std::result::Result<Self, $crate::__private::DecodeError>> {
+                $(
+                    if let ::std::option::Option::Some(result) = <$ty as $crate::FromAny>::from_any(any) {
+                        return ::std::option::Option::Some(result.map($name::$variant));
+                    }
+                )+
+                ::std::option::Option::None
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_urls_match_on_the_full_name_after_the_last_slash() {
+        let cases = [
+            ("type.googleapis.com/google.protobuf.Duration", true),
+            ("example.com/types/google.protobuf.Duration", true),
+            ("google.protobuf.Duration", true),
+            ("type.googleapis.com/google.protobuf.Timestamp", false),
+            ("type.googleapis.com/protobuf.Duration", false),
+            ("type.googleapis.com/google.protobufXDuration", false),
+            ("", false),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(
+                is_type::<prost_types::Duration>(url),
+                expected,
+                "url {url:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_packed_message_decodes_back() {
+        let message = prost_types::Duration {
+            seconds: 3,
+            nanos: 4,
+        };
+        let any = pack(&message);
+        assert_eq!(any.type_url, "type.googleapis.com/google.protobuf.Duration");
+        assert_eq!(
+            prost_types::Duration::from_any(&any).unwrap().unwrap(),
+            message
+        );
+        assert!(prost_types::Timestamp::from_any(&any).is_none());
+    }
+}
