@@ -41,15 +41,33 @@ pub(crate) fn is_type<M: Name>(type_url: &str) -> bool {
         == Some(M::NAME)
 }
 
+/// The type URL prefix the runtime and every Stateful Functions SDK pack with.
+pub(crate) const TYPE_URL_PREFIX: &str = "type.googleapis.com/";
+
 /// Packs `message` into an `Any` with the type URL `type.googleapis.com/<full name>`.
 ///
-/// This is `prost_types::Any::from_msg` without its `Result`: encoding into a growing
-/// `Vec` cannot fail.
+/// The prefix is always `type.googleapis.com/`, as in the Python SDK and the runtime,
+/// whatever [`Name::type_url`] says: prost's default for a hand-written `Name` impl is
+/// `/<full name>`. Encoding into a growing `Vec` cannot fail, so unlike
+/// `prost_types::Any::from_msg` this returns no `Result`.
 pub fn pack<M: Message + Name>(message: &M) -> Any {
     Any {
-        type_url: M::type_url(),
+        type_url: type_url::<M>(),
         value: message.encode_to_vec(),
     }
+}
+
+/// `type.googleapis.com/<package>.<name>`, built with one allocation.
+pub(crate) fn type_url<M: Name>() -> String {
+    let mut url =
+        String::with_capacity(TYPE_URL_PREFIX.len() + M::PACKAGE.len() + 1 + M::NAME.len());
+    url.push_str(TYPE_URL_PREFIX);
+    if !M::PACKAGE.is_empty() {
+        url.push_str(M::PACKAGE);
+        url.push('.');
+    }
+    url.push_str(M::NAME);
+    url
 }
 
 /// Defines an enum of message types that a function accepts, the Rust form of the
@@ -152,5 +170,23 @@ mod tests {
             message
         );
         assert!(prost_types::Timestamp::from_any(&any).is_none());
+    }
+
+    /// A hand-written `Name` impl, whose default `type_url()` is `/<full name>`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct HandWritten {}
+
+    impl Name for HandWritten {
+        const NAME: &'static str = "HandWritten";
+        const PACKAGE: &'static str = "example";
+    }
+
+    #[test]
+    fn packing_always_uses_the_googleapis_prefix() {
+        assert_eq!(HandWritten::type_url(), "/example.HandWritten");
+        assert_eq!(
+            pack(&HandWritten {}).type_url,
+            "type.googleapis.com/example.HandWritten"
+        );
     }
 }
