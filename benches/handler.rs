@@ -1,0 +1,82 @@
+//! `cargo bench --bench handler`: `handle()` against the protobuf floor on each fixed
+//! workload, in the same criterion group so the two figures come from one run.
+//!
+//! For instruction counts (`scripts/callgrind.sh`), the same binary runs one request a
+//! fixed number of times and exits, with no criterion in the way:
+//!
+//! ```text
+//! STATEFUN_BENCH_RUN="w1_greet handle 1000" target/release/deps/handler-<hash>
+//! ```
+//!
+//! The request is a workload name, `batch<N>` or `state<N>[K|M]` (see
+//! `workloads/functions.rs`); the mode is `handle` or `floor`.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+
+use criterion::{Criterion, Throughput};
+
+#[path = "workloads/functions.rs"]
+mod workloads;
+
+use workloads::{Floor, WORKLOADS};
+
+fn fixed_workloads(c: &mut Criterion) {
+    let handler = workloads::handler();
+    for workload in WORKLOADS {
+        let floor = Floor::new(workload.request, workload.expected);
+        let mut group = c.benchmark_group(workload.name);
+        group.throughput(Throughput::Bytes(workload.request.len() as u64));
+        group.bench_function("handle", |b| {
+            b.iter(|| handler.handle(black_box(workload.request)).unwrap())
+        });
+        group.bench_function("floor", |b| b.iter(|| black_box(&floor).run()));
+        group.finish();
+    }
+}
+
+/// Runs `<request> <handle|floor> <iterations>` and exits.
+fn run_iterations(spec: &str) -> Result<(), String> {
+    let usage = "STATEFUN_BENCH_RUN must be `<request> <handle|floor> <iterations>`";
+    let parts: Vec<&str> = spec.split_whitespace().collect();
+    let [name, mode, iterations] = parts[..] else {
+        return Err(format!("{usage}, not `{spec}`"));
+    };
+    let iterations: u64 = iterations
+        .parse()
+        .map_err(|_| format!("{usage}: `{iterations}` is not a count"))?;
+    let request = workloads::request(name).ok_or_else(|| format!("no request called `{name}`"))?;
+    let handler = workloads::handler();
+    match mode {
+        "handle" => {
+            for _ in 0..iterations {
+                black_box(handler.handle(black_box(&request)).unwrap());
+            }
+        }
+        "floor" => {
+            let reply = handler.handle(&request).map_err(|e| e.to_string())?;
+            let floor = Floor::new(&request, &reply);
+            for _ in 0..iterations {
+                black_box(black_box(&floor).run());
+            }
+        }
+        other => return Err(format!("{usage}: unknown mode `{other}`")),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    if let Ok(spec) = std::env::var("STATEFUN_BENCH_RUN") {
+        return match run_iterations(&spec) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("{message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let mut criterion = Criterion::default().configure_from_args();
+    fixed_workloads(&mut criterion);
+    criterion.final_summary();
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,53 @@
+//! The benchmark functions answer the four fixed workloads with exactly the bytes the
+//! Python SDK 2.2.2 answers them with, so the benches measure the same work as the
+//! reference.
+
+#[path = "../benches/workloads/functions.rs"]
+mod workloads;
+
+use statefun_sync::testing::Reply;
+use workloads::{Count, Greet, WORKLOADS};
+
+#[test]
+fn every_workload_reply_is_byte_identical_to_the_python_sdk_reply() {
+    let handler = workloads::handler();
+    for workload in WORKLOADS {
+        let reply = handler.handle(workload.request).unwrap();
+        assert!(
+            reply == workload.expected,
+            "{}: reply of {} B differs from the expected {} B",
+            workload.name,
+            reply.len(),
+            workload.expected.len()
+        );
+    }
+}
+
+// Guards the scaling benches: their generated requests are answered as WORKLOADS.md says.
+#[test]
+fn generated_batches_count_on_from_the_seen_state() {
+    let handler = workloads::handler();
+    let reply = Reply::decode(&handler.handle(&workloads::batch_request(3)).unwrap()).unwrap();
+
+    let seen: Count = reply.modified("seen").unwrap().to_msg().unwrap();
+    assert_eq!(seen.value, 44);
+    let greetings: Vec<String> = reply
+        .messages()
+        .iter()
+        .map(|m| m.argument.to_msg::<Greet>().unwrap().name)
+        .collect();
+    assert_eq!(
+        greetings,
+        ["Hello user-0 #42", "Hello user-1 #43", "Hello user-2 #44"]
+    );
+}
+
+#[test]
+fn a_generated_bigstate_request_changes_only_seen() {
+    let handler = workloads::handler();
+    let request = workloads::bigstate_request(1 << 10);
+
+    let reply = handler.handle(&request).unwrap();
+
+    assert_eq!(reply, WORKLOADS[2].expected);
+}
