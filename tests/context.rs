@@ -430,8 +430,8 @@ fn a_state_the_request_did_not_carry_is_unknown_for_every_accessor() {
     // Invocation 0 (`ping(9)`) succeeds; invocation 1 touches `missing` in one of five ways.
     let handler = handler_for("ex/state", |ctx, message| {
         match message.value[0] {
-            0 => drop(ctx.get_state("missing")?),
-            1 => drop(ctx.unpack_state::<SeenCount>("missing")?),
+            0 => _ = ctx.get_state("missing")?,
+            1 => _ = ctx.unpack_state::<SeenCount>("missing")?,
             2 => ctx.set_state("missing", Any::default())?,
             3 => ctx.pack_and_set_state("missing", &SeenCount::default())?,
             4 => ctx.delete_state("missing")?,
