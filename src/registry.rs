@@ -168,6 +168,13 @@ impl StatefulFunctions {
             .map(|e| format!("{}/{}", e.namespace, e.name))
     }
 
+    /// The states the function bound to `typename` declares, in declaration order; `None`
+    /// when no function is bound to it.
+    pub fn declared_states(&self, typename: &str) -> Option<&[StateSpec]> {
+        let (namespace, name) = parse_typename(typename).ok()?;
+        self.find(namespace, name).map(|e| e.spec.states.as_slice())
+    }
+
     pub(crate) fn find(&self, namespace: &str, name: &str) -> Option<&FunctionEntry> {
         self.entries
             .iter()
@@ -445,6 +452,15 @@ mod tests {
             .state(StateSpec::new("visit").expire(Expiration::AfterWrite(Duration::from_secs(60))))
             .timeout(Duration::from_secs(120));
         functions.bind("example/other", |_, _| Ok(())).unwrap();
+        let declared: Vec<_> = functions
+            .declared_states("example/greeter")
+            .unwrap()
+            .iter()
+            .map(StateSpec::name)
+            .collect();
+        assert_eq!(declared, ["seen", "visit"]);
+        assert_eq!(functions.declared_states("example/other"), Some(&[][..]));
+        assert_eq!(functions.declared_states("example/none"), None);
         let yaml = functions.module_yaml("http://localhost:8000/statefun");
         let expected = "\
 version: \"2.0\"
