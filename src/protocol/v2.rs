@@ -71,20 +71,25 @@ fn decode_batch<'a>(
                     .map_err(malformed(field))?;
             }
             BATCH_STATE => {
+                // Field names are formatted only on the error path: a request carries
+                // many states, and a name per state would cost an allocation each.
                 let index = states.len();
                 let field = || format!("ToFunction.invocation.state[{index}]");
-                let bytes = length_delimited(&mut reader, wire_type, &field())?;
-                let state = decode_state(bytes, &field())?;
+                let bytes = length_delimited_at(&mut reader, wire_type)
+                    .map_err(|source| malformed_at(field(), source))?;
+                let state = decode_state(bytes, field)?;
                 match states.iter_mut().find(|s| s.name == state.name) {
                     Some(earlier) => earlier.value = state.value,
                     None => states.push(state),
                 }
             }
             BATCH_INVOCATIONS => {
-                let field = format!("ToFunction.invocation.invocations[{}]", invocations.len());
-                let bytes = length_delimited(&mut reader, wire_type, &field)?;
-                let invocation =
-                    to_function::Invocation::decode(bytes).map_err(malformed(&field))?;
+                let index = invocations.len();
+                let field = || format!("ToFunction.invocation.invocations[{index}]");
+                let bytes = length_delimited_at(&mut reader, wire_type)
+                    .map_err(|source| malformed_at(field(), source))?;
+                let invocation = to_function::Invocation::decode(bytes)
+                    .map_err(|source| malformed_at(field(), source))?;
                 invocations.push(Invocation {
                     caller: invocation
                         .caller
@@ -100,26 +105,33 @@ fn decode_batch<'a>(
     Ok(())
 }
 
-fn decode_state<'a>(body: &'a [u8], field: &str) -> Result<RawState<'a>, Error> {
+/// Decodes one `PersistedValue`; `field` names it, for errors only.
+fn decode_state<'a>(body: &'a [u8], field: impl Fn() -> String) -> Result<RawState<'a>, Error> {
     let mut reader = Reader::new(body);
     let mut state = RawState {
         name: "",
         value: &[],
     };
     while !reader.is_empty() {
-        let (tag, wire_type) = reader.key().map_err(malformed(field))?;
+        let (tag, wire_type) = reader
+            .key()
+            .map_err(|source| malformed_at(field(), source))?;
         match tag {
             STATE_NAME => {
-                let field = format!("{field}.state_name");
-                let bytes = length_delimited(&mut reader, wire_type, &field)?;
-                state.name = std::str::from_utf8(bytes)
-                    .map_err(|_| malformed(&field)(WireError("invalid UTF-8 in a string field")))?;
+                let name = || format!("{}.state_name", field());
+                let bytes = length_delimited_at(&mut reader, wire_type)
+                    .map_err(|source| malformed_at(name(), source))?;
+                state.name = std::str::from_utf8(bytes).map_err(|_| {
+                    malformed_at(name(), WireError("invalid UTF-8 in a string field"))
+                })?;
             }
             STATE_VALUE => {
-                state.value =
-                    length_delimited(&mut reader, wire_type, &format!("{field}.state_value"))?;
+                state.value = length_delimited_at(&mut reader, wire_type)
+                    .map_err(|source| malformed_at(format!("{}.state_value", field()), source))?;
             }
-            _ => reader.skip(tag, wire_type).map_err(malformed(field))?,
+            _ => reader
+                .skip(tag, wire_type)
+                .map_err(|source| malformed_at(field(), source))?,
         }
     }
     Ok(state)
@@ -130,20 +142,34 @@ fn length_delimited<'a>(
     wire_type: WireType,
     field: &str,
 ) -> Result<&'a [u8], Error> {
+    length_delimited_at(reader, wire_type).map_err(malformed(field))
+}
+
+fn length_delimited_at<'a>(
+    reader: &mut Reader<'a>,
+    wire_type: WireType,
+) -> Result<&'a [u8], WireError> {
     if wire_type != WireType::LengthDelimited {
-        return Err(malformed(field)(WireError(
+        return Err(WireError(
             "expected a length-delimited field, found another wire type",
-        )));
+        ));
     }
-    reader.bytes().map_err(malformed(field))
+    reader.bytes()
 }
 
 fn malformed<E>(field: &str) -> impl FnOnce(E) -> Error + '_
 where
     E: std::error::Error + Send + Sync + 'static,
 {
-    move |source| Error::MalformedRequest {
-        field: field.to_owned(),
+    move |source| malformed_at(field.to_owned(), source)
+}
+
+fn malformed_at<E>(field: String, source: E) -> Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    Error::MalformedRequest {
+        field,
         source: Box::new(source),
     }
 }
