@@ -52,6 +52,8 @@
 //!   status that is.
 //! - [`testing`] builds requests and reads replies for unit tests.
 //! - [`proto`] holds the generated protocol types.
+//! - [`serve`] puts a handler behind the crate's own blocking HTTP server; [`http`] has
+//!   its settings, and the rules to host a handler in any other server.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -60,6 +62,7 @@ mod context;
 mod egress;
 mod error;
 mod handler;
+pub mod http;
 mod message;
 pub mod proto;
 mod protocol;
@@ -71,6 +74,9 @@ pub use context::Context;
 pub use egress::{kafka_egress_record, kinesis_egress_record};
 pub use error::Error;
 pub use handler::RequestReplyHandler;
+pub use http::serve;
+#[cfg(feature = "tiny-http")]
+pub use http::tiny_http_adapter;
 pub use message::{pack, FromAny};
 pub use registry::{Binding, Expiration, StateSpec, StatefulFunctions};
 

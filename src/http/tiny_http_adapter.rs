@@ -1,0 +1,98 @@
+//! Answers `tiny_http` requests with a handler, for services that already run tiny_http
+//! (feature `tiny-http`, on by default).
+//!
+//! ```no_run
+//! use statefun_sync::{tiny_http_adapter, RequestReplyHandler, StatefulFunctions};
+//!
+//! let mut functions = StatefulFunctions::new();
+//! functions.bind("example/greeter", |ctx, message| Ok(ctx.reply(message)?))?;
+//! let handler = RequestReplyHandler::new(functions);
+//!
+//! let server = tiny_http::Server::http("127.0.0.1:8000")?;
+//! for request in server.incoming_requests() {
+//!     tiny_http_adapter::answer(&handler, request)?;
+//! }
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! ```
+//!
+//! # Not for the runtime's connection bursts
+//!
+//! tiny_http 0.12 hands each accepted connection to its internal task pool, and a
+//! connection holds a pool thread for its whole life. The runtime keeps up to 1,024
+//! keep-alive connections per task manager and opens them in bursts: when a burst
+//! arrives while k pool threads are idle, tiny_http queues every new connection behind
+//! those k threads, and the queued ones get no answer until another connection closes.
+//! Measured on a fresh tiny_http 0.12 server answering a fixed reply, bursts of 16
+//! keep-alive connections, each sending one request, got 4, 12, 14, 16 and 16 answers
+//! within 3 s over five runs; a burst of 256 got 189. The runtime's read timeout (10 s)
+//! then fails and retries those calls.
+//!
+//! So a service whose function endpoint the runtime calls directly should use
+//! [`serve`](crate::serve) (or [`Server`](crate::http::Server)), which gives every
+//! connection its own thread. This adapter suits a service that already runs tiny_http
+//! and sees few connections, or sits behind a proxy that bounds them.
+
+use std::io;
+
+use ::tiny_http::{Header, Request, Response as TinyResponse};
+
+use super::adapter::{Endpoint, RequestHead};
+use crate::handler::RequestReplyHandler;
+
+/// Answers `request` with `handler`, with the default [`Endpoint`] (path `/statefun`,
+/// bodies up to 32 MiB): reads the body, runs the batch and sends the reply, or the
+/// error status the [`Endpoint`] table gives.
+///
+/// # Errors
+///
+/// The I/O error if the response cannot be written (the client went away). Every problem
+/// of the request itself is answered with its status, not returned.
+pub fn answer(handler: &RequestReplyHandler, request: Request) -> io::Result<()> {
+    answer_with(&Endpoint::new(), handler, request)
+}
+
+/// As [`answer`], with the rules of `endpoint` (its path and body limit).
+///
+/// # Errors
+///
+/// As [`answer`].
+pub fn answer_with(
+    endpoint: &Endpoint,
+    handler: &RequestReplyHandler,
+    mut request: Request,
+) -> io::Result<()> {
+    let method = request.method().as_str().to_owned();
+    let url = request.url().to_owned();
+    let content_type = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Content-Type"))
+        .map(|h| h.value.as_str().to_owned());
+    let length = request.body_length();
+
+    let mut head = RequestHead::new(&method, &url);
+    if let Some(content_type) = &content_type {
+        head = head.content_type(content_type);
+    }
+    if let Some(length) = length {
+        head = head.content_length(length as u64);
+    }
+    let response = endpoint.respond(handler, &head, request.as_reader());
+
+    let (status, content_type, extra) = (
+        response.status(),
+        response.content_type(),
+        response.headers(),
+    );
+    let mut tiny = TinyResponse::from_data(response.into_body()).with_status_code(status);
+    for (name, value) in [("Content-Type", content_type)]
+        .into_iter()
+        .chain(extra.iter().copied())
+    {
+        // Both are constants of this crate, so the conversion does not fail.
+        if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            tiny.add_header(header);
+        }
+    }
+    request.respond(tiny)
+}
