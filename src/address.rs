@@ -75,10 +75,6 @@ impl Address {
     pub(crate) fn is_type(&self, namespace: &str, name: &str) -> bool {
         self.namespace == namespace && self.name == name
     }
-
-    pub(crate) fn into_parts(self) -> (String, String, String) {
-        (self.namespace, self.name, self.id)
-    }
 }
 
 impl fmt::Display for Address {

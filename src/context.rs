@@ -8,8 +8,9 @@ use prost_types::Any;
 
 use crate::address::{parse_typename, Address};
 use crate::error::Error;
-use crate::message::{is_type, pack};
-use crate::protocol::{v2, Delayed, Effects, Egress, Mutation, RawState};
+use crate::message::is_type;
+use crate::protocol::v2::{self, AddressRef, Argument, Packed};
+use crate::protocol::{Effects, Mutation, RawState};
 
 /// What a function sees of the batch it runs in, and how it acts: its address, the
 /// current message's caller, its states, and the messages it sends.
@@ -49,7 +50,8 @@ enum StateValue<'a> {
     /// As the request carried it (a serialized `Any`, empty for no value), borrowed from
     /// the request body. Unchanged states are never decoded unless read, and never copied.
     Unchanged(&'a [u8]),
-    Set(Any),
+    /// Set by a function: a serialized `Any`, reused by the next set of the same state.
+    Set(Vec<u8>),
     Deleted,
 }
 
@@ -80,26 +82,21 @@ impl<'a> Context<'a> {
         self.invocation
     }
 
-    /// What the batch did: one mutation per changed state, in the request's state order,
-    /// then the messages in the order they were sent.
-    pub(crate) fn into_effects(self) -> Effects {
-        let mut effects = self.effects;
-        effects.mutations = self
-            .states
-            .into_iter()
-            .filter_map(|state| {
-                let value = match state.value {
-                    StateValue::Unchanged(_) => return None,
-                    StateValue::Set(any) => Some(any.encode_to_vec()),
-                    StateValue::Deleted => None,
-                };
-                Some(Mutation {
-                    name: state.name.to_owned(),
-                    value,
-                })
+    /// The reply to the batch: one mutation per changed state, in the request's state
+    /// order, then the messages in the order they were sent.
+    pub(crate) fn encode_reply(&self) -> Vec<u8> {
+        let mutations = self.states.iter().filter_map(|state| {
+            let value = match &state.value {
+                StateValue::Unchanged(_) => return None,
+                StateValue::Set(bytes) => Some(bytes.as_slice()),
+                StateValue::Deleted => None,
+            };
+            Some(Mutation {
+                name: state.name,
+                value,
             })
-            .collect();
-        effects
+        });
+        v2::encode_reply(mutations, &self.effects)
     }
 
     /// The address being invoked: this function's type and the id of the instance.
@@ -121,7 +118,7 @@ impl<'a> Context<'a> {
     /// [`Error::InvalidArgument`] if `id` is empty.
     pub fn send(&mut self, typename: &str, id: &str, message: Any) -> Result<(), Error> {
         let target = target_address("send", typename, id)?;
-        self.effects.messages.push((target, message));
+        self.effects.message(target, &message);
         Ok(())
     }
 
@@ -137,7 +134,7 @@ impl<'a> Context<'a> {
         message: &M,
     ) -> Result<(), Error> {
         let target = target_address("pack_and_send", typename, id)?;
-        self.effects.messages.push((target, pack(message)));
+        self.effects.message(target, Packed::new(message));
         Ok(())
     }
 
@@ -147,9 +144,7 @@ impl<'a> Context<'a> {
     ///
     /// [`Error::NoCaller`] if the current message came from an ingress.
     pub fn reply(&mut self, message: Any) -> Result<(), Error> {
-        let caller = self.caller_for_reply()?;
-        self.effects.messages.push((caller, message));
-        Ok(())
+        self.push_reply(&message)
     }
 
     /// Packs `message` into an `Any` and [replies](Self::reply) with it.
@@ -158,16 +153,20 @@ impl<'a> Context<'a> {
     ///
     /// As [`reply`](Self::reply).
     pub fn pack_and_reply<M: Message + Name>(&mut self, message: &M) -> Result<(), Error> {
-        let caller = self.caller_for_reply()?;
-        self.effects.messages.push((caller, pack(message)));
-        Ok(())
+        self.push_reply(Packed::new(message))
     }
 
-    fn caller_for_reply(&self) -> Result<Address, Error> {
-        self.caller.clone().ok_or_else(|| Error::NoCaller {
-            address: Box::new(self.address.clone()),
-            invocation: self.invocation,
-        })
+    fn push_reply(&mut self, argument: impl Argument) -> Result<(), Error> {
+        match &self.caller {
+            Some(caller) => {
+                self.effects.message(AddressRef::from(caller), argument);
+                Ok(())
+            }
+            None => Err(Error::NoCaller {
+                address: Box::new(self.address.clone()),
+                invocation: self.invocation,
+            }),
+        }
     }
 
     /// Sends `message` to the instance `id` of `typename` after `delay`, which the runtime
@@ -187,7 +186,7 @@ impl<'a> Context<'a> {
         id: &str,
         message: Any,
     ) -> Result<(), Error> {
-        self.push_delayed("send_after", delay, typename, id, message)
+        self.push_delayed("send_after", delay, typename, id, &message)
     }
 
     /// Packs `message` into an `Any` and [sends it after `delay`](Self::send_after).
@@ -202,7 +201,13 @@ impl<'a> Context<'a> {
         id: &str,
         message: &M,
     ) -> Result<(), Error> {
-        self.push_delayed("pack_and_send_after", delay, typename, id, pack(message))
+        self.push_delayed(
+            "pack_and_send_after",
+            delay,
+            typename,
+            id,
+            Packed::new(message),
+        )
     }
 
     fn push_delayed(
@@ -211,7 +216,7 @@ impl<'a> Context<'a> {
         delay: Duration,
         typename: &str,
         id: &str,
-        argument: Any,
+        argument: impl Argument,
     ) -> Result<(), Error> {
         if delay.is_zero() {
             return Err(Error::InvalidArgument {
@@ -224,11 +229,7 @@ impl<'a> Context<'a> {
             reason: format!("the delay {delay:?} is longer than i64::MAX milliseconds"),
         })?;
         let target = target_address(operation, typename, id)?;
-        self.effects.delayed.push(Delayed {
-            delay_ms,
-            target,
-            argument,
-        });
+        self.effects.delayed(delay_ms, target, argument);
         Ok(())
     }
 
@@ -243,11 +244,7 @@ impl<'a> Context<'a> {
     /// [`Error::InvalidTypename`] if `typename` is not `namespace/name`.
     pub fn send_egress(&mut self, typename: &str, message: Any) -> Result<(), Error> {
         let (namespace, name) = parse_typename(typename)?;
-        self.effects.egresses.push(Egress {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            argument: message,
-        });
+        self.effects.egress(namespace, name, &message);
         Ok(())
     }
 
@@ -261,7 +258,9 @@ impl<'a> Context<'a> {
         typename: &str,
         message: &M,
     ) -> Result<(), Error> {
-        self.send_egress(typename, pack(message))
+        let (namespace, name) = parse_typename(typename)?;
+        self.effects.egress(namespace, name, Packed::new(message));
+        Ok(())
     }
 
     /// The value of the state `name`, or `None` when it has no value.
@@ -277,7 +276,9 @@ impl<'a> Context<'a> {
             StateValue::Unchanged(bytes) => Any::decode(*bytes)
                 .map(Some)
                 .map_err(|source| self.unreadable(name, source)),
-            StateValue::Set(any) => Ok(Some(any.clone())),
+            StateValue::Set(bytes) => Any::decode(bytes.as_slice())
+                .map(Some)
+                .map_err(|source| self.unreadable(name, source)),
             StateValue::Deleted => Ok(None),
         }
     }
@@ -299,7 +300,9 @@ impl<'a> Context<'a> {
             StateValue::Unchanged(bytes) => {
                 v2::any_parts(bytes).map_err(|source| self.unreadable(name, source))?
             }
-            StateValue::Set(any) => (any.type_url.as_str(), any.value.as_slice()),
+            StateValue::Set(bytes) => {
+                v2::any_parts(bytes).map_err(|source| self.unreadable(name, source))?
+            }
             StateValue::Deleted => return Ok(None),
         };
         if !is_type::<M>(type_url) {
@@ -320,7 +323,10 @@ impl<'a> Context<'a> {
     ///
     /// [`Error::UnknownState`] if the request did not carry a state called `name`.
     pub fn set_state(&mut self, name: &str, value: Any) -> Result<(), Error> {
-        self.state_mut(name)?.value = StateValue::Set(value);
+        self.state_mut(name)?.set(|buf| {
+            // Encoding into a `Vec` cannot run out of room: it grows.
+            let _ = value.encode(buf);
+        });
         Ok(())
     }
 
@@ -334,7 +340,8 @@ impl<'a> Context<'a> {
         name: &str,
         message: &M,
     ) -> Result<(), Error> {
-        self.state_mut(name)?.value = StateValue::Set(pack(message));
+        let packed = Packed::new(message);
+        self.state_mut(name)?.set(|buf| packed.put_any(buf));
         Ok(())
     }
 
@@ -385,7 +392,27 @@ impl<'a> Context<'a> {
     }
 }
 
-fn target_address(operation: &'static str, typename: &str, id: &str) -> Result<Address, Error> {
+impl State<'_> {
+    /// Sets the state to the serialized `Any` that `encode` appends to an empty buffer.
+    /// A state set again in the same batch reuses its buffer.
+    fn set(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        let mut buf = match std::mem::replace(&mut self.value, StateValue::Deleted) {
+            StateValue::Set(mut buf) => {
+                buf.clear();
+                buf
+            }
+            _ => Vec::new(),
+        };
+        encode(&mut buf);
+        self.value = StateValue::Set(buf);
+    }
+}
+
+fn target_address<'t>(
+    operation: &'static str,
+    typename: &'t str,
+    id: &'t str,
+) -> Result<AddressRef<'t>, Error> {
     let (namespace, name) = parse_typename(typename)?;
     if id.is_empty() {
         return Err(Error::InvalidArgument {
@@ -393,7 +420,11 @@ fn target_address(operation: &'static str, typename: &str, id: &str) -> Result<A
             reason: format!("the id of the target of type `{typename}` is empty"),
         });
     }
-    Ok(Address::new(namespace, name, id))
+    Ok(AddressRef {
+        namespace,
+        name,
+        id,
+    })
 }
 
 impl fmt::Debug for Context<'_> {

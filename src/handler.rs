@@ -105,7 +105,7 @@ impl RequestReplyHandler {
             };
             return Err(failure);
         }
-        Ok(v2::encode_reply(ctx.into_effects()))
+        Ok(ctx.encode_reply())
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! The handler decodes a request into a protocol-neutral [`Batch`], runs it through a
 //! [`Context`](crate::Context), and encodes the [`Effects`] that the context collected.
-//! Only [`v2`] (Stateful Functions 2.2) exists today; a 3.x protocol goes beside it and
-//! reuses everything above this module.
+//! Only [`v2`] (Stateful Functions 2.2) exists today. The effects are encoded as they
+//! happen, in the 2.2 wire format (an outgoing message costs no allocation of its own
+//! that way), so a 3.x protocol goes beside [`v2`] with its own `Effects` and reuses
+//! everything else above this module.
 
 pub(crate) mod v2;
 mod wire;
@@ -38,35 +40,16 @@ pub(crate) struct Invocation {
     pub(crate) argument: Any,
 }
 
-/// What a batch did, in the order the functions did it.
-#[derive(Debug, Default)]
-pub(crate) struct Effects {
-    pub(crate) mutations: Vec<Mutation>,
-    pub(crate) messages: Vec<(Address, Any)>,
-    pub(crate) delayed: Vec<Delayed>,
-    pub(crate) egresses: Vec<Egress>,
-}
+/// What a batch did, in the order the functions did it: the messages, delayed messages
+/// and egress messages, each already encoded as the reply's repeated field (see
+/// [`v2::Effects`]). State changes stay in the [`Context`](crate::Context) until the
+/// batch ends, and become [`Mutation`]s.
+pub(crate) use v2::Effects;
 
-/// A changed state.
-#[derive(Debug)]
-pub(crate) struct Mutation {
-    pub(crate) name: String,
+/// A changed state, borrowed from the context when the reply is encoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mutation<'a> {
+    pub(crate) name: &'a str,
     /// The new value, a serialized `Any`; `None` deletes the state.
-    pub(crate) value: Option<Vec<u8>>,
-}
-
-/// A message to send after a delay.
-#[derive(Debug)]
-pub(crate) struct Delayed {
-    pub(crate) delay_ms: i64,
-    pub(crate) target: Address,
-    pub(crate) argument: Any,
-}
-
-/// A message to an egress.
-#[derive(Debug)]
-pub(crate) struct Egress {
-    pub(crate) namespace: String,
-    pub(crate) name: String,
-    pub(crate) argument: Any,
+    pub(crate) value: Option<&'a [u8]>,
 }

@@ -1,10 +1,15 @@
-//! A minimal protobuf wire-format reader over a borrowed buffer.
+//! A minimal protobuf wire-format reader over a borrowed buffer, and the few writing
+//! functions the reply needs.
 //!
 //! prost decodes into owned types, so decoding a request with prost copies every state
 //! value out of the request body. This reader hands out sub-slices instead, which is how
 //! the handler leaves untouched states (often most of a request's bytes) uncopied. It
 //! reads only what the protocol's outer messages need: keys, varints and
 //! length-delimited fields, and skips everything else the way protobuf parsers do.
+//!
+//! The writing side encodes the reply's outer messages straight from what the functions
+//! did, with no intermediate owned messages; it writes what prost writes (fields in
+//! field-number order, proto3 defaults left out).
 
 use std::fmt;
 
@@ -153,9 +158,74 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The number of bytes `value` takes as a varint.
+pub(crate) fn varint_len(value: u64) -> usize {
+    // One byte per started group of seven bits, and one for zero.
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Appends `value` as a varint.
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        buf.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    buf.push(value as u8);
+}
+
+/// Appends the key and the length of a length-delimited field whose payload is `len`
+/// bytes; the caller appends the payload.
+pub(crate) fn put_len_key(buf: &mut Vec<u8>, tag: u32, len: usize) {
+    put_varint(buf, u64::from(tag << 3 | 2));
+    put_varint(buf, len as u64);
+}
+
+/// The encoded size of a length-delimited field with a `len`-byte payload, key included.
+pub(crate) fn len_field_len(tag: u32, len: usize) -> usize {
+    varint_len(u64::from(tag << 3 | 2)) + varint_len(len as u64) + len
+}
+
+/// The encoded size of a `string` or `bytes` field: nothing when empty (the proto3
+/// default is left out).
+pub(crate) fn bytes_field_len(tag: u32, bytes: &[u8]) -> usize {
+    if bytes.is_empty() {
+        0
+    } else {
+        len_field_len(tag, bytes.len())
+    }
+}
+
+/// Appends a `string` or `bytes` field, unless it is empty.
+pub(crate) fn put_bytes_field(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+    if !bytes.is_empty() {
+        put_len_key(buf, tag, bytes.len());
+        buf.extend_from_slice(bytes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_varints_read_back_with_their_predicted_length() {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, value);
+            assert_eq!(buf.len(), varint_len(value), "value {value}");
+            assert_eq!(Reader::new(&buf).varint(), Ok(value), "value {value}");
+        }
+    }
 
     #[test]
     fn varints_decode_and_refuse_overflow() {
