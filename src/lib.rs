@@ -50,7 +50,9 @@
 //!   and the messages it sends (to functions, after a delay, to egresses).
 //! - [`RequestReplyHandler`] runs a batch; [`Error`] says what went wrong and which HTTP
 //!   status that is.
-//! - [`testing`] builds requests and reads replies for unit tests.
+//! - [`testing`] builds requests and reads replies for unit tests, and runs a whole app
+//!   on a [`LocalRuntime`](testing::LocalRuntime): state, messages, timers and egresses,
+//!   with no cluster.
 //! - [`proto`] holds the generated protocol types.
 //! - [`serve`] puts a handler behind the crate's own blocking HTTP server; [`http`] has
 //!   its settings, and the rules to host a handler in any other server.

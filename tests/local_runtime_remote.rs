@@ -1,0 +1,445 @@
+//! `LocalRuntime` routing function types to HTTP endpoints: the crate's own server and the
+//! tiny_http adapter serving Rust functions, and a scripted endpoint for what a remote
+//! function can get wrong.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use prost_types::Any;
+use statefun_sync::http::Server;
+use statefun_sync::proto::{self, from_function, to_function};
+use statefun_sync::testing::{LocalRuntime, RemoteError, RuntimeError};
+use statefun_sync::{pack, Address, Context, RequestReplyHandler, StatefulFunctions};
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Count {
+    #[prost(int64, tag = "1")]
+    n: i64,
+}
+
+impl prost::Name for Count {
+    const NAME: &'static str = "Count";
+    const PACKAGE: &'static str = "test";
+}
+
+fn count(n: i64) -> Count {
+    Count { n }
+}
+
+/// Served remotely: `remote/doubler` replies with twice the number, counting its calls
+/// in state `calls`.
+fn doubler_handler() -> RequestReplyHandler {
+    let mut functions = StatefulFunctions::new();
+    functions
+        .bind_typed("remote/doubler", |ctx: &mut Context, message: Count| {
+            let calls = ctx.unpack_state::<Count>("calls")?.unwrap_or_default().n + 1;
+            ctx.pack_and_set_state("calls", &count(calls))?;
+            ctx.pack_and_reply(&count(message.n * 2))?;
+            Ok(())
+        })
+        .unwrap()
+        .state("calls");
+    RequestReplyHandler::new(functions)
+}
+
+/// In process: `local/asker` asks `remote/doubler/d` about each ingress number and
+/// emits the answers to `local/answers`.
+fn asker_runtime(endpoint: &str) -> LocalRuntime {
+    let mut functions = StatefulFunctions::new();
+    functions
+        .bind("local/asker", |ctx: &mut Context, message: Any| {
+            if ctx.caller().is_some() {
+                ctx.send_egress("local/answers", message)?;
+            } else {
+                ctx.send("remote/doubler", "d", message)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let mut runtime = LocalRuntime::new(functions);
+    runtime
+        .route_to_endpoint("remote/doubler", endpoint)
+        .unwrap()
+        .declare_states("remote/doubler", ["calls"])
+        .unwrap();
+    runtime
+}
+
+fn ask_twice(runtime: &mut LocalRuntime) {
+    runtime
+        .pack_and_send("local/asker", "a", &count(21))
+        .unwrap();
+    runtime.run().unwrap();
+    runtime
+        .pack_and_send("local/asker", "a", &count(5))
+        .unwrap();
+    runtime.run().unwrap();
+}
+
+#[test]
+fn a_function_behind_the_crates_server_runs_next_to_a_local_one() {
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .start(doubler_handler())
+        .unwrap();
+    let url = format!("http://{}{}", server.local_addr(), server.path());
+    let mut runtime = asker_runtime(&url);
+
+    ask_twice(&mut runtime);
+
+    assert_eq!(
+        runtime.egress_as::<Count>("local/answers").unwrap(),
+        [count(42), count(10)]
+    );
+    // The runtime keeps the remote function's state and sends it back each time.
+    assert_eq!(
+        runtime
+            .unpack_state::<Count>("remote/doubler", "d", "calls")
+            .unwrap(),
+        Some(count(2))
+    );
+    server.shutdown();
+}
+
+#[cfg(feature = "tiny-http")]
+#[test]
+fn a_function_behind_the_tiny_http_adapter_runs_next_to_a_local_one() {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let addr = server.server_addr().to_ip().unwrap();
+    let serving = thread::spawn(move || {
+        let handler = doubler_handler();
+        // Two batches, then it stops; a bounded wait keeps a failing test from hanging.
+        for _ in 0..2 {
+            match server.recv_timeout(Duration::from_secs(10)) {
+                Ok(Some(request)) => {
+                    statefun_sync::tiny_http_adapter::answer(&handler, request).unwrap()
+                }
+                _ => return,
+            }
+        }
+    });
+    let mut runtime = asker_runtime(&format!("http://{addr}/statefun"));
+
+    ask_twice(&mut runtime);
+
+    assert_eq!(
+        runtime.egress_as::<Count>("local/answers").unwrap(),
+        [count(42), count(10)]
+    );
+    serving.join().unwrap();
+}
+
+/// A one-connection endpoint: sends back the request body it got, and answers with
+/// `response` (raw HTTP). It gives up after 10 seconds without a client.
+fn scripted_endpoint(response: Vec<u8>) -> (String, mpsc::Receiver<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let (requests, received) = mpsc::channel();
+    thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut stream = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+                Err(_) => return,
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let body = loop {
+            let n = stream.read(&mut chunk).unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            request.extend_from_slice(&chunk[..n]);
+            let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if request.len() >= end + 4 + length {
+                break request[end + 4..end + 4 + length].to_vec();
+            }
+        };
+        let _ = requests.send(body);
+        let _ = stream.write_all(&response);
+    });
+    (format!("http://{addr}/statefun"), received)
+}
+
+fn http_response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(body);
+    response
+}
+
+fn reply_bytes(response: from_function::InvocationResponse) -> Vec<u8> {
+    proto::FromFunction {
+        response: Some(from_function::Response::InvocationResult(response)),
+    }
+    .encode_to_vec()
+}
+
+/// A runtime with only `remote/f` (states `a` and `b`), routed to `url`.
+fn remote_only(url: &str) -> LocalRuntime {
+    let mut runtime = LocalRuntime::new(StatefulFunctions::new());
+    runtime
+        .route_to_endpoint("remote/f", url)
+        .unwrap()
+        .declare_states("remote/f", ["a", "b"])
+        .unwrap();
+    runtime
+}
+
+#[test]
+fn the_request_is_a_to_function_with_every_declared_state_and_the_batch() {
+    let (url, received) = scripted_endpoint(http_response(
+        "200 OK",
+        "application/octet-stream",
+        &reply_bytes(Default::default()),
+    ));
+    let mut runtime = remote_only(&url);
+    runtime
+        .set_state("remote/f", "x", "b", Some(pack(&count(7))))
+        .unwrap();
+    runtime.pack_and_send("remote/f", "x", &count(1)).unwrap();
+    runtime.pack_and_send("remote/f", "x", &count(2)).unwrap();
+
+    runtime.run().unwrap();
+
+    let request = proto::ToFunction::decode(received.recv().unwrap().as_slice()).unwrap();
+    let Some(to_function::Request::Invocation(batch)) = request.request else {
+        panic!("no batch in {request:?}");
+    };
+    let target = batch.target.unwrap();
+    assert_eq!(
+        (
+            target.namespace.as_str(),
+            target.r#type.as_str(),
+            target.id.as_str()
+        ),
+        ("remote", "f", "x")
+    );
+    let states: Vec<_> = batch
+        .state
+        .iter()
+        .map(|s| (s.state_name.as_str(), s.state_value.to_vec()))
+        .collect();
+    assert_eq!(
+        states,
+        [("a", vec![]), ("b", pack(&count(7)).encode_to_vec())]
+    );
+    let arguments: Vec<_> = batch
+        .invocations
+        .iter()
+        .map(|i| (i.caller.is_none(), i.argument.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        arguments,
+        [(true, pack(&count(1))), (true, pack(&count(2)))]
+    );
+}
+
+#[test]
+fn a_remote_reply_is_applied_as_the_runtime_does() {
+    let modify = from_function::persisted_value_mutation::MutationType::Modify as i32;
+    let reply = from_function::InvocationResponse {
+        state_mutations: vec![from_function::PersistedValueMutation {
+            mutation_type: modify,
+            state_name: "a".into(),
+            state_value: pack(&count(3)).encode_to_vec().into(),
+        }],
+        outgoing_egresses: vec![from_function::EgressMessage {
+            egress_namespace: "remote".into(),
+            egress_type: "out".into(),
+            argument: Some(pack(&count(4))),
+        }],
+        delayed_invocations: vec![from_function::DelayedInvocation {
+            delay_in_ms: 1500,
+            target: Some(proto::Address {
+                namespace: "remote".into(),
+                r#type: "g".into(),
+                id: "y".into(),
+            }),
+            argument: Some(pack(&count(5))),
+        }],
+        ..Default::default()
+    };
+    let (url, _received) = scripted_endpoint(http_response(
+        "200 OK",
+        "application/octet-stream",
+        &reply_bytes(reply),
+    ));
+    let mut runtime = remote_only(&url);
+    runtime.pack_and_send("remote/f", "x", &count(1)).unwrap();
+
+    runtime.run().unwrap();
+
+    assert_eq!(
+        runtime.unpack_state::<Count>("remote/f", "x", "a").unwrap(),
+        Some(count(3))
+    );
+    assert_eq!(
+        runtime.egress_as::<Count>("remote/out").unwrap(),
+        [count(4)]
+    );
+    let delayed: Vec<_> = runtime.pending_delayed().collect();
+    assert_eq!(
+        delayed,
+        [(
+            Duration::from_millis(1500),
+            &Address::new("remote", "g", "y")
+        )]
+    );
+}
+
+/// Runs one message for `remote/f/x` against an endpoint answering `response`, and
+/// returns the error, after checking that the runtime stopped and applied nothing.
+fn failure(response: Vec<u8>) -> RuntimeError {
+    let (url, _received) = scripted_endpoint(response);
+    let mut runtime = remote_only(&url);
+    runtime.pack_and_send("remote/f", "x", &count(1)).unwrap();
+    let err = runtime.run().unwrap_err();
+    assert!(runtime.state("remote/f", "x", "a").unwrap().is_none());
+    assert_eq!(
+        runtime.pending_messages(),
+        1,
+        "the failed batch stays pending"
+    );
+    assert!(matches!(runtime.run(), Err(RuntimeError::Stopped { .. })));
+    err
+}
+
+fn remote_source(err: &RuntimeError) -> &RemoteError {
+    match err {
+        RuntimeError::RemoteFailed {
+            address,
+            message,
+            endpoint,
+            source,
+        } => {
+            assert_eq!(address.to_string(), "remote/f/x");
+            assert_eq!(message.unpack::<Count>().unwrap(), count(1));
+            assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+            source
+        }
+        other => panic!("expected RemoteFailed, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_error_status_fails_the_batch_and_quotes_the_body() {
+    let err = failure(http_response(
+        "500 Internal Server Error",
+        "text/plain",
+        b"boom",
+    ));
+    assert!(
+        matches!(remote_source(&err), RemoteError::Status { status: 500, body } if body == "boom"),
+        "{err:?}"
+    );
+    assert!(
+        err.chain().contains("HTTP 500 with \"boom\""),
+        "{}",
+        err.chain()
+    );
+}
+
+#[test]
+fn a_reply_that_is_not_octet_stream_fails_the_batch() {
+    let body = reply_bytes(Default::default());
+    let err = failure(http_response("200 OK", "application/x-protobuf", &body));
+    assert!(
+        matches!(remote_source(&err), RemoteError::ContentType { content_type: Some(t) } if t == "application/x-protobuf"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_empty_reply_fails_the_batch() {
+    let err = failure(http_response("200 OK", "application/octet-stream", b""));
+    assert!(
+        matches!(remote_source(&err), RemoteError::EmptyBody),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_body_that_is_not_a_from_function_fails_the_batch() {
+    let err = failure(http_response(
+        "200 OK",
+        "application/octet-stream",
+        b"\xff\xff",
+    ));
+    assert!(
+        matches!(remote_source(&err), RemoteError::MalformedReply { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_mutation_of_an_undeclared_state_fails_the_batch() {
+    let reply = from_function::InvocationResponse {
+        state_mutations: vec![from_function::PersistedValueMutation {
+            mutation_type: 1,
+            state_name: "secret".into(),
+            state_value: pack(&count(3)).encode_to_vec().into(),
+        }],
+        ..Default::default()
+    };
+    let err = failure(http_response(
+        "200 OK",
+        "application/octet-stream",
+        &reply_bytes(reply),
+    ));
+    assert!(
+        matches!(&err, RuntimeError::UndeclaredStateMutation { state, .. } if state == "secret"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("`remote/f` does not declare"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_endpoint_that_refuses_connections_fails_the_batch() {
+    // A port that was free a moment ago, with nothing listening now.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut runtime = remote_only(&format!("http://127.0.0.1:{port}/statefun"));
+    runtime.pack_and_send("remote/f", "x", &count(1)).unwrap();
+
+    let err = runtime.run().unwrap_err();
+
+    assert!(
+        matches!(remote_source(&err), RemoteError::Io { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.chain().contains("connecting to 127.0.0.1"),
+        "{}",
+        err.chain()
+    );
+}
