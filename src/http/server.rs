@@ -70,8 +70,8 @@ pub fn serve(
 /// # How it serves
 ///
 /// The accept loop runs on its own thread and gives each connection a thread of its
-/// own, up to [`max_connections`](ServerBuilder::max_connections) (default 1,024, the
-/// size of the runtime's connection pool per task manager); beyond it, a new connection
+/// own, up to [`max_connections`](ServerBuilder::max_connections) (default 2,048, twice
+/// the runtime's connection pool per task manager); beyond it, a new connection
 /// gets `503 Service Unavailable` with `Connection: close`, which the runtime retries.
 /// A semaphore lets at most [`workers`](ServerBuilder::workers) handler calls run at
 /// once; the other connection threads wait in `read()` (idle keep-alive connections)
@@ -141,7 +141,7 @@ impl Default for ServerBuilder {
             addrs: Ok(vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 8000))]),
             endpoint: Endpoint::new(),
             workers: thread::available_parallelism().map_or(4, NonZeroUsize::get) * 2,
-            max_connections: 1024,
+            max_connections: 2048,
             read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
@@ -187,7 +187,7 @@ impl ServerBuilder {
         self
     }
 
-    /// The most open connections (default 1,024); a connection beyond it is answered
+    /// The most open connections (default 2,048); a connection beyond it is answered
     /// with 503 and closed. At least 1.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max.max(1);
@@ -270,7 +270,7 @@ impl ServerBuilder {
 }
 
 impl Server {
-    /// A builder with the defaults: `127.0.0.1:8000`, path `/statefun`, 1,024
+    /// A builder with the defaults: `127.0.0.1:8000`, path `/statefun`, 2,048
     /// connections, 32 MiB bodies, 30 s read and 60 s idle timeouts.
     pub fn builder() -> ServerBuilder {
         ServerBuilder::default()
@@ -1058,12 +1058,16 @@ fn exchange(shared: &Shared, conn: &mut Conn, deadline: Instant) -> Next {
     }
     let endpoint = &shared.endpoint;
     if let Some(refusal) = endpoint.check_head(&request) {
-        if matches!(head.framing, Framing::Empty) && !head.close {
-            return reply(conn, &refusal, &head, shared);
+        if refusal.status() == 413 {
+            // Not worth reading: close after the answer.
+            let _ = conn.send(&refusal, Connection::Close);
+            return Next::LingerClose;
         }
-        // The unread body would be taken for the next request: close after the answer.
-        let _ = conn.send(&refusal, Connection::Close);
-        return Next::LingerClose;
+        // A body within the limit is read and dropped, so the connection stays usable.
+        return match conn.read_body(&head, endpoint, deadline) {
+            Ok(_) => reply(conn, &refusal, &head, shared),
+            Err(failure) => fail(conn, failure, "request body"),
+        };
     }
     if head.expect_continue && !head.http10 && !matches!(head.framing, Framing::Empty) {
         if let Err(err) = conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n") {

@@ -1,0 +1,501 @@
+//! `serve()`'s server over real loopback HTTP, with the client in `http_support`.
+
+mod http_support;
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use http_support::{chunked, echo_request, handler, ping, post, Client, HttpResponse};
+use statefun_sync::http::Server;
+use statefun_sync::testing::Request;
+
+fn start() -> Server {
+    start_with(Server::builder())
+}
+
+fn start_with(builder: statefun_sync::http::ServerBuilder) -> Server {
+    builder.bind("127.0.0.1:0").start(handler()).unwrap()
+}
+
+fn expected(request: &[u8]) -> Vec<u8> {
+    handler().handle(request).unwrap()
+}
+
+fn assert_reply(response: &HttpResponse, request: &[u8]) {
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        response.header("Content-Type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(response.body, expected(request));
+}
+
+#[test]
+fn a_post_gets_200_exactly_octet_stream_and_the_handlers_reply() {
+    let server = start();
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    let request = echo_request("alice", 1);
+
+    let response = client.post("/statefun", &request).unwrap();
+
+    assert_reply(&response, &request);
+    assert!(!response.closes());
+}
+
+#[test]
+fn every_error_has_its_status_a_bounded_text_body_and_the_connection_keeps_serving() {
+    let server = start();
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    let json = b"POST /statefun HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: 0\r\n\r\n"
+        .to_vec();
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "not a ToFunction",
+            post("/statefun", b"\xff\xff\xff"),
+            400,
+            "malformed request",
+        ),
+        (
+            "a declared state missing",
+            post(
+                "/statefun",
+                &Request::to("test/stateful", "1").invoke(ping(1)).to_bytes(),
+            ),
+            400,
+            "`seen`",
+        ),
+        (
+            "an argument of the wrong type",
+            post(
+                "/statefun",
+                &Request::to("test/typed", "1").invoke(ping(1)).to_bytes(),
+            ),
+            400,
+            "google.protobuf.Duration",
+        ),
+        (
+            "an unknown function type",
+            post(
+                "/statefun",
+                &Request::to("test/nobody", "1").invoke(ping(1)).to_bytes(),
+            ),
+            404,
+            "`test/nobody`",
+        ),
+        (
+            "an unknown path",
+            post("/other", &echo_request("a", 1)),
+            404,
+            "`/other`",
+        ),
+        (
+            "a GET",
+            b"GET /statefun HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            405,
+            "`GET`",
+        ),
+        ("a JSON content type", json, 415, "`application/json`"),
+        (
+            "a failing function",
+            post(
+                "/statefun",
+                &Request::to("test/fail", "1").invoke(ping(1)).to_bytes(),
+            ),
+            500,
+            "the database is down",
+        ),
+        (
+            "a panicking function",
+            post(
+                "/statefun",
+                &Request::to("test/panic", "1").invoke(ping(1)).to_bytes(),
+            ),
+            500,
+            "a bug in the function",
+        ),
+    ];
+    for (what, request, status, names) in cases {
+        client.send(&request).unwrap();
+        let response = client.read_response().unwrap();
+
+        assert_eq!(response.status, status, "{what}: {}", response.text());
+        assert_eq!(
+            response.header("Content-Type"),
+            Some("text/plain; charset=utf-8"),
+            "{what}"
+        );
+        assert!(response.body.len() <= 1024, "{what}");
+        assert!(
+            response.text().contains(names),
+            "{what}: {}",
+            response.text()
+        );
+        if status == 405 {
+            assert_eq!(response.header("Allow"), Some("POST"), "{what}");
+        }
+        // The same connection still serves.
+        let good = echo_request("after", 2);
+        assert_reply(&client.post("/statefun", &good).unwrap(), &good);
+    }
+}
+
+#[test]
+fn a_panicking_function_is_a_500_and_later_requests_are_served() {
+    let server = start();
+    let panics = Request::to("test/panic", "1").invoke(ping(1)).to_bytes();
+    for round in 0..3 {
+        let mut client = Client::connect(server.local_addr()).unwrap();
+        assert_eq!(client.post("/statefun", &panics).unwrap().status, 500);
+        let good = echo_request("x", round);
+        assert_reply(&client.post("/statefun", &good).unwrap(), &good);
+    }
+}
+
+#[test]
+fn a_body_over_the_limit_is_a_413_without_reading_it_and_the_server_goes_on() {
+    let server = start_with(Server::builder().max_body_size(1000));
+    let big = vec![7u8; 5000];
+
+    let mut by_length = Client::connect(server.local_addr()).unwrap();
+    let response = by_length.post("/statefun", &big).unwrap();
+    assert_eq!(response.status, 413, "{}", response.text());
+    assert!(
+        response.text().contains("over the limit of 1000 bytes"),
+        "{}",
+        response.text()
+    );
+    assert!(response.closes());
+
+    let mut by_chunks = Client::connect(server.local_addr()).unwrap();
+    by_chunks
+        .send(b"POST /statefun HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    by_chunks.send(&chunked(&big, 600)).unwrap();
+    let response = by_chunks.read_response().unwrap();
+    assert_eq!(response.status, 413, "{}", response.text());
+    assert!(response.closes());
+
+    let fits = echo_request("fits", 1);
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    assert_reply(&client.post("/statefun", &fits).unwrap(), &fits);
+}
+
+#[test]
+fn a_chunked_body_with_extensions_and_trailers_is_read() {
+    let server = start();
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    let request = Request::to("test/echo", "chunky")
+        .invoke(ping(1))
+        .invoke(ping(2))
+        .to_bytes();
+    let mut bytes =
+        b"POST /statefun HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n\
+                      Transfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
+    bytes.extend(chunked(&request, 5));
+
+    for _ in 0..2 {
+        client.send(&bytes).unwrap();
+        assert_reply(&client.read_response().unwrap(), &request);
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = start();
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    let requests: Vec<Vec<u8>> = (0..5).map(|n| echo_request("pipe", n)).collect();
+    let all: Vec<u8> = requests.iter().flat_map(|r| post("/statefun", r)).collect();
+
+    client.send(&all).unwrap();
+
+    for request in &requests {
+        assert_reply(&client.read_response().unwrap(), request);
+    }
+}
+
+#[test]
+fn connection_close_and_http_1_0_close_after_the_reply() {
+    let server = start();
+    let request = echo_request("c", 1);
+    let heads = [
+        "POST /statefun HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
+        "POST /statefun HTTP/1.0\r\n",
+    ];
+    for head in heads {
+        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut bytes = format!("{head}Content-Length: {}\r\n\r\n", request.len()).into_bytes();
+        bytes.extend_from_slice(&request);
+        client.send(&bytes).unwrap();
+
+        let response = client.read_response().unwrap();
+
+        assert_reply(&response, &request);
+        assert!(response.closes(), "{head:?}");
+        assert!(
+            client.is_closed_by_server(Duration::from_secs(10)),
+            "{head:?}"
+        );
+    }
+}
+
+#[test]
+fn http_1_0_with_keep_alive_keeps_the_connection() {
+    let server = start();
+    let request = echo_request("ten", 1);
+    let mut bytes = format!(
+        "POST /statefun HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: {}\r\n\r\n",
+        request.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(&request);
+    let mut client = Client::connect(server.local_addr()).unwrap();
+
+    for _ in 0..2 {
+        client.send(&bytes).unwrap();
+        let response = client.read_response().unwrap();
+        assert_reply(&response, &request);
+        assert_eq!(response.header("Connection"), Some("keep-alive"));
+    }
+}
+
+#[test]
+fn expect_100_continue_gets_an_interim_response_before_the_body() {
+    let server = start();
+    let request = echo_request("curl", 1);
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    client
+        .send(
+            format!(
+                "POST /statefun HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+                 Content-Length: {}\r\n\r\n",
+                request.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+
+    let mut interim = Vec::new();
+    let mut byte = [0];
+    while !interim.ends_with(b"\r\n\r\n") {
+        std::io::Read::read_exact(&mut client.stream, &mut byte).unwrap();
+        interim.push(byte[0]);
+    }
+    assert_eq!(interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    client.send(&request).unwrap();
+    assert_reply(&client.read_response().unwrap(), &request);
+}
+
+#[test]
+fn ambiguous_or_broken_framing_is_refused_and_the_connection_closed() {
+    let server = start();
+    let cases: [(&[u8], u16); 5] = [
+        (
+            b"POST /statefun HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST /statefun HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            501,
+        ),
+        (b"POST /statefun HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (
+            b"POST /statefun HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+            400,
+        ),
+        (b"POST /statefun HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
+    ];
+    for (request, status) in cases {
+        let shown = String::from_utf8_lossy(request);
+        let mut client = Client::connect(server.local_addr()).unwrap();
+        client.send(request).unwrap();
+
+        let response = client.read_response().unwrap();
+
+        assert_eq!(response.status, status, "{shown:?}: {}", response.text());
+        assert!(response.closes(), "{shown:?}");
+        assert!(
+            client.is_closed_by_server(Duration::from_secs(10)),
+            "{shown:?}"
+        );
+    }
+}
+
+#[test]
+fn a_request_that_stalls_gets_a_408_and_an_idle_connection_is_closed() {
+    let server = start_with(
+        Server::builder()
+            .read_timeout(Duration::from_millis(300))
+            .idle_timeout(Duration::from_millis(300)),
+    );
+    let mut stalled = Client::connect(server.local_addr()).unwrap();
+    stalled
+        .send(b"POST /statefun HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+    let response = stalled.read_response().unwrap();
+    assert_eq!(response.status, 408, "{}", response.text());
+
+    let mut idle = Client::connect(server.local_addr()).unwrap();
+    let request = echo_request("idle", 1);
+    assert_reply(&idle.post("/statefun", &request).unwrap(), &request);
+    assert!(idle.is_closed_by_server(Duration::from_secs(10)));
+}
+
+#[test]
+fn concurrent_clients_each_get_their_own_reply() {
+    let server = start();
+    let addr = server.local_addr();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            thread::spawn(move || {
+                let handler = handler();
+                let mut client = Client::connect(addr).unwrap();
+                for n in 0..60u8 {
+                    if n % 20 == 0 {
+                        client = Client::connect(addr).unwrap();
+                    }
+                    let request = echo_request(&format!("client-{t}"), n);
+                    let response = client.post("/statefun", &request).unwrap();
+                    assert_eq!(response.status, 200);
+                    assert_eq!(response.body, handler.handle(&request).unwrap());
+                }
+                60
+            })
+        })
+        .collect();
+    let answered: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(answered, 480);
+}
+
+/// Opens `count` keep-alive connections at once, each sending one request; returns how
+/// many got their reply within `deadline` of the burst's start, then sends a second
+/// request on each answered connection and returns how many of those were answered.
+fn burst(addr: SocketAddr, count: usize, deadline: Duration) -> (usize, usize) {
+    let barrier = Arc::new(Barrier::new(count));
+    let threads: Vec<_> = (0..count)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let request = echo_request(&format!("burst-{i}"), 1);
+                    barrier.wait();
+                    let started = Instant::now();
+                    let Ok(mut client) = Client::connect(addr) else {
+                        return (false, false);
+                    };
+                    let first = client.post("/statefun", &request);
+                    let in_time =
+                        started.elapsed() <= deadline && first.is_ok_and(|r| r.status == 200);
+                    // Only the first request is timed; the second proves reuse.
+                    let again = in_time
+                        && client
+                            .post("/statefun", &request)
+                            .is_ok_and(|r| r.status == 200 && !r.closes());
+                    (in_time, again)
+                })
+                .unwrap()
+        })
+        .collect();
+    let results: Vec<(bool, bool)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    (
+        results.iter().filter(|r| r.0).count(),
+        results.iter().filter(|r| r.1).count(),
+    )
+}
+
+#[test]
+fn a_burst_of_256_new_keep_alive_connections_is_answered_within_2_s_and_reused() {
+    let server = start();
+
+    let (answered, reused) = burst(server.local_addr(), 256, Duration::from_secs(2));
+
+    assert_eq!(answered, 256, "connections answered within 2 s");
+    assert_eq!(reused, 256, "connections answered again");
+}
+
+#[test]
+fn new_clients_are_answered_while_1024_idle_keep_alive_connections_are_open() {
+    let server = start();
+    let addr = server.local_addr();
+    let request = echo_request("idle", 1);
+    let mut idle = Vec::new();
+    for i in 0..1024 {
+        let mut client = Client::connect(addr)
+            .unwrap_or_else(|e| panic!("connection {i}: {e} (is `ulimit -n` above 2100?)"));
+        assert_eq!(client.post("/statefun", &request).unwrap().status, 200);
+        idle.push(client);
+    }
+    assert!(server.connections() >= 1024, "{}", server.connections());
+
+    for n in 0..20 {
+        let fresh = echo_request("fresh", n);
+        let mut client = Client::connect(addr).unwrap();
+        assert_reply(&client.post("/statefun", &fresh).unwrap(), &fresh);
+    }
+    // The idle ones still serve too.
+    for client in idle.iter_mut().step_by(100) {
+        assert_reply(&client.post("/statefun", &request).unwrap(), &request);
+    }
+}
+
+#[test]
+fn connections_beyond_the_cap_get_a_503_and_are_closed() {
+    let server = start_with(Server::builder().max_connections(2));
+    let request = echo_request("cap", 1);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut client = Client::connect(server.local_addr()).unwrap();
+        assert_reply(&client.post("/statefun", &request).unwrap(), &request);
+        held.push(client);
+    }
+
+    let mut third = Client::connect(server.local_addr()).unwrap();
+    let response = third.read_response().unwrap();
+
+    assert_eq!(response.status, 503, "{}", response.text());
+    assert!(response.closes());
+    drop(held);
+    // Once the held connections close, there is room again.
+    let mut answered = false;
+    for _ in 0..100 {
+        let mut client = Client::connect(server.local_addr()).unwrap();
+        if client
+            .post("/statefun", &request)
+            .is_ok_and(|r| r.status == 200)
+        {
+            answered = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(answered);
+}
+
+#[test]
+fn shutdown_lets_the_request_in_flight_finish_closes_idle_ones_and_refuses_new_ones() {
+    let server = Arc::new(start());
+    let addr = server.local_addr();
+    let mut idle = Client::connect(addr).unwrap();
+    let warm = echo_request("idle", 1);
+    assert_reply(&idle.post("/statefun", &warm).unwrap(), &warm);
+
+    let slow = Request::to("test/slow", "1").invoke(ping(9)).to_bytes();
+    let mut busy = Client::connect(addr).unwrap();
+    busy.send(&post("/statefun", &slow)).unwrap();
+    thread::sleep(Duration::from_millis(100)); // the function is now sleeping
+    let stopper = {
+        let server = Arc::clone(&server);
+        thread::spawn(move || server.shutdown())
+    };
+
+    let response = busy.read_response().unwrap();
+    assert_reply(&response, &slow);
+    assert!(response.closes());
+    assert!(stopper.join().unwrap(), "every connection finished in time");
+    assert!(idle.is_closed_by_server(Duration::from_secs(10)));
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_err());
+}
