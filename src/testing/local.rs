@@ -13,7 +13,7 @@ use prost_types::Any;
 use super::http_client::{self, Endpoint};
 use super::{unpack, RemoteError, UnpackError};
 use crate::address::{parse_typename, Address};
-use crate::error::Error;
+use crate::error::{Error, Shown};
 use crate::handler::RequestReplyHandler;
 use crate::message::pack;
 use crate::proto::{self, from_function, to_function};
@@ -210,7 +210,8 @@ impl fmt::Display for RuntimeError {
                 address, message, ..
             } => write!(
                 f,
-                "the batch for `{address}` failed at the message {}",
+                "the batch for {} failed at the message {}",
+                Shown(&address.to_string()),
                 Described(message)
             ),
             RuntimeError::RemoteFailed {
@@ -220,14 +221,17 @@ impl fmt::Display for RuntimeError {
                 ..
             } => write!(
                 f,
-                "the batch for `{address}` (first message {}) got no reply from `{endpoint}`",
-                Described(message)
+                "the batch for {} (first message {}) got no reply from {}",
+                Shown(&address.to_string()),
+                Described(message),
+                Shown(endpoint)
             ),
             RuntimeError::UndeclaredStateMutation { address, state } => write!(
                 f,
-                "the reply for `{address}` changes state `{state}`, which `{}` does not \
-                 declare",
-                address.typename()
+                "the reply for {} changes state {}, which {} does not declare",
+                Shown(&address.to_string()),
+                Shown(state),
+                Shown(&address.typename())
             ),
             RuntimeError::Stopped { cause } => {
                 write!(
@@ -246,11 +250,18 @@ impl fmt::Display for RuntimeError {
                 state,
             } => write!(
                 f,
-                "`{function_type}` does not declare state `{state}` (declare it on the \
-                 binding or with declare_states)"
+                "{} does not declare state {} (declare it on the binding or with \
+                 declare_states)",
+                Shown(function_type),
+                Shown(state)
             ),
             RuntimeError::UnreadableState { address, state, .. } => {
-                write!(f, "cannot read state `{state}` of `{address}`")
+                write!(
+                    f,
+                    "cannot read state {} of {}",
+                    Shown(state),
+                    Shown(&address.to_string())
+                )
             }
         }
     }
@@ -287,9 +298,10 @@ struct Described<'a>(&'a Envelope);
 
 impl fmt::Display for Described<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`", self.0.argument.type_url)?;
+        // Shown: a type URL from a remote function may hold anything.
+        write!(f, "{}", Shown(&self.0.argument.type_url))?;
         match &self.0.caller {
-            Some(caller) => write!(f, " from `{caller}`"),
+            Some(caller) => write!(f, " from {}", Shown(&caller.to_string())),
             None => f.write_str(" from an ingress"),
         }
     }
