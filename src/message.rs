@@ -29,16 +29,25 @@ impl<M: Message + Name + Default> FromAny for M {
     }
 }
 
-/// Whether `type_url` names the message type `M`, compared without allocating.
+/// Whether `type_url` names the message type `M`: whether its part after the last `/` is
+/// `M`'s full name. Compared from the end, without searching for the `/` (a protobuf
+/// name has none) and without allocating.
 pub(crate) fn is_type<M: Name>(type_url: &str) -> bool {
-    let full_name = type_url.rsplit('/').next().unwrap_or(type_url);
-    if M::PACKAGE.is_empty() {
-        return full_name == M::NAME;
-    }
-    full_name
-        .strip_prefix(M::PACKAGE)
-        .and_then(|rest| rest.strip_prefix('.'))
-        == Some(M::NAME)
+    let Some(rest) = type_url.strip_suffix(M::NAME) else {
+        return false;
+    };
+    let rest = if M::PACKAGE.is_empty() {
+        rest
+    } else {
+        match rest
+            .strip_suffix('.')
+            .and_then(|rest| rest.strip_suffix(M::PACKAGE))
+        {
+            Some(rest) => rest,
+            None => return false,
+        }
+    };
+    rest.is_empty() || rest.ends_with('/')
 }
 
 /// The type URL prefix the runtime and every Stateful Functions SDK pack with.
