@@ -10,7 +10,7 @@ use crate::address::{parse_typename, Address};
 use crate::error::Error;
 use crate::message::is_type;
 use crate::protocol::v2::{self, AddressRef, Argument, Packed};
-use crate::protocol::{Effects, Mutation, RawState};
+use crate::protocol::{Caller, Effects, Mutation, RawState};
 
 /// What a function sees of the batch it runs in, and how it acts: its address, the
 /// current message's caller, its states, and the messages it sends.
@@ -73,9 +73,11 @@ impl<'a> Context<'a> {
     }
 
     /// Moves on to the invocation at `index`, sent by `caller`.
-    pub(crate) fn begin_invocation(&mut self, index: usize, caller: Option<Address>) {
+    pub(crate) fn begin_invocation(&mut self, index: usize, caller: Caller) {
         self.invocation = index;
-        self.caller = caller;
+        if let Caller::Is(caller) = caller {
+            self.caller = caller;
+        }
     }
 
     pub(crate) fn invocation_index(&self) -> usize {

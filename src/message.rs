@@ -17,6 +17,17 @@ pub trait FromAny: Sized {
     /// Decodes `any`: `None` when it holds no type accepted here, `Some(Err(_))` when it
     /// holds one whose bytes do not decode.
     fn from_any(any: &Any) -> Option<Result<Self, prost::DecodeError>>;
+
+    /// As [`from_any`](Self::from_any), for an `Any` given as its two fields, which the
+    /// handler borrows from the request body. The default builds the `Any`; prost
+    /// messages and [`message_union!`](crate::message_union) enums decode without it.
+    #[doc(hidden)]
+    fn from_parts(type_url: &str, value: &[u8]) -> Option<Result<Self, prost::DecodeError>> {
+        Self::from_any(&Any {
+            type_url: type_url.to_owned(),
+            value: value.to_vec(),
+        })
+    }
 }
 
 impl<M: Message + Name + Default> FromAny for M {
@@ -25,7 +36,11 @@ impl<M: Message + Name + Default> FromAny for M {
     }
 
     fn from_any(any: &Any) -> Option<Result<Self, prost::DecodeError>> {
-        is_type::<M>(&any.type_url).then(|| M::decode(any.value.as_slice()))
+        Self::from_parts(&any.type_url, &any.value)
+    }
+
+    fn from_parts(type_url: &str, value: &[u8]) -> Option<Result<Self, prost::DecodeError>> {
+        is_type::<M>(type_url).then(|| M::decode(value))
     }
 }
 
@@ -131,8 +146,15 @@ macro_rules! message_union {
             fn from_any(
                 any: &$crate::__private::Any,
             ) -> ::std::option::Option<::std::result::Result<Self, $crate::__private::DecodeError>> {
+                <Self as $crate::FromAny>::from_parts(&any.type_url, &any.value)
+            }
+
+            fn from_parts(
+                type_url: &str,
+                value: &[u8],
+            ) -> ::std::option::Option<::std::result::Result<Self, $crate::__private::DecodeError>> {
                 $(
-                    if let ::std::option::Option::Some(result) = <$ty as $crate::FromAny>::from_any(any) {
+                    if let ::std::option::Option::Some(result) = <$ty as $crate::FromAny>::from_parts(type_url, value) {
                         return ::std::option::Option::Some(result.map($name::$variant));
                     }
                 )+

@@ -9,10 +9,13 @@ use crate::address::{parse_typename, Address};
 use crate::context::Context;
 use crate::error::Error;
 use crate::message::FromAny;
+use crate::protocol::RawArgument;
 
 /// A bound function, type-erased: every binding becomes one of these.
+/// It takes the argument as the request carries it, so a typed binding decodes its message
+/// type straight from the request body.
 pub(crate) type BoxedFunction =
-    Box<dyn Fn(&mut Context<'_>, Any) -> anyhow::Result<()> + Send + Sync + 'static>;
+    Box<dyn Fn(&mut Context<'_>, RawArgument<'_>) -> anyhow::Result<()> + Send + Sync + 'static>;
 
 /// The functions of one application, each bound under its function type
 /// (`namespace/name`). Hand it to [`RequestReplyHandler::new`](crate::RequestReplyHandler::new).
@@ -75,7 +78,12 @@ impl StatefulFunctions {
     where
         F: Fn(&mut Context<'_>, Any) -> anyhow::Result<()> + Send + Sync + 'static,
     {
-        self.insert(typename, Box::new(function))
+        self.insert(
+            typename,
+            Box::new(move |ctx: &mut Context<'_>, argument: RawArgument<'_>| {
+                function(ctx, argument.into_any())
+            }),
+        )
     }
 
     /// Binds `function` to `typename`, decoding each message into `M` first: one protobuf
@@ -112,14 +120,14 @@ impl StatefulFunctions {
     {
         self.insert(
             typename,
-            Box::new(move |ctx: &mut Context<'_>, any: Any| {
-                let message = match M::from_any(&any) {
+            Box::new(move |ctx: &mut Context<'_>, argument: RawArgument<'_>| {
+                let message = match M::from_parts(argument.type_url(), argument.value()) {
                     Some(Ok(message)) => message,
                     Some(Err(source)) => {
                         return Err(Error::MalformedArgument {
                             address: Box::new(ctx.address().clone()),
                             invocation: ctx.invocation_index(),
-                            type_url: any.type_url,
+                            type_url: argument.type_url().to_owned(),
                             source,
                         }
                         .into())
@@ -129,7 +137,7 @@ impl StatefulFunctions {
                             address: Box::new(ctx.address().clone()),
                             invocation: ctx.invocation_index(),
                             expected: M::type_names(),
-                            actual: any.type_url,
+                            actual: argument.type_url().to_owned(),
                         }
                         .into())
                     }

@@ -21,7 +21,7 @@ pub(crate) struct Batch<'a> {
     /// In request order; a name that occurs twice keeps its first position and its last
     /// value, as the Python SDK's dict does.
     pub(crate) states: Vec<RawState<'a>>,
-    pub(crate) invocations: Vec<Invocation>,
+    pub(crate) invocations: Vec<Invocation<'a>>,
 }
 
 /// A state as the request carries it: a serialized `Any`, borrowed from the request body
@@ -35,9 +35,53 @@ pub(crate) struct RawState<'a> {
 
 /// One message for the target.
 #[derive(Debug)]
-pub(crate) struct Invocation {
-    pub(crate) caller: Option<Address>,
-    pub(crate) argument: Any,
+pub(crate) struct Invocation<'a> {
+    pub(crate) caller: Caller,
+    pub(crate) argument: RawArgument<'a>,
+}
+
+/// Who sent an invocation.
+#[derive(Debug)]
+pub(crate) enum Caller {
+    /// The caller of the invocation before: a batch from one caller decodes it once.
+    Unchanged,
+    /// This caller; `None` for a message from an ingress.
+    Is(Option<Address>),
+}
+
+/// An invocation's argument, a `google.protobuf.Any`: borrowed from the request body in
+/// the common case, decoded by prost in the others (see `v2::decode_invocation`).
+#[derive(Debug)]
+pub(crate) enum RawArgument<'a> {
+    Borrowed { type_url: &'a str, value: &'a [u8] },
+    Owned(Any),
+}
+
+impl RawArgument<'_> {
+    pub(crate) fn type_url(&self) -> &str {
+        match self {
+            RawArgument::Borrowed { type_url, .. } => type_url,
+            RawArgument::Owned(any) => &any.type_url,
+        }
+    }
+
+    pub(crate) fn value(&self) -> &[u8] {
+        match self {
+            RawArgument::Borrowed { value, .. } => value,
+            RawArgument::Owned(any) => &any.value,
+        }
+    }
+
+    /// The argument as an owned `Any`, for functions bound to take one.
+    pub(crate) fn into_any(self) -> Any {
+        match self {
+            RawArgument::Borrowed { type_url, value } => Any {
+                type_url: type_url.to_owned(),
+                value: value.to_vec(),
+            },
+            RawArgument::Owned(any) => any,
+        }
+    }
 }
 
 /// What a batch did, in the order the functions did it: the messages, delayed messages

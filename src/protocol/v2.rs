@@ -7,7 +7,7 @@ use super::wire::{
     bytes_field_len, len_field_len, put_bytes_field, put_len_key, put_varint, varint_len, Reader,
     WireError, WireType,
 };
-use super::{Batch, Invocation, Mutation, RawState};
+use super::{Batch, Caller, Invocation, Mutation, RawArgument, RawState};
 use crate::address::Address;
 use crate::error::Error;
 use crate::message::TYPE_URL_PREFIX;
@@ -33,6 +33,7 @@ pub(crate) fn decode_request(body: &[u8]) -> Result<Batch<'_>, Error> {
     let mut target: Option<proto::Address> = None;
     let mut states: Vec<RawState<'_>> = Vec::new();
     let mut invocations = Vec::new();
+    let mut last_caller = None;
     let mut seen_batch = false;
     while !reader.is_empty() {
         let (tag, wire_type) = reader.key().map_err(malformed("ToFunction"))?;
@@ -44,7 +45,13 @@ pub(crate) fn decode_request(body: &[u8]) -> Result<Batch<'_>, Error> {
         }
         let batch = length_delimited(&mut reader, wire_type, "ToFunction.invocation")?;
         seen_batch = true;
-        decode_batch(batch, &mut target, &mut states, &mut invocations)?;
+        decode_batch(
+            batch,
+            &mut target,
+            &mut states,
+            &mut invocations,
+            &mut last_caller,
+        )?;
     }
     if !seen_batch {
         return Err(Error::NoInvocation);
@@ -61,7 +68,8 @@ fn decode_batch<'a>(
     body: &'a [u8],
     target: &mut Option<proto::Address>,
     states: &mut Vec<RawState<'a>>,
-    invocations: &mut Vec<Invocation>,
+    invocations: &mut Vec<Invocation<'a>>,
+    last_caller: &mut LastCaller<'a>,
 ) -> Result<(), Error> {
     let mut reader = Reader::new(body);
     while !reader.is_empty() {
@@ -93,14 +101,9 @@ fn decode_batch<'a>(
                 let field = || format!("ToFunction.invocation.invocations[{index}]");
                 let bytes = length_delimited_at(&mut reader, wire_type)
                     .map_err(|source| malformed_at(field(), source))?;
-                let invocation = to_function::Invocation::decode(bytes)
+                let invocation = decode_invocation(bytes, last_caller)
                     .map_err(|source| malformed_at(field(), source))?;
-                invocations.push(Invocation {
-                    caller: invocation
-                        .caller
-                        .map(|c| Address::new(c.namespace, c.r#type, c.id)),
-                    argument: invocation.argument.unwrap_or_default(),
-                });
+                invocations.push(invocation);
             }
             _ => reader
                 .skip(tag, wire_type)
@@ -108,6 +111,93 @@ fn decode_batch<'a>(
         }
     }
     Ok(())
+}
+
+/// The serialized caller of the invocation decoded last (`Some(None)`: it had none), or
+/// `None` when it is not known.
+type LastCaller<'a> = Option<Option<&'a [u8]>>;
+
+/// Decodes one `ToFunction.Invocation`.
+///
+/// The shape the runtime sends (a caller and an argument, each once, nothing else) is
+/// read in place: the argument stays borrowed from the body, and a caller with the same
+/// bytes as the previous invocation's is not decoded again. Any other shape goes to
+/// prost, so merged fields, unknown fields and errors are exactly prost's.
+fn decode_invocation<'a>(
+    bytes: &'a [u8],
+    last_caller: &mut LastCaller<'a>,
+) -> Result<Invocation<'a>, prost::DecodeError> {
+    if let Some(invocation) = decode_plain_invocation(bytes, last_caller) {
+        return Ok(invocation);
+    }
+    *last_caller = None;
+    let invocation = to_function::Invocation::decode(bytes)?;
+    Ok(Invocation {
+        caller: Caller::Is(
+            invocation
+                .caller
+                .map(|c| Address::new(c.namespace, c.r#type, c.id)),
+        ),
+        argument: RawArgument::Owned(invocation.argument.unwrap_or_default()),
+    })
+}
+
+/// An invocation of the plain shape, or `None` (and `last_caller` untouched) for prost.
+fn decode_plain_invocation<'a>(
+    bytes: &'a [u8],
+    last_caller: &mut LastCaller<'a>,
+) -> Option<Invocation<'a>> {
+    let mut reader = Reader::new(bytes);
+    let (mut caller, mut argument) = (None, None);
+    while !reader.is_empty() {
+        match reader.key().ok()? {
+            (1, WireType::LengthDelimited) if caller.is_none() => {
+                caller = Some(reader.bytes().ok()?);
+            }
+            (2, WireType::LengthDelimited) if argument.is_none() => {
+                argument = Some(reader.bytes().ok()?);
+            }
+            _ => return None,
+        }
+    }
+    let (type_url, value) = match argument {
+        Some(any) => plain_any(any)?,
+        None => ("", &[][..]),
+    };
+    let changed = if *last_caller == Some(caller) {
+        Caller::Unchanged
+    } else {
+        Caller::Is(match caller {
+            Some(bytes) => {
+                let c = proto::Address::decode(bytes).ok()?;
+                Some(Address::new(c.namespace, c.r#type, c.id))
+            }
+            None => None,
+        })
+    };
+    *last_caller = Some(caller);
+    Some(Invocation {
+        caller: changed,
+        argument: RawArgument::Borrowed { type_url, value },
+    })
+}
+
+/// The fields of an `Any` that has each at most once and nothing else, borrowed.
+fn plain_any(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    let mut reader = Reader::new(bytes);
+    let (mut type_url, mut value) = (None, None);
+    while !reader.is_empty() {
+        match reader.key().ok()? {
+            (1, WireType::LengthDelimited) if type_url.is_none() => {
+                type_url = Some(std::str::from_utf8(reader.bytes().ok()?).ok()?);
+            }
+            (2, WireType::LengthDelimited) if value.is_none() => {
+                value = Some(reader.bytes().ok()?);
+            }
+            _ => return None,
+        }
+    }
+    Some((type_url.unwrap_or(""), value.unwrap_or(&[])))
 }
 
 /// Decodes one `PersistedValue`; `field` names it, for errors only.
@@ -467,8 +557,102 @@ mod tests {
         );
         assert_eq!(batch.target, Address::new("ns", "t", "1"));
         assert_eq!(batch.invocations.len(), 1);
-        assert_eq!(batch.invocations[0].caller, None);
-        assert_eq!(batch.invocations[0].argument, Any::default());
+        assert!(matches!(batch.invocations[0].caller, Caller::Is(None)));
+        assert_eq!(batch.invocations[0].argument.type_url(), "");
+        assert_eq!(batch.invocations[0].argument.value(), b"");
+    }
+
+    /// Invocations read in place decode to what prost decodes, whatever their shape, and
+    /// fail where prost fails, with prost's error.
+    #[test]
+    fn invocations_decode_as_prost_decodes_them() {
+        let caller = |id: &str| proto::Address {
+            namespace: "ns".into(),
+            r#type: "caller".into(),
+            id: id.into(),
+        };
+        let encode = |caller: Option<proto::Address>, argument: Option<Any>| {
+            to_function::Invocation { caller, argument }.encode_to_vec()
+        };
+        let any = Any {
+            type_url: "t/x".into(),
+            value: b"v".to_vec(),
+        };
+        let plain = encode(Some(caller("a")), Some(any.clone()));
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("plain", plain.clone()),
+            ("no caller", encode(None, Some(any.clone()))),
+            ("no argument", encode(Some(caller("a")), None)),
+            ("empty", Vec::new()),
+            (
+                "empty caller and Any",
+                encode(Some(Default::default()), Some(Default::default())),
+            ),
+            // Two caller fields merge: `b` replaces the id.
+            (
+                "caller twice",
+                [plain.clone(), encode(Some(caller("b")), None)].concat(),
+            ),
+            (
+                "argument twice",
+                [plain.clone(), encode(None, Some(any.clone()))].concat(),
+            ),
+            ("unknown field", [plain.clone(), vec![0x18, 0x01]].concat()),
+            // Any { type_url: 0xff } is not UTF-8.
+            ("invalid type URL", vec![0x12, 0x03, 0x0a, 0x01, 0xff]),
+            ("truncated", plain[..plain.len() - 1].to_vec()),
+            ("wrong wire type", vec![0x10, 0x01]),
+        ];
+        for (name, bytes) in cases {
+            let expected = to_function::Invocation::decode(&bytes[..]);
+            match (decode_invocation(&bytes, &mut None), expected) {
+                (Ok(got), Ok(expected)) => {
+                    let Caller::Is(got_caller) = got.caller else {
+                        panic!("{name}: the first invocation's caller is decoded");
+                    };
+                    let expected_caller = expected
+                        .caller
+                        .map(|c| Address::new(c.namespace, c.r#type, c.id));
+                    assert_eq!(got_caller, expected_caller, "{name}");
+                    assert_eq!(
+                        got.argument.into_any(),
+                        expected.argument.unwrap_or_default(),
+                        "{name}"
+                    );
+                }
+                (Err(got), Err(expected)) => assert_eq!(got, expected, "{name}"),
+                (got, expected) => panic!("{name}: {got:?}, prost: {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_caller_is_decoded_once_for_consecutive_invocations() {
+        let invocation = |id: &str| {
+            to_function::Invocation {
+                caller: Some(proto::Address {
+                    namespace: "ns".into(),
+                    r#type: "caller".into(),
+                    id: id.into(),
+                }),
+                argument: None,
+            }
+            .encode_to_vec()
+        };
+        let (a, b) = (invocation("a"), invocation("b"));
+        let mut last = None;
+        let callers: Vec<Caller> = [&a, &a, &b, &a]
+            .into_iter()
+            .map(|bytes| decode_invocation(bytes, &mut last).unwrap().caller)
+            .collect();
+        assert!(
+            matches!(
+                &callers[..],
+                [Caller::Is(Some(x)), Caller::Unchanged, Caller::Is(Some(y)), Caller::Is(Some(z))]
+                    if x.id() == "a" && y.id() == "b" && z.id() == "a"
+            ),
+            "{callers:?}"
+        );
     }
 
     #[test]
