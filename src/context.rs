@@ -7,7 +7,7 @@ use prost::{Message, Name};
 use prost_types::Any;
 
 use crate::address::{parse_typename, Address};
-use crate::error::Error;
+use crate::error::{Error, Shown};
 use crate::message::is_type;
 use crate::protocol::v2::{self, AddressRef, Argument, Packed};
 use crate::protocol::{Caller, Effects, Mutation, RawState};
@@ -308,7 +308,11 @@ impl<'a> Context<'a> {
             StateValue::Deleted => return Ok(None),
         };
         if !is_type::<M>(type_url) {
-            let holds = format!("it holds a `{type_url}`, not a `{}`", M::full_name());
+            let holds = format!(
+                "it holds a {}, not a `{}`",
+                Shown(type_url),
+                M::full_name()
+            );
             return Err(self.unreadable(name, holds));
         }
         M::decode(value)
@@ -419,7 +423,7 @@ fn target_address<'t>(
     if id.is_empty() {
         return Err(Error::InvalidArgument {
             operation,
-            reason: format!("the id of the target of type `{typename}` is empty"),
+            reason: format!("the id of the target of type {} is empty", Shown(typename)),
         });
     }
     Ok(AddressRef {

@@ -156,16 +156,40 @@ impl Error {
 
     /// The error and its causes, joined with `: `, e.g. `function
     /// example/greeter/alice failed at invocation 0: user not found`.
+    ///
+    /// Safe to put in a log line or an HTTP error body: a cause's text (a function's own
+    /// error may quote anything) has its control characters escaped, and the whole is cut
+    /// at [`Error::MAX_CHAIN_LEN`] bytes, ending in `...` when cut.
     pub fn chain(&self) -> String {
         let mut text = self.to_string();
         let mut cause = self.source();
         while let Some(next) = cause {
             text.push_str(": ");
-            text.push_str(&next.to_string());
+            for c in next.to_string().chars() {
+                if c.is_control() {
+                    text.extend(c.escape_default());
+                } else {
+                    text.push(c);
+                }
+            }
+            if text.len() > Self::MAX_CHAIN_LEN {
+                break;
+            }
             cause = next.source();
+        }
+        if text.len() > Self::MAX_CHAIN_LEN {
+            let mut end = Self::MAX_CHAIN_LEN - 3;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push_str("...");
         }
         text
     }
+
+    /// The longest [`Error::chain`], in bytes.
+    pub const MAX_CHAIN_LEN: usize = 2048;
 }
 
 /// Quotes text that came from a request or a user, escaped and bounded, so that an error
@@ -337,6 +361,20 @@ mod tests {
         let shown = Shown(&long).to_string();
         assert!(shown.len() < 260, "{shown}");
         assert!(shown.ends_with("(10000 bytes)"), "{shown}");
+    }
+
+    #[test]
+    fn chain_escapes_and_bounds_what_the_causes_say() {
+        let err = Error::FunctionFailed {
+            address: Box::new(Address::new("ex", "t", "1")),
+            invocation: 0,
+            source: anyhow::anyhow!("bad\r\nline {}", "x".repeat(10_000)),
+        };
+        let chain = err.chain();
+        assert!(chain.contains("bad\\r\\nline"), "{chain}");
+        assert!(!chain.chars().any(char::is_control), "{chain}");
+        assert_eq!(chain.len(), Error::MAX_CHAIN_LEN);
+        assert!(chain.ends_with("..."));
     }
 
     #[test]
