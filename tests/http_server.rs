@@ -2,12 +2,12 @@
 
 mod http_support;
 
-use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Barrier};
+use std::net::TcpStream;
+use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use http_support::{chunked, echo_request, handler, ping, post, Client, HttpResponse};
+use http_support::{burst, chunked, echo_request, handler, ping, post, Client, HttpResponse};
 use statefun_sync::http::Server;
 use statefun_sync::testing::Request;
 
@@ -173,7 +173,7 @@ fn a_body_over_the_limit_is_a_413_without_reading_it_and_the_server_goes_on() {
     by_chunks
         .send(b"POST /statefun HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
         .unwrap();
-    by_chunks.send(&chunked(&big, 600)).unwrap();
+    by_chunks.send(&chunked(&big, 600, true)).unwrap();
     let response = by_chunks.read_response().unwrap();
     assert_eq!(response.status, 413, "{}", response.text());
     assert!(response.closes());
@@ -195,7 +195,7 @@ fn a_chunked_body_with_extensions_and_trailers_is_read() {
         b"POST /statefun HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n\
                       Transfer-Encoding: chunked\r\n\r\n"
             .to_vec();
-    bytes.extend(chunked(&request, 5));
+    bytes.extend(chunked(&request, 5, true));
 
     for _ in 0..2 {
         client.send(&bytes).unwrap();
@@ -368,43 +368,6 @@ fn concurrent_clients_each_get_their_own_reply() {
         .collect();
     let answered: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert_eq!(answered, 480);
-}
-
-/// Opens `count` keep-alive connections at once, each sending one request; returns how
-/// many got their reply within `deadline` of the burst's start, then sends a second
-/// request on each answered connection and returns how many of those were answered.
-fn burst(addr: SocketAddr, count: usize, deadline: Duration) -> (usize, usize) {
-    let barrier = Arc::new(Barrier::new(count));
-    let threads: Vec<_> = (0..count)
-        .map(|i| {
-            let barrier = Arc::clone(&barrier);
-            thread::Builder::new()
-                .stack_size(128 * 1024)
-                .spawn(move || {
-                    let request = echo_request(&format!("burst-{i}"), 1);
-                    barrier.wait();
-                    let started = Instant::now();
-                    let Ok(mut client) = Client::connect(addr) else {
-                        return (false, false);
-                    };
-                    let first = client.post("/statefun", &request);
-                    let in_time =
-                        started.elapsed() <= deadline && first.is_ok_and(|r| r.status == 200);
-                    // Only the first request is timed; the second proves reuse.
-                    let again = in_time
-                        && client
-                            .post("/statefun", &request)
-                            .is_ok_and(|r| r.status == 200 && !r.closes());
-                    (in_time, again)
-                })
-                .unwrap()
-        })
-        .collect();
-    let results: Vec<(bool, bool)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    (
-        results.iter().filter(|r| r.0).count(),
-        results.iter().filter(|r| r.1).count(),
-    )
 }
 
 #[test]

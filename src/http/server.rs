@@ -80,11 +80,13 @@ pub fn serve(
 /// This is the design because the runtime opens its pooled connections in bursts and
 /// then keeps them idle: a pool of a few threads that each own a connection (tiny_http
 /// 0.12) leaves the burst's other connections unanswered, and a poller needs either
-/// `unsafe` system calls or a dependency. Measured on a 2-core machine, a fresh server
-/// answered every connection of bursts of 16 and 256 new keep-alive connections (one
-/// request each), in every one of 5 runs, and answered new clients while 1,024 idle
-/// keep-alive connections were open; threads are created at the OS's pace (tens of
-/// microseconds each) and an idle one uses a few KiB of memory.
+/// `unsafe` system calls or a dependency. Measured on a 2-core machine
+/// (`tests/http_measure.rs`), a fresh server answered every connection of bursts of 16
+/// and of 256 new keep-alive connections (one request each, all held open) within 3 s,
+/// in each of 5 runs, where tiny_http 0.12 answered as few as 4 of 16; with 1,024 idle
+/// keep-alive connections open, new clients were answered in under 5 ms, and the whole
+/// test process (server and client) used 34 MB of resident memory: a thread is created
+/// in tens of microseconds, and an idle one costs a few KiB.
 ///
 /// Functions run on the connection threads, whose stack is
 /// [`stack_size`](ServerBuilder::stack_size) (default 512 KiB): raise it for functions

@@ -4,10 +4,9 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prost_types::Any;
 use statefun_sync::testing::Request;
@@ -195,6 +194,56 @@ impl Client {
     }
 }
 
+/// Opens `count` keep-alive connections at once, each sending one request, and holds
+/// them all open, as the runtime's connection pool does. Returns how many got their
+/// reply within `deadline` of the burst's start, and how many of those then answered a
+/// second request on the same connection.
+pub fn burst(addr: SocketAddr, count: usize, deadline: Duration) -> (usize, usize) {
+    let barrier = Arc::new(Barrier::new(count));
+    let threads: Vec<_> = (0..count)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let request = echo_request(&format!("burst-{i}"), 1);
+                    barrier.wait();
+                    let started = Instant::now();
+                    let mut client = Client::connect(addr).ok();
+                    let in_time = client.as_mut().is_some_and(|client| {
+                        // Only the first request is timed: wait no longer than the deadline.
+                        let left = deadline.saturating_sub(started.elapsed());
+                        client
+                            .stream
+                            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                            .is_ok()
+                            && client
+                                .post("/statefun", &request)
+                                .is_ok_and(|r| r.status == 200)
+                            && started.elapsed() <= deadline
+                    });
+                    // Every connection stays open until all have been answered or given up.
+                    barrier.wait();
+                    let again = in_time
+                        && client.as_mut().is_some_and(|client| {
+                            let _ = client.stream.set_read_timeout(Some(CLIENT_TIMEOUT));
+                            client
+                                .post("/statefun", &request)
+                                .is_ok_and(|r| r.status == 200 && !r.closes())
+                        });
+                    barrier.wait();
+                    (in_time, again)
+                })
+                .unwrap()
+        })
+        .collect();
+    let results: Vec<(bool, bool)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    (
+        results.iter().filter(|r| r.0).count(),
+        results.iter().filter(|r| r.1).count(),
+    )
+}
+
 /// A `POST` as the runtime sends it: `Content-Type: application/octet-stream` and
 /// `Content-Length`.
 pub fn post(path: &str, body: &[u8]) -> Vec<u8> {
@@ -208,17 +257,21 @@ pub fn post(path: &str, body: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// `body` in chunked framing, in chunks of `size` bytes, with an extension on the first
-/// chunk and a trailer field.
-pub fn chunked(body: &[u8], size: usize) -> Vec<u8> {
+/// `body` in chunked framing, in chunks of `size` bytes; with `extras`, an extension on
+/// the first chunk and a trailer field.
+pub fn chunked(body: &[u8], size: usize, extras: bool) -> Vec<u8> {
     let mut bytes = Vec::new();
     for (i, chunk) in body.chunks(size).enumerate() {
-        let ext = if i == 0 { ";name=value" } else { "" };
+        let ext = if i == 0 && extras { ";name=value" } else { "" };
         bytes.extend_from_slice(format!("{:x}{ext}\r\n", chunk.len()).as_bytes());
         bytes.extend_from_slice(chunk);
         bytes.extend_from_slice(b"\r\n");
     }
-    bytes.extend_from_slice(b"0\r\nX-Trailer: yes\r\n\r\n");
+    bytes.extend_from_slice(if extras {
+        &b"0\r\nX-Trailer: yes\r\n\r\n"[..]
+    } else {
+        &b"0\r\n\r\n"[..]
+    });
     bytes
 }
 
@@ -280,7 +333,7 @@ pub fn handler() -> RequestReplyHandler {
 #[cfg(feature = "tiny-http")]
 pub struct TinyServer {
     pub addr: SocketAddr,
-    stop: Arc<AtomicBool>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
     threads: Vec<thread::JoinHandle<()>>,
 }
 
@@ -290,13 +343,13 @@ impl TinyServer {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
         let addr = server.server_addr().to_ip().unwrap();
         let handler = Arc::new(handler);
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let threads = (0..threads)
             .map(|_| {
                 let (server, handler, stop) =
                     (Arc::clone(&server), Arc::clone(&handler), Arc::clone(&stop));
                 thread::spawn(move || {
-                    while !stop.load(Ordering::SeqCst) {
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                         if let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(50)) {
                             let _ = statefun_sync::tiny_http_adapter::answer(&handler, request);
                         }
@@ -315,7 +368,7 @@ impl TinyServer {
 #[cfg(feature = "tiny-http")]
 impl Drop for TinyServer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
