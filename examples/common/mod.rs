@@ -1,0 +1,188 @@
+//! What the examples share: their message types (package `example`), the app that
+//! `server`, `flask` and `existing_service` serve, and command-line handling.
+//!
+//! An app would generate its message types with prost-build from its `.proto` files;
+//! the examples write them by hand to stay self-contained.
+#![allow(dead_code)] // each example uses its own subset
+
+pub mod app;
+
+use std::fmt::Write as _;
+
+use prost::Name;
+use prost_types::Any;
+use statefun_sync::http::Server;
+use statefun_sync::proto::KafkaProducerRecord;
+use statefun_sync::{FromAny, RequestReplyHandler, StatefulFunctions};
+
+/// Implements `prost::Name` for a message of package `example`, with the type URL the
+/// runtime and every SDK use, so `Any::to_msg` and `Any::from_msg` work too.
+macro_rules! example_message {
+    ($type:ident) => {
+        impl Name for $type {
+            const NAME: &'static str = stringify!($type);
+            const PACKAGE: &'static str = "example";
+
+            fn full_name() -> String {
+                format!("example.{}", stringify!($type))
+            }
+
+            fn type_url() -> String {
+                format!("type.googleapis.com/example.{}", stringify!($type))
+            }
+        }
+    };
+}
+
+/// A user, as in the Python SDK's documentation.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct User {
+    #[prost(string, tag = "1")]
+    pub user_id: String,
+    #[prost(string, tag = "2")]
+    pub name: String,
+}
+example_message!(User);
+
+/// An administrator: the other half of `example/goodbye`'s union.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Admin {
+    #[prost(string, tag = "1")]
+    pub name: String,
+}
+example_message!(Admin);
+
+/// A counter, kept in the state `count`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Count {
+    #[prost(int64, tag = "1")]
+    pub value: i64,
+}
+example_message!(Count);
+
+/// A text sent back: a greeting, or the delayed "hello from the past".
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Response {
+    #[prost(string, tag = "1")]
+    pub message: String,
+}
+example_message!(Response);
+
+/// Tells `example/count` to forget a user (it deletes the state `count`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Forget {}
+example_message!(Forget);
+
+/// The `module.yaml` endpoint the files in `examples/deploy/` use: the functions run in
+/// a container (or host) called `functions`, port 8000.
+pub const DEPLOY_ENDPOINT: &str = "http://functions:8000/statefun";
+
+/// Command-line options of the example servers.
+pub struct Options {
+    /// `--addr HOST:PORT` (or `STATEFUN_ADDR`), default `127.0.0.1:8000`.
+    pub addr: String,
+    /// `--module-yaml`: print the module.yaml and exit.
+    pub module_yaml: bool,
+    /// `--endpoint URL` for the printed module.yaml.
+    pub endpoint: String,
+}
+
+const USAGE: &str = "options:
+  --addr HOST:PORT   where to listen (default 127.0.0.1:8000, or $STATEFUN_ADDR);
+                     0.0.0.0:8000 to accept connections from other hosts
+  --module-yaml      print the module.yaml that deploys these functions, and exit
+  --endpoint URL     the endpoint written in it (default http://functions:8000/statefun)";
+
+/// Reads the options; prints the usage and exits on `--help` or a wrong option.
+pub fn options() -> Options {
+    let mut options = Options {
+        addr: std::env::var("STATEFUN_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".into()),
+        module_yaml: false,
+        endpoint: DEPLOY_ENDPOINT.into(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--addr" => options.addr = value(&mut args, "--addr"),
+            "--module-yaml" => options.module_yaml = true,
+            "--endpoint" => options.endpoint = value(&mut args, "--endpoint"),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => {
+                eprintln!("unknown option `{other}`\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
+    options
+}
+
+/// The value after a flag; exits with a message when there is none.
+pub fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> String {
+    args.next().unwrap_or_else(|| {
+        eprintln!("`{flag}` needs a value");
+        std::process::exit(2);
+    })
+}
+
+/// Logs at `info` unless `RUST_LOG` says otherwise.
+pub fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+}
+
+/// What every example server's `main` does: with `--module-yaml`, prints the
+/// deployment; otherwise serves `functions` with `serve()`'s server until killed.
+pub fn serve_from_args(functions: StatefulFunctions) -> anyhow::Result<()> {
+    let options = options();
+    if options.module_yaml {
+        print!("{}", functions.module_yaml(&options.endpoint));
+        return Ok(());
+    }
+    init_logging();
+    let names: Vec<String> = functions.typenames().collect();
+    let server = Server::builder()
+        .bind(options.addr.as_str())
+        .start(RequestReplyHandler::new(functions))?;
+    log::info!(
+        "serving {} at http://{}{} (Ctrl-C to stop)",
+        names.join(", "),
+        server.local_addr(),
+        server.path()
+    );
+    server.join();
+    Ok(())
+}
+
+/// A readable form of a message: decoded when its type is one of the examples' or a
+/// Kafka record, else its type URL and size.
+pub fn describe(any: &Any) -> String {
+    fn decoded<M: FromAny + std::fmt::Debug>(any: &Any) -> Option<String> {
+        match M::from_any(any)? {
+            Ok(message) => Some(format!("{message:?}")),
+            Err(err) => Some(format!("{} that does not decode: {err}", any.type_url)),
+        }
+    }
+    if let Some(record) = KafkaProducerRecord::from_any(any).and_then(Result::ok) {
+        let mut text = format!(
+            "KafkaProducerRecord {{ topic: {:?}, key: {:?}, value: ",
+            record.topic, record.key
+        );
+        match <Response as prost::Message>::decode(record.value_bytes.as_slice()) {
+            Ok(value) => {
+                let _ = write!(text, "{value:?} }}");
+            }
+            Err(_) => {
+                let _ = write!(text, "{} bytes }}", record.value_bytes.len());
+            }
+        }
+        return text;
+    }
+    decoded::<User>(any)
+        .or_else(|| decoded::<Admin>(any))
+        .or_else(|| decoded::<Count>(any))
+        .or_else(|| decoded::<Response>(any))
+        .or_else(|| decoded::<Forget>(any))
+        .unwrap_or_else(|| format!("{} ({} bytes)", any.type_url, any.value.len()))
+}
