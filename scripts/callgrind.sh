@@ -36,10 +36,13 @@ per_call() {  # request mode iterations
 
 {
   printf '# instructions per call (callgrind, %s), %s\n' "$(valgrind --version)" "$(date -u +%FT%TZ)"
-  printf '%-12s %14s %14s %7s\n' request handle_Ir floor_Ir ratio
+  printf '%-12s %14s %14s %7s %16s\n' request handle_Ir floor_Ir ratio handle_Ir/invoc
   for r in "${REQUESTS[@]}"; do
     n=${ITER:-200}; [ "$r" = state16M ] && n=${ITER:-20}
     h=$(per_call "$r" handle "$n"); f=$(per_call "$r" floor "$n")
-    printf '%-12s %14d %14d %7s\n' "$r" "$h" "$f" "$(awk -v h="$h" -v f="$f" 'BEGIN {printf "%.2f", h / f}')"
+    invocations=1; [[ $r =~ ^batch([0-9]+)$ ]] && invocations=${BASH_REMATCH[1]}
+    [ "$r" = w2_batch100 ] && invocations=100
+    printf '%-12s %14d %14d %7s %16d\n' "$r" "$h" "$f" \
+      "$(awk -v h="$h" -v f="$f" 'BEGIN {printf "%.2f", h / f}')" $((h / invocations))
   done
 } | tee -a "${OUT:-/dev/null}"

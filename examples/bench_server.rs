@@ -1,0 +1,125 @@
+//! The HTTP bench server: `bench/greeter` and `bench/fanout` (the benchmark functions,
+//! `benches/workloads/functions.rs`) at `http://127.0.0.1:PORT/statefun`.
+//!
+//! ```text
+//! cargo build --release --example bench_server
+//! target/release/examples/bench_server [--port 8080] [--seconds 600] [--tiny-http]
+//! ```
+//!
+//! By default it runs the crate's own server (`Server`, with the settings `serve()` uses);
+//! `--tiny-http` runs a `tiny_http::Server` answering through `tiny_http_adapter` instead,
+//! with two threads taking requests. Either way it stops by itself after `--seconds`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use statefun_sync::http::Server;
+
+#[path = "../benches/workloads/functions.rs"]
+mod workloads;
+
+struct Options {
+    port: u16,
+    seconds: u64,
+    tiny_http: bool,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        port: 8080,
+        seconds: 600,
+        tiny_http: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--port" => {
+                let port = value("--port")?;
+                options.port = port.parse().map_err(|_| format!("bad port `{port}`"))?;
+            }
+            "--seconds" => {
+                let seconds = value("--seconds")?;
+                options.seconds = seconds
+                    .parse()
+                    .map_err(|_| format!("bad --seconds `{seconds}`"))?;
+            }
+            "--tiny-http" => options.tiny_http = true,
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}`; usage: bench_server [--port 8080] [--seconds 600] [--tiny-http]"
+                ))
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let options = options()?;
+    let address = ("127.0.0.1", options.port);
+    let run_for = Duration::from_secs(options.seconds);
+    let handler = Arc::new(workloads::handler());
+
+    if options.tiny_http {
+        return tiny_http_server(handler, address, run_for);
+    }
+    let server = Server::builder().bind(address).start(handler)?;
+    eprintln!(
+        "bench_server (statefun_sync::http::Server) at http://{}{} for {} s",
+        server.local_addr(),
+        server.path(),
+        options.seconds
+    );
+    std::thread::sleep(run_for);
+    server.shutdown();
+    Ok(())
+}
+
+#[cfg(feature = "tiny-http")]
+fn tiny_http_server(
+    handler: Arc<statefun_sync::RequestReplyHandler>,
+    address: (&str, u16),
+    run_for: Duration,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let server = Arc::new(tiny_http::Server::http(address)?);
+    eprintln!(
+        "bench_server (tiny_http_adapter) at http://{}/statefun for {} s",
+        server.server_addr(),
+        run_for.as_secs()
+    );
+    let deadline = std::time::Instant::now() + run_for;
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (server, handler) = (Arc::clone(&server), Arc::clone(&handler));
+            std::thread::spawn(move || {
+                while std::time::Instant::now() < deadline {
+                    match server.recv_timeout(Duration::from_millis(100)) {
+                        Ok(Some(request)) => {
+                            if let Err(e) =
+                                statefun_sync::tiny_http_adapter::answer(&handler, request)
+                            {
+                                eprintln!("could not answer: {e}");
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => eprintln!("could not receive: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "tiny-http"))]
+fn tiny_http_server(
+    _: Arc<statefun_sync::RequestReplyHandler>,
+    _: (&str, u16),
+    _: Duration,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    Err("--tiny-http needs the `tiny-http` feature".into())
+}
