@@ -122,9 +122,18 @@ impl<'a> RequestHead<'a> {
         self
     }
 
-    /// The path: the request target without its query string.
+    /// The path: the request target without its query string, and without the scheme
+    /// and authority of an absolute-form target (`http://host:8000/statefun`).
     fn path(&self) -> &'a str {
-        self.target.split(['?', '#']).next().unwrap_or("")
+        let mut target = self.target;
+        for scheme in ["http://", "https://"] {
+            if target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+                let rest = &target[scheme.len()..];
+                target = rest.find('/').map_or("/", |at| &rest[at..]);
+                break;
+            }
+        }
+        target.split(['?', '#']).next().unwrap_or("")
     }
 }
 
@@ -555,5 +564,10 @@ mod tests {
             "/statefun"
         );
         assert_eq!(RequestHead::new("POST", "/statefun").path(), "/statefun");
+        assert_eq!(
+            RequestHead::new("POST", "http://functions:8000/statefun?x").path(),
+            "/statefun"
+        );
+        assert_eq!(RequestHead::new("POST", "HTTP://functions").path(), "/");
     }
 }

@@ -522,6 +522,10 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream) {
     };
     let id = {
         let mut state = lock(&shared.state);
+        if state.stopping {
+            // Shutdown has closed the others: this one is not served either.
+            return;
+        }
         if state.connections.len() >= shared.max_connections {
             drop(state);
             warn!(
@@ -588,6 +592,12 @@ enum Connection {
 
 /// The whole reply, head and body, in one buffer for one write.
 fn encode(response: &Response, connection: Connection) -> Vec<u8> {
+    encode_with(response, connection, true)
+}
+
+/// As `encode`, without the body for the reply to a `HEAD` (whose `Content-Length` is
+/// still the body's).
+fn encode_with(response: &Response, connection: Connection, with_body: bool) -> Vec<u8> {
     let body = response.body();
     let mut out = Vec::with_capacity(200 + body.len());
     let _ = write!(
@@ -607,7 +617,9 @@ fn encode(response: &Response, connection: Connection) -> Vec<u8> {
         Connection::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
+    if with_body {
+        out.extend_from_slice(body);
+    }
     out
 }
 
@@ -1095,7 +1107,12 @@ fn reply(conn: &mut Conn, response: &Response, head: &Head, shared: &Shared) -> 
     } else {
         Connection::KeepAlive
     };
-    match conn.send(response, connection) {
+    let bytes = encode_with(
+        response,
+        connection,
+        !head.method.eq_ignore_ascii_case("HEAD"),
+    );
+    match conn.stream.write_all(&bytes) {
         Ok(()) if connection == Connection::Close => Next::Close,
         Ok(()) => Next::KeepAlive,
         Err(err) => {
