@@ -1,0 +1,279 @@
+//! The reference implementation for tests: a Python interpreter with the Stateful
+//! Functions Python SDK 2.2.2 installed.
+//!
+//! [`python`] returns the interpreter to run. When the environment variable
+//! `STATEFUN_PYTHON` names one, that one is used; it must already have the
+//! [`REFERENCE_PACKAGES`]. Otherwise a virtualenv at
+//! `<CARGO_TARGET_TMPDIR>/python-reference` is made on first use (`python3 -m venv`, then
+//! `pip install` from PyPI, so that first run needs network access) and reused by every
+//! later run. [`python_with`] also installs extra pip packages into it.
+//!
+//! Several test binaries, and several tests in one binary, may ask at once: within a
+//! process a mutex serialises them, and across processes whoever changes the virtualenv
+//! holds a lock directory next to it (`python-reference.lock`) while the others wait.
+//!
+//! Every failure panics with what went wrong and what to install or fix: a test that
+//! needs the reference implementation never skips silently.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The pip requirements of the reference implementation.
+pub const REFERENCE_PACKAGES: &[&str] = &["apache-flink-statefun==2.2.2", "protobuf==3.20.3"];
+
+/// The environment variable that names a ready interpreter, skipping the virtualenv.
+pub const PYTHON_ENV: &str = "STATEFUN_PYTHON";
+
+/// How long to wait for another process that is building the virtualenv.
+const LOCK_WAIT: Duration = Duration::from_secs(15 * 60);
+/// A lock directory older than this was left by a process that died holding it.
+const STALE_LOCK: Duration = Duration::from_secs(30 * 60);
+
+/// The Python interpreter that has [`REFERENCE_PACKAGES`]: `$STATEFUN_PYTHON`, or the
+/// test virtualenv, created on first use.
+///
+/// # Panics
+///
+/// If there is no usable interpreter: `python3` (with its `venv` module) is missing, pip
+/// cannot install the packages (no network access to PyPI), or `$STATEFUN_PYTHON` lacks
+/// the packages. The message says what to install.
+pub fn python() -> PathBuf {
+    python_with(&[])
+}
+
+/// As [`python`], with the pip requirements `packages` (e.g. `&["flask==2.2.5"]`)
+/// installed too, into the virtualenv or into `$STATEFUN_PYTHON`'s environment. Each
+/// requirement is installed once per test process; pip does nothing (and needs no
+/// network) when it is already satisfied.
+///
+/// # Panics
+///
+/// As [`python`], and if pip cannot install one of `packages`.
+pub fn python_with(packages: &[&str]) -> PathBuf {
+    static READY: Mutex<Option<Ready>> = Mutex::new(None);
+    // A panic while preparing leaves `None` or a complete `Ready`, so a poisoned lock is
+    // still consistent.
+    let mut ready = READY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match prepare(&mut ready, packages) {
+        Ok(python) => python,
+        Err(message) => panic!("the reference Python SDK is not available: {message}"),
+    }
+}
+
+/// The interpreter found in this process, and the requirements installed into it.
+struct Ready {
+    python: PathBuf,
+    installed: BTreeSet<String>,
+}
+
+fn prepare(ready: &mut Option<Ready>, packages: &[&str]) -> Result<PathBuf, String> {
+    if ready.is_none() {
+        *ready = Some(reference()?);
+    }
+    let ready = ready.as_mut().expect("set above");
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|package| !ready.installed.contains(*package))
+        .collect();
+    if !missing.is_empty() {
+        let _lock = DirLock::acquire(&work_dir()?.join("python-reference.lock"))?;
+        pip_install(&ready.python, &missing)?;
+        ready
+            .installed
+            .extend(missing.iter().map(|package| package.to_string()));
+    }
+    Ok(ready.python.clone())
+}
+
+fn reference() -> Result<Ready, String> {
+    let python = match std::env::var_os(PYTHON_ENV) {
+        Some(python) if !python.is_empty() => PathBuf::from(python),
+        _ => reference_venv()?,
+    };
+    check_reference(&python)?;
+    Ok(Ready {
+        python,
+        installed: REFERENCE_PACKAGES.iter().map(|p| p.to_string()).collect(),
+    })
+}
+
+/// Where the virtualenv and its lock live.
+fn work_dir() -> Result<PathBuf, String> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The interpreter of the test virtualenv, built if it is not complete yet.
+fn reference_venv() -> Result<PathBuf, String> {
+    let dir = work_dir()?.join("python-reference");
+    let python = venv_python(&dir);
+    // Written last, so its presence means the virtualenv is complete.
+    let marker = dir.join("statefun-sync-complete");
+    let pins = REFERENCE_PACKAGES.join(" ");
+    let complete = || fs::read_to_string(&marker).is_ok_and(|content| content == pins);
+    if complete() {
+        return Ok(python);
+    }
+    let _lock = DirLock::acquire(&work_dir()?.join("python-reference.lock"))?;
+    if complete() {
+        return Ok(python); // another process built it while this one waited
+    }
+    if dir.exists() {
+        // Left half-made by an interrupted run, or made for other pins.
+        fs::remove_dir_all(&dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
+    }
+    let base = base_interpreter()?;
+    run(
+        Command::new(&base).arg("-m").arg("venv").arg(&dir),
+        &format!("`{} -m venv {}`", base, dir.display()),
+        "install the venv module (Debian/Ubuntu: `apt-get install python3-venv`)",
+    )?;
+    pip_install(&python, REFERENCE_PACKAGES)?;
+    fs::write(&marker, &pins).map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+    Ok(python)
+}
+
+fn venv_python(dir: &Path) -> PathBuf {
+    if cfg!(windows) {
+        dir.join("Scripts").join("python.exe")
+    } else {
+        dir.join("bin").join("python")
+    }
+}
+
+/// The first of `python3` and `python` that is a Python 3.7 or newer with `venv`.
+fn base_interpreter() -> Result<String, String> {
+    let check = "import sys, venv; sys.exit(0 if sys.version_info >= (3, 7) else 1)";
+    for candidate in ["python3", "python"] {
+        let works = Command::new(candidate)
+            .args(["-c", check])
+            .output()
+            .is_ok_and(|output| output.status.success());
+        if works {
+            return Ok(candidate.to_owned());
+        }
+    }
+    Err(format!(
+        "no Python 3.7+ with the venv module on PATH (tried `python3` and `python`). \
+         Install Python 3 with venv and pip (Debian/Ubuntu: `apt-get install python3 \
+         python3-venv python3-pip`), or set {PYTHON_ENV} to an interpreter that has `pip \
+         install {}`",
+        REFERENCE_PACKAGES.join(" ")
+    ))
+}
+
+fn pip_install(python: &Path, packages: &[&str]) -> Result<(), String> {
+    run(
+        Command::new(python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check"])
+            .args(["--no-input", "--quiet"])
+            .args(packages),
+        &format!(
+            "`{} -m pip install {}`",
+            python.display(),
+            packages.join(" ")
+        ),
+        "pip needs network access to PyPI the first time",
+    )
+}
+
+/// Checks that `python` imports the SDK, at the pinned versions.
+fn check_reference(python: &Path) -> Result<(), String> {
+    let check = "import statefun, google.protobuf\n\
+                 from importlib.metadata import version\n\
+                 found = (version('apache-flink-statefun'), google.protobuf.__version__)\n\
+                 assert found == ('2.2.2', '3.20.3'), found";
+    run(
+        Command::new(python).args(["-c", check]),
+        &format!("importing statefun with {}", python.display()),
+        &format!(
+            "that interpreter needs `pip install {}`; unset {PYTHON_ENV} to let the tests \
+             build their own virtualenv, or delete {} to rebuild it",
+            REFERENCE_PACKAGES.join(" "),
+            Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("python-reference")
+                .display()
+        ),
+    )
+}
+
+/// Runs `command` to completion; a failure to start or a non-zero exit is an error
+/// naming `what`, with the command's stderr and `hint`.
+fn run(command: &mut Command, what: &str, hint: &str) -> Result<(), String> {
+    let output = command
+        .output()
+        .map_err(|e| format!("{what} did not start: {e}; {hint}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: String = {
+        let chars: Vec<char> = stderr.trim().chars().collect();
+        chars[chars.len().saturating_sub(3000)..].iter().collect()
+    };
+    Err(format!(
+        "{what} failed ({}): {hint}\n--- stderr ---\n{tail}",
+        output.status
+    ))
+}
+
+/// A lock held by creating a directory (atomic on every file system), released by
+/// removing it when dropped.
+struct DirLock(PathBuf);
+
+impl DirLock {
+    fn acquire(path: &Path) -> Result<DirLock, String> {
+        let start = Instant::now();
+        loop {
+            match fs::create_dir(path) {
+                Ok(()) => {
+                    // For whoever finds the lock: which process holds it.
+                    let _ = fs::write(path.join("pid"), std::process::id().to_string());
+                    return Ok(DirLock(path.to_owned()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if is_stale(path) {
+                        // Its owner died holding it. (Two waiters may both see this; the
+                        // worst case is two pip runs at once, after a 30-minute stall.)
+                        let _ = fs::remove_dir_all(path);
+                        continue;
+                    }
+                    if start.elapsed() > LOCK_WAIT {
+                        return Err(format!(
+                            "waited {LOCK_WAIT:?} for {}, held by another test process; if \
+                             none is running, delete that directory",
+                            path.display()
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => {
+                    return Err(format!("cannot create the lock {}: {e}", path.display()));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn is_stale(path: &Path) -> bool {
+    fs::metadata(path)
+        .and_then(|metadata| metadata.modified())
+        .ok()
+        .and_then(|modified| SystemTime::now().duration_since(modified).ok())
+        .is_some_and(|age| age > STALE_LOCK)
+}
