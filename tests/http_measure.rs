@@ -69,6 +69,32 @@ fn idle(name: &str, addr: SocketAddr) {
     );
 }
 
+/// Sequential requests on one keep-alive connection, then 8 connections at once.
+fn round_trips(name: &str, addr: SocketAddr) {
+    let request = echo_request("rt", 1);
+    let mut client = Client::connect(addr).unwrap();
+    let started = Instant::now();
+    for _ in 0..5000 {
+        assert_eq!(client.post("/statefun", &request).unwrap().status, 200);
+    }
+    let one = started.elapsed() / 5000;
+    let started = Instant::now();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let request = request.clone();
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr).unwrap();
+                for _ in 0..2000 {
+                    assert_eq!(client.post("/statefun", &request).unwrap().status, 200);
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let per_second = 16_000.0 / started.elapsed().as_secs_f64();
+    println!("{name}: one keep-alive connection: {one:?} per request; 8 connections: {per_second:.0} requests/s");
+}
+
 fn rss() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -94,6 +120,7 @@ fn measure_serve() {
         .bind("127.0.0.1:0")
         .start(handler())
         .unwrap();
+    round_trips("serve()", server.local_addr());
     idle("serve()", server.local_addr());
 }
 
@@ -105,5 +132,6 @@ fn measure_tiny_http_adapter() {
         (server.addr, Box::new(server))
     });
     let server = TinyServer::start(handler(), 4);
+    round_trips("tiny_http adapter (4 recv threads)", server.addr);
     idle("tiny_http adapter (4 recv threads)", server.addr);
 }

@@ -84,9 +84,10 @@ pub fn serve(
 /// (`tests/http_measure.rs`), a fresh server answered every connection of bursts of 16
 /// and of 256 new keep-alive connections (one request each, all held open) within 3 s,
 /// in each of 5 runs, where tiny_http 0.12 answered as few as 4 of 16; with 1,024 idle
-/// keep-alive connections open, new clients were answered in under 5 ms, and the whole
-/// test process (server and client) used 34 MB of resident memory: a thread is created
-/// in tens of microseconds, and an idle one costs a few KiB.
+/// keep-alive connections open, new clients were answered within milliseconds, and the
+/// whole test process (server and client) used about 32 MB of resident memory: a thread
+/// is created in tens of microseconds, and an idle one costs a few KiB. A request on a
+/// keep-alive connection took about 20 µs there, twice as fast as through tiny_http.
 ///
 /// Functions run on the connection threads, whose stack is
 /// [`stack_size`](ServerBuilder::stack_size) (default 512 KiB): raise it for functions
