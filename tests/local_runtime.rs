@@ -356,14 +356,14 @@ fn addresses_take_turns_first_come_first_served() {
     );
 }
 
-/// `test/timer` sends the `Count` it gets to `test/log` after that many seconds, under
-/// the same text; a `Text` it just logs.
+/// `test/timer/<id>` sends `test/log/timer` the text "<id> after <n>s" after the `n`
+/// seconds of the `Count` it gets.
 fn timer_runtime() -> LocalRuntime {
     let mut functions = StatefulFunctions::new();
     functions
         .bind("test/timer", |ctx: &mut Context, message: Any| {
             let delay = unpack::<Count>(&message)?;
-            let line = text(&format!("after {}s", delay.n));
+            let line = text(&format!("{} after {}s", ctx.address().id(), delay.n));
             let delay = Duration::from_secs(delay.n as u64);
             ctx.pack_and_send_after(delay, "test/log", "timer", &line)?;
             Ok(())
@@ -387,7 +387,7 @@ fn a_delayed_message_arrives_when_the_virtual_clock_reaches_it() {
     assert!(log(&runtime).is_empty(), "not due yet");
 
     runtime.advance(Duration::from_secs(1)).unwrap();
-    assert_eq!(log(&runtime), ["timer:after 1800s"]);
+    assert_eq!(log(&runtime), ["timer:t after 1800s"]);
     assert_eq!(runtime.now(), Duration::from_secs(1800));
     assert_eq!(
         runtime.history().last().unwrap().at,
@@ -399,7 +399,8 @@ fn a_delayed_message_arrives_when_the_virtual_clock_reaches_it() {
 #[test]
 fn delayed_messages_arrive_in_due_time_order_ties_in_send_order() {
     let mut runtime = timer_runtime();
-    for (id, n) in [("1", 3), ("2", 1), ("3", 2), ("4", 1)] {
+    // Sent in this order: the two 1-second ones with ids out of order.
+    for (id, n) in [("1", 3), ("4", 1), ("3", 2), ("2", 1)] {
         runtime.pack_and_send("test/timer", id, &count(n)).unwrap();
     }
     runtime.advance(Duration::from_secs(10)).unwrap();
@@ -409,10 +410,10 @@ fn delayed_messages_arrive_in_due_time_order_ties_in_send_order() {
     assert_eq!(
         sent,
         [
-            "timer:after 1s",
-            "timer:after 1s",
-            "timer:after 2s",
-            "timer:after 3s"
+            "timer:4 after 1s",
+            "timer:2 after 1s",
+            "timer:3 after 2s",
+            "timer:1 after 3s"
         ]
     );
     let log_batches: Vec<_> = runtime
