@@ -211,6 +211,20 @@ fn a_body_over_the_limit_is_a_413_without_reading_it_and_the_server_goes_on() {
 }
 
 #[test]
+fn a_refused_request_announcing_a_huge_body_is_answered_at_once_and_closed() {
+    let server = start();
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    client
+        .send(b"POST /other HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n")
+        .unwrap();
+
+    let response = client.read_response().unwrap();
+
+    assert_eq!(response.status, 404, "{}", response.text());
+    assert!(response.closes());
+}
+
+#[test]
 fn a_chunked_body_with_extensions_and_trailers_is_read() {
     let server = start();
     let mut client = Client::connect(server.local_addr()).unwrap();

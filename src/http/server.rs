@@ -205,9 +205,9 @@ impl ServerBuilder {
 
     /// How long a request may take to arrive, head and body, once its first byte has
     /// (default 30 s); a slower one gets 408 and its connection is closed. It also bounds
-    /// each write of a reply.
+    /// each write of a reply. At least 1 ms.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
-        self.read_timeout = timeout;
+        self.read_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -215,9 +215,9 @@ impl ServerBuilder {
     /// before it is closed. The runtime's connection pool keeps idle connections longer,
     /// and that is safe: a request sent on a connection the server has just closed fails
     /// at once, and the runtime's HTTP client (OkHttp) and its retry loop send it again
-    /// on a new connection.
+    /// on a new connection. At least 1 ms.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout;
+        self.idle_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -1073,12 +1073,17 @@ fn exchange(shared: &Shared, conn: &mut Conn, deadline: Instant) -> Next {
     }
     let endpoint = &shared.endpoint;
     if let Some(refusal) = endpoint.check_head(&request) {
-        if refusal.status() == 413 {
-            // Not worth reading: close after the answer.
+        let drain = match head.framing {
+            Framing::Empty => true,
+            // A small body is read and dropped, so the connection stays usable, unless
+            // the client waits for a 100 Continue before sending it.
+            Framing::Length(n) => n <= endpoint.body_limit() as u64 && !head.expect_continue,
+            Framing::Chunked => false,
+        };
+        if !drain {
             let _ = conn.send(&refusal, Connection::Close);
             return Next::LingerClose;
         }
-        // A body within the limit is read and dropped, so the connection stays usable.
         return match conn.read_body(&head, endpoint, deadline) {
             Ok(_) => reply(conn, &refusal, &head, shared),
             Err(failure) => fail(conn, failure, "request body"),
