@@ -512,7 +512,7 @@ const FUNCTION_TYPES: &[&str] = &[
 const EGRESS_TYPES: &[&str] = &["example/out", "com.example/kafka-egress", "a/b/c"];
 const BAD_TYPENAMES: &[&str] = &["", "no-slash", "/name", "namespace/"];
 const IDS: &[&str] = &["alice", "bob", "42", "user 7", "ünïcødé", "a/b", "0"];
-const STATE_NAMES: &[&str] = &["count", "seen", "profile", "a.b-c", "ünï"];
+const STATE_NAMES: &[&str] = &["count", "seen", "profile", "a.b-c", "ünï", ""];
 const UNDECLARED_STATE: &str = "undeclared";
 const WORDS: &[&str] = &[
     "",
@@ -549,15 +549,17 @@ struct Batch {
 }
 
 impl Batch {
+    fn to_batch(&self) -> to_function::InvocationBatchRequest {
+        to_function::InvocationBatchRequest {
+            target: self.target.clone(),
+            state: self.states.clone(),
+            invocations: self.invocations.clone(),
+        }
+    }
+
     fn encode(&self) -> Vec<u8> {
         proto::ToFunction {
-            request: Some(to_function::Request::Invocation(
-                to_function::InvocationBatchRequest {
-                    target: self.target.clone(),
-                    state: self.states.clone(),
-                    invocations: self.invocations.clone(),
-                },
-            )),
+            request: Some(to_function::Request::Invocation(self.to_batch())),
         }
         .encode_to_vec()
     }
@@ -580,16 +582,16 @@ impl Generator {
 
     fn case(&mut self) -> Case {
         match self.rng.below(100) {
-            0..=59 => {
+            0..=57 => {
                 let batch = self.batch(true);
                 self.finish("batch", String::new(), &batch, Expect::Reply)
             }
-            60..=81 => {
+            58..=79 => {
                 let target = *self.rng.pick(&[UNTYPED, UNTYPED, TYPED, UNION]);
                 let (batch, note) = self.build_batch(target, true, true);
                 self.finish("failing batch", note, &batch, Expect::Error)
             }
-            82..=88 => {
+            80..=84 => {
                 let batch = self.batch(true);
                 let bytes = batch.encode();
                 let cut = self.rng.below(bytes.len());
@@ -601,7 +603,40 @@ impl Generator {
                     expect: Expect::Either,
                 }
             }
-            89..=92 => {
+            85..=89 => {
+                // The batch cut short inside an intact `ToFunction`, so that the parsers of
+                // the inner messages meet the end: mostly an error, but a cut between two
+                // fields leaves a valid batch of fewer states or invocations.
+                let batch = self.batch(true).to_batch();
+                let body = batch.encode_to_vec();
+                let cut = if self.rng.percent(50) {
+                    self.rng.below(body.len() + 1)
+                } else {
+                    // Between two fields (prost writes them in field order).
+                    use prost::encoding::message::encoded_len;
+                    let fields = batch.target.iter().map(|t| encoded_len(1, t));
+                    let fields = fields
+                        .chain(batch.state.iter().map(|s| encoded_len(2, s)))
+                        .chain(batch.invocations.iter().map(|i| encoded_len(3, i)));
+                    let ends: Vec<usize> = fields
+                        .scan(0, |end, len| {
+                            *end += len;
+                            Some(*end)
+                        })
+                        .collect();
+                    *self.rng.pick(&ends)
+                };
+                let mut bytes = Vec::new();
+                prost::encoding::bytes::encode(100, &body[..cut].to_vec(), &mut bytes);
+                Case {
+                    kind: "truncated batch",
+                    note: format!("the first {cut} of {} bytes of the batch", body.len()),
+                    bytes,
+                    invocations: 0,
+                    expect: Expect::Either,
+                }
+            }
+            90..=93 => {
                 // Protobuf merges concatenated messages: the target's fields from both (the
                 // second id wins), the states of both (a repeated name keeps its last value),
                 // the invocations of the first then the second.
@@ -618,7 +653,7 @@ impl Generator {
                     expect: Expect::Reply,
                 }
             }
-            93..=94 => {
+            94..=95 => {
                 let mut batch = self.batch(true);
                 batch.invocations.clear();
                 self.finish("no invocations", String::new(), &batch, Expect::Reply)
@@ -668,10 +703,9 @@ impl Generator {
             }
             let caller = self.rng.percent(60).then(|| self.caller());
             let argument = self.valid_argument(&mut batch, caller.is_some());
-            batch.invocations.push(to_function::Invocation {
-                caller,
-                argument: Some(argument),
-            });
+            batch
+                .invocations
+                .push(to_function::Invocation { caller, argument });
         }
         (batch, note)
     }
@@ -743,9 +777,19 @@ impl Generator {
                 let value = self.value(0);
                 (self.pack_value(value).encode_to_vec(), Held::Value)
             }
-            13..=18 => {
+            13..=15 => {
                 let (any, held) = self.any();
                 (any.encode_to_vec(), held)
+            }
+            16..=18 => {
+                // An `Any` as no protobuf library writes it, but every one reads it: the
+                // value before the type URL, then an unknown field.
+                let (any, held) = self.any();
+                let mut bytes = Vec::new();
+                prost::encoding::bytes::encode(2, &any.value, &mut bytes);
+                prost::encoding::string::encode(1, &any.type_url, &mut bytes);
+                prost::encoding::uint64::encode(15, &1, &mut bytes);
+                (bytes, held)
             }
             _ => (self.rng.pick(UNREADABLE_STATES).to_vec(), Held::Unreadable),
         };
@@ -772,19 +816,24 @@ impl Generator {
     }
 
     /// The argument of an invocation that runs without error.
-    fn valid_argument(&mut self, batch: &mut Batch, has_caller: bool) -> Any {
+    fn valid_argument(&mut self, batch: &mut Batch, has_caller: bool) -> Option<Any> {
         let function_type = batch.function_type();
         if function_type == UNTYPED && self.rng.percent(10) {
             // Not a script, so the function ignores it.
-            return if self.rng.percent(50) {
-                pack(&self.text())
-            } else {
-                self.blob().0
+            return match self.rng.below(3) {
+                0 => Some(pack(&self.text())),
+                1 => Some(self.blob().0),
+                _ => None, // no argument at all: an empty `Any`
             };
         }
         if function_type == UNION && self.rng.percent(20) {
-            return pack(&self.text());
+            return Some(pack(&self.text()));
         }
+        Some(self.script_argument(batch, has_caller, &function_type))
+    }
+
+    /// A script of valid operations, packed.
+    fn script_argument(&mut self, batch: &mut Batch, has_caller: bool, function_type: &str) -> Any {
         if TYPE_URLS_WITHOUT_SLASH && function_type == UNTYPED && self.rng.percent(5) {
             // No `Value` to the Python SDK: ignored, so its operations change no state.
             let held = batch.held.clone();
@@ -917,19 +966,18 @@ impl Generator {
                     type_url: "google.protobuf.Value".to_owned(),
                     value: PbValue(script).encode_to_vec(),
                 };
-                (any, "a script under a type URL without a `/`")
+                (Some(any), "a script under a type URL without a `/`")
+            } else if kind == 18 && self.rng.percent(20) {
+                (None, "no argument")
             } else if kind == 18 {
-                (self.blob().0, "a message of another type")
+                (Some(self.blob().0), "a message of another type")
             } else {
                 // A list value of five bytes, of which one is there.
                 let mut any = pack(&PbValue::default());
                 any.value = vec![0x32, 0x05, 0x0a];
-                (any, "a script whose bytes do not decode")
+                (Some(any), "a script whose bytes do not decode")
             };
-            let invocation = to_function::Invocation {
-                caller,
-                argument: Some(argument),
-            };
+            let invocation = to_function::Invocation { caller, argument };
             return (invocation, note.to_owned());
         }
         let has_caller = caller.is_some();
