@@ -329,11 +329,10 @@ impl Endpoint {
             return None;
         };
         warn!(
-            "{} {} {}: {}",
+            "{} {}: {}",
             Shown(head.method),
             Shown(path),
-            refusal.status,
-            String::from_utf8_lossy(&refusal.body).trim_end()
+            error_text(&refusal)
         );
         Some(refusal)
     }
@@ -356,13 +355,13 @@ impl Endpoint {
         match body.take(limit.saturating_add(1)).read_to_end(&mut bytes) {
             Ok(_) if bytes.len() as u64 > limit => {
                 let refusal = self.too_large(&format!("more than {limit} bytes"));
-                warn!("POST {}: 413: {}", Shown(&self.path), error_text(&refusal));
+                warn!("POST {}: {}", Shown(&self.path), error_text(&refusal));
                 Err(refusal)
             }
             Ok(_) => Ok(bytes),
             Err(err) => {
                 let refusal = body_error(&err);
-                warn!("POST {}: 400: {}", Shown(&self.path), error_text(&refusal));
+                warn!("POST {}: {}", Shown(&self.path), error_text(&refusal));
                 Err(refusal)
             }
         }

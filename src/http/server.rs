@@ -1135,8 +1135,7 @@ fn fail(conn: &mut Conn, failure: Failure, reading: &str) -> Next {
         Failure::Refuse(response) => response,
     };
     warn!(
-        "{} while reading the {reading}: {}",
-        refusal.status(),
+        "while reading the {reading}: {}",
         String::from_utf8_lossy(refusal.body()).trim_end()
     );
     let _ = conn.send(&refusal, Connection::Close);
