@@ -1,0 +1,443 @@
+//! What the fuzz targets share: a registry whose functions run a script taken from the
+//! fuzzed message bytes (so the fuzzer drives every `Context` operation), a model of what
+//! the script did, and the properties every answer of `handle()` must have.
+//!
+//! The script is the argument's `value` bytes, read front to back. Each operation is one
+//! byte: the low four bits choose the operation, the high bit says whether an error from
+//! it is passed up with `?` (ending the batch) or ignored. Operands (names, ids, type
+//! URLs, delays) follow as further bytes; a script that runs out of bytes just ends.
+
+use std::cell::RefCell;
+use std::sync::{Once, OnceLock};
+use std::time::Duration;
+
+use prost::Message;
+use prost_types::Any;
+use statefun_sync::proto::{from_function, FromFunction};
+use statefun_sync::testing::{Reply, StateChange};
+use statefun_sync::{
+    kafka_egress_record, kinesis_egress_record, Context, Error, RequestReplyHandler,
+    StatefulFunctions,
+};
+
+/// Takes the message as an `Any` and runs its script.
+pub const ALL: &str = "fuzz/all";
+/// Takes a `google.protobuf.Duration`, runs a script of its `seconds` bytes.
+pub const TYPED: &str = "fuzz/typed";
+/// As [`ALL`], but declares the states `a` and `b`.
+pub const DECLARED: &str = "fuzz/declared";
+
+/// The state names a script uses most (`missing` is never carried by the seeds).
+pub const STATE_NAMES: [&str; 4] = ["a", "b", "c", "missing"];
+
+/// Error chains longer than this are a finding: an error must never carry megabytes of
+/// request text.
+pub const MAX_CHAIN: usize = 2048;
+
+/// What the script did during one `handle()` call, for the checks afterwards.
+#[derive(Debug, Default)]
+pub struct Model {
+    /// Messages sent with `send`/`reply` and their `pack_and_` forms that succeeded.
+    pub messages: usize,
+    /// Delayed messages that succeeded.
+    pub delayed: usize,
+    /// Egress messages that succeeded.
+    pub egresses: usize,
+    /// The last successful write to each state: `Some(value)` set, `None` deleted.
+    pub written: Vec<(String, Option<Any>)>,
+    /// The status the batch must fail with, once a function passed an error up or panicked.
+    pub failure: Option<u16>,
+    /// A property broken inside a function (checked outside, where a panic is not caught).
+    pub violation: Option<String>,
+    /// How many invocations ran.
+    pub invocations: usize,
+}
+
+thread_local! {
+    static MODEL: RefCell<Model> = RefCell::new(Model::default());
+}
+
+/// Forgets the previous input's model.
+pub fn reset() {
+    MODEL.with(|m| *m.borrow_mut() = Model::default());
+}
+
+/// The model of the input just handled.
+pub fn take() -> Model {
+    MODEL.with(|m| std::mem::take(&mut *m.borrow_mut()))
+}
+
+fn with_model<T>(f: impl FnOnce(&mut Model) -> T) -> T {
+    MODEL.with(|m| f(&mut m.borrow_mut()))
+}
+
+/// The message of the scripted panic, so the panic hook can tell it from a real one.
+const SCRIPTED_PANIC: &str = "scripted panic";
+
+/// libFuzzer's panic hook aborts on every panic, even one that `handle()` catches. Keep
+/// that for every panic but the script's own.
+pub fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let fuzzer_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+            if message.is_some_and(|m| m.starts_with(SCRIPTED_PANIC)) {
+                return;
+            }
+            fuzzer_hook(info);
+        }));
+    });
+}
+
+/// The handler every target uses, built once.
+pub fn handler() -> &'static RequestReplyHandler {
+    static HANDLER: OnceLock<RequestReplyHandler> = OnceLock::new();
+    HANDLER.get_or_init(|| {
+        let mut functions = StatefulFunctions::new();
+        functions
+            .bind(ALL, |ctx, message: Any| run_script(ctx, &message.value))
+            .expect("valid typename");
+        functions
+            .bind_typed(TYPED, |ctx, message: prost_types::Duration| {
+                run_script(ctx, &message.seconds.to_le_bytes())
+            })
+            .expect("valid typename");
+        functions
+            .bind(DECLARED, |ctx, message: Any| {
+                run_script(ctx, &message.value)
+            })
+            .expect("valid typename")
+            .state("a")
+            .state("b");
+        RequestReplyHandler::new(functions)
+    })
+}
+
+struct Script<'a> {
+    bytes: &'a [u8],
+}
+
+impl Script<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&first, rest) = self.bytes.split_first()?;
+        self.bytes = rest;
+        Some(first)
+    }
+
+    fn byte_or_zero(&mut self) -> u8 {
+        self.byte().unwrap_or(0)
+    }
+
+    /// Up to 7 bytes, as text. Control characters are kept: they are what the error
+    /// messages must escape.
+    fn text(&mut self) -> String {
+        let n = usize::from(self.byte_or_zero() % 8).min(self.bytes.len());
+        let (text, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        String::from_utf8_lossy(text).into_owned()
+    }
+
+    fn typename(&mut self) -> String {
+        match self.byte_or_zero() % 6 {
+            0 => ALL.into(),
+            1 => "fuzz/other".into(),
+            2 => "nonamespace".into(),
+            3 => "/noname".into(),
+            4 => "fuzz/".into(),
+            _ => self.text(),
+        }
+    }
+
+    fn id(&mut self) -> String {
+        match self.byte_or_zero() % 4 {
+            0 => String::new(),
+            1 => "1".into(),
+            _ => self.text(),
+        }
+    }
+
+    fn state_name(&mut self) -> String {
+        match self.byte_or_zero() % 6 {
+            i @ 0..=3 => STATE_NAMES[usize::from(i)].into(),
+            4 => String::new(),
+            _ => self.text(),
+        }
+    }
+
+    fn any(&mut self) -> Any {
+        let type_url = self.text();
+        let value = self.text().into_bytes();
+        Any { type_url, value }
+    }
+
+    fn duration_message(&mut self) -> prost_types::Duration {
+        prost_types::Duration {
+            seconds: i64::from(self.byte_or_zero()),
+            nanos: 0,
+        }
+    }
+
+    fn delay(&mut self) -> Duration {
+        match self.byte_or_zero() % 4 {
+            0 => Duration::ZERO,
+            1 => Duration::MAX,
+            2 => Duration::from_nanos(u64::from(self.byte_or_zero())),
+            _ => Duration::from_millis(u64::from(self.byte_or_zero()) * 1000),
+        }
+    }
+}
+
+/// What an effect counts as, when it succeeds.
+enum Counted {
+    Nothing,
+    Message,
+    Delayed,
+    Egress,
+    Written(String, Option<Any>),
+}
+
+fn run_script(ctx: &mut Context<'_>, script: &[u8]) -> anyhow::Result<()> {
+    with_model(|m| m.invocations += 1);
+    let mut s = Script { bytes: script };
+    while let Some(op) = s.byte() {
+        let pass_up = op & 0x80 == 0;
+        let outcome: Result<Counted, Error> = match op & 0x0f {
+            0 => {
+                let (t, id, any) = (s.typename(), s.id(), s.any());
+                ctx.send(&t, &id, any).map(|()| Counted::Message)
+            }
+            1 => {
+                let (t, id, m) = (s.typename(), s.id(), s.duration_message());
+                ctx.pack_and_send(&t, &id, &m).map(|()| Counted::Message)
+            }
+            2 => ctx.reply(s.any()).map(|()| Counted::Message),
+            3 => ctx
+                .pack_and_reply(&s.duration_message())
+                .map(|()| Counted::Message),
+            4 => {
+                let (d, t, id, any) = (s.delay(), s.typename(), s.id(), s.any());
+                ctx.send_after(d, &t, &id, any).map(|()| Counted::Delayed)
+            }
+            5 => {
+                let (d, t, id, m) = (s.delay(), s.typename(), s.id(), s.duration_message());
+                ctx.pack_and_send_after(d, &t, &id, &m)
+                    .map(|()| Counted::Delayed)
+            }
+            6 => {
+                let (t, any) = (s.typename(), s.any());
+                ctx.send_egress(&t, any).map(|()| Counted::Egress)
+            }
+            7 => {
+                let (t, topic, key, m) = (s.typename(), s.text(), s.text(), s.duration_message());
+                kafka_egress_record(&topic, &key, &m)
+                    .and_then(|record| ctx.pack_and_send_egress(&t, &record))
+                    .map(|()| Counted::Egress)
+            }
+            8 => {
+                let (t, stream, key, hash) = (s.typename(), s.text(), s.text(), s.text());
+                let m = s.duration_message();
+                kinesis_egress_record(&stream, &key, &hash, &m)
+                    .and_then(|record| ctx.pack_and_send_egress(&t, &record))
+                    .map(|()| Counted::Egress)
+            }
+            9 => {
+                let name = s.state_name();
+                ctx.get_state(&name).map(|value| {
+                    check_read(&name, value.as_ref());
+                    Counted::Nothing
+                })
+            }
+            10 => {
+                let name = s.state_name();
+                ctx.unpack_state::<prost_types::Duration>(&name)
+                    .map(|_| Counted::Nothing)
+            }
+            11 => {
+                let (name, any) = (s.state_name(), s.any());
+                ctx.set_state(&name, any.clone())
+                    .map(|()| Counted::Written(name, Some(any)))
+            }
+            12 => {
+                let (name, m) = (s.state_name(), s.duration_message());
+                ctx.pack_and_set_state(&name, &m)
+                    .map(|()| Counted::Written(name, Some(statefun_sync::pack(&m))))
+            }
+            13 => {
+                let name = s.state_name();
+                ctx.delete_state(&name)
+                    .map(|()| Counted::Written(name, None))
+            }
+            14 => {
+                let n = s.byte_or_zero();
+                with_model(|m| m.failure = Some(500));
+                return Err(anyhow::anyhow!("scripted failure {n}"));
+            }
+            15 => {
+                let n = s.byte_or_zero();
+                with_model(|m| m.failure = Some(500));
+                panic!("{SCRIPTED_PANIC} {n}");
+            }
+            _ => Ok(Counted::Nothing),
+        };
+        match outcome {
+            Ok(counted) => with_model(|m| match counted {
+                Counted::Nothing => {}
+                Counted::Message => m.messages += 1,
+                Counted::Delayed => m.delayed += 1,
+                Counted::Egress => m.egresses += 1,
+                Counted::Written(name, value) => {
+                    m.written.retain(|(n, _)| *n != name);
+                    m.written.push((name, value));
+                }
+            }),
+            Err(err) if pass_up => {
+                // A request-caused error keeps its variant and status; any other error a
+                // function passes up is its failure.
+                let status = match err {
+                    Error::UnknownState { .. } => 400,
+                    _ => 500,
+                };
+                with_model(|m| m.failure = Some(status));
+                return Err(err.into());
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// A read of a state written earlier in the batch must see that write.
+fn check_read(name: &str, value: Option<&Any>) {
+    with_model(|m| {
+        if let Some((_, written)) = m.written.iter().find(|(n, _)| n == name) {
+            if written.as_ref() != value {
+                m.violation = Some(format!(
+                    "state {name:?} read {value:?} after the batch wrote {written:?}"
+                ));
+            }
+        }
+    });
+}
+
+/// The properties of one `handle()` answer, given what the script did. Panics (the
+/// fuzzer's finding) when one does not hold.
+///
+/// - `Ok`: the reply decodes as a `FromFunction` with an invocation result, and as a
+///   [`Reply`]; it carries exactly as many messages, delayed messages and egress messages
+///   as the script sent; one mutation per written state, with the last written value,
+///   and none for any other state; and no function failed.
+/// - `Err`: status 400, 404 or 500 (the script's own failure's status when it failed);
+///   a non-empty message of at most [`MAX_CHAIN`] bytes with no control characters.
+pub fn check(result: &Result<Vec<u8>, Error>, model: &Model) {
+    if let Some(violation) = &model.violation {
+        panic!("inside the function: {violation}");
+    }
+    match result {
+        Ok(reply) => {
+            assert_eq!(
+                model.failure, None,
+                "the batch failed but handle() returned Ok"
+            );
+            let decoded = FromFunction::decode(reply.as_slice())
+                .unwrap_or_else(|e| panic!("an Ok reply does not decode: {e}"));
+            assert!(
+                matches!(
+                    decoded.response,
+                    Some(from_function::Response::InvocationResult(_))
+                ),
+                "an Ok reply has no invocation result: {decoded:?}"
+            );
+            let reply = Reply::decode(reply).expect("an Ok reply decodes as a Reply");
+            assert_eq!(reply.messages().len(), model.messages, "messages");
+            assert_eq!(reply.delayed_messages().len(), model.delayed, "delayed");
+            assert_eq!(reply.egresses().len(), model.egresses, "egresses");
+            let changes = reply.state_changes();
+            for (i, (name, _)) in changes.iter().enumerate() {
+                assert!(
+                    changes[..i].iter().all(|(earlier, _)| earlier != name),
+                    "two mutations for state {name:?}: {changes:?}"
+                );
+            }
+            assert_eq!(
+                changes.len(),
+                model.written.len(),
+                "{changes:?} vs {model:?}"
+            );
+            for (name, written) in &model.written {
+                let expected = match written {
+                    Some(any) => StateChange::Modified(any.clone()),
+                    None => StateChange::Deleted,
+                };
+                assert_eq!(reply.state_change(name), Some(&expected), "state {name:?}");
+            }
+        }
+        Err(err) => check_error(err, model.failure),
+    }
+}
+
+/// The properties of an error, see [`check`].
+pub fn check_error(err: &Error, expected_status: Option<u16>) {
+    let status = err.status();
+    assert!(
+        matches!(status, 400 | 404 | 500),
+        "status {status} for {err:?}"
+    );
+    if let Some(expected) = expected_status {
+        assert_eq!(status, expected, "{err:?}");
+    }
+    check_text(&err.chain());
+}
+
+/// Findings reported in `/work/notes/FUZZ_FINDINGS.md` and not fixed yet in `src/`: the
+/// text from each marker on is left out of [`check_text`], so the fuzzer goes on looking
+/// for other problems. Set `STATEFUN_FUZZ_STRICT=1` to check them too; remove an entry
+/// once its fix has landed.
+const KNOWN_FINDINGS: &[(&str, &str)] = &[
+    // F1: `unpack_state` formats the state's type URL raw into the error.
+    ("F1", "it holds a `"),
+    // F2: `send` and friends format a function-supplied typename raw into the error.
+    ("F2", "the id of the target of type `"),
+];
+
+/// An error text: non-empty, bounded, no control characters.
+pub fn check_text(text: &str) {
+    let strict = std::env::var_os("STATEFUN_FUZZ_STRICT").is_some();
+    let mut text = text;
+    if !strict {
+        for (_, marker) in KNOWN_FINDINGS {
+            if let Some(at) = text.find(marker) {
+                text = &text[..at];
+            }
+        }
+    }
+    assert!(!text.is_empty(), "an empty error message");
+    assert!(
+        text.len() <= MAX_CHAIN,
+        "an error message of {} bytes: {}...",
+        text.len(),
+        &text[..text.floor_char_boundary_compat(200)]
+    );
+    assert!(
+        !text.chars().any(char::is_control),
+        "an error message with a raw control character: {text:?}"
+    );
+}
+
+trait FloorCharBoundary {
+    fn floor_char_boundary_compat(&self, at: usize) -> usize;
+}
+
+impl FloorCharBoundary for str {
+    fn floor_char_boundary_compat(&self, at: usize) -> usize {
+        let mut at = at.min(self.len());
+        while !self.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    }
+}
