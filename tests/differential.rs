@@ -1,6 +1,6 @@
 //! Differential test: this crate against the real Python SDK (`apache-flink-statefun==2.2.2`).
 //!
-//! A seeded generator builds several hundred requests; each runs through the Python SDK's
+//! A seeded generator builds a thousand requests (about 20,000 invocations); each runs through the Python SDK's
 //! `RequestReplyHandler` (one Python process for all of them, `tests/differential/
 //! reference.py`) and through [`RequestReplyHandler::handle`], and the two replies are
 //! compared after parsing: mutations as a set keyed by state name, messages, delayed
@@ -18,10 +18,14 @@
 //! value, present without one, duplicated, unreadable, and absent (touching one is an
 //! error); callers present and absent (replying without one is an error); every context
 //! operation in both its `Any` and its `pack_and_` form; three function bindings (untyped,
-//! one message type, a union of two); and error cases: every argument check of the Python
-//! SDK, a failing and a panicking function, unknown function types, a missing target,
-//! messages of the wrong type, truncated requests, and two requests concatenated (protobuf
-//! merges them).
+//! one message type, a union of two); scripts and state values under other type URL
+//! prefixes, state values encoded out of field order with unknown fields, invocations
+//! without an argument; and error cases: every argument check of the Python SDK, a
+//! failing and a panicking function (checked to be what stopped the batch on both sides),
+//! unknown function types, a missing target, messages of the wrong type or that do not
+//! decode, requests cut short (outside and inside the batch, between and within fields),
+//! random bytes, and two requests concatenated (protobuf merges them). Every operation and
+//! every way of failing is checked to have been generated.
 //!
 //! Deliberate differences, kept out of the generator:
 //! - `unpack_state` of a state holding another message type: the crate errors, the
@@ -36,9 +40,12 @@
 //!   falsy ("missing message"); the crate sends them. The scripts pack `Value`s, which
 //!   are always truthy.
 //! - Requests the runtime never sends: callers whose type contains `/` or whose namespace
-//!   or id is empty (the Python SDK re-parses `caller.typename()` when replying), state or
-//!   argument bytes with a known field of the wrong wire type (Python's parser keeps it as
-//!   an unknown field, prost refuses it).
+//!   or id is empty (the Python SDK re-parses `caller.typename()` when replying, so it
+//!   replies to namespace `a/b` type `c` for caller `a`,`b/c`, and fails on the others; the
+//!   crate replies to the caller's address as it came), state bytes with a known field of
+//!   the wrong wire type (Python's parser keeps it as an unknown field, prost refuses it).
+//! - Type URLs without a `/`, for which the crate disagrees with the Python SDK's `Any.Is`:
+//!   see [`TYPE_URLS_WITHOUT_SLASH`].
 //!
 //! Environment: `DIFF_SEED` (default fixed) and `DIFF_CASES` (default 1000) choose the
 //! requests; the Python interpreter comes from `support::python` (`STATEFUN_PYTHON`, or
@@ -78,8 +85,11 @@ const DEFAULT_CASES: usize = 1000;
 
 /// Where "get", "unpack", "address" and "caller" report what they saw.
 const PROBE: &str = "probe/out";
-/// What the "panic" operation panics with; the panic hook keeps it off stderr.
+/// What the "panic" operation panics with (in Python: raises); the panic hook keeps it
+/// off stderr.
 const DELIBERATE_PANIC: &str = "the script asked for a panic";
+/// What the generated "fail" operations fail with.
+const FAILURE_MESSAGE: &str = "the script asked for an error";
 /// Sent by "get" and "unpack" for a state without a value.
 const NONE_TYPE_URL: &str = "probe/None";
 
@@ -157,6 +167,15 @@ fn replies_match_the_python_sdk() {
             }
             Expect::Either => true,
         };
+        // A deliberate failure must be the one that stopped the batch, on both sides.
+        let message = [FAILURE_MESSAGE, DELIBERATE_PANIC]
+            .into_iter()
+            .find(|message| case.note.contains(message));
+        if let (Some(message), Outcome::Error(p), Outcome::Error(r)) = (message, python, rust) {
+            if !p.contains(message) || !r.contains(message) {
+                problems.push(format!("the batch did not fail with {message:?}"));
+            }
+        }
         if !expected {
             problems.push(format!(
                 "the generator built this case to end in {:?} on both sides",
@@ -1054,7 +1073,7 @@ impl Generator {
                 };
                 vec![s("kinesis"), egress, stream, key, s(""), self.value(0)]
             }
-            13 => vec![s("panic"), s("the function panicked")],
+            13 => vec![s("panic"), s(DELIBERATE_PANIC)],
             14 | 15 => {
                 // Reading a state whose bytes are no `Any`, if one is left.
                 let unreadable: Vec<&String> = batch
@@ -1064,13 +1083,13 @@ impl Generator {
                     .map(|(name, _)| name)
                     .collect();
                 if unreadable.is_empty() {
-                    vec![s("fail"), s("the function failed")]
+                    vec![s("fail"), s(FAILURE_MESSAGE)]
                 } else {
                     let name = unreadable[self.rng.below(unreadable.len())];
                     vec![self.one_of(&["get", "unpack"]), s(name)]
                 }
             }
-            _ => vec![s("fail"), s("the function failed")],
+            _ => vec![s("fail"), s(FAILURE_MESSAGE)],
         };
         list(op)
     }
