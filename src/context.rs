@@ -308,11 +308,7 @@ impl<'a> Context<'a> {
             StateValue::Deleted => return Ok(None),
         };
         if !is_type::<M>(type_url) {
-            let holds = format!(
-                "it holds a {}, not a `{}`",
-                Shown(type_url),
-                M::full_name()
-            );
+            let holds = format!("it holds a {}, not a `{}`", Shown(type_url), M::full_name());
             return Err(self.unreadable(name, holds));
         }
         M::decode(value)
@@ -331,6 +327,7 @@ impl<'a> Context<'a> {
     pub fn set_state(&mut self, name: &str, value: Any) -> Result<(), Error> {
         self.state_mut(name)?.set(|buf| {
             // Encoding into a `Vec` cannot run out of room: it grows.
+            buf.reserve(value.encoded_len());
             let _ = value.encode(buf);
         });
         Ok(())
@@ -347,7 +344,10 @@ impl<'a> Context<'a> {
         message: &M,
     ) -> Result<(), Error> {
         let packed = Packed::new(message);
-        self.state_mut(name)?.set(|buf| packed.put_any(buf));
+        self.state_mut(name)?.set(|buf| {
+            buf.reserve(packed.encoded_len());
+            packed.put_any(buf);
+        });
         Ok(())
     }
 

@@ -431,6 +431,9 @@ impl Effects {
         let (target_len, argument_len) = (target.encoded_len(), argument.encoded_len());
         let len = len_field_len(1, target_len) + len_field_len(2, argument_len);
         let buf = &mut self.messages;
+        // Once per message, not once per field: growth by single pushes would
+        // reallocate a young buffer several times.
+        buf.reserve(len_field_len(RESPONSE_MESSAGES, len));
         put_len_key(buf, RESPONSE_MESSAGES, len);
         target.put(buf, 1, target_len);
         argument.put(buf, 2, argument_len);
@@ -452,6 +455,7 @@ impl Effects {
         };
         let len = delay_len + len_field_len(2, target_len) + len_field_len(3, argument_len);
         let buf = &mut self.delayed;
+        buf.reserve(len_field_len(RESPONSE_DELAYED, len));
         put_len_key(buf, RESPONSE_DELAYED, len);
         if delay_ms != 0 {
             buf.push(1 << 3); // `delay_in_ms`, a varint
@@ -468,6 +472,7 @@ impl Effects {
             + bytes_field_len(2, name.as_bytes())
             + len_field_len(3, argument_len);
         let buf = &mut self.egresses;
+        buf.reserve(len_field_len(RESPONSE_EGRESSES, len));
         put_len_key(buf, RESPONSE_EGRESSES, len);
         put_bytes_field(buf, 1, namespace.as_bytes());
         put_bytes_field(buf, 2, name.as_bytes());
