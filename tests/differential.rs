@@ -117,6 +117,8 @@ const ALL_OPERATIONS: &[&str] = &[
 const FAILURE_KINDS: usize = 20;
 
 const UNTYPED: &str = "diff/untyped";
+/// Bound to the same function as `UNTYPED`: a namespace with a `/` (`diff/nested`).
+const NESTED: &str = "diff/nested/fn";
 const TYPED: &str = "diff/typed";
 const UNION: &str = "diff/union";
 
@@ -297,6 +299,7 @@ fn quiet_deliberate_panics() {
 fn rust_handler() -> RequestReplyHandler {
     let mut functions = StatefulFunctions::new();
     functions.bind(UNTYPED, untyped).expect("binds");
+    functions.bind(NESTED, untyped).expect("binds");
     functions.bind_typed(TYPED, typed).expect("binds");
     functions.bind_typed(UNION, union).expect("binds");
     RequestReplyHandler::new(functions)
@@ -701,7 +704,7 @@ impl Generator {
     /// A batch that every function runs without error. `with_states`: whether it declares
     /// states.
     fn batch(&mut self, with_states: bool) -> Batch {
-        let target = *self.rng.pick(&[UNTYPED, UNTYPED, UNTYPED, TYPED, UNION]);
+        let target = *self.rng.pick(&[UNTYPED, UNTYPED, NESTED, TYPED, UNION]);
         self.build_batch(target, with_states, false).0
     }
 
@@ -738,11 +741,24 @@ impl Generator {
 
     fn malformed_request(&mut self) -> Case {
         let mut batch = self.batch(true);
-        let (note, bytes, expect) = match self.rng.below(6) {
+        let (note, bytes, expect) = match self.rng.below(7) {
             0 => {
                 batch.target = Some(address("diff/unknown", "1"));
                 (
                     "an unbound function type".to_owned(),
+                    batch.encode(),
+                    Expect::Error,
+                )
+            }
+            6 => {
+                // `diff/nested/fn` is namespace `diff/nested`, name `fn`: not this.
+                batch.target = Some(proto::Address {
+                    namespace: "diff".to_owned(),
+                    r#type: "nested/fn".to_owned(),
+                    id: "1".to_owned(),
+                });
+                (
+                    "namespace `diff`, name `nested/fn`".to_owned(),
                     batch.encode(),
                     Expect::Error,
                 )
@@ -844,7 +860,7 @@ impl Generator {
     /// The argument of an invocation that runs without error.
     fn valid_argument(&mut self, batch: &mut Batch, has_caller: bool) -> Option<Any> {
         let function_type = batch.function_type();
-        if function_type == UNTYPED && self.rng.percent(10) {
+        if is_untyped(&function_type) && self.rng.percent(10) {
             // Not a script, so the function ignores it.
             return match self.rng.below(3) {
                 0 => Some(pack(&self.text())),
@@ -860,7 +876,7 @@ impl Generator {
 
     /// A script of valid operations, packed.
     fn script_argument(&mut self, batch: &mut Batch, has_caller: bool, function_type: &str) -> Any {
-        if TYPE_URLS_WITHOUT_SLASH && function_type == UNTYPED && self.rng.percent(5) {
+        if TYPE_URLS_WITHOUT_SLASH && is_untyped(function_type) && self.rng.percent(5) {
             // No `Value` to the Python SDK: ignored, so its operations change no state.
             let held = batch.held.clone();
             let ops = (0..self.rng.between(1, 4))
@@ -977,8 +993,8 @@ impl Generator {
         let kind = loop {
             let kind = self.rng.below(20);
             match kind {
-                2 | 3 => caller = None,                     // replies without a caller
-                18 if function_type == UNTYPED => continue, // untyped takes every type
+                2 | 3 => caller = None,                       // replies without a caller
+                18 if is_untyped(&function_type) => continue, // takes every type
                 _ => {}
             }
             break kind;
@@ -1139,6 +1155,7 @@ impl Generator {
                 0 => self.rng.between(1, 1_000) as u64 * 1_000,
                 1 => self.rng.between(1, 10_000_000) as u64 * 1_000,
                 2 => self.rng.between(1, 5_000_000) as u64,
+                3 if self.rng.percent(20) => self.rng.between(1, 999) as u64, // 0 ms
                 _ => self.rng.between(1, 10_000) as u64 * 86_400_000_000,
             };
             if python_delay_is_exact(us) {
@@ -1224,6 +1241,11 @@ impl Generator {
     fn any_value(&mut self) -> Value {
         any_value(&self.any().0)
     }
+}
+
+/// Whether the function bound to `function_type` takes every message type.
+fn is_untyped(function_type: &str) -> bool {
+    function_type == UNTYPED || function_type == NESTED
 }
 
 fn address(typename: &str, id: &str) -> proto::Address {

@@ -134,6 +134,7 @@ def union(context, message: typing.Union[Value, StringValue]):
 def main(requests_path, replies_path):
     functions = StatefulFunctions()
     functions.register("diff/untyped", untyped)
+    functions.register("diff/nested/fn", untyped)
     functions.register("diff/typed", typed)
     functions.register("diff/union", union)
     handler = RequestReplyHandler(functions)
