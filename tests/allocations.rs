@@ -97,3 +97,29 @@ fn the_counter_sees_a_copy_of_one_state() {
     assert_eq!(allocations, 1);
     assert!(bytes >= 64 * 1024, "{bytes} B");
 }
+
+// The greeter's own allocations per invocation are three: the decoded name, and the
+// formatted greeting (`format!` grows its first guess once). Everything the SDK does per
+// invocation (argument, caller, state write, outgoing message) reuses or borrows, apart
+// from buffers that grow by doubling.
+#[test]
+fn a_batch_allocates_no_more_per_invocation_than_the_function_does() {
+    let handler = workloads::handler();
+    let (small, large) = (
+        workloads::batch_request(100),
+        workloads::batch_request(1000),
+    );
+
+    let (_, allocations_100, bytes_100) = allocations_of(|| handler.handle(&small));
+    let (_, allocations_1000, bytes_1000) = allocations_of(|| handler.handle(&large));
+
+    println!(
+        "batch of 100: {allocations_100} allocations ({bytes_100} B); \
+         batch of 1,000: {allocations_1000} allocations ({bytes_1000} B)"
+    );
+    let per_invocation = (allocations_1000 - allocations_100) as f64 / 900.0;
+    assert!(
+        per_invocation <= 3.05,
+        "{per_invocation:.2} allocations per invocation ({allocations_100} for 100, {allocations_1000} for 1,000)"
+    );
+}
