@@ -44,9 +44,10 @@ impl<M: Message + Name + Default> FromAny for M {
     }
 }
 
-/// Whether `type_url` names the message type `M`: whether its part after the last `/` is
-/// `M`'s full name. Compared from the end, without searching for the `/` (a protobuf
-/// name has none) and without allocating.
+/// Whether `type_url` names the message type `M`: whether it has a `/` and its part after
+/// the last `/` is `M`'s full name, as protobuf's `Any.Is` decides in Python and Java (a
+/// bare `pkg.Message` is no type URL). Compared from the end, without searching for the
+/// `/` (a protobuf name has none) and without allocating.
 pub(crate) fn is_type<M: Name>(type_url: &str) -> bool {
     let Some(rest) = type_url.strip_suffix(M::NAME) else {
         return false;
@@ -62,7 +63,7 @@ pub(crate) fn is_type<M: Name>(type_url: &str) -> bool {
             None => return false,
         }
     };
-    rest.is_empty() || rest.ends_with('/')
+    rest.ends_with('/')
 }
 
 /// The type URL prefix the runtime and every Stateful Functions SDK pack with.
@@ -173,7 +174,8 @@ mod tests {
         let cases = [
             ("type.googleapis.com/google.protobuf.Duration", true),
             ("example.com/types/google.protobuf.Duration", true),
-            ("google.protobuf.Duration", true),
+            ("/google.protobuf.Duration", true),
+            ("google.protobuf.Duration", false),
             ("type.googleapis.com/google.protobuf.Timestamp", false),
             ("type.googleapis.com/protobuf.Duration", false),
             ("type.googleapis.com/google.protobufXDuration", false),

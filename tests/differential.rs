@@ -44,8 +44,6 @@
 //!   replies to namespace `a/b` type `c` for caller `a`,`b/c`, and fails on the others; the
 //!   crate replies to the caller's address as it came), state bytes with a known field of
 //!   the wrong wire type (Python's parser keeps it as an unknown field, prost refuses it).
-//! - Type URLs without a `/`, for which the crate disagrees with the Python SDK's `Any.Is`:
-//!   see [`TYPE_URLS_WITHOUT_SLASH`].
 //!
 //! Environment: `DIFF_SEED` (default fixed) and `DIFF_CASES` (default 1000) choose the
 //! requests; the Python interpreter comes from `support::python` (`STATEFUN_PYTHON`, or
@@ -71,14 +69,6 @@ use statefun_sync::{
     kafka_egress_record, kinesis_egress_record, message_union, pack, Context, FromAny,
     RequestReplyHandler, StatefulFunctions,
 };
-
-/// Whether to send scripts under the type URL `google.protobuf.Value`, without a `/`.
-/// The Python SDK's `Any.Is` requires a `/` (`'/' in type_url and ...`), so such a
-/// message is no `Value` to it: `diff/untyped` ignores it, `diff/typed` and `diff/union`
-/// refuse it (a failing case). The crate's `message::is_type` accepts it as a `Value`.
-/// Off until the crate follows the Python SDK here (reported; with it on, this test
-/// fails on that difference).
-const TYPE_URLS_WITHOUT_SLASH: bool = false;
 
 const DEFAULT_SEED: u64 = 0x5EED_0222;
 const DEFAULT_CASES: usize = 1000;
@@ -876,7 +866,7 @@ impl Generator {
 
     /// A script of valid operations, packed.
     fn script_argument(&mut self, batch: &mut Batch, has_caller: bool, function_type: &str) -> Any {
-        if TYPE_URLS_WITHOUT_SLASH && is_untyped(function_type) && self.rng.percent(5) {
+        if is_untyped(function_type) && self.rng.percent(5) {
             // No `Value` to the Python SDK: ignored, so its operations change no state.
             let held = batch.held.clone();
             let ops = (0..self.rng.between(1, 4))
@@ -1001,7 +991,7 @@ impl Generator {
         };
         *self.failure_kinds.entry(kind).or_default() += 1;
         if kind >= 18 {
-            let (argument, note) = if kind == 18 && TYPE_URLS_WITHOUT_SLASH && self.rng.percent(30)
+            let (argument, note) = if kind == 18 && self.rng.percent(30)
             {
                 let script = list(vec![list(vec![s("address")])]);
                 let any = Any {
