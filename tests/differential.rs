@@ -991,8 +991,7 @@ impl Generator {
         };
         *self.failure_kinds.entry(kind).or_default() += 1;
         if kind >= 18 {
-            let (argument, note) = if kind == 18 && self.rng.percent(30)
-            {
+            let (argument, note) = if kind == 18 && self.rng.percent(30) {
                 let script = list(vec![list(vec![s("address")])]);
                 let any = Any {
                     type_url: "google.protobuf.Value".to_owned(),
