@@ -89,6 +89,14 @@ pub fn install_panic_hook() {
             if message.is_some_and(|m| m.starts_with(SCRIPTED_PANIC)) {
                 return;
             }
+            // F4, until fixed: a server thread panics on such a request target.
+            let f4 = info
+                .location()
+                .is_some_and(|l| l.file().ends_with("src/http/adapter.rs"))
+                && message.is_some_and(|m| m.contains("is not a char boundary"));
+            if f4 && !strict() {
+                return;
+            }
             fuzzer_hook(info);
         }));
     });
@@ -97,7 +105,12 @@ pub fn install_panic_hook() {
 /// The handler every target uses, built once.
 pub fn handler() -> &'static RequestReplyHandler {
     static HANDLER: OnceLock<RequestReplyHandler> = OnceLock::new();
-    HANDLER.get_or_init(|| {
+    HANDLER.get_or_init(new_handler)
+}
+
+/// A new handler with the scripted functions: `fuzz/all`, `fuzz/typed`, `fuzz/declared`.
+pub fn new_handler() -> RequestReplyHandler {
+    {
         let mut functions = StatefulFunctions::new();
         functions
             .bind(ALL, |ctx, message: Any| run_script(ctx, &message.value))
@@ -115,7 +128,7 @@ pub fn handler() -> &'static RequestReplyHandler {
             .state("a")
             .state("b");
         RequestReplyHandler::new(functions)
-    })
+    }
 }
 
 struct Script<'a> {
@@ -397,18 +410,29 @@ pub fn check_error(err: &Error, expected_status: Option<u16>) {
 /// text from each marker on is left out of [`check_text`], so the fuzzer goes on looking
 /// for other problems. Set `STATEFUN_FUZZ_STRICT=1` to check them too; remove an entry
 /// once its fix has landed.
-const KNOWN_FINDINGS: &[(&str, &str)] = &[
-    // F1: `unpack_state` formats the state's type URL raw into the error.
-    ("F1", "it holds a `"),
-    // F2: `send` and friends format a function-supplied typename raw into the error.
-    ("F2", "the id of the target of type `"),
-];
+///
+/// F1 (`unpack_state` quoted the state's type URL raw) and F2 (`send` quoted a
+/// function-supplied typename raw) were here until fixed in 163d4dc.
+const KNOWN_FINDINGS: &[(&str, &str)] = &[];
+
+/// Whether `STATEFUN_FUZZ_STRICT` is set: known findings are checked too.
+pub fn strict() -> bool {
+    std::env::var_os("STATEFUN_FUZZ_STRICT").is_some()
+}
+
+/// F4: `RequestHead::path` panics on a request target whose byte 7 or 8 is inside a
+/// multi-byte character. Targets skip such inputs unless [`strict`].
+pub fn known_f4(target: &str) -> bool {
+    !strict()
+        && [7, 8]
+            .iter()
+            .any(|&at| at < target.len() && !target.is_char_boundary(at))
+}
 
 /// An error text: non-empty, bounded, no control characters.
 pub fn check_text(text: &str) {
-    let strict = std::env::var_os("STATEFUN_FUZZ_STRICT").is_some();
     let mut text = text;
-    if !strict {
+    if !strict() {
         for (_, marker) in KNOWN_FINDINGS {
             if let Some(at) = text.find(marker) {
                 text = &text[..at];
