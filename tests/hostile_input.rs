@@ -1022,3 +1022,115 @@ fn a_request_target_with_a_multibyte_character_is_answered_not_a_panic() {
     );
     let _ = stream.shutdown(Shutdown::Both);
 }
+
+#[test]
+fn every_bad_body_gets_over_http_the_status_handle_gives_with_a_short_text_body() {
+    let (handler, _) = handler();
+    let reference = handler_ref();
+    let server = start(Server::builder(), handler);
+    let good = echo_request();
+    let mut huge = vec![0xa2, 0x06];
+    huge.extend(varint(1 << 40));
+    let mut groups = vec![0x4b; 10_000];
+    groups.extend(std::iter::repeat_n(0x4c, 10_000));
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("an empty body", Vec::new(), 400),
+        ("a truncated body", good[..good.len() - 3].to_vec(), 400),
+        ("a wrong wire type", vec![0xa0, 0x06, 0x01], 400),
+        ("a huge length prefix", huge, 400),
+        ("deeply nested groups", groups, 400),
+        ("no invocation batch", vec![0x08, 0x01], 400),
+        (
+            "an unknown function type",
+            Request::to("test/nobody", "1").invoke(ping(1)).to_bytes(),
+            404,
+        ),
+        (
+            "a state not carried",
+            Request::to("test/state", "1").invoke(ping(1)).to_bytes(),
+            400,
+        ),
+        (
+            "an argument of another type",
+            Request::to("test/typed", "1").invoke(ping(1)).to_bytes(),
+            400,
+        ),
+        (
+            "non-UTF-8 in a state name",
+            with_invalid_utf8("NAME-s"),
+            400,
+        ),
+        (
+            "a panicking function",
+            Request::to("test/panics", "1").invoke(ping(1)).to_bytes(),
+            500,
+        ),
+    ];
+    let mut stream = connect(server.local_addr());
+    for (what, body, status) in cases {
+        assert_eq!(
+            error_for(&reference, &body).status(),
+            status,
+            "{what}: handle()"
+        );
+        stream.write_all(&post(&body)).unwrap();
+        match read_response(&mut stream) {
+            Outcome::Reply {
+                status: got,
+                body: text,
+                closes,
+            } => {
+                assert_eq!(got, status, "{what}: {}", String::from_utf8_lossy(&text));
+                assert!(text.len() <= 1024, "{what}: {} bytes", text.len());
+                let text = String::from_utf8(text).expect("UTF-8 text");
+                assert!(
+                    !text.trim_end().chars().any(char::is_control),
+                    "{what}: {text:?}"
+                );
+                assert!(!closes, "{what}: the connection keeps serving");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_missing_content_type_is_accepted_and_another_one_is_415() {
+    let (handler, _) = handler();
+    let reference = handler_ref();
+    let server = start(Server::builder(), handler);
+    let body = echo_request();
+    let mut stream = connect(server.local_addr());
+    let mut without = format!(
+        "POST /statefun HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    without.extend_from_slice(&body);
+    stream.write_all(&without).unwrap();
+    assert_eq!(
+        read_response(&mut stream),
+        Outcome::Reply {
+            status: 200,
+            body: reference.handle(&body).unwrap(),
+            closes: false
+        }
+    );
+    for content_type in ["application/json", "text/plain", "application/x-protobuf"] {
+        let mut request = format!(
+            "POST /statefun HTTP/1.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        let mut stream = connect(server.local_addr());
+        stream.write_all(&request).unwrap();
+        assert!(
+            matches!(
+                read_response(&mut stream),
+                Outcome::Reply { status: 415, .. }
+            ),
+            "{content_type}"
+        );
+    }
+}
