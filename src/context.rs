@@ -1,5 +1,6 @@
 //! [`Context`]: what a function sees of its batch, and how it acts.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use crate::address::{parse_typename, Address};
 use crate::error::{Error, Shown};
 use crate::message::is_type;
 use crate::protocol::v2::{self, AddressRef, Argument, Packed};
-use crate::protocol::{Caller, Effects, Mutation, RawState};
+use crate::protocol::{Caller, Effects, Mutation, States};
 
 /// What a function sees of the batch it runs in, and how it acts: its address, the
 /// current message's caller, its states, and the messages it sends.
@@ -38,6 +39,8 @@ pub struct Context<'a> {
     caller: Option<Address>,
     invocation: usize,
     states: Vec<State<'a>>,
+    /// Positions in `states` by name, when the request has many (see `States`).
+    state_index: Option<HashMap<&'a str, usize>>,
     effects: Effects,
 }
 
@@ -56,7 +59,8 @@ enum StateValue<'a> {
 }
 
 impl<'a> Context<'a> {
-    pub(crate) fn new(address: Address, states: &[RawState<'a>]) -> Self {
+    pub(crate) fn new(address: Address, states: States<'a>) -> Self {
+        let (states, state_index) = states.into_parts();
         Context {
             address,
             caller: None,
@@ -68,6 +72,7 @@ impl<'a> Context<'a> {
                     value: StateValue::Unchanged(s.value),
                 })
                 .collect(),
+            state_index,
             effects: Effects::default(),
         }
     }
@@ -363,15 +368,22 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
+    fn position(&self, name: &str) -> Option<usize> {
+        match &self.state_index {
+            Some(index) => index.get(name).copied(),
+            None => self.states.iter().position(|s| s.name == name),
+        }
+    }
+
     fn state(&self, name: &str) -> Result<&State<'a>, Error> {
-        match self.states.iter().position(|s| s.name == name) {
+        match self.position(name) {
             Some(i) => Ok(&self.states[i]),
             None => Err(self.unknown_state(name)),
         }
     }
 
     fn state_mut(&mut self, name: &str) -> Result<&mut State<'a>, Error> {
-        match self.states.iter().position(|s| s.name == name) {
+        match self.position(name) {
             Some(i) => Ok(&mut self.states[i]),
             None => Err(self.unknown_state(name)),
         }

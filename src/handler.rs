@@ -78,7 +78,7 @@ impl RequestReplyHandler {
             .spec
             .states
             .iter()
-            .find(|declared| !batch.states.iter().any(|s| s.name == declared.name()))
+            .find(|declared| batch.states.position(declared.name()).is_none())
         {
             return Err(Error::MissingDeclaredState {
                 function_type: batch.target.typename(),
@@ -86,7 +86,7 @@ impl RequestReplyHandler {
             });
         }
 
-        let mut ctx = Context::new(batch.target, &batch.states);
+        let mut ctx = Context::new(batch.target, batch.states);
         for (index, invocation) in batch.invocations.into_iter().enumerate() {
             ctx.begin_invocation(index, invocation.caller);
             // AssertUnwindSafe: after a panic the Context is dropped unread, so no

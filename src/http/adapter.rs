@@ -127,7 +127,11 @@ impl<'a> RequestHead<'a> {
     fn path(&self) -> &'a str {
         let mut target = self.target;
         for scheme in ["http://", "https://"] {
-            if target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            // Compared as bytes: slicing the `str` at the scheme's length could cut a
+            // multi-byte character in two (and panic). The scheme is ASCII, so once it
+            // matches, the cut after it is a character boundary.
+            let prefix = target.as_bytes().get(..scheme.len());
+            if prefix.is_some_and(|p| p.eq_ignore_ascii_case(scheme.as_bytes())) {
                 let rest = &target[scheme.len()..];
                 target = rest.find('/').map_or("/", |at| &rest[at..]);
                 break;
@@ -527,6 +531,27 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_drop_the_query_and_an_absolute_form_prefix() {
+        let cases = [
+            ("/statefun", "/statefun"),
+            ("/statefun?x=1", "/statefun"),
+            ("http://host:8000/statefun", "/statefun"),
+            ("HTTPS://host/statefun#f", "/statefun"),
+            ("http://host", "/"),
+            ("abcdefgh\u{4bb}", "abcdefgh\u{4bb}"),
+            ("/state\u{e9}", "/state\u{e9}"),
+            ("http:/\u{e9}", "http:/\u{e9}"),
+        ];
+        for (target, expected) in cases {
+            assert_eq!(
+                RequestHead::new("POST", target).path(),
+                expected,
+                "{target:?}"
+            );
+        }
+    }
 
     #[test]
     fn content_types_are_compared_without_parameters_or_case() {

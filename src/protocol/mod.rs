@@ -12,16 +12,76 @@ mod wire;
 
 use prost_types::Any;
 
+use std::collections::HashMap;
+
 use crate::address::Address;
 
 /// One request: the target address, its states and its invocations.
 #[derive(Debug)]
 pub(crate) struct Batch<'a> {
     pub(crate) target: Address,
-    /// In request order; a name that occurs twice keeps its first position and its last
-    /// value, as the Python SDK's dict does.
-    pub(crate) states: Vec<RawState<'a>>,
+    pub(crate) states: States<'a>,
     pub(crate) invocations: Vec<Invocation<'a>>,
+}
+
+/// The states of a request, in request order, found by name.
+///
+/// A name that occurs twice keeps its first position and its last value, as the Python
+/// SDK's dict does.
+#[derive(Debug, Default)]
+pub(crate) struct States<'a> {
+    list: Vec<RawState<'a>>,
+    /// Built once there are more than [`States::SCAN_MAX`] states. A scan is fastest for
+    /// the few states a function usually has; the map keeps a request with thousands of
+    /// states (a hostile one, say) linear instead of quadratic.
+    index: Option<HashMap<&'a str, usize>>,
+}
+
+impl<'a> States<'a> {
+    const SCAN_MAX: usize = 16;
+
+    /// Where the state `name` is, in request order.
+    pub(crate) fn position(&self, name: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(name).copied(),
+            None => self.list.iter().position(|s| s.name == name),
+        }
+    }
+
+    /// Adds a state, or replaces the value of an earlier one with the same name.
+    pub(crate) fn insert(&mut self, state: RawState<'a>) {
+        if let Some(at) = self.position(state.name) {
+            self.list[at].value = state.value;
+            return;
+        }
+        self.list.push(state);
+        let len = self.list.len();
+        match &mut self.index {
+            Some(index) => {
+                index.insert(state.name, len - 1);
+            }
+            None if len > Self::SCAN_MAX => {
+                self.index = Some(
+                    self.list
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| (s.name, i))
+                        .collect(),
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// The states, in request order.
+    pub(crate) fn as_slice(&self) -> &[RawState<'a>] {
+        &self.list
+    }
+
+    /// The states and the index, for a context that looks them up by name.
+    pub(crate) fn into_parts(self) -> (Vec<RawState<'a>>, Option<HashMap<&'a str, usize>>) {
+        (self.list, self.index)
+    }
 }
 
 /// A state as the request carries it: a serialized `Any`, borrowed from the request body

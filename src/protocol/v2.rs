@@ -7,7 +7,7 @@ use super::wire::{
     bytes_field_len, len_field_len, put_bytes_field, put_len_key, put_varint, varint_len, Reader,
     WireError, WireType,
 };
-use super::{Batch, Caller, Invocation, Mutation, RawArgument, RawState};
+use super::{Batch, Caller, Invocation, Mutation, RawArgument, RawState, States};
 use crate::address::Address;
 use crate::error::Error;
 use crate::message::TYPE_URL_PREFIX;
@@ -31,7 +31,7 @@ const STATE_VALUE: u32 = 2;
 pub(crate) fn decode_request(body: &[u8]) -> Result<Batch<'_>, Error> {
     let mut reader = Reader::new(body);
     let mut target: Option<proto::Address> = None;
-    let mut states: Vec<RawState<'_>> = Vec::new();
+    let mut states = States::default();
     let mut invocations = Vec::new();
     let mut last_caller = None;
     let mut seen_batch = false;
@@ -67,7 +67,7 @@ pub(crate) fn decode_request(body: &[u8]) -> Result<Batch<'_>, Error> {
 fn decode_batch<'a>(
     body: &'a [u8],
     target: &mut Option<proto::Address>,
-    states: &mut Vec<RawState<'a>>,
+    states: &mut States<'a>,
     invocations: &mut Vec<Invocation<'a>>,
     last_caller: &mut LastCaller<'a>,
 ) -> Result<(), Error> {
@@ -86,15 +86,12 @@ fn decode_batch<'a>(
             BATCH_STATE => {
                 // Field names are formatted only on the error path: a request carries
                 // many states, and a name per state would cost an allocation each.
-                let index = states.len();
+                let index = states.as_slice().len();
                 let field = || format!("ToFunction.invocation.state[{index}]");
                 let bytes = length_delimited_at(&mut reader, wire_type)
                     .map_err(|source| malformed_at(field(), source))?;
                 let state = decode_state(bytes, field)?;
-                match states.iter_mut().find(|s| s.name == state.name) {
-                    Some(earlier) => earlier.value = state.value,
-                    None => states.push(state),
-                }
+                states.insert(state);
             }
             BATCH_INVOCATIONS => {
                 let index = invocations.len();
@@ -554,7 +551,7 @@ mod tests {
             invocations: vec![Default::default()],
         });
         let batch = decode_request(&body).unwrap();
-        let value = batch.states[0].value;
+        let value = batch.states.as_slice()[0].value;
         assert_eq!(value, &[7; 1000][..]);
         assert!(
             body.as_ptr_range().contains(&value.as_ptr()),
@@ -667,8 +664,33 @@ mod tests {
             ..Default::default()
         });
         let batch = decode_request(&body).unwrap();
-        let states: Vec<_> = batch.states.iter().map(|s| (s.name, s.value)).collect();
+        let states: Vec<_> = batch
+            .states
+            .as_slice()
+            .iter()
+            .map(|s| (s.name, s.value))
+            .collect();
         assert_eq!(states, [("a", &b"3"[..]), ("b", &b"2"[..])]);
+    }
+
+    #[test]
+    fn many_states_keep_first_position_and_last_value() {
+        let names: Vec<String> = (0..100).map(|i| format!("s{i}")).collect();
+        let mut request_states: Vec<_> = names.iter().map(|n| state(n, b"old")).collect();
+        request_states.push(state("s3", b"new"));
+        request_states.push(state("s90", b"new"));
+        let body = request(to_function::InvocationBatchRequest {
+            state: request_states,
+            ..Default::default()
+        });
+        let batch = decode_request(&body).unwrap();
+        let states = batch.states.as_slice();
+        assert_eq!(states.len(), 100);
+        assert_eq!((states[3].name, states[3].value), ("s3", &b"new"[..]));
+        assert_eq!((states[90].name, states[90].value), ("s90", &b"new"[..]));
+        assert_eq!(states[4].value, b"old");
+        assert_eq!(batch.states.position("s99"), Some(99));
+        assert_eq!(batch.states.position("s100"), None);
     }
 
     #[test]
@@ -692,7 +714,7 @@ mod tests {
         let body = [first, second].concat();
         let batch = decode_request(&body).unwrap();
         assert_eq!(batch.target, Address::new("ns", "t", ""));
-        assert_eq!(batch.states.len(), 2);
+        assert_eq!(batch.states.as_slice().len(), 2);
         assert_eq!(batch.invocations.len(), 2);
     }
 
