@@ -40,6 +40,12 @@ pub enum Error {
     /// The request is a `ToFunction` without an invocation batch (an empty body decodes
     /// to one).
     NoInvocation,
+    /// The batch has more invocations than the handler accepts
+    /// ([`RequestReplyHandler::max_invocations`](crate::RequestReplyHandler::max_invocations)).
+    TooManyInvocations {
+        /// The limit.
+        limit: usize,
+    },
     /// The request's target has a function type that no function is bound to.
     UnknownFunctionType {
         /// The target's function type, `namespace/name`.
@@ -140,6 +146,7 @@ impl Error {
     /// |---|---|
     /// | 400 | [`MalformedRequest`](Error::MalformedRequest), [`NoInvocation`](Error::NoInvocation), [`MissingDeclaredState`](Error::MissingDeclaredState), [`UnknownState`](Error::UnknownState), [`UnexpectedMessageType`](Error::UnexpectedMessageType), [`MalformedArgument`](Error::MalformedArgument) |
     /// | 404 | [`UnknownFunctionType`](Error::UnknownFunctionType) |
+    /// | 413 | [`TooManyInvocations`](Error::TooManyInvocations) |
     /// | 500 | everything else: a function that failed or panicked, and the errors a function causes through its [`Context`](crate::Context) |
     pub fn status(&self) -> u16 {
         match self {
@@ -150,6 +157,7 @@ impl Error {
             | Error::UnexpectedMessageType { .. }
             | Error::MalformedArgument { .. } => 400,
             Error::UnknownFunctionType { .. } => 404,
+            Error::TooManyInvocations { .. } => 413,
             _ => 500,
         }
     }
@@ -232,6 +240,12 @@ impl fmt::Display for Error {
             }
             Error::NoInvocation => f.write_str(
                 "malformed request: the ToFunction carries no invocation batch (field 100)",
+            ),
+            Error::TooManyInvocations { limit } => write!(
+                f,
+                "the batch has more than {limit} invocations, the handler's limit (raise it \
+                 with RequestReplyHandler::max_invocations, or lower maxNumBatchRequests in \
+                 module.yaml)"
             ),
             Error::UnknownFunctionType { function_type } => {
                 write!(f, "no function is bound to type {}", Shown(function_type))

@@ -30,12 +30,30 @@ use crate::registry::StatefulFunctions;
 #[derive(Debug)]
 pub struct RequestReplyHandler {
     functions: StatefulFunctions,
+    max_invocations: usize,
 }
 
 impl RequestReplyHandler {
+    /// The default of [`max_invocations`](Self::max_invocations): a hundred times the
+    /// runtime's default batch size (`maxNumBatchRequests`, 1000).
+    pub const DEFAULT_MAX_INVOCATIONS: usize = 100_000;
+
     /// A handler for `functions`.
     pub fn new(functions: StatefulFunctions) -> Self {
-        RequestReplyHandler { functions }
+        RequestReplyHandler {
+            functions,
+            max_invocations: Self::DEFAULT_MAX_INVOCATIONS,
+        }
+    }
+
+    /// Refuses batches of more than `max` invocations with [`Error::TooManyInvocations`]
+    /// (413), before any function runs. The default,
+    /// [`DEFAULT_MAX_INVOCATIONS`](Self::DEFAULT_MAX_INVOCATIONS), is far above what the
+    /// runtime sends unless `module.yaml` raises `maxNumBatchRequests`; it bounds the
+    /// memory one request can make the handler use beyond its body.
+    pub fn max_invocations(mut self, max: usize) -> Self {
+        self.max_invocations = max;
+        self
     }
 
     /// The functions this handler serves.
@@ -59,6 +77,8 @@ impl RequestReplyHandler {
     ///
     /// - [`Error::MalformedRequest`], [`Error::NoInvocation`]: the bytes are not a batch
     ///   (400). Nothing runs.
+    /// - [`Error::TooManyInvocations`]: the batch is over
+    ///   [`max_invocations`](Self::max_invocations) (413). Nothing runs.
     /// - [`Error::UnknownFunctionType`]: no function is bound to the target's type (404).
     /// - [`Error::MissingDeclaredState`]: the request lacks a state the binding declares
     ///   (400). Nothing runs.
@@ -68,7 +88,7 @@ impl RequestReplyHandler {
     /// - [`Error::FunctionFailed`], [`Error::FunctionPanicked`]: a function returned an
     ///   error or panicked (500). The panic is caught; the handler stays usable.
     pub fn handle(&self, request: &[u8]) -> Result<Vec<u8>, Error> {
-        let batch = v2::decode_request(request)?;
+        let batch = v2::decode_request(request, self.max_invocations)?;
         let entry = self.functions.find_target(&batch.target).ok_or_else(|| {
             Error::UnknownFunctionType {
                 function_type: batch.target.typename(),

@@ -302,3 +302,36 @@ fn an_empty_batch_replies_with_an_empty_invocation_result() {
     assert!(decoded.response.is_some());
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn a_batch_over_the_invocation_limit_is_413_and_runs_nothing() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let mut functions = StatefulFunctions::new();
+    functions
+        .bind("ex/limited", move |_, _| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    let handler = RequestReplyHandler::new(functions).max_invocations(2);
+    let mut request = Request::to("ex/limited", "1");
+    for n in 0..3 {
+        request = request.invoke(ping(n));
+    }
+
+    let err = run_err(&handler, &request.to_bytes());
+
+    assert!(
+        matches!(err, Error::TooManyInvocations { limit: 2 }),
+        "{err:?}"
+    );
+    assert_eq!(err.status(), 413);
+    assert!(err.to_string().contains("more than 2 invocations"), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        RequestReplyHandler::DEFAULT_MAX_INVOCATIONS,
+        100_000,
+        "the documented default"
+    );
+}

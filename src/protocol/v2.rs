@@ -28,7 +28,7 @@ const STATE_VALUE: u32 = 2;
 /// Protobuf merge rules apply as in every protobuf parser: a message field that occurs
 /// twice is merged, repeated fields concatenate, a scalar's last occurrence wins, and
 /// unknown fields are skipped. A known field with the wrong wire type is an error.
-pub(crate) fn decode_request(body: &[u8]) -> Result<Batch<'_>, Error> {
+pub(crate) fn decode_request(body: &[u8], max_invocations: usize) -> Result<Batch<'_>, Error> {
     let mut reader = Reader::new(body);
     let mut target: Option<proto::Address> = None;
     let mut states = States::default();
@@ -51,6 +51,7 @@ pub(crate) fn decode_request(body: &[u8]) -> Result<Batch<'_>, Error> {
             &mut states,
             &mut invocations,
             &mut last_caller,
+            max_invocations,
         )?;
     }
     if !seen_batch {
@@ -70,6 +71,7 @@ fn decode_batch<'a>(
     states: &mut States<'a>,
     invocations: &mut Vec<Invocation<'a>>,
     last_caller: &mut LastCaller<'a>,
+    max_invocations: usize,
 ) -> Result<(), Error> {
     let mut reader = Reader::new(body);
     while !reader.is_empty() {
@@ -95,6 +97,11 @@ fn decode_batch<'a>(
             }
             BATCH_INVOCATIONS => {
                 let index = invocations.len();
+                if index == max_invocations {
+                    return Err(Error::TooManyInvocations {
+                        limit: max_invocations,
+                    });
+                }
                 let field = || format!("ToFunction.invocation.invocations[{index}]");
                 let bytes = length_delimited_at(&mut reader, wire_type)
                     .map_err(|source| malformed_at(field(), source))?;
@@ -550,7 +557,7 @@ mod tests {
             state: vec![state("big", &[7; 1000])],
             invocations: vec![Default::default()],
         });
-        let batch = decode_request(&body).unwrap();
+        let batch = decode_request(&body, usize::MAX).unwrap();
         let value = batch.states.as_slice()[0].value;
         assert_eq!(value, &[7; 1000][..]);
         assert!(
@@ -663,7 +670,7 @@ mod tests {
             state: vec![state("a", b"1"), state("b", b"2"), state("a", b"3")],
             ..Default::default()
         });
-        let batch = decode_request(&body).unwrap();
+        let batch = decode_request(&body, usize::MAX).unwrap();
         let states: Vec<_> = batch
             .states
             .as_slice()
@@ -683,7 +690,7 @@ mod tests {
             state: request_states,
             ..Default::default()
         });
-        let batch = decode_request(&body).unwrap();
+        let batch = decode_request(&body, usize::MAX).unwrap();
         let states = batch.states.as_slice();
         assert_eq!(states.len(), 100);
         assert_eq!((states[3].name, states[3].value), ("s3", &b"new"[..]));
@@ -712,7 +719,7 @@ mod tests {
             invocations: vec![Default::default()],
         });
         let body = [first, second].concat();
-        let batch = decode_request(&body).unwrap();
+        let batch = decode_request(&body, usize::MAX).unwrap();
         assert_eq!(batch.target, Address::new("ns", "t", ""));
         assert_eq!(batch.states.as_slice().len(), 2);
         assert_eq!(batch.invocations.len(), 2);
@@ -738,7 +745,7 @@ mod tests {
             (&[0xa0, 0x06, 0x01], "ToFunction.invocation"),
         ];
         for (body, field) in cases {
-            match decode_request(body) {
+            match decode_request(body, usize::MAX) {
                 Err(Error::MalformedRequest { field: f, .. }) => {
                     assert!(f.starts_with(field), "body {body:02x?}: field {f}")
                 }
@@ -751,15 +758,30 @@ mod tests {
     fn invalid_utf8_in_a_state_name_is_malformed() {
         // ToFunction{invocation{state{state_name: 0xff}}}
         let body = [0xa2, 0x06, 0x05, 0x12, 0x03, 0x0a, 0x01, 0xff];
-        let err = decode_request(&body).unwrap_err();
+        let err = decode_request(&body, usize::MAX).unwrap_err();
         assert!(err.to_string().contains("state[0].state_name"), "{err}");
+    }
+
+    #[test]
+    fn invocations_past_the_limit_are_refused_while_decoding() {
+        let batch = |n| {
+            request(to_function::InvocationBatchRequest {
+                invocations: vec![Default::default(); n],
+                ..Default::default()
+            })
+        };
+        assert_eq!(decode_request(&batch(3), 3).unwrap().invocations.len(), 3);
+        assert!(matches!(
+            decode_request(&batch(4), 3),
+            Err(Error::TooManyInvocations { limit: 3 })
+        ));
     }
 
     #[test]
     fn a_body_without_a_batch_is_no_invocation() {
         for body in [&[][..], &[0x08, 0x01]] {
             assert!(
-                matches!(decode_request(body), Err(Error::NoInvocation)),
+                matches!(decode_request(body, usize::MAX), Err(Error::NoInvocation)),
                 "{body:?}"
             );
         }
