@@ -11,7 +11,7 @@ use prost::{Message, Name};
 use prost_types::Any;
 
 use super::http_client::{self, Endpoint};
-use super::{unpack, RemoteError, UnpackError};
+use super::{from_proto_address, proto_address, unpack, RemoteError, UnpackError};
 use crate::address::{parse_typename, Address};
 use crate::error::{Error, Shown};
 use crate::handler::RequestReplyHandler;
@@ -937,17 +937,4 @@ fn decode_reply(bytes: &[u8]) -> Result<from_function::InvocationResponse, Strin
         Some(from_function::Response::InvocationResult(response)) => Ok(response),
         None => Err("the FromFunction has no invocation_result (field 100)".to_owned()),
     }
-}
-
-fn proto_address(address: &Address) -> proto::Address {
-    proto::Address {
-        namespace: address.namespace().to_owned(),
-        r#type: address.name().to_owned(),
-        id: address.id().to_owned(),
-    }
-}
-
-fn from_proto_address(address: Option<proto::Address>) -> Address {
-    let address = address.unwrap_or_default();
-    Address::new(address.namespace, address.r#type, address.id)
 }

@@ -182,7 +182,7 @@ impl Request {
     }
 }
 
-fn proto_address(address: &Address) -> proto::Address {
+pub(crate) fn proto_address(address: &Address) -> proto::Address {
     proto::Address {
         namespace: address.namespace().to_owned(),
         r#type: address.name().to_owned(),
@@ -190,7 +190,7 @@ fn proto_address(address: &Address) -> proto::Address {
     }
 }
 
-fn from_proto_address(address: Option<proto::Address>) -> Address {
+pub(crate) fn from_proto_address(address: Option<proto::Address>) -> Address {
     let address = address.unwrap_or_default();
     Address::new(address.namespace, address.r#type, address.id)
 }
