@@ -1134,3 +1134,29 @@ fn a_missing_content_type_is_accepted_and_another_one_is_415() {
         );
     }
 }
+
+#[test]
+fn a_head_over_16_kib_or_with_too_many_headers_is_431_and_closed() {
+    let (handler, _) = handler();
+    let server = start(Server::builder(), handler);
+    let long = format!(
+        "POST /statefun HTTP/1.1\r\nX-Long: {}\r\n\r\n",
+        "x".repeat(20 * 1024)
+    );
+    let mut many = String::from("POST /statefun HTTP/1.1\r\n");
+    for i in 0..65 {
+        many.push_str(&format!("X-{i}: {i}\r\n"));
+    }
+    many.push_str("\r\n");
+    for (what, request) in [("a 20 KiB head", long), ("65 headers", many)] {
+        let mut stream = connect(server.local_addr());
+        stream.write_all(request.as_bytes()).unwrap();
+        match read_response(&mut stream) {
+            Outcome::Reply { status, closes, .. } => {
+                assert_eq!(status, 431, "{what}");
+                assert!(closes, "{what}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
