@@ -1,7 +1,7 @@
-//! Writes the seed corpus of the fuzz targets: `cargo run --bin make_seeds` in `fuzz/`.
+//! Writes the seed corpus of the fuzz targets: `cargo run --example make_seeds` in `fuzz/`.
 //!
-//! Seeds are the bench workloads (small ones) and requests built the way the tests
-//! build them, addressed to the fuzz registry's functions with scripts that use every
+//! Seeds are the bench workloads (small ones; `w3_bigstate` is 590 KB) and requests built
+//! the way the tests build them, addressed to the fuzz registry's functions with scripts that use every
 //! operation.
 
 use std::fs;
@@ -133,11 +133,18 @@ fn main() {
     for (name, bytes) in &seeds {
         write(&fuzz.join("corpus/handle_bytes"), name, bytes);
     }
-    // The structured target reads any bytes; the same requests make varied first inputs.
+    // The structured targets read any bytes; the same requests make varied first inputs.
     for (name, bytes) in seeds
         .iter()
         .filter(|(n, _)| n.starts_with("all") || n == "typed")
     {
         write(&fuzz.join("corpus/request_roundtrip"), name, bytes);
     }
+    for (name, bytes) in seeds
+        .iter()
+        .filter(|(n, _)| n == "all_every_op" || n == "w1_greet")
+    {
+        write(&fuzz.join("corpus/http_endpoint"), name, bytes);
+    }
+    // `http_connection`'s seeds (`seed-fuzzed-*`) are inputs picked from a fuzzing run.
 }
