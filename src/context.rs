@@ -1,6 +1,5 @@
 //! [`Context`]: what a function sees of its batch, and how it acts.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -38,21 +37,19 @@ pub struct Context<'a> {
     address: Address,
     caller: Option<Address>,
     invocation: usize,
-    states: Vec<State<'a>>,
-    /// Positions in `states` by name, when the request has many (see `States`).
-    state_index: Option<HashMap<&'a str, usize>>,
+    /// As the request carried them: serialized `Any`s borrowed from the request body,
+    /// never decoded unless read, and never copied.
+    states: States<'a>,
+    /// What the batch changed, by position in `states`; empty until the first change, so
+    /// a batch that only reads allocates nothing for its states.
+    changes: Vec<Change>,
     effects: Effects,
 }
 
-struct State<'a> {
-    name: &'a str,
-    value: StateValue<'a>,
-}
-
-enum StateValue<'a> {
-    /// As the request carried it (a serialized `Any`, empty for no value), borrowed from
-    /// the request body. Unchanged states are never decoded unless read, and never copied.
-    Unchanged(&'a [u8]),
+#[derive(Default)]
+enum Change {
+    #[default]
+    Unchanged,
     /// Set by a function: a serialized `Any`, reused by the next set of the same state.
     Set(Vec<u8>),
     Deleted,
@@ -60,19 +57,12 @@ enum StateValue<'a> {
 
 impl<'a> Context<'a> {
     pub(crate) fn new(address: Address, states: States<'a>) -> Self {
-        let (states, state_index) = states.into_parts();
         Context {
             address,
             caller: None,
             invocation: 0,
-            states: states
-                .iter()
-                .map(|s| State {
-                    name: s.name,
-                    value: StateValue::Unchanged(s.value),
-                })
-                .collect(),
-            state_index,
+            states,
+            changes: Vec::new(),
             effects: Effects::default(),
         }
     }
@@ -92,17 +82,22 @@ impl<'a> Context<'a> {
     /// The reply to the batch: one mutation per changed state, in the request's state
     /// order, then the messages in the order they were sent.
     pub(crate) fn encode_reply(&self) -> Vec<u8> {
-        let mutations = self.states.iter().filter_map(|state| {
-            let value = match &state.value {
-                StateValue::Unchanged(_) => return None,
-                StateValue::Set(bytes) => Some(bytes.as_slice()),
-                StateValue::Deleted => None,
-            };
-            Some(Mutation {
-                name: state.name,
-                value,
-            })
-        });
+        let mutations =
+            self.states
+                .as_slice()
+                .iter()
+                .zip(&self.changes)
+                .filter_map(|(state, change)| {
+                    let value = match change {
+                        Change::Unchanged => return None,
+                        Change::Set(bytes) => Some(bytes.as_slice()),
+                        Change::Deleted => None,
+                    };
+                    Some(Mutation {
+                        name: state.name,
+                        value,
+                    })
+                });
         v2::encode_reply(mutations, &self.effects)
     }
 
@@ -278,16 +273,12 @@ impl<'a> Context<'a> {
     /// runtime sends every state declared in `module.yaml`, so the code and the deployment
     /// disagree); [`Error::UnreadableState`] if its bytes are not a serialized `Any`.
     pub fn get_state(&self, name: &str) -> Result<Option<Any>, Error> {
-        match &self.state(name)?.value {
-            StateValue::Unchanged([]) => Ok(None),
-            StateValue::Unchanged(bytes) => Any::decode(*bytes)
-                .map(Some)
-                .map_err(|source| self.unreadable(name, source)),
-            StateValue::Set(bytes) => Any::decode(bytes.as_slice())
-                .map(Some)
-                .map_err(|source| self.unreadable(name, source)),
-            StateValue::Deleted => Ok(None),
-        }
+        let Some(bytes) = self.current(name)? else {
+            return Ok(None);
+        };
+        Any::decode(bytes)
+            .map(Some)
+            .map_err(|source| self.unreadable(name, source))
     }
 
     /// The value of the state `name` unpacked into the message type `M`, or `None` when it
@@ -302,16 +293,11 @@ impl<'a> Context<'a> {
         &self,
         name: &str,
     ) -> Result<Option<M>, Error> {
-        let (type_url, value) = match &self.state(name)?.value {
-            StateValue::Unchanged([]) => return Ok(None),
-            StateValue::Unchanged(bytes) => {
-                v2::any_parts(bytes).map_err(|source| self.unreadable(name, source))?
-            }
-            StateValue::Set(bytes) => {
-                v2::any_parts(bytes).map_err(|source| self.unreadable(name, source))?
-            }
-            StateValue::Deleted => return Ok(None),
+        let Some(bytes) = self.current(name)? else {
+            return Ok(None);
         };
+        let (type_url, value) =
+            v2::any_parts(bytes).map_err(|source| self.unreadable(name, source))?;
         if !is_type::<M>(type_url) {
             let holds = format!("it holds a {}, not a `{}`", Shown(type_url), M::full_name());
             return Err(self.unreadable(name, holds));
@@ -330,12 +316,11 @@ impl<'a> Context<'a> {
     ///
     /// [`Error::UnknownState`] if the request did not carry a state called `name`.
     pub fn set_state(&mut self, name: &str, value: Any) -> Result<(), Error> {
-        self.state_mut(name)?.set(|buf| {
+        self.set(name, |buf| {
             // Encoding into a `Vec` cannot run out of room: it grows.
             buf.reserve(value.encoded_len());
             let _ = value.encode(buf);
-        });
-        Ok(())
+        })
     }
 
     /// Packs `message` into an `Any` and [sets the state `name`](Self::set_state) to it.
@@ -349,11 +334,10 @@ impl<'a> Context<'a> {
         message: &M,
     ) -> Result<(), Error> {
         let packed = Packed::new(message);
-        self.state_mut(name)?.set(|buf| {
+        self.set(name, |buf| {
             buf.reserve(packed.encoded_len());
             packed.put_any(buf);
-        });
-        Ok(())
+        })
     }
 
     /// Clears the state `name`. Later invocations in the same batch read `None`; the reply
@@ -364,29 +348,52 @@ impl<'a> Context<'a> {
     ///
     /// [`Error::UnknownState`] if the request did not carry a state called `name`.
     pub fn delete_state(&mut self, name: &str) -> Result<(), Error> {
-        self.state_mut(name)?.value = StateValue::Deleted;
+        *self.change_mut(name)? = Change::Deleted;
         Ok(())
     }
 
-    fn position(&self, name: &str) -> Option<usize> {
-        match &self.state_index {
-            Some(index) => index.get(name).copied(),
-            None => self.states.iter().position(|s| s.name == name),
-        }
+    /// The current value of the state `name`, a serialized `Any`; `None` when it has no
+    /// value.
+    fn current(&self, name: &str) -> Result<Option<&[u8]>, Error> {
+        let at = self
+            .states
+            .position(name)
+            .ok_or_else(|| self.unknown_state(name))?;
+        Ok(match self.changes.get(at) {
+            None | Some(Change::Unchanged) => {
+                Some(self.states.as_slice()[at].value).filter(|v| !v.is_empty())
+            }
+            Some(Change::Set(bytes)) => Some(bytes),
+            Some(Change::Deleted) => None,
+        })
     }
 
-    fn state(&self, name: &str) -> Result<&State<'a>, Error> {
-        match self.position(name) {
-            Some(i) => Ok(&self.states[i]),
-            None => Err(self.unknown_state(name)),
+    fn change_mut(&mut self, name: &str) -> Result<&mut Change, Error> {
+        let at = self
+            .states
+            .position(name)
+            .ok_or_else(|| self.unknown_state(name))?;
+        if self.changes.is_empty() {
+            let count = self.states.as_slice().len();
+            self.changes.resize_with(count, Change::default);
         }
+        Ok(&mut self.changes[at])
     }
 
-    fn state_mut(&mut self, name: &str) -> Result<&mut State<'a>, Error> {
-        match self.position(name) {
-            Some(i) => Ok(&mut self.states[i]),
-            None => Err(self.unknown_state(name)),
-        }
+    /// Sets the state `name` to the serialized `Any` that `encode` appends to an empty
+    /// buffer. A state set again in the same batch reuses its buffer.
+    fn set(&mut self, name: &str, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(), Error> {
+        let change = self.change_mut(name)?;
+        let mut buf = match std::mem::take(change) {
+            Change::Set(mut buf) => {
+                buf.clear();
+                buf
+            }
+            _ => Vec::new(),
+        };
+        encode(&mut buf);
+        *change = Change::Set(buf);
+        Ok(())
     }
 
     fn unknown_state(&self, name: &str) -> Error {
@@ -407,22 +414,6 @@ impl<'a> Context<'a> {
             state: name.to_owned(),
             source: source.into(),
         }
-    }
-}
-
-impl State<'_> {
-    /// Sets the state to the serialized `Any` that `encode` appends to an empty buffer.
-    /// A state set again in the same batch reuses its buffer.
-    fn set(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
-        let mut buf = match std::mem::replace(&mut self.value, StateValue::Deleted) {
-            StateValue::Set(mut buf) => {
-                buf.clear();
-                buf
-            }
-            _ => Vec::new(),
-        };
-        encode(&mut buf);
-        self.value = StateValue::Set(buf);
     }
 }
 
@@ -453,7 +444,12 @@ impl fmt::Debug for Context<'_> {
             .field("invocation", &self.invocation)
             .field(
                 "states",
-                &self.states.iter().map(|s| s.name).collect::<Vec<_>>(),
+                &self
+                    .states
+                    .as_slice()
+                    .iter()
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }

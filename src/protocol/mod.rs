@@ -77,11 +77,6 @@ impl<'a> States<'a> {
     pub(crate) fn as_slice(&self) -> &[RawState<'a>] {
         &self.list
     }
-
-    /// The states and the index, for a context that looks them up by name.
-    pub(crate) fn into_parts(self) -> (Vec<RawState<'a>>, Option<HashMap<&'a str, usize>>) {
-        (self.list, self.index)
-    }
 }
 
 /// A state as the request carries it: a serialized `Any`, borrowed from the request body
