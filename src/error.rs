@@ -46,6 +46,12 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// The batch carries more distinct states than the handler accepts
+    /// ([`RequestReplyHandler::max_states`](crate::RequestReplyHandler::max_states)).
+    TooManyStates {
+        /// The limit.
+        limit: usize,
+    },
     /// The request's target has a function type that no function is bound to.
     UnknownFunctionType {
         /// The target's function type, `namespace/name`.
@@ -144,22 +150,46 @@ impl Error {
     ///
     /// | status | errors |
     /// |---|---|
-    /// | 400 | [`MalformedRequest`](Error::MalformedRequest), [`NoInvocation`](Error::NoInvocation), [`MissingDeclaredState`](Error::MissingDeclaredState), [`UnknownState`](Error::UnknownState), [`UnexpectedMessageType`](Error::UnexpectedMessageType), [`MalformedArgument`](Error::MalformedArgument) |
+    /// | 400 | [`MalformedRequest`](Error::MalformedRequest), [`NoInvocation`](Error::NoInvocation), [`MissingDeclaredState`](Error::MissingDeclaredState), and what the request's data makes a function fail on: [`UnknownState`](Error::UnknownState), [`UnreadableState`](Error::UnreadableState), [`UnexpectedMessageType`](Error::UnexpectedMessageType), [`MalformedArgument`](Error::MalformedArgument) |
     /// | 404 | [`UnknownFunctionType`](Error::UnknownFunctionType) |
-    /// | 413 | [`TooManyInvocations`](Error::TooManyInvocations) |
-    /// | 500 | everything else: a function that failed or panicked, and the errors a function causes through its [`Context`](crate::Context) |
+    /// | 413 | [`TooManyInvocations`](Error::TooManyInvocations), [`TooManyStates`](Error::TooManyStates) |
+    /// | 500 | everything else: a function that failed or panicked, and the errors a function causes through its own calls on the [`Context`](crate::Context) ([`NoCaller`](Error::NoCaller), [`InvalidArgument`](Error::InvalidArgument)) |
+    ///
+    /// A [`FunctionFailed`](Error::FunctionFailed) whose cause is one of the 400 errors
+    /// above (a function passed it up with `?` and its own `.context(...)`) is a 400 too.
     pub fn status(&self) -> u16 {
         match self {
             Error::MalformedRequest { .. }
             | Error::NoInvocation
-            | Error::MissingDeclaredState { .. }
-            | Error::UnknownState { .. }
-            | Error::UnexpectedMessageType { .. }
-            | Error::MalformedArgument { .. } => 400,
+            | Error::MissingDeclaredState { .. } => 400,
+            error if error.is_caused_by_request_data() => 400,
             Error::UnknownFunctionType { .. } => 404,
-            Error::TooManyInvocations { .. } => 413,
+            Error::TooManyInvocations { .. } | Error::TooManyStates { .. } => 413,
+            Error::FunctionFailed { source, .. } => {
+                let caused_by_data = source
+                    .chain()
+                    .filter_map(|cause| cause.downcast_ref::<Error>())
+                    .any(Error::is_caused_by_request_data);
+                if caused_by_data {
+                    400
+                } else {
+                    500
+                }
+            }
             _ => 500,
         }
+    }
+
+    /// Whether a function failed on what the request carried, which no retry changes: a
+    /// state it did not carry or cannot be read, an argument of another type.
+    pub(crate) fn is_caused_by_request_data(&self) -> bool {
+        matches!(
+            self,
+            Error::UnknownState { .. }
+                | Error::UnreadableState { .. }
+                | Error::UnexpectedMessageType { .. }
+                | Error::MalformedArgument { .. }
+        )
     }
 
     /// The error and its causes, joined with `: `, e.g. `function
@@ -246,6 +276,11 @@ impl fmt::Display for Error {
                 "the batch has more than {limit} invocations, the handler's limit (raise it \
                  with RequestReplyHandler::max_invocations, or lower maxNumBatchRequests in \
                  module.yaml)"
+            ),
+            Error::TooManyStates { limit } => write!(
+                f,
+                "the batch carries more than {limit} states, the handler's limit (raise it with \
+                 RequestReplyHandler::max_states)"
             ),
             Error::UnknownFunctionType { function_type } => {
                 write!(f, "no function is bound to type {}", Shown(function_type))

@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::context::Context;
 use crate::error::Error;
-use crate::protocol::v2;
+use crate::protocol::v2::{self, Limits};
 use crate::registry::StatefulFunctions;
 
 /// Answers the runtime's requests with the bound functions: request bytes in, reply bytes
@@ -30,7 +30,7 @@ use crate::registry::StatefulFunctions;
 #[derive(Debug)]
 pub struct RequestReplyHandler {
     functions: StatefulFunctions,
-    max_invocations: usize,
+    limits: Limits,
 }
 
 impl RequestReplyHandler {
@@ -38,11 +38,18 @@ impl RequestReplyHandler {
     /// runtime's default batch size (`maxNumBatchRequests`, 1000).
     pub const DEFAULT_MAX_INVOCATIONS: usize = 100_000;
 
+    /// The default of [`max_states`](Self::max_states). The runtime sends the states
+    /// `module.yaml` declares, a handful per function.
+    pub const DEFAULT_MAX_STATES: usize = 100_000;
+
     /// A handler for `functions`.
     pub fn new(functions: StatefulFunctions) -> Self {
         RequestReplyHandler {
             functions,
-            max_invocations: Self::DEFAULT_MAX_INVOCATIONS,
+            limits: Limits {
+                max_invocations: Self::DEFAULT_MAX_INVOCATIONS,
+                max_states: Self::DEFAULT_MAX_STATES,
+            },
         }
     }
 
@@ -52,7 +59,17 @@ impl RequestReplyHandler {
     /// runtime sends unless `module.yaml` raises `maxNumBatchRequests`; it bounds the
     /// memory one request can make the handler use beyond its body.
     pub fn max_invocations(mut self, max: usize) -> Self {
-        self.max_invocations = max;
+        self.limits.max_invocations = max;
+        self
+    }
+
+    /// Refuses batches carrying more than `max` distinct states with
+    /// [`Error::TooManyStates`] (413), before any function runs. Like
+    /// [`max_invocations`](Self::max_invocations), it bounds the memory one request can
+    /// make the handler use: each state costs some 60 bytes of bookkeeping beyond its
+    /// bytes in the body, which a request of tiny states could multiply.
+    pub fn max_states(mut self, max: usize) -> Self {
+        self.limits.max_states = max;
         self
     }
 
@@ -77,8 +94,9 @@ impl RequestReplyHandler {
     ///
     /// - [`Error::MalformedRequest`], [`Error::NoInvocation`]: the bytes are not a batch
     ///   (400). Nothing runs.
-    /// - [`Error::TooManyInvocations`]: the batch is over
-    ///   [`max_invocations`](Self::max_invocations) (413). Nothing runs.
+    /// - [`Error::TooManyInvocations`], [`Error::TooManyStates`]: the batch is over
+    ///   [`max_invocations`](Self::max_invocations) or [`max_states`](Self::max_states)
+    ///   (413). Nothing runs.
     /// - [`Error::UnknownFunctionType`]: no function is bound to the target's type (404).
     /// - [`Error::MissingDeclaredState`]: the request lacks a state the binding declares
     ///   (400). Nothing runs.
@@ -88,7 +106,7 @@ impl RequestReplyHandler {
     /// - [`Error::FunctionFailed`], [`Error::FunctionPanicked`]: a function returned an
     ///   error or panicked (500). The panic is caught; the handler stays usable.
     pub fn handle(&self, request: &[u8]) -> Result<Vec<u8>, Error> {
-        let batch = v2::decode_request(request, self.max_invocations)?;
+        let batch = v2::decode_request(request, self.limits)?;
         let entry = self.functions.find_target(&batch.target).ok_or_else(|| {
             Error::UnknownFunctionType {
                 function_type: batch.target.typename(),
@@ -133,22 +151,26 @@ impl RequestReplyHandler {
 /// with `?` keep their own variant (and so their 400 status); everything else is a
 /// [`Error::FunctionFailed`] around the function's error.
 fn function_error(ctx: &Context<'_>, index: usize, error: anyhow::Error) -> Error {
-    match error.downcast::<Error>() {
-        Ok(
-            error @ (Error::UnknownState { .. }
-            | Error::UnexpectedMessageType { .. }
-            | Error::MalformedArgument { .. }),
-        ) => error,
-        Ok(error) => Error::FunctionFailed {
-            address: Box::new(ctx.address().clone()),
-            invocation: index,
-            source: error.into(),
-        },
-        Err(error) => Error::FunctionFailed {
-            address: Box::new(ctx.address().clone()),
-            invocation: index,
-            source: error,
-        },
+    // Only an error passed up as it is keeps its variant: under a function's own
+    // `.context(...)` it stays inside `FunctionFailed`, context and all (whose status
+    // still says 400: see `Error::status`).
+    let passed_up_as_it_is = error
+        .chain()
+        .next()
+        .and_then(|top| top.downcast_ref::<Error>())
+        .is_some_and(Error::is_caused_by_request_data);
+    let source = if passed_up_as_it_is {
+        match error.downcast::<Error>() {
+            Ok(error) => return error,
+            Err(error) => error,
+        }
+    } else {
+        error
+    };
+    Error::FunctionFailed {
+        address: Box::new(ctx.address().clone()),
+        invocation: index,
+        source,
     }
 }
 

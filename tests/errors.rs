@@ -335,3 +335,51 @@ fn a_batch_over_the_invocation_limit_is_413_and_runs_nothing() {
         "the documented default"
     );
 }
+
+#[test]
+fn a_batch_over_the_state_limit_is_413_and_runs_nothing() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let mut functions = StatefulFunctions::new();
+    functions
+        .bind("ex/count", move |_, _| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    let handler = RequestReplyHandler::new(functions).max_states(2);
+    let request = Request::to("ex/count", "1")
+        .with_state("a", None)
+        .with_state("b", None)
+        .with_state("c", None)
+        .invoke(ping(0))
+        .to_bytes();
+
+    let err = run_err(&handler, &request);
+
+    assert!(matches!(err, Error::TooManyStates { limit: 2 }), "{err:?}");
+    assert_eq!(err.status(), 413);
+    assert!(err.to_string().contains("more than 2 states"), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_request_data_error_under_the_functions_own_context_keeps_both_and_stays_400() {
+    use anyhow::Context as _;
+    let handler = handler_for("ex/ctx", |ctx, _| {
+        ctx.get_state("profile")
+            .context("loading the user profile")?;
+        Ok(())
+    });
+    let request = Request::to("ex/ctx", "1").invoke(ping(0)).to_bytes();
+
+    let err = run_err(&handler, &request);
+
+    assert!(matches!(err, Error::FunctionFailed { .. }), "{err:?}");
+    assert_eq!(err.status(), 400, "the cause is the request's data");
+    let chain = err.chain();
+    assert!(
+        chain.contains("loading the user profile") && chain.contains("state `profile`"),
+        "{chain}"
+    );
+}

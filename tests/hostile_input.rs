@@ -520,7 +520,7 @@ fn a_state_type_url_with_control_bytes_is_escaped_in_the_error() {
 
     let err = error_for(&handler, &body);
 
-    assert!(matches!(err, Error::FunctionFailed { .. }), "{err:?}");
+    assert!(matches!(err, Error::UnreadableState { .. }), "{err:?}");
     let text = err.chain();
     assert!(!text.chars().any(char::is_control), "{text:?}");
     assert!(text.len() < 2048, "{} bytes", text.len());

@@ -28,12 +28,19 @@ const STATE_VALUE: u32 = 2;
 /// Protobuf merge rules apply as in every protobuf parser: a message field that occurs
 /// twice is merged, repeated fields concatenate, a scalar's last occurrence wins, and
 /// unknown fields are skipped. A known field with the wrong wire type is an error.
-pub(crate) fn decode_request(body: &[u8], max_invocations: usize) -> Result<Batch<'_>, Error> {
+///
+/// A batch with more invocations or more states than `limits` allows is refused as soon
+/// as the first one too many is reached, before anything else is decoded.
+pub(crate) fn decode_request(body: &[u8], limits: Limits) -> Result<Batch<'_>, Error> {
     let mut reader = Reader::new(body);
-    let mut target: Option<proto::Address> = None;
-    let mut states = States::default();
-    let mut invocations = Vec::new();
-    let mut last_caller = None;
+    let mut parts = BatchParts {
+        limits,
+        target: None,
+        states: States::default(),
+        states_seen: 0,
+        invocations: Vec::new(),
+        last_caller: None,
+    };
     let mut seen_batch = false;
     while !reader.is_empty() {
         let (tag, wire_type) = reader.key().map_err(malformed("ToFunction"))?;
@@ -45,76 +52,108 @@ pub(crate) fn decode_request(body: &[u8], max_invocations: usize) -> Result<Batc
         }
         let batch = length_delimited(&mut reader, wire_type, "ToFunction.invocation")?;
         seen_batch = true;
-        decode_batch(
-            batch,
-            &mut target,
-            &mut states,
-            &mut invocations,
-            &mut last_caller,
-            max_invocations,
-        )?;
+        parts.decode_batch(batch)?;
     }
     if !seen_batch {
         return Err(Error::NoInvocation);
     }
-    let target = target.unwrap_or_default();
+    let target = parts.target.unwrap_or_default();
     Ok(Batch {
         target: Address::new(target.namespace, target.r#type, target.id),
-        states,
-        invocations,
+        states: parts.states,
+        invocations: parts.invocations,
     })
 }
 
-fn decode_batch<'a>(
-    body: &'a [u8],
-    target: &mut Option<proto::Address>,
-    states: &mut States<'a>,
-    invocations: &mut Vec<Invocation<'a>>,
-    last_caller: &mut LastCaller<'a>,
-    max_invocations: usize,
-) -> Result<(), Error> {
-    let mut reader = Reader::new(body);
-    while !reader.is_empty() {
-        let (tag, wire_type) = reader.key().map_err(malformed("ToFunction.invocation"))?;
-        match tag {
-            BATCH_TARGET => {
-                let field = "ToFunction.invocation.target";
-                let bytes = length_delimited(&mut reader, wire_type, field)?;
-                target
-                    .get_or_insert_with(Default::default)
-                    .merge(bytes)
-                    .map_err(malformed(field))?;
-            }
-            BATCH_STATE => {
-                // Field names are formatted only on the error path: a request carries
-                // many states, and a name per state would cost an allocation each.
-                let index = states.as_slice().len();
-                let field = || format!("ToFunction.invocation.state[{index}]");
-                let bytes = length_delimited_at(&mut reader, wire_type)
-                    .map_err(|source| malformed_at(field(), source))?;
-                let state = decode_state(bytes, field)?;
-                states.insert(state);
-            }
-            BATCH_INVOCATIONS => {
-                let index = invocations.len();
-                if index == max_invocations {
-                    return Err(Error::TooManyInvocations {
-                        limit: max_invocations,
-                    });
+/// How much one request may hold.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_invocations: usize,
+    pub(crate) max_states: usize,
+}
+
+impl Limits {
+    /// No limit, for tests of the decoding itself.
+    #[cfg(test)]
+    const NONE: Limits = Limits {
+        max_invocations: usize::MAX,
+        max_states: usize::MAX,
+    };
+}
+
+/// What the `InvocationBatchRequest`s of one `ToFunction` decoded to so far (a
+/// `ToFunction` may carry several, which merge).
+struct BatchParts<'a> {
+    limits: Limits,
+    target: Option<proto::Address>,
+    states: States<'a>,
+    /// States on the wire so far, repeated names included: the index errors name.
+    states_seen: usize,
+    invocations: Vec<Invocation<'a>>,
+    last_caller: LastCaller<'a>,
+}
+
+impl<'a> BatchParts<'a> {
+    fn decode_batch(&mut self, body: &'a [u8]) -> Result<(), Error> {
+        let BatchParts {
+            limits,
+            target,
+            states,
+            states_seen,
+            invocations,
+            last_caller,
+        } = self;
+        let mut reader = Reader::new(body);
+        while !reader.is_empty() {
+            let (tag, wire_type) = reader.key().map_err(malformed("ToFunction.invocation"))?;
+            match tag {
+                BATCH_TARGET => {
+                    let field = "ToFunction.invocation.target";
+                    let bytes = length_delimited(&mut reader, wire_type, field)?;
+                    target
+                        .get_or_insert_with(Default::default)
+                        .merge(bytes)
+                        .map_err(malformed(field))?;
                 }
-                let field = || format!("ToFunction.invocation.invocations[{index}]");
-                let bytes = length_delimited_at(&mut reader, wire_type)
-                    .map_err(|source| malformed_at(field(), source))?;
-                let invocation = decode_invocation(bytes, last_caller)
-                    .map_err(|source| malformed_at(field(), source))?;
-                invocations.push(invocation);
+                BATCH_STATE => {
+                    // Field names are formatted only on the error path: a request carries
+                    // many states, and a name per state would cost an allocation each.
+                    let index = *states_seen;
+                    *states_seen += 1;
+                    let field = || format!("ToFunction.invocation.state[{index}]");
+                    let bytes = length_delimited_at(&mut reader, wire_type)
+                        .map_err(|source| malformed_at(field(), source))?;
+                    let state = decode_state(bytes, field)?;
+                    if states.as_slice().len() == limits.max_states
+                        && states.position(state.name).is_none()
+                    {
+                        return Err(Error::TooManyStates {
+                            limit: limits.max_states,
+                        });
+                    }
+                    states.insert(state);
+                }
+                BATCH_INVOCATIONS => {
+                    let index = invocations.len();
+                    if index == limits.max_invocations {
+                        return Err(Error::TooManyInvocations {
+                            limit: limits.max_invocations,
+                        });
+                    }
+                    let field = || format!("ToFunction.invocation.invocations[{index}]");
+                    let bytes = length_delimited_at(&mut reader, wire_type)
+                        .map_err(|source| malformed_at(field(), source))?;
+                    let invocation = decode_invocation(bytes, last_caller)
+                        .map_err(|source| malformed_at(field(), source))?;
+                    invocations.push(invocation);
+                }
+                _ => reader
+                    .skip(tag, wire_type)
+                    .map_err(malformed("ToFunction.invocation"))?,
             }
-            _ => reader
-                .skip(tag, wire_type)
-                .map_err(malformed("ToFunction.invocation"))?,
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The serialized caller of the invocation decoded last (`Some(None)`: it had none), or
@@ -557,7 +596,7 @@ mod tests {
             state: vec![state("big", &[7; 1000])],
             invocations: vec![Default::default()],
         });
-        let batch = decode_request(&body, usize::MAX).unwrap();
+        let batch = decode_request(&body, Limits::NONE).unwrap();
         let value = batch.states.as_slice()[0].value;
         assert_eq!(value, &[7; 1000][..]);
         assert!(
@@ -670,7 +709,7 @@ mod tests {
             state: vec![state("a", b"1"), state("b", b"2"), state("a", b"3")],
             ..Default::default()
         });
-        let batch = decode_request(&body, usize::MAX).unwrap();
+        let batch = decode_request(&body, Limits::NONE).unwrap();
         let states: Vec<_> = batch
             .states
             .as_slice()
@@ -690,7 +729,7 @@ mod tests {
             state: request_states,
             ..Default::default()
         });
-        let batch = decode_request(&body, usize::MAX).unwrap();
+        let batch = decode_request(&body, Limits::NONE).unwrap();
         let states = batch.states.as_slice();
         assert_eq!(states.len(), 100);
         assert_eq!((states[3].name, states[3].value), ("s3", &b"new"[..]));
@@ -719,7 +758,7 @@ mod tests {
             invocations: vec![Default::default()],
         });
         let body = [first, second].concat();
-        let batch = decode_request(&body, usize::MAX).unwrap();
+        let batch = decode_request(&body, Limits::NONE).unwrap();
         assert_eq!(batch.target, Address::new("ns", "t", ""));
         assert_eq!(batch.states.as_slice().len(), 2);
         assert_eq!(batch.invocations.len(), 2);
@@ -745,7 +784,7 @@ mod tests {
             (&[0xa0, 0x06, 0x01], "ToFunction.invocation"),
         ];
         for (body, field) in cases {
-            match decode_request(body, usize::MAX) {
+            match decode_request(body, Limits::NONE) {
                 Err(Error::MalformedRequest { field: f, .. }) => {
                     assert!(f.starts_with(field), "body {body:02x?}: field {f}")
                 }
@@ -758,7 +797,7 @@ mod tests {
     fn invalid_utf8_in_a_state_name_is_malformed() {
         // ToFunction{invocation{state{state_name: 0xff}}}
         let body = [0xa2, 0x06, 0x05, 0x12, 0x03, 0x0a, 0x01, 0xff];
-        let err = decode_request(&body, usize::MAX).unwrap_err();
+        let err = decode_request(&body, Limits::NONE).unwrap_err();
         assert!(err.to_string().contains("state[0].state_name"), "{err}");
     }
 
@@ -770,18 +809,60 @@ mod tests {
                 ..Default::default()
             })
         };
-        assert_eq!(decode_request(&batch(3), 3).unwrap().invocations.len(), 3);
+        let limits = Limits {
+            max_invocations: 3,
+            ..Limits::NONE
+        };
+        assert_eq!(
+            decode_request(&batch(3), limits).unwrap().invocations.len(),
+            3
+        );
         assert!(matches!(
-            decode_request(&batch(4), 3),
+            decode_request(&batch(4), limits),
             Err(Error::TooManyInvocations { limit: 3 })
         ));
+    }
+
+    #[test]
+    fn distinct_states_past_the_limit_are_refused_while_decoding() {
+        let limits = Limits {
+            max_states: 2,
+            ..Limits::NONE
+        };
+        let with_states = |names: &[&str]| {
+            request(to_function::InvocationBatchRequest {
+                state: names.iter().map(|n| state(n, b"v")).collect(),
+                ..Default::default()
+            })
+        };
+        // A repeated name is no new state.
+        let body = with_states(&["a", "b", "a", "b"]);
+        let batch = decode_request(&body, limits).unwrap();
+        assert_eq!(batch.states.as_slice().len(), 2);
+        assert!(matches!(
+            decode_request(&with_states(&["a", "b", "c"]), limits),
+            Err(Error::TooManyStates { limit: 2 })
+        ));
+    }
+
+    #[test]
+    fn a_malformed_state_is_named_by_its_place_on_the_wire() {
+        // states `a`, `a`, then one whose name is not UTF-8
+        let mut body = request(to_function::InvocationBatchRequest {
+            state: vec![state("a", b""), state("a", b""), state("x", b"")],
+            ..Default::default()
+        });
+        let at = body.iter().rposition(|&b| b == b'x').unwrap();
+        body[at] = 0xff;
+        let err = decode_request(&body, Limits::NONE).unwrap_err();
+        assert!(err.to_string().contains("state[2].state_name"), "{err}");
     }
 
     #[test]
     fn a_body_without_a_batch_is_no_invocation() {
         for body in [&[][..], &[0x08, 0x01]] {
             assert!(
-                matches!(decode_request(body, usize::MAX), Err(Error::NoInvocation)),
+                matches!(decode_request(body, Limits::NONE), Err(Error::NoInvocation)),
                 "{body:?}"
             );
         }
