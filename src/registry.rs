@@ -394,21 +394,43 @@ impl fmt::Display for FlinkDuration {
 
 /// A YAML plain scalar when that reads back as the same string, a quoted one otherwise.
 fn yaml_scalar(text: &str) -> String {
+    // Plain only when no YAML 1.1 reader (the runtime's is one) could take it for
+    // anything but this string: not a keyword in any case, nothing number-like, no
+    // indicator at either end.
+    let keyword = [
+        "true", "false", "yes", "no", "y", "n", "on", "off", "null", "~",
+    ]
+    .iter()
+    .any(|k| text.eq_ignore_ascii_case(k));
+    let number_like = text
+        .trim_start_matches(['+', '-', '.'])
+        .starts_with(|c: char| c.is_ascii_digit());
     let plain = !text.is_empty()
         && text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c))
-        && !text.starts_with(['-', ':'])
-        && !matches!(
-            text,
-            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~"
-        )
-        && text.parse::<f64>().is_err();
+        && !text.starts_with(['-', ':', '.'])
+        && !text.ends_with(':')
+        && !keyword
+        && !number_like;
     if plain {
-        text.to_owned()
-    } else {
-        format!("{text:?}")
+        return text.to_owned();
     }
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            // YAML 1.1 also breaks lines at U+2028 and U+2029.
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(quoted, "\\u{:04x}", u32::from(c));
+            }
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 #[cfg(test)]
@@ -444,6 +466,17 @@ mod tests {
             ("a b", "\"a b\""),
             ("", "\"\""),
             ("- x", "\"- x\""),
+            ("True", "\"True\""),
+            ("NULL", "\"NULL\""),
+            ("Yes", "\"Yes\""),
+            ("0x1F", "\"0x1F\""),
+            ("1_000", "\"1_000\""),
+            ("-1", "\"-1\""),
+            (".5", "\".5\""),
+            ("seen:", "\"seen:\""),
+            ("seen_count", "seen_count"),
+            ("a\"b\\c", "\"a\\\"b\\\\c\""),
+            ("tab\there", "\"tab\\u0009here\""),
         ];
         for (input, expected) in cases {
             assert_eq!(yaml_scalar(input), expected, "input {input:?}");
