@@ -333,7 +333,7 @@ fn expect_100_continue_gets_an_interim_response_before_the_body() {
 #[test]
 fn ambiguous_or_broken_framing_is_refused_and_the_connection_closed() {
     let server = start();
-    let cases: [(&[u8], u16); 5] = [
+    let cases: [(&[u8], u16); 6] = [
         (
             b"POST /statefun HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             400,
@@ -348,6 +348,10 @@ fn ambiguous_or_broken_framing_is_refused_and_the_connection_closed() {
             400,
         ),
         (b"POST /statefun HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
+        (
+            b"POST /statefun HTTP/1.1\r\nTransfer-Encoding: ,\r\nContent-Length: 3\r\n\r\nabc",
+            400,
+        ),
     ];
     for (request, status) in cases {
         let shown = String::from_utf8_lossy(request);
@@ -383,6 +387,18 @@ fn a_request_that_stalls_gets_a_408_and_an_idle_connection_is_closed() {
     let request = echo_request("idle", 1);
     assert_reply(&idle.post("/statefun", &request).unwrap(), &request);
     assert!(idle.is_closed_by_server(Duration::from_secs(10)));
+}
+
+#[test]
+fn a_new_connection_that_never_speaks_is_closed_after_the_read_timeout() {
+    // The idle timeout is an hour: only the read timeout can close this connection.
+    let server = start_with(
+        Server::builder()
+            .read_timeout(Duration::from_millis(300))
+            .idle_timeout(Duration::from_secs(3600)),
+    );
+    let mut silent = Client::connect(server.local_addr()).unwrap();
+    assert!(silent.is_closed_by_server(Duration::from_secs(10)));
 }
 
 #[test]

@@ -215,7 +215,9 @@ impl ServerBuilder {
     /// before it is closed. The runtime's connection pool keeps idle connections longer,
     /// and that is safe: a request sent on a connection the server has just closed fails
     /// at once, and the runtime's HTTP client (OkHttp) and its retry loop send it again
-    /// on a new connection. At least 1 ms.
+    /// on a new connection. A new connection waits for its first request no longer than
+    /// the [`read_timeout`](Self::read_timeout), so that sockets which never speak cannot
+    /// hold every connection slot. At least 1 ms.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout.max(Duration::from_millis(1));
         self
@@ -932,6 +934,7 @@ fn interpret(request: &httparse::Request<'_, '_>) -> Result<Head, Failure> {
     let http10 = request.version == Some(0);
     let mut content_length: Option<u64> = None;
     let mut codings: Vec<String> = Vec::new();
+    let mut transfer_encoding = false;
     let mut content_type = None;
     let mut close = false;
     let mut keep_alive = false;
@@ -954,6 +957,7 @@ fn interpret(request: &httparse::Request<'_, '_>) -> Result<Head, Failure> {
             }
             content_length = Some(length);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding = true;
             codings.extend(
                 value
                     .split(',')
@@ -972,6 +976,11 @@ fn interpret(request: &httparse::Request<'_, '_>) -> Result<Head, Failure> {
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue |= value.eq_ignore_ascii_case("100-continue");
         }
+    }
+    if transfer_encoding && codings.is_empty() {
+        // RFC 9112 requires a coding; a proxy in front might frame such a request by
+        // something else than its Content-Length, so neither side can be trusted.
+        return Err(bad(400, "Transfer-Encoding names no transfer coding"));
     }
     let framing =
         if !codings.is_empty() {
@@ -1025,14 +1034,13 @@ enum Next {
 fn serve_connection(shared: &Shared, id: u64, stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(shared.read_timeout));
     let mut conn = Conn::new(stream);
+    // A new connection gets no longer than a request would to send its first byte: 2,048
+    // sockets that never speak must not hold every slot for the whole idle timeout.
+    let mut wait = shared.idle_timeout.min(shared.read_timeout);
     loop {
         if conn.buffered().is_empty() {
             // Idle: wait for the next request's first byte.
-            if conn
-                .stream
-                .set_read_timeout(Some(shared.idle_timeout))
-                .is_err()
-            {
+            if conn.stream.set_read_timeout(Some(wait)).is_err() {
                 return;
             }
             match conn.fill(None) {
@@ -1055,6 +1063,7 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream) {
         if !shared.set_busy(id, false) {
             return;
         }
+        wait = shared.idle_timeout;
     }
 }
 
