@@ -533,3 +533,42 @@ fn open_files_limit() -> Option<u64> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
 }
+
+#[test]
+fn bodies_wait_for_room_under_max_body_memory() {
+    let request = echo_request("memory", 1);
+    // Room for one body of this size at a time (the memory is never below one body of
+    // the largest size, so that is this size too).
+    let server = start_with(
+        Server::builder()
+            .max_body_size(request.len())
+            .max_body_memory(request.len()),
+    );
+    let wire = post("/statefun", &request);
+    let (head_and_half, rest) = wire.split_at(wire.len() - request.len() / 2);
+
+    // A holds the room: its head is in, half its body is not.
+    let mut a = Client::connect(server.local_addr()).unwrap();
+    a.send(head_and_half).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    // B must wait for the room before its body is read.
+    let mut b = Client::connect(server.local_addr()).unwrap();
+    b.send(&wire).unwrap();
+    b.stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut byte = [0; 1];
+    let early = std::io::Read::read(&mut b.stream, &mut byte);
+    assert!(
+        early.is_err(),
+        "B was answered while A held the body memory: {early:?}"
+    );
+
+    // A completes: both are answered.
+    a.send(rest).unwrap();
+    assert_reply(&a.read_response().unwrap(), &request);
+    b.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_reply(&b.read_response().unwrap(), &request);
+}

@@ -132,6 +132,7 @@ pub struct ServerBuilder {
     endpoint: Endpoint,
     workers: usize,
     max_connections: usize,
+    max_body_memory: usize,
     read_timeout: Duration,
     idle_timeout: Duration,
     shutdown_timeout: Duration,
@@ -145,6 +146,7 @@ impl Default for ServerBuilder {
             endpoint: Endpoint::new(),
             workers: thread::available_parallelism().map_or(4, NonZeroUsize::get) * 2,
             max_connections: 2048,
+            max_body_memory: 256 * 1024 * 1024,
             read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
@@ -203,6 +205,17 @@ impl ServerBuilder {
         self
     }
 
+    /// How many bytes of request bodies all connections together may hold in memory
+    /// (default 256 MiB). A request whose body would go over waits, before reading it,
+    /// until earlier ones are answered; its `Content-Length` counts (a chunked body counts
+    /// as [`max_body_size`](Self::max_body_size)). Without it, every connection could hold
+    /// a body of the largest size at once: 2,048 times 32 MiB by default. One body of the
+    /// largest size is always let through, whatever this is set to.
+    pub fn max_body_memory(mut self, bytes: usize) -> Self {
+        self.max_body_memory = bytes;
+        self
+    }
+
     /// How long a request may take to arrive, head and body, once its first byte has
     /// (default 30 s); a slower one gets 408 and its connection is closed. It also bounds
     /// each write of a reply. At least 1 ms.
@@ -247,6 +260,7 @@ impl ServerBuilder {
     pub fn start(self, handler: impl Into<Arc<RequestReplyHandler>>) -> io::Result<Server> {
         let listener = TcpListener::bind(&self.addrs?[..])?;
         let local_addr = listener.local_addr()?;
+        let body_memory = self.max_body_memory.max(self.endpoint.body_limit());
         let shared = Arc::new(Shared {
             handler: handler.into(),
             endpoint: self.endpoint,
@@ -259,6 +273,7 @@ impl ServerBuilder {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             permits: Semaphore::new(self.workers),
+            body_memory: Semaphore::new(body_memory),
         });
         let acceptor = {
             let shared = Arc::clone(&shared);
@@ -410,6 +425,8 @@ struct Shared {
     /// Signalled when a connection closes, the accept loop stops, or shutdown finishes.
     changed: Condvar,
     permits: Semaphore,
+    /// Bytes of request bodies held at once, across connections.
+    body_memory: Semaphore,
 }
 
 #[derive(Default)]
@@ -450,39 +467,55 @@ impl Shared {
     }
 }
 
-/// Counts the handler calls running, and makes callers wait beyond `workers`.
+/// Counts units of something bounded (handler calls running, bytes of bodies held) and
+/// makes callers wait beyond the capacity.
 struct Semaphore {
+    capacity: usize,
     available: Mutex<usize>,
     freed: Condvar,
 }
 
-struct Permit<'a>(&'a Semaphore);
+struct Permit<'a> {
+    semaphore: &'a Semaphore,
+    units: usize,
+}
 
 impl Semaphore {
-    fn new(permits: usize) -> Self {
+    fn new(capacity: usize) -> Self {
         Semaphore {
-            available: Mutex::new(permits),
+            capacity,
+            available: Mutex::new(capacity),
             freed: Condvar::new(),
         }
     }
 
-    fn acquire(&self) -> Permit<'_> {
+    /// Waits until `units` are free and takes them; more than the capacity counts as
+    /// all of it, so no request waits forever.
+    fn acquire(&self, units: usize) -> Permit<'_> {
+        let units = units.min(self.capacity);
         let mut available = lock(&self.available);
-        while *available == 0 {
+        while *available < units {
             available = self
                 .freed
                 .wait(available)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        *available -= 1;
-        Permit(self)
+        *available -= units;
+        Permit {
+            semaphore: self,
+            units,
+        }
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        *lock(&self.0.available) += 1;
-        self.0.freed.notify_one();
+        if self.units == 0 {
+            return;
+        }
+        *lock(&self.semaphore.available) += self.units;
+        // Waiters may want different amounts: each checks whether its own fits now.
+        self.semaphore.freed.notify_all();
     }
 }
 
@@ -1081,6 +1114,13 @@ fn exchange(shared: &Shared, conn: &mut Conn, deadline: Instant) -> Next {
         request = request.content_length(n);
     }
     let endpoint = &shared.endpoint;
+    // What the body may hold in memory (see `max_body_memory`); taken only once the head
+    // is accepted or the body is to be drained, and held until the body is dropped.
+    let body_units = match head.framing {
+        Framing::Empty => 0,
+        Framing::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        Framing::Chunked => endpoint.body_limit(),
+    };
     if let Some(refusal) = endpoint.check_head(&request) {
         let drain = match head.framing {
             Framing::Empty => true,
@@ -1093,11 +1133,13 @@ fn exchange(shared: &Shared, conn: &mut Conn, deadline: Instant) -> Next {
             let _ = conn.send(&refusal, Connection::Close);
             return Next::LingerClose;
         }
+        let _body_memory = shared.body_memory.acquire(body_units);
         return match conn.read_body(&head, endpoint, deadline) {
             Ok(_) => reply(conn, &refusal, &head, shared),
             Err(failure) => fail(conn, failure, "request body"),
         };
     }
+    let _body_memory = shared.body_memory.acquire(body_units);
     if head.expect_continue && !head.http10 && !matches!(head.framing, Framing::Empty) {
         if let Err(err) = conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n") {
             return fail(conn, err.into(), "interim reply");
@@ -1108,7 +1150,7 @@ fn exchange(shared: &Shared, conn: &mut Conn, deadline: Instant) -> Next {
         Err(failure) => return fail(conn, failure, "request body"),
     };
     let response = {
-        let _permit = shared.permits.acquire();
+        let _permit = shared.permits.acquire(1);
         endpoint.handle_body(&shared.handler, &body)
     };
     reply(conn, &response, &head, shared)
