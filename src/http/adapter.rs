@@ -36,7 +36,7 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 32 * 1024 * 1024;
 /// | a body that is not a batch, a state `module.yaml` does not declare, an argument of the wrong type | 400 |
 /// | an unknown function type, or another path | 404 |
 /// | another method on the path | 405, with `Allow: POST` |
-/// | a body over [`max_body_size`](Self::max_body_size) | 413 |
+/// | a body over [`max_body_size`](Self::max_body_size), or a batch over the handler's [`max_invocations`](crate::RequestReplyHandler::max_invocations) or [`max_states`](crate::RequestReplyHandler::max_states) | 413 |
 /// | a `Content-Type` other than `application/octet-stream` (case and parameters are ignored; a request without one is accepted, as the body's meaning does not depend on it) | 415 |
 /// | a function that failed or panicked | 500 |
 ///
