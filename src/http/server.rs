@@ -218,7 +218,7 @@ impl ServerBuilder {
 
     /// How long a request may take to arrive, head and body, once its first byte has
     /// (default 30 s); a slower one gets 408 and its connection is closed. It also bounds
-    /// each write of a reply. At least 1 ms.
+    /// the writing of a reply, as a whole. At least 1 ms.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout.max(Duration::from_millis(1));
         self
@@ -1156,6 +1156,26 @@ fn exchange(shared: &Shared, conn: &mut Conn, deadline: Instant) -> Next {
     reply(conn, &response, &head, shared)
 }
 
+/// Writes all of `bytes` by `deadline`: the socket's write timeout bounds each write
+/// call, so a client reading one byte at a time would otherwise hold the connection for
+/// as long as it likes.
+fn write_all_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
 fn reply(conn: &mut Conn, response: &Response, head: &Head, shared: &Shared) -> Next {
     let connection = if head.close || shared.is_stopping() {
         Connection::Close
@@ -1169,7 +1189,11 @@ fn reply(conn: &mut Conn, response: &Response, head: &Head, shared: &Shared) -> 
         connection,
         !head.method.eq_ignore_ascii_case("HEAD"),
     );
-    match conn.stream.write_all(&bytes) {
+    match write_all_by(
+        &mut conn.stream,
+        &bytes,
+        Instant::now() + shared.read_timeout,
+    ) {
         Ok(()) if connection == Connection::Close => Next::Close,
         Ok(()) => Next::KeepAlive,
         Err(err) => {
