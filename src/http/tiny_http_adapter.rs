@@ -31,7 +31,10 @@
 //! (10 s) then fails and retries those calls.
 //!
 //! tiny_http 0.12 also refuses a chunked body with chunk extensions or trailer fields
-//! (the adapter answers 400); the runtime sends neither.
+//! (the adapter answers 400); the runtime sends neither. And it has no read timeout: a
+//! client that announces a body and sends it slowly, or not at all, holds a tiny_http
+//! thread until it gives up (even a 413 waits for the announced body), where `serve()`
+//! answers 408 after its read timeout.
 //!
 //! So a service whose function endpoint the runtime calls directly should use
 //! [`serve`](crate::serve) (or [`Server`](crate::http::Server)), which gives every
