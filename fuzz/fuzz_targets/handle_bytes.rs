@@ -1,6 +1,6 @@
 //! `handle()` on arbitrary bytes, with functions that run a script from the message
 //! bytes (see the fuzz crate's lib). Property: no panic escapes; an `Ok` decodes as a
-//! `FromFunction` whose effects match what the script did; an `Err` is a 400, 404 or 500
+//! `FromFunction` whose effects match what the script did; an `Err` is a 400, 404, 413 or 500
 //! with a short, escaped message.
 #![no_main]
 
