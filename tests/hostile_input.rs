@@ -1191,3 +1191,52 @@ fn a_head_over_16_kib_or_with_too_many_headers_is_431_and_closed() {
         }
     }
 }
+
+#[test]
+fn a_client_reading_the_reply_one_byte_at_a_time_cannot_hold_its_connection() {
+    let special = special();
+    let server = start(
+        Server::builder().read_timeout(Duration::from_millis(500)),
+        special.handler,
+    );
+    // A 32 MiB reply: more than the socket buffers hold, so the server's write waits on
+    // the reader. The read timeout bounds the writing of the whole reply.
+    let big = post(&Request::to("test/big", "1").invoke(ping(32)).to_bytes());
+    let mut stream = connect(server.local_addr());
+    stream.write_all(&big).unwrap();
+    let mut byte = [0u8; 1];
+    stream.read_exact(&mut byte).unwrap(); // the reply is being written
+    assert_eq!(server.connections(), 1);
+    let until = Instant::now() + Duration::from_secs(20);
+    while server.connections() > 0 && Instant::now() < until {
+        if stream.read(&mut byte).unwrap_or(0) == 0 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    // The client never closed its end: the server did.
+    assert_eq!(wait_for_no_connections(&server), 0);
+    drop(stream);
+}
+
+#[test]
+fn a_connection_that_never_sends_a_byte_is_closed_at_the_read_timeout() {
+    let (handler, _) = handler();
+    let server = start(
+        Server::builder()
+            .read_timeout(Duration::from_millis(300))
+            .idle_timeout(Duration::from_secs(600)),
+        handler,
+    );
+    let silent: Vec<TcpStream> = (0..5).map(|_| connect(server.local_addr())).collect();
+    let until = Instant::now() + Duration::from_secs(10);
+    while server.connections() < 5 && Instant::now() < until {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(server.connections(), 5, "all five were accepted");
+
+    // The clients keep their ends open and say nothing; the server closes them all.
+    assert_eq!(wait_for_no_connections(&server), 0);
+    drop(silent);
+}
