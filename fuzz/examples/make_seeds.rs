@@ -146,5 +146,6 @@ fn main() {
     {
         write(&fuzz.join("corpus/http_endpoint"), name, bytes);
     }
-    // `http_connection`'s seeds (`seed-fuzzed-*`) are inputs picked from a fuzzing run.
+    // The `seed-fuzzed-*` files (http_connection, request_roundtrip) are inputs picked from
+    // fuzzing runs, not written here.
 }
