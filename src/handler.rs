@@ -100,11 +100,13 @@ impl RequestReplyHandler {
     /// - [`Error::UnknownFunctionType`]: no function is bound to the target's type (404).
     /// - [`Error::MissingDeclaredState`]: the request lacks a state the binding declares
     ///   (400). Nothing runs.
-    /// - [`Error::UnknownState`], [`Error::UnexpectedMessageType`],
-    ///   [`Error::MalformedArgument`]: an invocation used a state the request did not
-    ///   carry, or its argument is not what the function accepts (400).
+    /// - [`Error::UnknownState`], [`Error::UnreadableState`],
+    ///   [`Error::UnexpectedMessageType`], [`Error::MalformedArgument`]: an invocation used
+    ///   a state the request did not carry or whose value it cannot read, or its argument
+    ///   is not what the function accepts (400).
     /// - [`Error::FunctionFailed`], [`Error::FunctionPanicked`]: a function returned an
-    ///   error or panicked (500). The panic is caught; the handler stays usable.
+    ///   error or panicked (500; 400 when the error a function passed up with its own
+    ///   context is one of the above). The panic is caught; the handler stays usable.
     pub fn handle(&self, request: &[u8]) -> Result<Vec<u8>, Error> {
         let batch = v2::decode_request(request, self.limits)?;
         let entry = self.functions.find_target(&batch.target).ok_or_else(|| {
