@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use http_support::{burst, chunked, echo_request, handler, ping, post, Client, HttpResponse};
+use http_support::{
+    burst, chunked, echo_request, error_cases, handler, ping, post, Client, HttpResponse,
+};
 use statefun_sync::http::Server;
 use statefun_sync::testing::Request;
 
@@ -48,75 +50,7 @@ fn a_post_gets_200_exactly_octet_stream_and_the_handlers_reply() {
 fn every_error_has_its_status_a_bounded_text_body_and_the_connection_keeps_serving() {
     let server = start();
     let mut client = Client::connect(server.local_addr()).unwrap();
-    let json = b"POST /statefun HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-                 Content-Length: 0\r\n\r\n"
-        .to_vec();
-    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        (
-            "not a ToFunction",
-            post("/statefun", b"\xff\xff\xff"),
-            400,
-            "malformed request",
-        ),
-        (
-            "a declared state missing",
-            post(
-                "/statefun",
-                &Request::to("test/stateful", "1").invoke(ping(1)).to_bytes(),
-            ),
-            400,
-            "`seen`",
-        ),
-        (
-            "an argument of the wrong type",
-            post(
-                "/statefun",
-                &Request::to("test/typed", "1").invoke(ping(1)).to_bytes(),
-            ),
-            400,
-            "google.protobuf.Duration",
-        ),
-        (
-            "an unknown function type",
-            post(
-                "/statefun",
-                &Request::to("test/nobody", "1").invoke(ping(1)).to_bytes(),
-            ),
-            404,
-            "`test/nobody`",
-        ),
-        (
-            "an unknown path",
-            post("/other", &echo_request("a", 1)),
-            404,
-            "`/other`",
-        ),
-        (
-            "a GET",
-            b"GET /statefun HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
-            405,
-            "`GET`",
-        ),
-        ("a JSON content type", json, 415, "`application/json`"),
-        (
-            "a failing function",
-            post(
-                "/statefun",
-                &Request::to("test/fail", "1").invoke(ping(1)).to_bytes(),
-            ),
-            500,
-            "the database is down",
-        ),
-        (
-            "a panicking function",
-            post(
-                "/statefun",
-                &Request::to("test/panic", "1").invoke(ping(1)).to_bytes(),
-            ),
-            500,
-            "a bug in the function",
-        ),
-    ];
+    let cases = error_cases();
     for (what, request, status, names) in cases {
         client.send(&request).unwrap();
         let response = client.read_response().unwrap();

@@ -5,8 +5,9 @@ mod http_support;
 
 use std::thread;
 
-use http_support::{chunked, echo_request, handler, ping, post, Client, HttpResponse, TinyServer};
-use statefun_sync::testing::Request;
+use http_support::{
+    chunked, echo_request, error_cases, handler, post, Client, HttpResponse, TinyServer,
+};
 
 fn expected(request: &[u8]) -> Vec<u8> {
     handler().handle(request).unwrap()
@@ -33,55 +34,7 @@ fn a_post_gets_200_exactly_octet_stream_and_the_handlers_reply() {
 #[test]
 fn every_error_has_its_status_and_a_text_body_and_the_server_keeps_serving() {
     let server = TinyServer::start(handler(), 2);
-    let json = b"POST /statefun HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-                 Content-Length: 0\r\n\r\n"
-        .to_vec();
-    let typed = Request::to("test/typed", "1").invoke(ping(1)).to_bytes();
-    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        (
-            "not a ToFunction",
-            post("/statefun", b"\xff\xff\xff"),
-            400,
-            "malformed request",
-        ),
-        (
-            "an argument of the wrong type",
-            post("/statefun", &typed),
-            400,
-            "google.protobuf.Duration",
-        ),
-        (
-            "an unknown function type",
-            post(
-                "/statefun",
-                &Request::to("test/nobody", "1").invoke(ping(1)).to_bytes(),
-            ),
-            404,
-            "`test/nobody`",
-        ),
-        (
-            "an unknown path",
-            post("/other", &echo_request("a", 1)),
-            404,
-            "`/other`",
-        ),
-        (
-            "a GET",
-            b"GET /statefun HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
-            405,
-            "`GET`",
-        ),
-        ("a JSON content type", json, 415, "`application/json`"),
-        (
-            "a panicking function",
-            post(
-                "/statefun",
-                &Request::to("test/panic", "1").invoke(ping(1)).to_bytes(),
-            ),
-            500,
-            "a bug in the function",
-        ),
-    ];
+    let cases = error_cases();
     let mut client = Client::connect(server.addr).unwrap();
     for (what, request, status, names) in cases {
         client.send(&request).unwrap();

@@ -374,3 +374,77 @@ impl Drop for TinyServer {
         }
     }
 }
+
+/// Requests that each get an error from every HTTP front, for `handler()`: what the
+/// request is, its bytes, the status, and a text the error body must contain.
+pub fn error_cases() -> Vec<(&'static str, Vec<u8>, u16, &'static str)> {
+    let json = b"POST /statefun HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: 0\r\n\r\n"
+        .to_vec();
+    vec![
+        (
+            "not a ToFunction",
+            post("/statefun", b"\xff\xff\xff"),
+            400,
+            "malformed request",
+        ),
+        (
+            "a declared state missing",
+            post(
+                "/statefun",
+                &Request::to("test/stateful", "1").invoke(ping(1)).to_bytes(),
+            ),
+            400,
+            "`seen`",
+        ),
+        (
+            "an argument of the wrong type",
+            post(
+                "/statefun",
+                &Request::to("test/typed", "1").invoke(ping(1)).to_bytes(),
+            ),
+            400,
+            "google.protobuf.Duration",
+        ),
+        (
+            "an unknown function type",
+            post(
+                "/statefun",
+                &Request::to("test/nobody", "1").invoke(ping(1)).to_bytes(),
+            ),
+            404,
+            "`test/nobody`",
+        ),
+        (
+            "an unknown path",
+            post("/other", &echo_request("a", 1)),
+            404,
+            "`/other`",
+        ),
+        (
+            "a GET",
+            b"GET /statefun HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            405,
+            "`GET`",
+        ),
+        ("a JSON content type", json, 415, "`application/json`"),
+        (
+            "a failing function",
+            post(
+                "/statefun",
+                &Request::to("test/fail", "1").invoke(ping(1)).to_bytes(),
+            ),
+            500,
+            "the database is down",
+        ),
+        (
+            "a panicking function",
+            post(
+                "/statefun",
+                &Request::to("test/panic", "1").invoke(ping(1)).to_bytes(),
+            ),
+            500,
+            "a bug in the function",
+        ),
+    ]
+}
