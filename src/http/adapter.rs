@@ -1,6 +1,5 @@
 //! The server-neutral adapter: the HTTP rules, with plain data in and out.
 
-use std::fmt::Write as _;
 use std::io::{self, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -514,15 +513,7 @@ impl Target {
 
     fn address(&self) -> String {
         match &self.0 {
-            Some(a) => {
-                let mut text = String::new();
-                let _ = write!(
-                    text,
-                    "{}",
-                    Shown(&format!("{}/{}/{}", a.namespace, a.r#type, a.id))
-                );
-                text
-            }
+            Some(a) => Shown(&format!("{}/{}/{}", a.namespace, a.r#type, a.id)).to_string(),
             None => "(unknown)".to_owned(),
         }
     }
