@@ -199,35 +199,42 @@ impl Error {
     /// error may quote anything) has its control characters escaped, and the whole is cut
     /// at [`Error::MAX_CHAIN_LEN`] bytes, ending in `...` when cut.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = self.source();
-        while let Some(next) = cause {
-            text.push_str(": ");
-            for c in next.to_string().chars() {
-                if c.is_control() {
-                    text.extend(c.escape_default());
-                } else {
-                    text.push(c);
-                }
-            }
-            if text.len() > Self::MAX_CHAIN_LEN {
-                break;
-            }
-            cause = next.source();
-        }
-        if text.len() > Self::MAX_CHAIN_LEN {
-            let mut end = Self::MAX_CHAIN_LEN - 3;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-            text.push_str("...");
-        }
-        text
+        chain_of(self)
     }
 
     /// The longest [`Error::chain`], in bytes.
     pub const MAX_CHAIN_LEN: usize = 2048;
+}
+
+/// `error` and its causes joined with `: `, control characters in the causes escaped, cut
+/// at [`Error::MAX_CHAIN_LEN`] bytes: what [`Error::chain`] and the testing kit's
+/// errors print.
+pub(crate) fn chain_of(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        for c in next.to_string().chars() {
+            if c.is_control() {
+                text.extend(c.escape_default());
+            } else {
+                text.push(c);
+            }
+        }
+        if text.len() > Error::MAX_CHAIN_LEN {
+            break;
+        }
+        cause = next.source();
+    }
+    if text.len() > Error::MAX_CHAIN_LEN {
+        let mut end = Error::MAX_CHAIN_LEN - 3;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
 }
 
 /// Quotes text that came from a request or a user, escaped and bounded, so that an error

@@ -280,16 +280,10 @@ impl StdError for RuntimeError {
 }
 
 impl RuntimeError {
-    /// The error and its causes, joined with `: `.
+    /// The error and its causes, joined with `: `, escaped and bounded as
+    /// [`Error::chain`] is.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = self.source();
-        while let Some(next) = cause {
-            text.push_str(": ");
-            text.push_str(&next.to_string());
-            cause = next.source();
-        }
-        text
+        crate::error::chain_of(self)
     }
 }
 
