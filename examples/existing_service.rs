@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
     }
     common::init_logging();
     let handler = Arc::new(RequestReplyHandler::new(functions));
-    let endpoint = Arc::new(Endpoint::new().path("/statefun"));
+    let endpoint = Arc::new(Endpoint::new().with_path("/statefun"));
     let server =
         Arc::new(tiny_http::Server::http(options.addr.as_str()).map_err(|e| anyhow::anyhow!(e))?);
     log::info!(

@@ -144,7 +144,7 @@ fn functions() -> Result<StatefulFunctions, statefun_sync::Error> {
 fn print_greetings(runtime: &mut LocalRuntime) -> Result<(), Box<dyn std::error::Error>> {
     let now = runtime.now().as_secs();
     for any in runtime.take_egress(GREETINGS) {
-        let record: KafkaProducerRecord = statefun_sync::testing::unpack(&any)?;
+        let record: KafkaProducerRecord = statefun_sync::unpack(&any)?;
         let greeting = <Greeting as prost::Message>::decode(record.value_bytes.as_slice())?;
         println!(
             "[t={:>2}min] kafka topic {:?}, key {:?}: {}",

@@ -375,7 +375,7 @@ fn tiny_http_server(stop: Arc<AtomicBool>) -> (SocketAddr, Vec<thread::JoinHandl
     let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind loopback"));
     let addr = server.server_addr().to_ip().expect("an IP address");
     let handler = Arc::new(handler());
-    let endpoint = Arc::new(Endpoint::new().max_body_size(BODY_LIMIT));
+    let endpoint = Arc::new(Endpoint::new().with_max_body_size(BODY_LIMIT));
     let threads = (0..2)
         .map(|_| {
             let (server, handler, endpoint, stop) = (

@@ -1,8 +1,123 @@
 //! Function types (`namespace/name`) and addresses (`namespace/name/id`).
+//!
+//! This is the one place that parses or formats a function type, and the one place that
+//! converts between [`Address`] and the protocol's address message.
 
 use std::fmt;
+use std::str::FromStr;
 
 use crate::error::Error;
+use crate::proto::polyglot as wire;
+
+/// A function type, `namespace/name`: what a function is bound under, and the first two
+/// parts of every [`Address`].
+///
+/// ```
+/// use statefun_sync::FunctionType;
+///
+/// let greeter: FunctionType = "com.example/app/greeter".parse()?;
+/// assert_eq!(greeter.namespace(), "com.example/app");
+/// assert_eq!(greeter.name(), "greeter");
+/// assert_eq!(greeter.to_string(), "com.example/app/greeter");
+/// assert!("/greeter".parse::<FunctionType>().is_err());
+/// # Ok::<(), statefun_sync::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FunctionType {
+    namespace: String,
+    name: String,
+}
+
+impl FunctionType {
+    /// The function type `namespace/name`, from its two parts taken as they are.
+    ///
+    /// The runtime's own addresses arrive this way; parse a function type written by
+    /// hand with [`str::parse`] instead, which checks it.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        FunctionType {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The namespace, e.g. `example` in `example/greeter`.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The name, e.g. `greeter` in `example/greeter` (the protocol's `type` field).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether this is the function type `namespace/name`, without building it.
+    pub(crate) fn is(&self, namespace: &str, name: &str) -> bool {
+        self.name == name && self.namespace == namespace
+    }
+
+    /// Splits `namespace/name` into its parts, borrowed: how the crate checks a function
+    /// type given as text without allocating.
+    ///
+    /// The split is at the **last** `/`, so a namespace may itself contain slashes
+    /// (`com.example/app/greeter` is namespace `com.example/app`, name `greeter`), as
+    /// the Python SDK's `parse_typename` does. Both parts must be non-empty.
+    pub(crate) fn split(typename: &str) -> Result<(&str, &str), Error> {
+        let invalid = |reason| Error::InvalidTypename {
+            input: typename.to_owned(),
+            reason,
+        };
+        let (namespace, name) = typename
+            .rsplit_once('/')
+            .ok_or_else(|| invalid("a function type must be of the form `namespace/name`"))?;
+        if namespace.is_empty() {
+            return Err(invalid("the namespace (before the last `/`) is empty"));
+        }
+        if name.is_empty() {
+            return Err(invalid("the name (after the last `/`) is empty"));
+        }
+        Ok((namespace, name))
+    }
+
+    /// As [`split`](Self::split), accepting anything: at the last `/`, or all name when
+    /// there is none. For tests that build requests for malformed function types.
+    pub(crate) fn split_unchecked(typename: &str) -> (&str, &str) {
+        typename.rsplit_once('/').unwrap_or(("", typename))
+    }
+}
+
+impl FromStr for FunctionType {
+    type Err = Error;
+
+    /// Parses `namespace/name`, split at the last `/`, both parts non-empty.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTypename`], quoting the input, if it has no `/`, or if the part
+    /// before or after the last `/` is empty.
+    fn from_str(typename: &str) -> Result<Self, Error> {
+        let (namespace, name) = FunctionType::split(typename)?;
+        Ok(FunctionType::new(namespace, name))
+    }
+}
+
+impl fmt::Display for FunctionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Compares with a function type written as text, e.g. `function_type == "ex/greeter"`.
+impl PartialEq<str> for FunctionType {
+    fn eq(&self, typename: &str) -> bool {
+        FunctionType::split(typename).is_ok_and(|(namespace, name)| self.is(namespace, name))
+    }
+}
+
+impl PartialEq<&str> for FunctionType {
+    fn eq(&self, typename: &&str) -> bool {
+        *self == **typename
+    }
+}
 
 /// The address of one function instance: its function type (`namespace/name`) and its id.
 ///
@@ -10,14 +125,13 @@ use crate::error::Error;
 /// use statefun_sync::Address;
 ///
 /// let address = Address::from_typename("example/greeter", "alice")?;
-/// assert_eq!(address.typename(), "example/greeter");
+/// assert_eq!(address.function_type(), "example/greeter");
 /// assert_eq!(address.to_string(), "example/greeter/alice");
 /// # Ok::<(), statefun_sync::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Address {
-    namespace: String,
-    name: String,
+    function_type: FunctionType,
     id: String,
 }
 
@@ -31,9 +145,13 @@ impl Address {
         name: impl Into<String>,
         id: impl Into<String>,
     ) -> Self {
+        Address::of(FunctionType::new(namespace, name), id)
+    }
+
+    /// The address of `id` within `function_type`.
+    pub fn of(function_type: FunctionType, id: impl Into<String>) -> Self {
         Address {
-            namespace: namespace.into(),
-            name: name.into(),
+            function_type,
             id: id.into(),
         }
     }
@@ -43,79 +161,53 @@ impl Address {
     /// # Errors
     ///
     /// [`Error::InvalidTypename`] if `typename` is not `namespace/name` with both parts
-    /// non-empty (see [`parse_typename`]).
+    /// non-empty (see [`FunctionType`]).
     pub fn from_typename(typename: &str, id: impl Into<String>) -> Result<Self, Error> {
-        let (namespace, name) = parse_typename(typename)?;
-        Ok(Address::new(namespace, name, id))
+        Ok(Address::of(typename.parse()?, id))
+    }
+
+    /// The function type, `namespace/name`.
+    pub fn function_type(&self) -> &FunctionType {
+        &self.function_type
     }
 
     /// The namespace, e.g. `example` in `example/greeter/alice`.
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        self.function_type.namespace()
     }
 
     /// The function type's name, e.g. `greeter` in `example/greeter/alice`
     /// (the protocol's `type` field).
     pub fn name(&self) -> &str {
-        &self.name
+        self.function_type.name()
     }
 
     /// The id of the instance, e.g. `alice` in `example/greeter/alice`.
     pub fn id(&self) -> &str {
         &self.id
     }
-
-    /// The function type, `namespace/name`.
-    pub fn typename(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
-    }
-
-    /// Whether this address belongs to the function type `namespace/name`, without
-    /// building the typename.
-    pub(crate) fn is_type(&self, namespace: &str, name: &str) -> bool {
-        self.namespace == namespace && self.name == name
-    }
 }
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.namespace, self.name, self.id)
+        write!(f, "{}/{}", self.function_type, self.id)
     }
 }
 
-/// Splits a function type `namespace/name` into its namespace and name.
-///
-/// The split is at the **last** `/`, so a namespace may itself contain slashes
-/// (`com.example/app/greeter` is namespace `com.example/app`, name `greeter`). Both
-/// parts must be non-empty. This is the Python SDK's `parse_typename`.
-///
-/// ```
-/// use statefun_sync::parse_typename;
-///
-/// assert_eq!(parse_typename("org.foo/greeter")?, ("org.foo", "greeter"));
-/// assert!(parse_typename("/greeter").is_err());
-/// # Ok::<(), statefun_sync::Error>(())
-/// ```
-///
-/// # Errors
-///
-/// [`Error::InvalidTypename`], quoting the input, if it has no `/`, or if the part
-/// before or after the last `/` is empty.
-pub fn parse_typename(typename: &str) -> Result<(&str, &str), Error> {
-    let invalid = |reason| Error::InvalidTypename {
-        input: typename.to_owned(),
-        reason,
-    };
-    let (namespace, name) = typename
-        .rsplit_once('/')
-        .ok_or_else(|| invalid("a function type must be of the form `namespace/name`"))?;
-    if namespace.is_empty() {
-        return Err(invalid("the namespace (before the last `/`) is empty"));
+impl From<wire::Address> for Address {
+    fn from(address: wire::Address) -> Self {
+        Address::new(address.namespace, address.r#type, address.id)
     }
-    if name.is_empty() {
-        return Err(invalid("the name (after the last `/`) is empty"));
+}
+
+impl From<&Address> for wire::Address {
+    fn from(address: &Address) -> Self {
+        wire::Address {
+            namespace: address.namespace().to_owned(),
+            r#type: address.name().to_owned(),
+            id: address.id().to_owned(),
+        }
     }
-    Ok((namespace, name))
 }
 
 #[cfg(test)]
@@ -130,20 +222,28 @@ mod tests {
             ("com.example/app/greeter", ("com.example/app", "greeter")),
             ("a//b", ("a/", "b")),
         ];
-        for (input, expected) in cases {
-            assert_eq!(parse_typename(input).unwrap(), expected, "input {input:?}");
+        for (input, (namespace, name)) in cases {
+            let parsed: FunctionType = input.parse().unwrap();
+            assert_eq!(
+                (parsed.namespace(), parsed.name()),
+                (namespace, name),
+                "input {input:?}"
+            );
+            assert_eq!(parsed.to_string(), input);
+            assert_eq!(parsed, input);
         }
     }
 
     #[test]
     fn malformed_typenames_are_rejected_with_the_input_quoted() {
         for input in ["", "/", "/bar", "n/", "noslash", "a/b/"] {
-            let err = parse_typename(input).unwrap_err();
+            let err = input.parse::<FunctionType>().unwrap_err();
             assert!(
                 matches!(&err, Error::InvalidTypename { input: quoted, .. } if quoted == input),
                 "input {input:?}: {err:?}"
             );
             assert!(err.to_string().contains(&format!("`{input}`")), "{err}");
+            assert_ne!(FunctionType::default(), input);
         }
     }
 
@@ -153,7 +253,15 @@ mod tests {
         assert_eq!(address.namespace(), "com.example/app");
         assert_eq!(address.name(), "greeter");
         assert_eq!(address.id(), "alice");
-        assert_eq!(address.typename(), "com.example/app/greeter");
+        assert_eq!(address.function_type(), "com.example/app/greeter");
         assert_eq!(address.to_string(), "com.example/app/greeter/alice");
+    }
+
+    #[test]
+    fn addresses_convert_to_the_wire_and_back() {
+        let address = Address::new("ns", "f", "1");
+        let on_wire = wire::Address::from(&address);
+        assert_eq!((on_wire.namespace.as_str(), on_wire.r#type.as_str()), ("ns", "f"));
+        assert_eq!(Address::from(on_wire), address);
     }
 }

@@ -6,11 +6,12 @@ use std::time::Duration;
 use prost::{Message, Name};
 use prost_types::Any;
 
-use crate::address::{parse_typename, Address};
+use crate::address::{Address, FunctionType};
 use crate::error::{Error, Shown};
-use crate::message::is_type;
-use crate::protocol::v2::{self, AddressRef, Argument, Packed};
-use crate::protocol::{Caller, Effects, Mutation, States};
+use crate::message::{is_type, Packed};
+use crate::protocol::{
+    AddressRef, Caller, Change, Effects, Mutations, Payload, Protocol, States, WireError,
+};
 
 /// What a function sees of the batch it runs in, and how it acts: its address, the
 /// current message's caller, its states, and the messages it sends.
@@ -34,6 +35,8 @@ use crate::protocol::{Caller, Effects, Mutation, States};
 /// The `pack_and_` forms take a protobuf message and pack it into an `Any` under
 /// `type.googleapis.com/<full name>` (the message type needs [`prost::Name`]).
 pub struct Context<'a> {
+    /// The wire format of the request, and of the reply being built.
+    protocol: &'static dyn Protocol,
     address: Address,
     caller: Option<Address>,
     invocation: usize,
@@ -46,18 +49,10 @@ pub struct Context<'a> {
     effects: Effects,
 }
 
-#[derive(Default)]
-enum Change {
-    #[default]
-    Unchanged,
-    /// Set by a function: a serialized `Any`, reused by the next set of the same state.
-    Set(Vec<u8>),
-    Deleted,
-}
-
 impl<'a> Context<'a> {
-    pub(crate) fn new(address: Address, states: States<'a>) -> Self {
+    pub(crate) fn new(protocol: &'static dyn Protocol, address: Address, states: States<'a>) -> Self {
         Context {
+            protocol,
             address,
             caller: None,
             invocation: 0,
@@ -82,23 +77,19 @@ impl<'a> Context<'a> {
     /// The reply to the batch: one mutation per changed state, in the request's state
     /// order, then the messages in the order they were sent.
     pub(crate) fn encode_reply(&self) -> Vec<u8> {
-        let mutations =
-            self.states
-                .as_slice()
-                .iter()
-                .zip(&self.changes)
-                .filter_map(|(state, change)| {
-                    let value = match change {
-                        Change::Unchanged => return None,
-                        Change::Set(bytes) => Some(bytes.as_slice()),
-                        Change::Deleted => None,
-                    };
-                    Some(Mutation {
-                        name: state.name,
-                        value,
-                    })
-                });
-        v2::encode_reply(mutations, &self.effects)
+        let mutations = Mutations {
+            states: self.states.as_slice(),
+            changes: &self.changes,
+        };
+        self.protocol.encode_reply(mutations, &self.effects)
+    }
+
+    /// How many states the batch changed.
+    pub(crate) fn changed_states(&self) -> usize {
+        self.changes
+            .iter()
+            .filter(|change| !matches!(change, Change::Unchanged))
+            .count()
     }
 
     /// The address being invoked: this function's type and the id of the instance.
@@ -120,7 +111,7 @@ impl<'a> Context<'a> {
     /// [`Error::InvalidArgument`] if `id` is empty.
     pub fn send(&mut self, typename: &str, id: &str, message: Any) -> Result<(), Error> {
         let target = target_address("send", typename, id)?;
-        self.effects.message(target, &message);
+        self.protocol.message(&mut self.effects, target, &message);
         Ok(())
     }
 
@@ -136,7 +127,8 @@ impl<'a> Context<'a> {
         message: &M,
     ) -> Result<(), Error> {
         let target = target_address("pack_and_send", typename, id)?;
-        self.effects.message(target, Packed::new(message));
+        self.protocol
+            .message(&mut self.effects, target, &Packed::new(message));
         Ok(())
     }
 
@@ -155,13 +147,14 @@ impl<'a> Context<'a> {
     ///
     /// As [`reply`](Self::reply).
     pub fn pack_and_reply<M: Message + Name>(&mut self, message: &M) -> Result<(), Error> {
-        self.push_reply(Packed::new(message))
+        self.push_reply(&Packed::new(message))
     }
 
-    fn push_reply(&mut self, argument: impl Argument) -> Result<(), Error> {
+    fn push_reply(&mut self, payload: &dyn Payload) -> Result<(), Error> {
         match &self.caller {
             Some(caller) => {
-                self.effects.message(AddressRef::from(caller), argument);
+                self.protocol
+                    .message(&mut self.effects, AddressRef::from(caller), payload);
                 Ok(())
             }
             None => Err(Error::NoCaller {
@@ -208,7 +201,7 @@ impl<'a> Context<'a> {
             delay,
             typename,
             id,
-            Packed::new(message),
+            &Packed::new(message),
         )
     }
 
@@ -218,7 +211,7 @@ impl<'a> Context<'a> {
         delay: Duration,
         typename: &str,
         id: &str,
-        argument: impl Argument,
+        payload: &dyn Payload,
     ) -> Result<(), Error> {
         if delay.is_zero() {
             return Err(Error::InvalidArgument {
@@ -231,7 +224,8 @@ impl<'a> Context<'a> {
             reason: format!("the delay {delay:?} is longer than i64::MAX milliseconds"),
         })?;
         let target = target_address(operation, typename, id)?;
-        self.effects.delayed(delay_ms, target, argument);
+        self.protocol
+            .delayed(&mut self.effects, delay_ms, target, payload);
         Ok(())
     }
 
@@ -245,8 +239,9 @@ impl<'a> Context<'a> {
     ///
     /// [`Error::InvalidTypename`] if `typename` is not `namespace/name`.
     pub fn send_egress(&mut self, typename: &str, message: Any) -> Result<(), Error> {
-        let (namespace, name) = parse_typename(typename)?;
-        self.effects.egress(namespace, name, &message);
+        let (namespace, name) = FunctionType::split(typename)?;
+        self.protocol
+            .egress(&mut self.effects, namespace, name, &message);
         Ok(())
     }
 
@@ -260,8 +255,9 @@ impl<'a> Context<'a> {
         typename: &str,
         message: &M,
     ) -> Result<(), Error> {
-        let (namespace, name) = parse_typename(typename)?;
-        self.effects.egress(namespace, name, Packed::new(message));
+        let (namespace, name) = FunctionType::split(typename)?;
+        self.protocol
+            .egress(&mut self.effects, namespace, name, &Packed::new(message));
         Ok(())
     }
 
@@ -273,12 +269,13 @@ impl<'a> Context<'a> {
     /// runtime sends every state declared in `module.yaml`, so the code and the deployment
     /// disagree); [`Error::UnreadableState`] if its bytes are not a serialized `Any`.
     pub fn get_state(&self, name: &str) -> Result<Option<Any>, Error> {
-        let Some(bytes) = self.current(name)? else {
+        let Some((type_url, value)) = self.current_parts(name)? else {
             return Ok(None);
         };
-        Any::decode(bytes)
-            .map(Some)
-            .map_err(|source| self.unreadable(name, source))
+        Ok(Some(Any {
+            type_url: type_url.to_owned(),
+            value: value.to_vec(),
+        }))
     }
 
     /// The value of the state `name` unpacked into the message type `M`, or `None` when it
@@ -293,11 +290,9 @@ impl<'a> Context<'a> {
         &self,
         name: &str,
     ) -> Result<Option<M>, Error> {
-        let Some(bytes) = self.current(name)? else {
+        let Some((type_url, value)) = self.current_parts(name)? else {
             return Ok(None);
         };
-        let (type_url, value) =
-            v2::any_parts(bytes).map_err(|source| self.unreadable(name, source))?;
         if !is_type::<M>(type_url) {
             let holds = format!("it holds a {}, not a `{}`", Shown(type_url), M::full_name());
             return Err(self.unreadable(name, holds));
@@ -316,11 +311,7 @@ impl<'a> Context<'a> {
     ///
     /// [`Error::UnknownState`] if the request did not carry a state called `name`.
     pub fn set_state(&mut self, name: &str, value: Any) -> Result<(), Error> {
-        self.set(name, |buf| {
-            // Encoding into a `Vec` cannot run out of room: it grows.
-            buf.reserve(value.encoded_len());
-            let _ = value.encode(buf);
-        })
+        self.set(name, &value)
     }
 
     /// Packs `message` into an `Any` and [sets the state `name`](Self::set_state) to it.
@@ -333,11 +324,7 @@ impl<'a> Context<'a> {
         name: &str,
         message: &M,
     ) -> Result<(), Error> {
-        let packed = Packed::new(message);
-        self.set(name, |buf| {
-            buf.reserve(packed.encoded_len());
-            packed.put_any(buf);
-        })
+        self.set(name, &Packed::new(message))
     }
 
     /// Clears the state `name`. Later invocations in the same batch read `None`; the reply
@@ -352,7 +339,19 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
-    /// The current value of the state `name`, a serialized `Any`; `None` when it has no
+    /// The type and bytes of the current value of the state `name`; `None` when it has
+    /// no value.
+    fn current_parts(&self, name: &str) -> Result<Option<(&str, &[u8])>, Error> {
+        let Some(stored) = self.current(name)? else {
+            return Ok(None);
+        };
+        self.protocol
+            .state_value_parts(stored)
+            .map(Some)
+            .map_err(|source: WireError| self.unreadable(name, source))
+    }
+
+    /// The current value of the state `name` as the wire stores it; `None` when it has no
     /// value.
     fn current(&self, name: &str) -> Result<Option<&[u8]>, Error> {
         let at = self
@@ -380,9 +379,10 @@ impl<'a> Context<'a> {
         Ok(&mut self.changes[at])
     }
 
-    /// Sets the state `name` to the serialized `Any` that `encode` appends to an empty
-    /// buffer. A state set again in the same batch reuses its buffer.
-    fn set(&mut self, name: &str, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(), Error> {
+    /// Sets the state `name` to `value`. A state set again in the same batch reuses its
+    /// buffer.
+    fn set(&mut self, name: &str, value: &dyn Payload) -> Result<(), Error> {
+        let protocol = self.protocol;
         let change = self.change_mut(name)?;
         let mut buf = match std::mem::take(change) {
             Change::Set(mut buf) => {
@@ -391,7 +391,7 @@ impl<'a> Context<'a> {
             }
             _ => Vec::new(),
         };
-        encode(&mut buf);
+        protocol.put_state_value(&mut buf, value);
         *change = Change::Set(buf);
         Ok(())
     }
@@ -422,7 +422,7 @@ fn target_address<'t>(
     typename: &'t str,
     id: &'t str,
 ) -> Result<AddressRef<'t>, Error> {
-    let (namespace, name) = parse_typename(typename)?;
+    let (namespace, name) = FunctionType::split(typename)?;
     if id.is_empty() {
         return Err(Error::InvalidArgument {
             operation,

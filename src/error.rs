@@ -3,7 +3,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use crate::address::Address;
+use crate::address::{Address, FunctionType};
 
 /// What went wrong while binding a function, inside a function's call to
 /// [`Context`](crate::Context), or while handling a batch.
@@ -11,7 +11,7 @@ use crate::address::Address;
 /// Every message names the thing that failed: the function type, the address, the
 /// invocation's index in the batch, the state. The cause, where there is one, comes
 /// from [`source()`](std::error::Error::source) and is not repeated in `Display`;
-/// print the whole chain with [`Error::chain`] (or `anyhow`'s `{:#}`).
+/// print the whole chain with [`Error::report`] (or `anyhow`'s `{:#}`).
 ///
 /// [`Error::status`] maps an error to the HTTP status the runtime should see: 4xx for
 /// what no retry can fix, 5xx for what might pass on a retry.
@@ -27,8 +27,8 @@ pub enum Error {
     },
     /// [`StatefulFunctions::bind`](crate::StatefulFunctions::bind) was called twice for one function type.
     DuplicateFunction {
-        /// The function type, `namespace/name`.
-        function_type: String,
+        /// The function type.
+        function_type: FunctionType,
     },
     /// The request body is not a serialized `ToFunction`.
     MalformedRequest {
@@ -54,14 +54,14 @@ pub enum Error {
     },
     /// The request's target has a function type that no function is bound to.
     UnknownFunctionType {
-        /// The target's function type, `namespace/name`.
-        function_type: String,
+        /// The request's target (boxed to keep `Result<_, Error>` small).
+        address: Box<Address>,
     },
     /// The request lacks a state that the function's binding declares: the deployment's
     /// `module.yaml` does not declare it.
     MissingDeclaredState {
-        /// The function type, `namespace/name`.
-        function_type: String,
+        /// The request's target (boxed to keep `Result<_, Error>` small).
+        address: Box<Address>,
         /// The state's name.
         state: String,
     },
@@ -180,6 +180,34 @@ impl Error {
         }
     }
 
+    /// The address the error is about: the request's target for the errors of
+    /// [`RequestReplyHandler::handle`](crate::RequestReplyHandler::handle) once the
+    /// request decoded, the invoked address for those of a function; `None` for a body
+    /// that is not a batch, and for the errors of binding and of the egress helpers.
+    ///
+    /// This is what the HTTP fronts name in their log lines, without decoding the
+    /// request again.
+    pub fn address(&self) -> Option<&Address> {
+        match self {
+            Error::UnknownFunctionType { address }
+            | Error::MissingDeclaredState { address, .. }
+            | Error::UnknownState { address, .. }
+            | Error::UnreadableState { address, .. }
+            | Error::UnexpectedMessageType { address, .. }
+            | Error::MalformedArgument { address, .. }
+            | Error::NoCaller { address, .. }
+            | Error::FunctionFailed { address, .. }
+            | Error::FunctionPanicked { address, .. } => Some(address),
+            Error::InvalidTypename { .. }
+            | Error::DuplicateFunction { .. }
+            | Error::MalformedRequest { .. }
+            | Error::NoInvocation
+            | Error::TooManyInvocations { .. }
+            | Error::TooManyStates { .. }
+            | Error::InvalidArgument { .. } => None,
+        }
+    }
+
     /// Whether a function failed on what the request carried, which no retry changes: a
     /// state it did not carry or cannot be read, an argument of another type.
     pub(crate) fn is_caused_by_request_data(&self) -> bool {
@@ -197,19 +225,19 @@ impl Error {
     ///
     /// Safe to put in a log line or an HTTP error body: a cause's text (a function's own
     /// error may quote anything) has its control characters escaped, and the whole is cut
-    /// at [`Error::MAX_CHAIN_LEN`] bytes, ending in `...` when cut.
-    pub fn chain(&self) -> String {
-        chain_of(self)
+    /// at [`Error::MAX_REPORT_LEN`] bytes, ending in `...` when cut.
+    pub fn report(&self) -> String {
+        report_of(self)
     }
 
-    /// The longest [`Error::chain`], in bytes.
-    pub const MAX_CHAIN_LEN: usize = 2048;
+    /// The longest [`Error::report`], in bytes.
+    pub const MAX_REPORT_LEN: usize = 2048;
 }
 
 /// `error` and its causes joined with `: `, control characters in the causes escaped, cut
-/// at [`Error::MAX_CHAIN_LEN`] bytes: what [`Error::chain`] and the testing kit's
+/// at [`Error::MAX_REPORT_LEN`] bytes: what [`Error::report`] and the testing kit's
 /// errors print.
-pub(crate) fn chain_of(error: &dyn StdError) -> String {
+pub(crate) fn report_of(error: &dyn StdError) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(next) = cause {
@@ -221,13 +249,13 @@ pub(crate) fn chain_of(error: &dyn StdError) -> String {
                 text.push(c);
             }
         }
-        if text.len() > Error::MAX_CHAIN_LEN {
+        if text.len() > Error::MAX_REPORT_LEN {
             break;
         }
         cause = next.source();
     }
-    if text.len() > Error::MAX_CHAIN_LEN {
-        let mut end = Error::MAX_CHAIN_LEN - 3;
+    if text.len() > Error::MAX_REPORT_LEN {
+        let mut end = Error::MAX_REPORT_LEN - 3;
         while !text.is_char_boundary(end) {
             end -= 1;
         }
@@ -270,7 +298,7 @@ impl fmt::Display for Error {
             Error::DuplicateFunction { function_type } => write!(
                 f,
                 "a function is already bound to type {}",
-                Shown(function_type)
+                Shown(&function_type.to_string())
             ),
             Error::MalformedRequest { field, .. } => {
                 write!(f, "malformed request: cannot decode `{field}`")
@@ -289,17 +317,16 @@ impl fmt::Display for Error {
                 "the batch carries more than {limit} states, the handler's limit (raise it with \
                  RequestReplyHandler::max_states)"
             ),
-            Error::UnknownFunctionType { function_type } => {
-                write!(f, "no function is bound to type {}", Shown(function_type))
-            }
-            Error::MissingDeclaredState {
-                function_type,
-                state,
-            } => write!(
+            Error::UnknownFunctionType { address } => write!(
+                f,
+                "no function is bound to type {}",
+                Shown(&address.function_type().to_string())
+            ),
+            Error::MissingDeclaredState { address, state } => write!(
                 f,
                 "the request for {} did not carry state {}, which the function declares \
                  (add it to the function's states in module.yaml)",
-                Shown(function_type),
+                Shown(&address.function_type().to_string()),
                 Shown(state)
             ),
             Error::UnknownState {
@@ -310,7 +337,7 @@ impl fmt::Display for Error {
                 f,
                 "function {} used state {} at invocation {invocation} of {}, but the request \
                  did not carry it (declare it in the function's states in module.yaml)",
-                Shown(&address.typename()),
+                Shown(&address.function_type().to_string()),
                 Shown(state),
                 Shown(&address.to_string())
             ),
@@ -406,6 +433,13 @@ impl StdError for Error {
 mod tests {
     use super::*;
 
+    /// `Result<_, Error>` is what every `Context` call returns, so its size is pinned:
+    /// variants box their address, and a change that grows the error shows up here.
+    #[test]
+    fn an_error_is_eight_words() {
+        assert_eq!(std::mem::size_of::<Error>(), 8 * std::mem::size_of::<usize>());
+    }
+
     #[test]
     fn shown_escapes_control_characters_and_backticks() {
         assert_eq!(Shown("a\nb`c").to_string(), "`a\\nb\\`c`");
@@ -420,28 +454,28 @@ mod tests {
     }
 
     #[test]
-    fn chain_escapes_and_bounds_what_the_causes_say() {
+    fn report_escapes_and_bounds_what_the_causes_say() {
         let err = Error::FunctionFailed {
             address: Box::new(Address::new("ex", "t", "1")),
             invocation: 0,
             source: anyhow::anyhow!("bad\r\nline {}", "x".repeat(10_000)),
         };
-        let chain = err.chain();
+        let chain = err.report();
         assert!(chain.contains("bad\\r\\nline"), "{chain}");
         assert!(!chain.chars().any(char::is_control), "{chain}");
-        assert_eq!(chain.len(), Error::MAX_CHAIN_LEN);
+        assert_eq!(chain.len(), Error::MAX_REPORT_LEN);
         assert!(chain.ends_with("..."));
     }
 
     #[test]
-    fn chain_joins_the_causes() {
+    fn report_joins_the_causes() {
         let err = Error::FunctionFailed {
             address: Box::new(Address::new("example", "greeter", "alice")),
             invocation: 2,
             source: anyhow::anyhow!("user not found"),
         };
         assert_eq!(
-            err.chain(),
+            err.report(),
             "function `example/greeter/alice` failed at invocation 2: user not found"
         );
         assert_eq!(err.status(), 500);

@@ -2,10 +2,13 @@
 
 use std::any::Any as PanicPayload;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use log::{debug, log_enabled, Level};
 
 use crate::context::Context;
-use crate::error::Error;
-use crate::protocol::v2::{self, Limits};
+use crate::error::{Error, Shown};
+use crate::protocol::{Limits, Protocol, V2};
 use crate::registry::StatefulFunctions;
 
 /// Answers the runtime's requests with the bound functions: request bytes in, reply bytes
@@ -31,6 +34,7 @@ use crate::registry::StatefulFunctions;
 pub struct RequestReplyHandler {
     functions: StatefulFunctions,
     limits: Limits,
+    protocol: &'static dyn Protocol,
 }
 
 impl RequestReplyHandler {
@@ -50,6 +54,7 @@ impl RequestReplyHandler {
                 max_invocations: Self::DEFAULT_MAX_INVOCATIONS,
                 max_states: Self::DEFAULT_MAX_STATES,
             },
+            protocol: &V2,
         }
     }
 
@@ -108,31 +113,30 @@ impl RequestReplyHandler {
     ///   error or panicked (500; 400 when the error a function passed up with its own
     ///   context is one of the above). The panic is caught; the handler stays usable.
     pub fn handle(&self, request: &[u8]) -> Result<Vec<u8>, Error> {
-        let batch = v2::decode_request(request, self.limits)?;
-        let entry = self.functions.find_target(&batch.target).ok_or_else(|| {
-            Error::UnknownFunctionType {
-                function_type: batch.target.typename(),
-            }
-        })?;
-        if let Some(missing) = entry
-            .spec
-            .states
-            .iter()
-            .find(|declared| batch.states.position(declared.name()).is_none())
+        // Timed only for the debug line: without a logger at that level, nothing is.
+        let started = log_enabled!(Level::Debug).then(Instant::now);
+        let batch = self.protocol.decode_request(request, self.limits)?;
+        let Some(function) = self.functions.get(batch.target.function_type()) else {
+            return Err(Error::UnknownFunctionType {
+                address: Box::new(batch.target),
+            });
+        };
+        if let Some(missing) = function.missing_state(|name| batch.states.position(name).is_some())
         {
             return Err(Error::MissingDeclaredState {
-                function_type: batch.target.typename(),
+                address: Box::new(batch.target),
                 state: missing.name().to_owned(),
             });
         }
 
-        let mut ctx = Context::new(batch.target, batch.states);
+        let invocations = batch.invocations.len();
+        let mut ctx = Context::new(self.protocol, batch.target, batch.states);
         for (index, invocation) in batch.invocations.into_iter().enumerate() {
             ctx.begin_invocation(index, invocation.caller);
             // AssertUnwindSafe: after a panic the Context is dropped unread, so no
             // half-updated state can reach a reply.
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                (entry.function)(&mut ctx, invocation.argument)
+                function.call(&mut ctx, invocation.argument)
             }));
             let failure = match outcome {
                 Ok(Ok(())) => continue,
@@ -145,7 +149,18 @@ impl RequestReplyHandler {
             };
             return Err(failure);
         }
-        Ok(ctx.encode_reply())
+        let reply = ctx.encode_reply();
+        if let Some(started) = started {
+            debug!(
+                "{}: {invocations} invocations, {} states changed, {} bytes in, {} bytes out, {:?}",
+                Shown(&ctx.address().to_string()),
+                ctx.changed_states(),
+                request.len(),
+                reply.len(),
+                started.elapsed()
+            );
+        }
+        Ok(reply)
     }
 }
 

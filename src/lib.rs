@@ -66,12 +66,13 @@ mod error;
 mod handler;
 pub mod http;
 mod message;
+mod module_yaml;
 pub mod proto;
 mod protocol;
 mod registry;
 pub mod testing;
 
-pub use address::{parse_typename, Address};
+pub use address::{Address, FunctionType};
 pub use context::Context;
 pub use egress::{kafka_egress_record, kinesis_egress_record};
 pub use error::Error;
@@ -79,8 +80,16 @@ pub use handler::RequestReplyHandler;
 pub use http::serve;
 #[cfg(feature = "tiny-http")]
 pub use http::tiny_http_adapter;
-pub use message::{pack, FromAny};
+pub use message::{pack, unpack, FromAny, UnpackError};
+pub use module_yaml::ModuleYaml;
 pub use registry::{Binding, Expiration, StateSpec, StatefulFunctions};
+
+/// The prost version this crate's generated types and traits come from: name it as
+/// `statefun_sync::prost` to be sure your messages implement the same [`prost::Message`]
+/// and [`prost::Name`].
+pub use prost;
+/// The `prost-types` version of the `Any` that [`Context`] sends and receives.
+pub use prost_types;
 
 /// What `message_union!` expands to needs; not part of the API.
 #[doc(hidden)]

@@ -1,7 +1,12 @@
 //! Packing messages into `Any` and decoding them back: one type, or one of several.
 
+use std::error::Error as StdError;
+use std::fmt;
+
 use prost::{Message, Name};
 use prost_types::Any;
+
+use crate::protocol::Payload;
 
 /// A function argument that can be decoded from the `Any` a message travels in: any
 /// prost message with [`prost::Name`] (generated with `enable_type_names()`), or an enum of
@@ -67,7 +72,14 @@ pub(crate) fn is_type<M: Name>(type_url: &str) -> bool {
 }
 
 /// The type URL prefix the runtime and every Stateful Functions SDK pack with.
-pub(crate) const TYPE_URL_PREFIX: &str = "type.googleapis.com/";
+const TYPE_URL_PREFIX: &str = "type.googleapis.com/";
+
+/// The pieces of `type.googleapis.com/<package>.<name>`: the one place a type URL is
+/// written, whether into a `String` ([`pack`]) or straight into a reply ([`Packed`]).
+fn type_url_parts<M: Name>() -> [&'static str; 4] {
+    let dot = if M::PACKAGE.is_empty() { "" } else { "." };
+    [TYPE_URL_PREFIX, M::PACKAGE, dot, M::NAME]
+}
 
 /// Packs `message` into an `Any` with the type URL `type.googleapis.com/<full name>`.
 ///
@@ -77,23 +89,121 @@ pub(crate) const TYPE_URL_PREFIX: &str = "type.googleapis.com/";
 /// `prost_types::Any::from_msg` this returns no `Result`.
 pub fn pack<M: Message + Name>(message: &M) -> Any {
     Any {
-        type_url: type_url::<M>(),
+        type_url: type_url_parts::<M>().concat(),
         value: message.encode_to_vec(),
     }
 }
 
-/// `type.googleapis.com/<package>.<name>`, built with one allocation.
-pub(crate) fn type_url<M: Name>() -> String {
-    let mut url =
-        String::with_capacity(TYPE_URL_PREFIX.len() + M::PACKAGE.len() + 1 + M::NAME.len());
-    url.push_str(TYPE_URL_PREFIX);
-    if !M::PACKAGE.is_empty() {
-        url.push_str(M::PACKAGE);
-        url.push('.');
-    }
-    url.push_str(M::NAME);
-    url
+/// A message packed as it is encoded: what [`pack`] would give, written straight into
+/// the reply by the protocol with no `Any` built in between.
+#[derive(Debug)]
+pub(crate) struct Packed<'a, M> {
+    message: &'a M,
+    value_len: usize,
 }
+
+impl<'a, M: Message + Name> Packed<'a, M> {
+    pub(crate) fn new(message: &'a M) -> Self {
+        Packed {
+            message,
+            value_len: message.encoded_len(),
+        }
+    }
+}
+
+impl<M: Message + Name> Payload for Packed<'_, M> {
+    fn type_len(&self) -> usize {
+        type_url_parts::<M>().iter().map(|part| part.len()).sum()
+    }
+
+    fn put_type(&self, buf: &mut Vec<u8>) {
+        for part in type_url_parts::<M>() {
+            buf.extend_from_slice(part.as_bytes());
+        }
+    }
+
+    fn value_len(&self) -> usize {
+        self.value_len
+    }
+
+    fn put_value(&self, buf: &mut Vec<u8>) {
+        // Encoding into a `Vec` cannot run out of room: it grows.
+        let _ = self.message.encode(buf);
+    }
+}
+
+/// Unpacks `any` into the message type `M`. The type is recognised by the full message
+/// name after the type URL's last `/`, as the SDKs do, so any type URL domain is accepted.
+///
+/// ```
+/// use statefun_sync::{pack, unpack};
+///
+/// let any = pack(&prost_types::Duration { seconds: 5, nanos: 0 });
+/// assert_eq!(unpack::<prost_types::Duration>(&any)?.seconds, 5);
+/// assert!(unpack::<prost_types::Timestamp>(&any).is_err());
+/// # Ok::<(), statefun_sync::UnpackError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`UnpackError::WrongType`] if `any` holds another message type;
+/// [`UnpackError::Malformed`] if its bytes do not decode as `M`.
+pub fn unpack<M: Message + Name + Default>(any: &Any) -> Result<M, UnpackError> {
+    if !is_type::<M>(&any.type_url) {
+        return Err(UnpackError::WrongType {
+            expected: M::full_name(),
+            actual: any.type_url.clone(),
+        });
+    }
+    M::decode(any.value.as_slice()).map_err(|source| UnpackError::Malformed {
+        type_url: any.type_url.clone(),
+        source,
+    })
+}
+
+/// Why an `Any` could not be unpacked into a message type.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum UnpackError {
+    /// The `Any` holds another message type.
+    WrongType {
+        /// The full name of the message type asked for.
+        expected: String,
+        /// The `Any`'s type URL.
+        actual: String,
+    },
+    /// The `Any` holds the message type asked for, but its bytes do not decode.
+    Malformed {
+        /// The `Any`'s type URL.
+        type_url: String,
+        /// What prost could not decode.
+        source: prost::DecodeError,
+    },
+}
+
+impl fmt::Display for UnpackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnpackError::WrongType { expected, actual } => write!(
+                f,
+                "expected a message of type `{expected}`, found one of type `{actual}`"
+            ),
+            UnpackError::Malformed { type_url, .. } => {
+                write!(f, "a message of type `{type_url}` does not decode")
+            }
+        }
+    }
+}
+
+impl StdError for UnpackError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            UnpackError::WrongType { .. } => None,
+            UnpackError::Malformed { source, .. } => Some(source),
+        }
+    }
+}
+
 
 /// Defines an enum of message types that a function accepts, the Rust form of the
 /// Python SDK's `typing.Union[User, Admin]`, and implements [`FromAny`] for it, so

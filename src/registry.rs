@@ -1,14 +1,15 @@
 //! The registry: which function answers which function type, and what it declares.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::time::Duration;
 
 use prost_types::Any;
 
-use crate::address::{parse_typename, Address};
+use crate::address::FunctionType;
 use crate::context::Context;
 use crate::error::Error;
 use crate::message::FromAny;
+use crate::module_yaml::ModuleYaml;
 use crate::protocol::RawArgument;
 
 /// A bound function, type-erased: every binding becomes one of these.
@@ -39,22 +40,51 @@ pub struct StatefulFunctions {
     // Few functions per process: a scan compares two short strings per entry, with no
     // hashing and no allocation for the request's typename. Bind order is kept for
     // `module_yaml`.
-    entries: Vec<FunctionEntry>,
+    entries: Vec<BoundFunction>,
 }
 
-pub(crate) struct FunctionEntry {
-    pub(crate) namespace: String,
-    pub(crate) name: String,
-    pub(crate) function: BoxedFunction,
-    pub(crate) spec: FunctionSpec,
+/// One binding: the function and what it declares for the deployment.
+pub(crate) struct BoundFunction {
+    function_type: FunctionType,
+    function: BoxedFunction,
+    spec: FunctionSpec,
 }
 
 /// What a binding declares for the deployment: its states and its `module.yaml` settings.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct FunctionSpec {
-    pub(crate) states: Vec<StateSpec>,
-    pub(crate) max_num_batch_requests: Option<u32>,
-    pub(crate) timeout: Option<Duration>,
+struct FunctionSpec {
+    states: Vec<StateSpec>,
+    max_num_batch_requests: Option<u32>,
+    timeout: Option<Duration>,
+}
+
+impl BoundFunction {
+    pub(crate) fn function_type(&self) -> &FunctionType {
+        &self.function_type
+    }
+
+    /// Runs the function on one invocation's argument.
+    pub(crate) fn call(&self, ctx: &mut Context<'_>, argument: RawArgument<'_>) -> anyhow::Result<()> {
+        (self.function)(ctx, argument)
+    }
+
+    /// The states the binding declares, in declaration order.
+    pub(crate) fn declared_states(&self) -> &[StateSpec] {
+        &self.spec.states
+    }
+
+    /// The first declared state that `carried` says the request lacks.
+    pub(crate) fn missing_state(&self, carried: impl Fn(&str) -> bool) -> Option<&StateSpec> {
+        self.spec.states.iter().find(|state| !carried(state.name()))
+    }
+
+    pub(crate) fn max_num_batch_requests(&self) -> Option<u32> {
+        self.spec.max_num_batch_requests
+    }
+
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.spec.timeout
+    }
 }
 
 impl StatefulFunctions {
@@ -148,15 +178,12 @@ impl StatefulFunctions {
     }
 
     fn insert(&mut self, typename: &str, function: BoxedFunction) -> Result<Binding<'_>, Error> {
-        let (namespace, name) = parse_typename(typename)?;
-        if self.find(namespace, name).is_some() {
-            return Err(Error::DuplicateFunction {
-                function_type: typename.to_owned(),
-            });
+        let function_type: FunctionType = typename.parse()?;
+        if self.get(&function_type).is_some() {
+            return Err(Error::DuplicateFunction { function_type });
         }
-        self.entries.push(FunctionEntry {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
+        self.entries.push(BoundFunction {
+            function_type,
             function,
             spec: FunctionSpec::default(),
         });
@@ -164,40 +191,40 @@ impl StatefulFunctions {
         Ok(Binding { entry })
     }
 
-    /// Whether a function is bound to `typename`.
+    /// Whether a function is bound to `typename` (`namespace/name`).
     pub fn is_bound(&self, typename: &str) -> bool {
-        parse_typename(typename).is_ok_and(|(namespace, name)| self.find(namespace, name).is_some())
+        self.entries.iter().any(|e| e.function_type == *typename)
     }
 
     /// The bound function types, in the order they were bound.
-    pub fn typenames(&self) -> impl Iterator<Item = String> + '_ {
-        self.entries
-            .iter()
-            .map(|e| format!("{}/{}", e.namespace, e.name))
+    pub fn function_types(&self) -> impl Iterator<Item = &FunctionType> + '_ {
+        self.entries.iter().map(|e| &e.function_type)
     }
 
     /// The states the function bound to `typename` declares, in declaration order; `None`
     /// when no function is bound to it.
     pub fn declared_states(&self, typename: &str) -> Option<&[StateSpec]> {
-        let (namespace, name) = parse_typename(typename).ok()?;
-        self.find(namespace, name).map(|e| e.spec.states.as_slice())
-    }
-
-    pub(crate) fn find(&self, namespace: &str, name: &str) -> Option<&FunctionEntry> {
         self.entries
             .iter()
-            .find(|e| e.name == name && e.namespace == namespace)
+            .find(|e| e.function_type == *typename)
+            .map(BoundFunction::declared_states)
     }
 
-    pub(crate) fn find_target(&self, target: &Address) -> Option<&FunctionEntry> {
+    /// The function bound to `function_type`.
+    pub(crate) fn get(&self, function_type: &FunctionType) -> Option<&BoundFunction> {
         self.entries
             .iter()
-            .find(|e| target.is_type(&e.namespace, &e.name))
+            .find(|e| e.function_type.is(function_type.namespace(), function_type.name()))
+    }
+
+    /// Every binding, in the order they were bound.
+    pub(crate) fn bindings(&self) -> impl Iterator<Item = &BoundFunction> + '_ {
+        self.entries.iter()
     }
 
     /// The `module.yaml` (format version `2.0`) that deploys every bound function as a
     /// remote function at `endpoint`, e.g. `http://functions:8000/statefun`, with the
-    /// states and settings each [`Binding`] declares.
+    /// states and settings each [`Binding`] declares. Print it, or `to_string()` it.
     ///
     /// ```
     /// use std::time::Duration;
@@ -209,55 +236,13 @@ impl StatefulFunctions {
     ///     .state("seen")
     ///     .state(StateSpec::new("session").expire(Expiration::AfterInvoke(Duration::from_secs(300))))
     ///     .max_num_batch_requests(500);
-    /// let yaml = functions.module_yaml("http://functions:8000/statefun");
+    /// let yaml = functions.module_yaml("http://functions:8000/statefun").to_string();
     /// assert!(yaml.contains("type: example/greeter"));
     /// assert!(yaml.contains("expireAfter: 5min"));
     /// # Ok::<(), statefun_sync::Error>(())
     /// ```
-    pub fn module_yaml(&self, endpoint: &str) -> String {
-        let mut yaml = String::from(
-            "version: \"2.0\"\n\nmodule:\n  meta:\n    type: remote\n  spec:\n    functions:\n",
-        );
-        for entry in &self.entries {
-            let spec = &entry.spec;
-            // `write!` to a String cannot fail.
-            let _ = write!(
-                yaml,
-                "      - function:\n          meta:\n            kind: http\n            type: {}\n          spec:\n            endpoint: {}\n",
-                yaml_scalar(&format!("{}/{}", entry.namespace, entry.name)),
-                yaml_scalar(endpoint),
-            );
-            if !spec.states.is_empty() {
-                yaml.push_str("            states:\n");
-                for state in &spec.states {
-                    let _ = writeln!(yaml, "              - name: {}", yaml_scalar(&state.name));
-                    match state.expiration {
-                        Some(Expiration::AfterInvoke(after)) => {
-                            let _ = writeln!(
-                                yaml,
-                                "                expireAfter: {}",
-                                FlinkDuration(after)
-                            );
-                        }
-                        Some(Expiration::AfterWrite(after)) => {
-                            let _ = writeln!(
-                                yaml,
-                                "                expireAfter: {}\n                expireMode: after-write",
-                                FlinkDuration(after)
-                            );
-                        }
-                        None => {}
-                    }
-                }
-            }
-            if let Some(max) = spec.max_num_batch_requests {
-                let _ = writeln!(yaml, "            maxNumBatchRequests: {max}");
-            }
-            if let Some(timeout) = spec.timeout {
-                let _ = writeln!(yaml, "            timeout: {}", FlinkDuration(timeout));
-            }
-        }
-        yaml
+    pub fn module_yaml<'a>(&'a self, endpoint: &'a str) -> ModuleYaml<'a> {
+        ModuleYaml::new(self, endpoint)
     }
 }
 
@@ -267,7 +252,7 @@ impl fmt::Debug for StatefulFunctions {
             .entries(
                 self.entries
                     .iter()
-                    .map(|e| (format!("{}/{}", e.namespace, e.name), &e.spec)),
+                    .map(|e| (e.function_type.to_string(), &e.spec)),
             )
             .finish()
     }
@@ -281,7 +266,7 @@ impl fmt::Debug for StatefulFunctions {
 /// the state that `module.yaml` is missing. A function that declares nothing behaves
 /// exactly as in the Python SDK.
 pub struct Binding<'a> {
-    entry: &'a mut FunctionEntry,
+    entry: &'a mut BoundFunction,
 }
 
 impl Binding<'_> {
@@ -309,8 +294,7 @@ impl Binding<'_> {
 impl fmt::Debug for Binding<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Binding")
-            .field("namespace", &self.entry.namespace)
-            .field("name", &self.entry.name)
+            .field("function_type", &self.entry.function_type)
             .field("spec", &self.entry.spec)
             .finish()
     }
@@ -370,166 +354,4 @@ pub enum Expiration {
     AfterInvoke(Duration),
     /// After the state was not written for this long (`after-write`).
     AfterWrite(Duration),
-}
-
-/// A duration in the largest whole unit Flink's `TimeUtils.parseDuration` reads.
-struct FlinkDuration(Duration);
-
-impl fmt::Display for FlinkDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        for (unit_ms, unit) in [
-            (86_400_000, "d"),
-            (3_600_000, "h"),
-            (60_000, "min"),
-            (1_000, "s"),
-        ] {
-            if ms > 0 && ms % unit_ms == 0 {
-                return write!(f, "{}{unit}", ms / unit_ms);
-            }
-        }
-        write!(f, "{ms}ms")
-    }
-}
-
-/// A YAML plain scalar when that reads back as the same string, a quoted one otherwise.
-fn yaml_scalar(text: &str) -> String {
-    // Plain only when no YAML 1.1 reader (the runtime's is one) could take it for
-    // anything but this string: not a keyword in any case, nothing number-like, no
-    // indicator at either end.
-    let keyword = [
-        "true", "false", "yes", "no", "y", "n", "on", "off", "null", "~",
-    ]
-    .iter()
-    .any(|k| text.eq_ignore_ascii_case(k));
-    let number_like = text
-        .trim_start_matches(['+', '-', '.'])
-        .starts_with(|c: char| c.is_ascii_digit());
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c))
-        && !text.starts_with(['-', ':', '.'])
-        && !text.ends_with(':')
-        && !keyword
-        && !number_like;
-    if plain {
-        return text.to_owned();
-    }
-    let mut quoted = String::with_capacity(text.len() + 2);
-    quoted.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => quoted.push_str("\\\""),
-            '\\' => quoted.push_str("\\\\"),
-            // YAML 1.1 also breaks lines at U+2028 and U+2029.
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(quoted, "\\u{:04x}", u32::from(c));
-            }
-            c => quoted.push(c),
-        }
-    }
-    quoted.push('"');
-    quoted
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flink_durations_use_the_largest_whole_unit() {
-        let cases = [
-            (Duration::from_secs(300), "5min"),
-            (Duration::from_secs(90), "90s"),
-            (Duration::from_secs(7200), "2h"),
-            (Duration::from_secs(86_400), "1d"),
-            (Duration::from_millis(1500), "1500ms"),
-            (Duration::ZERO, "0ms"),
-        ];
-        for (duration, expected) in cases {
-            assert_eq!(
-                FlinkDuration(duration).to_string(),
-                expected,
-                "{duration:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn yaml_scalars_are_quoted_when_plain_would_change_them() {
-        let cases = [
-            ("example/greeter", "example/greeter"),
-            ("http://h:8000/statefun", "http://h:8000/statefun"),
-            ("true", "\"true\""),
-            ("12", "\"12\""),
-            ("a b", "\"a b\""),
-            ("", "\"\""),
-            ("- x", "\"- x\""),
-            ("True", "\"True\""),
-            ("NULL", "\"NULL\""),
-            ("Yes", "\"Yes\""),
-            ("0x1F", "\"0x1F\""),
-            ("1_000", "\"1_000\""),
-            ("-1", "\"-1\""),
-            (".5", "\".5\""),
-            ("seen:", "\"seen:\""),
-            ("seen_count", "seen_count"),
-            ("a\"b\\c", "\"a\\\"b\\\\c\""),
-            ("tab\there", "\"tab\\u0009here\""),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(yaml_scalar(input), expected, "input {input:?}");
-        }
-    }
-
-    #[test]
-    fn module_yaml_lists_every_function_with_its_states() {
-        let mut functions = StatefulFunctions::new();
-        functions
-            .bind("example/greeter", |_, _| Ok(()))
-            .unwrap()
-            .state("seen")
-            .state(StateSpec::new("visit").expire(Expiration::AfterWrite(Duration::from_secs(60))))
-            .timeout(Duration::from_secs(120));
-        functions.bind("example/other", |_, _| Ok(())).unwrap();
-        let declared: Vec<_> = functions
-            .declared_states("example/greeter")
-            .unwrap()
-            .iter()
-            .map(StateSpec::name)
-            .collect();
-        assert_eq!(declared, ["seen", "visit"]);
-        assert_eq!(functions.declared_states("example/other"), Some(&[][..]));
-        assert_eq!(functions.declared_states("example/none"), None);
-        let yaml = functions.module_yaml("http://localhost:8000/statefun");
-        let expected = "\
-version: \"2.0\"
-
-module:
-  meta:
-    type: remote
-  spec:
-    functions:
-      - function:
-          meta:
-            kind: http
-            type: example/greeter
-          spec:
-            endpoint: http://localhost:8000/statefun
-            states:
-              - name: seen
-              - name: visit
-                expireAfter: 1min
-                expireMode: after-write
-            timeout: 2min
-      - function:
-          meta:
-            kind: http
-            type: example/other
-          spec:
-            endpoint: http://localhost:8000/statefun
-";
-        assert_eq!(yaml, expected);
-    }
 }

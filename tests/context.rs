@@ -162,7 +162,7 @@ fn reply_without_a_caller_is_an_error_naming_the_invocation() {
             ),
             "{source:?}"
         );
-        assert!(err.chain().contains("no caller"), "{}", err.chain());
+        assert!(err.report().contains("no caller"), "{}", err.report());
     }
 }
 
@@ -224,7 +224,7 @@ fn send_after_refuses_a_zero_delay_an_empty_id_and_a_bad_typename() {
             .invoke(ping(n as u8))
             .to_bytes();
         let err = run_err(&handler, &request);
-        assert!(err.chain().contains(expected), "{n}: {}", err.chain());
+        assert!(err.report().contains(expected), "{n}: {}", err.report());
     }
 }
 
@@ -389,7 +389,7 @@ fn unpack_state_refuses_another_message_type() {
 
     let err = run_err(&handler, &request);
 
-    let chain = err.chain();
+    let chain = err.report();
     assert!(matches!(err, Error::UnreadableState { .. }), "{err:?}");
     assert_eq!(err.status(), 400);
     assert!(

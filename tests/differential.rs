@@ -130,7 +130,7 @@ fn replies_match_the_python_sdk() {
         .iter()
         .map(|case| match handler.handle(&case.bytes) {
             Ok(reply) => Outcome::from_reply(&reply),
-            Err(error) => Outcome::Error(error.chain()),
+            Err(error) => Outcome::Error(error.report()),
         })
         .collect();
     let rust_time = started.elapsed();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::{caller, handler_for, ping, run, run_err, SeenCount};
 use prost::Message;
 use statefun_sync::testing::Request;
-use statefun_sync::{Error, RequestReplyHandler, StatefulFunctions};
+use statefun_sync::{Address, Error, RequestReplyHandler, StatefulFunctions};
 
 #[test]
 fn binding_a_malformed_typename_is_an_error_quoting_it() {
@@ -22,7 +22,7 @@ fn binding_a_malformed_typename_is_an_error_quoting_it() {
         );
         assert!(err.to_string().contains(&format!("`{typename}`")), "{err}");
     }
-    assert_eq!(functions.typenames().count(), 0);
+    assert_eq!(functions.function_types().count(), 0);
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn an_unknown_function_type_is_404_naming_it() {
     let err = run_err(&handler, &request);
 
     assert!(
-        matches!(&err, Error::UnknownFunctionType { function_type } if function_type == "ex/nobody"),
+        matches!(&err, Error::UnknownFunctionType { address } if **address == Address::new("ex", "nobody", "1")),
         "{err:?}"
     );
     assert_eq!(err.status(), 404);
@@ -153,8 +153,8 @@ fn a_declared_state_missing_from_the_request_is_400_before_anything_runs() {
     let err = run_err(&handler, &request);
 
     assert!(
-        matches!(&err, Error::MissingDeclaredState { function_type, state }
-            if function_type == "ex/declared" && state == "visits"),
+        matches!(&err, Error::MissingDeclaredState { address, state }
+            if *address.function_type() == "ex/declared" && state == "visits"),
         "{err:?}"
     );
     assert_eq!(err.status(), 400);
@@ -227,7 +227,7 @@ fn a_failing_function_fails_the_whole_batch_with_no_partial_reply() {
     assert_eq!(format!("{source:#}"), "looking up the user: user not found");
     assert_eq!(err.status(), 500);
     assert_eq!(
-        err.chain(),
+        err.report(),
         "function `ex/fails/alice` failed at invocation 2: looking up the user: user not found"
     );
 }
@@ -377,7 +377,7 @@ fn a_request_data_error_under_the_functions_own_context_keeps_both_and_stays_400
 
     assert!(matches!(err, Error::FunctionFailed { .. }), "{err:?}");
     assert_eq!(err.status(), 400, "the cause is the request's data");
-    let chain = err.chain();
+    let chain = err.report();
     assert!(
         chain.contains("loading the user profile") && chain.contains("state `profile`"),
         "{chain}"

@@ -228,9 +228,9 @@ fn deeply_nested_unknown_groups_are_malformed_400() {
         let err = error_for(&handler, body);
         assert_malformed(&err, field, what);
         assert!(
-            err.chain().contains("nested too deeply"),
+            err.report().contains("nested too deeply"),
             "{what}: {}",
-            err.chain()
+            err.report()
         );
     }
 }
@@ -377,7 +377,7 @@ fn an_unknown_function_type_is_404() {
         let body = Request::to(typename, "1").invoke(ping(1)).to_bytes();
         let err = error_for(&handler, &body);
         assert!(
-            matches!(&err, Error::UnknownFunctionType { function_type } if function_type == shown),
+            matches!(&err, Error::UnknownFunctionType { address } if address.function_type().to_string() == shown),
             "{typename:?}: {err:?}"
         );
         assert_eq!(err.status(), 404);
@@ -526,7 +526,7 @@ fn error_messages_quote_request_text_escaped_and_bounded() {
     let err = error_for(&handler, &body);
 
     assert!(matches!(err, Error::UnknownFunctionType { .. }), "{err:?}");
-    let text = err.chain();
+    let text = err.report();
     assert!(!text.contains('\r') && !text.contains('\n'), "{text:?}");
     assert!(text.len() < 1024, "{} bytes", text.len());
 }
@@ -553,7 +553,7 @@ fn a_state_type_url_with_control_bytes_is_escaped_in_the_error() {
     let err = error_for(&handler, &body);
 
     assert!(matches!(err, Error::UnreadableState { .. }), "{err:?}");
-    let text = err.chain();
+    let text = err.report();
     assert!(!text.chars().any(char::is_control), "{text:?}");
     assert!(text.len() < 2048, "{} bytes", text.len());
 }

@@ -122,7 +122,7 @@ fn the_example_messages_unpack_from_an_any_as_in_the_hello_example() {
 
 #[test]
 fn the_deployment_files_of_the_app_match_its_bindings() {
-    let expected = app::functions().module_yaml(DEPLOY_ENDPOINT);
+    let expected = app::functions().module_yaml(DEPLOY_ENDPOINT).to_string();
     for example in ["server", "flask", "existing_service"] {
         let path = format!(
             "{}/examples/deploy/{example}.yaml",

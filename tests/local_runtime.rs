@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use prost_types::Any;
-use statefun_sync::testing::{unpack, LocalRuntime, RuntimeError};
+use statefun_sync::testing::{LocalRuntime, RuntimeError};
+use statefun_sync::unpack;
 use statefun_sync::{pack, Address, Context, Error, StatefulFunctions};
 
 /// A counter or a number, for messages and states.
@@ -159,8 +160,9 @@ fn only_declared_states_are_sent_and_declare_states_adds_to_them() {
         other => panic!("expected FunctionFailed, got {other:?}"),
     }
 
-    let mut runtime = undeclared();
-    runtime.declare_states("test/adder", ["total"]).unwrap();
+    let mut runtime = undeclared()
+        .declare_states("test/adder", ["total"])
+        .unwrap();
     runtime.pack_and_send("test/adder", "a", &count(1)).unwrap();
     runtime.run().unwrap();
     assert_eq!(
@@ -277,8 +279,7 @@ fn messages_sent_by_one_batch_to_one_address_go_in_one_batch() {
 
 #[test]
 fn a_batch_holds_at_most_the_maximum_and_the_rest_waits_its_turn() {
-    let mut runtime = adder_runtime();
-    runtime.set_max_batch_size(2);
+    let mut runtime = adder_runtime().max_batch_size(2);
     for n in 1..=5 {
         runtime.pack_and_send("test/adder", "a", &count(n)).unwrap();
     }
@@ -525,7 +526,7 @@ fn a_failing_batch_names_address_and_message_and_is_not_applied() {
         matches!(source, Error::FunctionFailed { invocation: 1, .. }),
         "{source:?}"
     );
-    assert!(err.chain().contains("negative input -5"), "{}", err.chain());
+    assert!(err.report().contains("negative input -5"), "{}", err.report());
     // Not applied: the state and the egress are as before the batch.
     assert_eq!(
         runtime
@@ -644,8 +645,7 @@ fn a_message_loop_stops_at_the_batch_limit_with_a_clear_error() {
             Ok(())
         })
         .unwrap();
-    let mut runtime = LocalRuntime::new(functions);
-    runtime.set_max_batches_per_run(50);
+    let mut runtime = LocalRuntime::new(functions).max_batches_per_run(50);
     runtime.send("test/ping", "one", Any::default()).unwrap();
 
     let err = runtime.run().unwrap_err();
@@ -680,8 +680,7 @@ fn a_timer_loop_stops_at_the_batch_limit_too() {
             Ok(())
         })
         .unwrap();
-    let mut runtime = LocalRuntime::new(functions);
-    runtime.set_max_batches_per_run(10);
+    let mut runtime = LocalRuntime::new(functions).max_batches_per_run(10);
     runtime.send("test/tick", "t", Any::default()).unwrap();
 
     let err = runtime.advance(Duration::from_secs(3600)).unwrap_err();
@@ -703,11 +702,11 @@ fn bad_arguments_are_errors_that_name_them() {
     let cases = [
         runtime.send("no-slash", "a", Any::default()).unwrap_err(),
         runtime.send("test/adder", "", Any::default()).unwrap_err(),
-        runtime.declare_states("/x", ["s"]).unwrap_err(),
-        runtime
+        adder_runtime().declare_states("/x", ["s"]).unwrap_err(),
+        adder_runtime()
             .route_to_endpoint("test/adder", "https://h/x")
             .unwrap_err(),
-        runtime
+        adder_runtime()
             .route_to_endpoint("test/adder", "http://h:port/x")
             .unwrap_err(),
     ];
@@ -745,7 +744,7 @@ fn reading_a_state_names_what_is_wrong() {
         matches!(&err, RuntimeError::UnreadableState { .. }),
         "{err:?}"
     );
-    assert!(err.chain().contains("test.Count"), "{}", err.chain());
+    assert!(err.report().contains("test.Count"), "{}", err.report());
     assert_eq!(
         runtime
             .unpack_state::<Text>("test/adder", "a", "total")

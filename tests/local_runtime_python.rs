@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use prost_types::Any;
 use statefun_sync::proto::KafkaProducerRecord;
-use statefun_sync::testing::{unpack, LocalRuntime, RemoteError, RuntimeError};
+use statefun_sync::testing::{LocalRuntime, RemoteError, RuntimeError};
+use statefun_sync::unpack;
 use statefun_sync::{Context, StatefulFunctions};
 
 /// `google.protobuf.StringValue`, which the Python side uses from `wrappers_pb2`.
@@ -107,13 +108,11 @@ fn runtime(python: &PythonApp) -> LocalRuntime {
             Ok(())
         })
         .unwrap();
-    let mut runtime = LocalRuntime::new(functions);
-    runtime
+    LocalRuntime::new(functions)
         .route_to_endpoint("py/greeter", &python.url())
         .unwrap()
         .declare_states("py/greeter", ["seen"])
-        .unwrap();
-    runtime
+        .unwrap()
 }
 
 fn heard(runtime: &LocalRuntime) -> Vec<String> {

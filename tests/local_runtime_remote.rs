@@ -60,13 +60,11 @@ fn asker_runtime(endpoint: &str) -> LocalRuntime {
             Ok(())
         })
         .unwrap();
-    let mut runtime = LocalRuntime::new(functions);
-    runtime
+    LocalRuntime::new(functions)
         .route_to_endpoint("remote/doubler", endpoint)
         .unwrap()
         .declare_states("remote/doubler", ["calls"])
-        .unwrap();
-    runtime
+        .unwrap()
 }
 
 fn ask_twice(runtime: &mut LocalRuntime) {
@@ -200,13 +198,11 @@ fn reply_bytes(response: from_function::InvocationResponse) -> Vec<u8> {
 
 /// A runtime with only `remote/f` (states `a` and `b`), routed to `url`.
 fn remote_only(url: &str) -> LocalRuntime {
-    let mut runtime = LocalRuntime::new(StatefulFunctions::new());
-    runtime
+    LocalRuntime::new(StatefulFunctions::new())
         .route_to_endpoint("remote/f", url)
         .unwrap()
         .declare_states("remote/f", ["a", "b"])
-        .unwrap();
-    runtime
+        .unwrap()
 }
 
 #[test]
@@ -357,9 +353,9 @@ fn an_error_status_fails_the_batch_and_quotes_the_body() {
         "{err:?}"
     );
     assert!(
-        err.chain().contains("HTTP 500 with \"boom\""),
+        err.report().contains("HTTP 500 with \"boom\""),
         "{}",
-        err.chain()
+        err.report()
     );
 }
 
@@ -438,8 +434,8 @@ fn an_endpoint_that_refuses_connections_fails_the_batch() {
         "{err:?}"
     );
     assert!(
-        err.chain().contains("connecting to 127.0.0.1"),
+        err.report().contains("connecting to 127.0.0.1"),
         "{}",
-        err.chain()
+        err.report()
     );
 }

@@ -9,7 +9,7 @@ use common::{caller, handler_for, run, Admin, LoginEvent, SeenCount};
 use prost_types::Any;
 use statefun_sync::testing::{Request, StateChange};
 use statefun_sync::{
-    kafka_egress_record, kinesis_egress_record, message_union, pack, parse_typename, Address,
+    kafka_egress_record, kinesis_egress_record, message_union, pack, Address, FunctionType,
     Context, Error, FromAny, RequestReplyHandler, StatefulFunctions,
 };
 
@@ -156,7 +156,10 @@ fn functions_bind_under_their_typenames() {
     assert!(functions.is_bound("org.foo/echo"));
     assert!(!functions.is_bound("org.foo/other"));
     assert_eq!(
-        functions.typenames().collect::<Vec<_>>(),
+        functions
+            .function_types()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
         ["org.foo/greeter", "org.foo/echo"]
     );
 }
@@ -283,14 +286,21 @@ fn a_message_of_another_type_is_an_error_naming_both_types() {
 
 #[test]
 fn typename_example() {
-    assert_eq!(parse_typename("foo/bar").unwrap(), ("foo", "bar"));
+    let function_type: FunctionType = "foo/bar".parse().unwrap();
+    assert_eq!(
+        (function_type.namespace(), function_type.name()),
+        ("foo", "bar")
+    );
 }
 
 #[test]
 fn typename_errors() {
     for input in ["/bar", "n/", "/", ""] {
         assert!(
-            matches!(parse_typename(input), Err(Error::InvalidTypename { .. })),
+            matches!(
+                input.parse::<FunctionType>(),
+                Err(Error::InvalidTypename { .. })
+            ),
             "{input:?}"
         );
     }

@@ -65,7 +65,7 @@ pub fn delayed(ctx: &mut Context, _message: Any) -> anyhow::Result<()> {
     };
     ctx.pack_and_send_after(
         Duration::from_secs(30 * 60),
-        &caller.typename(),
+        &caller.function_type().to_string(),
         caller.id(),
         &response,
     )?;

@@ -52,7 +52,7 @@ struct Input {
 
 fuzz_target!(|input: Input| {
     install_panic_hook();
-    let endpoint = Endpoint::new().max_body_size(LIMIT);
+    let endpoint = Endpoint::new().with_max_body_size(LIMIT);
     let method = match &input.method {
         MethodIn::Post => "POST".to_owned(),
         MethodIn::Lower => "post".to_owned(),

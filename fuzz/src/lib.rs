@@ -399,7 +399,7 @@ pub fn check_error(err: &Error, expected_status: Option<u16>) {
     if let Some(expected) = expected_status {
         assert_eq!(status, expected, "{err:?}");
     }
-    check_text(&err.chain());
+    check_text(&err.report());
 }
 
 /// Findings reported in `/work/notes/FUZZ_FINDINGS.md` and not fixed yet in `src/`: the

@@ -35,7 +35,7 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 32 * 1024 * 1024;
 /// | a body that is not a batch, a state `module.yaml` does not declare, an argument of the wrong type | 400 |
 /// | an unknown function type, or another path | 404 |
 /// | another method on the path | 405, with `Allow: POST` |
-/// | a body over [`max_body_size`](Self::max_body_size), or a batch over the handler's [`max_invocations`](crate::RequestReplyHandler::max_invocations) or [`max_states`](crate::RequestReplyHandler::max_states) | 413 |
+/// | a body over [`with_max_body_size`](Self::with_max_body_size), or a batch over the handler's [`max_invocations`](crate::RequestReplyHandler::max_invocations) or [`max_states`](crate::RequestReplyHandler::max_states) | 413 |
 /// | a `Content-Type` other than `application/octet-stream` (case and parameters are ignored; a request without one is accepted, as the body's meaning does not depend on it) | 415 |
 /// | a function that failed or panicked | 500 |
 ///
@@ -229,29 +229,29 @@ impl Endpoint {
 
     /// Serves the handler at `path` (default `/statefun`) instead; it should start with
     /// `/`. Requests for any other path get 404.
-    pub fn path(mut self, path: impl Into<String>) -> Self {
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
         self
     }
 
     /// Refuses request bodies longer than `bytes` (default 32 MiB) with 413.
-    pub fn max_body_size(mut self, bytes: usize) -> Self {
+    pub fn with_max_body_size(mut self, bytes: usize) -> Self {
         self.max_body_size = bytes;
         self
     }
 
     /// The path served.
-    pub fn served_path(&self) -> &str {
+    pub fn path(&self) -> &str {
         &self.path
     }
 
     /// The body limit, in bytes.
-    pub fn body_limit(&self) -> usize {
+    pub fn max_body_size(&self) -> usize {
         self.max_body_size
     }
 
     /// Answers one request: checks its head, reads at most
-    /// [`max_body_size`](Self::max_body_size) + 1 bytes of `body`, and runs the handler.
+    /// [`with_max_body_size`](Self::with_max_body_size) + 1 bytes of `body`, and runs the handler.
     ///
     /// Never fails and never panics: every problem, including an I/O error while reading
     /// `body` and a panic in a function, becomes an error [`Response`] with the status in
@@ -397,7 +397,7 @@ impl Endpoint {
             Ok(Ok(reply)) => Response::reply(reply),
             Ok(Err(err)) => {
                 let status = err.status();
-                let chain = err.chain();
+                let chain = err.report();
                 let target = Target::of(body);
                 let level = if status >= 500 {
                     Level::Error

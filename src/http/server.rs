@@ -127,6 +127,7 @@ pub struct Server {
 /// server.shutdown();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Debug)]
 pub struct ServerBuilder {
     addrs: io::Result<Vec<SocketAddr>>,
     endpoint: Endpoint,
@@ -155,21 +156,6 @@ impl Default for ServerBuilder {
     }
 }
 
-impl fmt::Debug for ServerBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerBuilder")
-            .field("addrs", &self.addrs)
-            .field("endpoint", &self.endpoint)
-            .field("workers", &self.workers)
-            .field("max_connections", &self.max_connections)
-            .field("read_timeout", &self.read_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("shutdown_timeout", &self.shutdown_timeout)
-            .field("stack_size", &self.stack_size)
-            .finish()
-    }
-}
-
 impl ServerBuilder {
     /// Listens on `addr` (default `127.0.0.1:8000`; `0.0.0.0:8000` for every interface,
     /// port 0 for any free port). The first address it resolves to that binds is used.
@@ -181,7 +167,7 @@ impl ServerBuilder {
 
     /// Serves the functions at `path` (default `/statefun`); other paths get 404.
     pub fn path(mut self, path: impl Into<String>) -> Self {
-        self.endpoint = self.endpoint.path(path);
+        self.endpoint = self.endpoint.with_path(path);
         self
     }
 
@@ -201,7 +187,7 @@ impl ServerBuilder {
 
     /// The largest request body accepted (default 32 MiB); a larger one gets 413.
     pub fn max_body_size(mut self, bytes: usize) -> Self {
-        self.endpoint = self.endpoint.max_body_size(bytes);
+        self.endpoint = self.endpoint.with_max_body_size(bytes);
         self
     }
 
@@ -260,7 +246,7 @@ impl ServerBuilder {
     pub fn start(self, handler: impl Into<Arc<RequestReplyHandler>>) -> io::Result<Server> {
         let listener = TcpListener::bind(&self.addrs?[..])?;
         let local_addr = listener.local_addr()?;
-        let body_memory = self.max_body_memory.max(self.endpoint.body_limit());
+        let body_memory = self.max_body_memory.max(self.endpoint.max_body_size());
         let shared = Arc::new(Shared {
             handler: handler.into(),
             endpoint: self.endpoint,
@@ -303,7 +289,7 @@ impl Server {
 
     /// The path the functions are served at.
     pub fn path(&self) -> &str {
-        self.shared.endpoint.served_path()
+        self.shared.endpoint.path()
     }
 
     /// How many connections are open.
@@ -896,7 +882,7 @@ impl Conn {
                 self.read_exact_into(&mut body, n, deadline)?;
                 Ok(body)
             }
-            Framing::Chunked => self.read_chunked(endpoint.body_limit(), endpoint, deadline),
+            Framing::Chunked => self.read_chunked(endpoint.max_body_size(), endpoint, deadline),
         }
     }
 
@@ -1119,14 +1105,14 @@ fn exchange(shared: &Shared, conn: &mut Conn, deadline: Instant) -> Next {
     let body_units = match head.framing {
         Framing::Empty => 0,
         Framing::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
-        Framing::Chunked => endpoint.body_limit(),
+        Framing::Chunked => endpoint.max_body_size(),
     };
     if let Some(refusal) = endpoint.check_head(&request) {
         let drain = match head.framing {
             Framing::Empty => true,
             // A small body is read and dropped, so the connection stays usable, unless
             // the client waits for a 100 Continue before sending it.
-            Framing::Length(n) => n <= endpoint.body_limit() as u64 && !head.expect_continue,
+            Framing::Length(n) => n <= endpoint.max_body_size() as u64 && !head.expect_continue,
             Framing::Chunked => false,
         };
         if !drain {

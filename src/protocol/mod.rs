@@ -1,20 +1,74 @@
 //! The wire protocols, behind the registry and the context.
 //!
-//! The handler decodes a request into a protocol-neutral [`Batch`], runs it through a
-//! [`Context`](crate::Context), and encodes the [`Effects`] that the context collected.
-//! Only [`v2`] (Stateful Functions 2.2) exists today. The effects are encoded as they
-//! happen, in the 2.2 wire format (an outgoing message costs no allocation of its own
-//! that way), so a 3.x protocol goes beside [`v2`] with its own `Effects` and reuses
-//! everything else above this module.
+//! Everything above this module speaks to a protocol version through one interface, the
+//! [`Protocol`] trait: the handler decodes a request into a version-neutral [`Batch`],
+//! runs it through a [`Context`](crate::Context), and the context hands what the functions
+//! did to the protocol, which encodes it on its own wire format as it happens (an
+//! outgoing message costs no allocation of its own that way). A version lives in a
+//! directory or file of its own beside [`v2`] (Stateful Functions 2.2), over the shared
+//! wire primitives of [`wire`]; the core does not change when one is added.
 
-pub(crate) mod v2;
+mod v2;
 mod wire;
+
+use std::collections::HashMap;
+use std::fmt;
 
 use prost_types::Any;
 
-use std::collections::HashMap;
-
 use crate::address::Address;
+use crate::error::Error;
+
+pub(crate) use v2::V2;
+pub(crate) use wire::WireError;
+
+/// A version of the request-reply protocol: how a request decodes, and how what a batch
+/// did encodes into the reply.
+pub(crate) trait Protocol: fmt::Debug + Send + Sync {
+    /// Decodes a request body, borrowing state values and arguments from it where it
+    /// can. A batch over `limits` is refused while decoding.
+    fn decode_request<'a>(&self, body: &'a [u8], limits: Limits) -> Result<Batch<'a>, Error>;
+
+    /// Records a message to `target`.
+    fn message(&self, effects: &mut Effects, target: AddressRef<'_>, payload: &dyn Payload);
+
+    /// Records a message to `target` after `delay_ms` milliseconds.
+    fn delayed(
+        &self,
+        effects: &mut Effects,
+        delay_ms: i64,
+        target: AddressRef<'_>,
+        payload: &dyn Payload,
+    );
+
+    /// Records a message to the egress `namespace/name`.
+    fn egress(&self, effects: &mut Effects, namespace: &str, name: &str, payload: &dyn Payload);
+
+    /// Appends `payload` as a state value is stored on the wire.
+    fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload);
+
+    /// The type and the value bytes of a state value as the wire stores it, borrowed.
+    fn state_value_parts<'v>(&self, stored: &'v [u8]) -> Result<(&'v str, &'v [u8]), WireError>;
+
+    /// The reply to a batch that ran: its state mutations, then its effects.
+    fn encode_reply(&self, mutations: Mutations<'_, '_>, effects: &Effects) -> Vec<u8>;
+}
+
+/// How much one request may hold.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_invocations: usize,
+    pub(crate) max_states: usize,
+}
+
+impl Limits {
+    /// No limit, for tests of the decoding itself.
+    #[cfg(test)]
+    pub(crate) const NONE: Limits = Limits {
+        max_invocations: usize::MAX,
+        max_states: usize::MAX,
+    };
+}
 
 /// One request: the target address, its states and its invocations.
 #[derive(Debug)]
@@ -139,16 +193,113 @@ impl RawArgument<'_> {
     }
 }
 
-/// What a batch did, in the order the functions did it: the messages, delayed messages
-/// and egress messages, each already encoded as the reply's repeated field (see
-/// [`v2::Effects`]). State changes stay in the [`Context`](crate::Context) until the
-/// batch ends, and become [`Mutation`]s.
-pub(crate) use v2::Effects;
+/// What a batch sent, in the order the functions sent it, each already encoded by the
+/// protocol as an element of the reply's repeated field (key, length, message): the
+/// reply is these bytes behind the state mutations, so no owned address or value is
+/// built for an outgoing message. State changes stay in the [`Context`](crate::Context)
+/// until the batch ends, and become [`Mutations`].
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    /// Messages to functions.
+    pub(crate) messages: Vec<u8>,
+    /// Messages to functions after a delay.
+    pub(crate) delayed: Vec<u8>,
+    /// Messages to egresses.
+    pub(crate) egresses: Vec<u8>,
+}
+
+/// What a batch did to one state of the request.
+#[derive(Debug, Default)]
+pub(crate) enum Change {
+    #[default]
+    Unchanged,
+    /// Set by a function: the value as the wire stores it, reused by the next set of the
+    /// same state.
+    Set(Vec<u8>),
+    Deleted,
+}
+
+/// The changed states of a batch, in the request's state order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mutations<'s, 'a> {
+    pub(crate) states: &'s [RawState<'a>],
+    /// By position in `states`; empty when nothing changed.
+    pub(crate) changes: &'s [Change],
+}
+
+impl<'s> Mutations<'s, '_> {
+    pub(crate) fn iter(self) -> impl Iterator<Item = Mutation<'s>> + Clone {
+        self.states
+            .iter()
+            .zip(self.changes)
+            .filter_map(|(state, change)| {
+                let value = match change {
+                    Change::Unchanged => return None,
+                    Change::Set(bytes) => Some(bytes.as_slice()),
+                    Change::Deleted => None,
+                };
+                Some(Mutation {
+                    name: state.name,
+                    value,
+                })
+            })
+    }
+}
 
 /// A changed state, borrowed from the context when the reply is encoded.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Mutation<'a> {
     pub(crate) name: &'a str,
-    /// The new value, a serialized `Any`; `None` deletes the state.
+    /// The new value as the wire stores it; `None` deletes the state.
     pub(crate) value: Option<&'a [u8]>,
+}
+
+/// An address to encode, borrowed from wherever its parts are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AddressRef<'a> {
+    pub(crate) namespace: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) id: &'a str,
+}
+
+impl<'a> From<&'a Address> for AddressRef<'a> {
+    fn from(address: &'a Address) -> Self {
+        AddressRef {
+            namespace: address.namespace(),
+            name: address.name(),
+            id: address.id(),
+        }
+    }
+}
+
+/// A value to send or store: its type and its bytes, written straight into the reply by
+/// the protocol, in whatever message the protocol wraps values in (2.2: `Any`).
+pub(crate) trait Payload {
+    /// The length of the type (a type URL), in bytes; 0 for none.
+    fn type_len(&self) -> usize;
+    /// Appends the type.
+    fn put_type(&self, buf: &mut Vec<u8>);
+    /// The length of the value, in bytes.
+    fn value_len(&self) -> usize;
+    /// Appends the value.
+    fn put_value(&self, buf: &mut Vec<u8>);
+}
+
+/// An `Any` sends its type URL and value as they are.
+impl Payload for Any {
+    fn type_len(&self) -> usize {
+        self.type_url.len()
+    }
+
+    fn put_type(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.type_url.as_bytes());
+    }
+
+    fn value_len(&self) -> usize {
+        self.value.len()
+    }
+
+    fn put_value(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&self.value);
+    }
 }

@@ -1,17 +1,18 @@
 //! The Stateful Functions 2.2 request-reply protocol: `ToFunction` in, `FromFunction` out.
 
-use prost::{Message, Name};
-use prost_types::Any;
+use prost::Message;
 
 use super::wire::{
     bytes_field_len, len_field_len, put_bytes_field, put_len_key, put_varint, varint_len, Reader,
     WireError, WireType,
 };
-use super::{Batch, Caller, Invocation, Mutation, RawArgument, RawState, States};
+use super::{
+    AddressRef, Batch, Caller, Effects, Invocation, Limits, Mutation, Mutations, Payload,
+    Protocol, RawArgument, RawState, States,
+};
 use crate::address::Address;
 use crate::error::Error;
-use crate::message::TYPE_URL_PREFIX;
-use crate::proto::{self, to_function};
+use crate::proto::polyglot::{self as proto, to_function};
 
 /// `ToFunction.invocation`
 const TO_FUNCTION_INVOCATION: u32 = 100;
@@ -59,26 +60,10 @@ pub(crate) fn decode_request(body: &[u8], limits: Limits) -> Result<Batch<'_>, E
     }
     let target = parts.target.unwrap_or_default();
     Ok(Batch {
-        target: Address::new(target.namespace, target.r#type, target.id),
+        target: Address::from(target),
         states: parts.states,
         invocations: parts.invocations,
     })
-}
-
-/// How much one request may hold.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) max_invocations: usize,
-    pub(crate) max_states: usize,
-}
-
-impl Limits {
-    /// No limit, for tests of the decoding itself.
-    #[cfg(test)]
-    const NONE: Limits = Limits {
-        max_invocations: usize::MAX,
-        max_states: usize::MAX,
-    };
 }
 
 /// What the `InvocationBatchRequest`s of one `ToFunction` decoded to so far (a
@@ -179,7 +164,7 @@ fn decode_invocation<'a>(
         caller: Caller::Is(
             invocation
                 .caller
-                .map(|c| Address::new(c.namespace, c.r#type, c.id)),
+                .map(Address::from),
         ),
         argument: RawArgument::Owned(invocation.argument.unwrap_or_default()),
     })
@@ -212,8 +197,7 @@ fn decode_plain_invocation<'a>(
     } else {
         Caller::Is(match caller {
             Some(bytes) => {
-                let c = proto::Address::decode(bytes).ok()?;
-                Some(Address::new(c.namespace, c.r#type, c.id))
+                Some(Address::from(proto::Address::decode(bytes).ok()?))
             }
             None => None,
         })
@@ -314,7 +298,7 @@ where
 
 /// The type URL and value of a serialized `Any`, borrowed: reading a state into a
 /// message type then copies nothing but the message's own fields.
-pub(crate) fn any_parts(bytes: &[u8]) -> Result<(&str, &[u8]), WireError> {
+fn any_parts(bytes: &[u8]) -> Result<(&str, &[u8]), WireError> {
     let mut reader = Reader::new(bytes);
     let (mut type_url, mut value): (&str, &[u8]) = ("", &[]);
     while !reader.is_empty() {
@@ -340,156 +324,83 @@ const RESPONSE_MESSAGES: u32 = 2;
 const RESPONSE_DELAYED: u32 = 3;
 const RESPONSE_EGRESSES: u32 = 4;
 
-/// What a batch sent, encoded as it was sent: each buffer holds one repeated field of the
-/// `InvocationResponse`, element after element (key, length, message), so the reply is
-/// these bytes behind the state mutations. No owned address or `Any` is built for an
-/// outgoing message.
-#[derive(Debug, Default)]
-pub(crate) struct Effects {
-    /// `outgoing_messages`: `FromFunction.Invocation`s.
-    messages: Vec<u8>,
-    /// `delayed_invocations`: `FromFunction.DelayedInvocation`s.
-    delayed: Vec<u8>,
-    /// `outgoing_egresses`: `FromFunction.EgressMessage`s.
-    egresses: Vec<u8>,
+/// The size of an `Address` message (without key and length).
+fn address_len(address: AddressRef<'_>) -> usize {
+    bytes_field_len(1, address.namespace.as_bytes())
+        + bytes_field_len(2, address.name.as_bytes())
+        + bytes_field_len(3, address.id.as_bytes())
 }
 
-/// An address to encode, borrowed from wherever its parts are.
+/// Appends `address` as the message field `tag`, whose size is `len`.
+fn put_address(buf: &mut Vec<u8>, tag: u32, address: AddressRef<'_>, len: usize) {
+    put_len_key(buf, tag, len);
+    put_bytes_field(buf, 1, address.namespace.as_bytes());
+    put_bytes_field(buf, 2, address.name.as_bytes());
+    put_bytes_field(buf, 3, address.id.as_bytes());
+}
+
+/// The size of `payload` as an `Any` message (without key and length).
+fn any_len(payload: &dyn Payload) -> usize {
+    let (type_len, value_len) = (payload.type_len(), payload.value_len());
+    let type_url = if type_len == 0 {
+        0
+    } else {
+        len_field_len(1, type_len)
+    };
+    let value = if value_len == 0 {
+        0
+    } else {
+        len_field_len(2, value_len)
+    };
+    type_url + value
+}
+
+/// Appends `payload` as a serialized `Any` (no key, no length); empty fields are left
+/// out, as prost leaves out proto3 defaults.
+fn put_any(buf: &mut Vec<u8>, payload: &dyn Payload) {
+    let type_len = payload.type_len();
+    if type_len > 0 {
+        put_len_key(buf, 1, type_len);
+        payload.put_type(buf);
+    }
+    let value_len = payload.value_len();
+    if value_len > 0 {
+        put_len_key(buf, 2, value_len);
+        payload.put_value(buf);
+    }
+}
+
+/// The Stateful Functions 2.2 protocol: `ToFunction` in, `FromFunction` out, values in
+/// `google.protobuf.Any`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct AddressRef<'a> {
-    pub(crate) namespace: &'a str,
-    pub(crate) name: &'a str,
-    pub(crate) id: &'a str,
-}
+pub(crate) struct V2;
 
-impl<'a> From<&'a Address> for AddressRef<'a> {
-    fn from(address: &'a Address) -> Self {
-        AddressRef {
-            namespace: address.namespace(),
-            name: address.name(),
-            id: address.id(),
-        }
-    }
-}
-
-impl AddressRef<'_> {
-    /// The size of the `Address` message (without key and length).
-    fn encoded_len(&self) -> usize {
-        bytes_field_len(1, self.namespace.as_bytes())
-            + bytes_field_len(2, self.name.as_bytes())
-            + bytes_field_len(3, self.id.as_bytes())
+impl Protocol for V2 {
+    fn decode_request<'a>(&self, body: &'a [u8], limits: Limits) -> Result<Batch<'a>, Error> {
+        decode_request(body, limits)
     }
 
-    /// Appends the address as the message field `tag`.
-    fn put(&self, buf: &mut Vec<u8>, tag: u32, len: usize) {
-        put_len_key(buf, tag, len);
-        put_bytes_field(buf, 1, self.namespace.as_bytes());
-        put_bytes_field(buf, 2, self.name.as_bytes());
-        put_bytes_field(buf, 3, self.id.as_bytes());
-    }
-}
-
-/// A message argument, encoded as a `google.protobuf.Any` field.
-pub(crate) trait Argument {
-    /// The size of the `Any` message (without key and length).
-    fn encoded_len(&self) -> usize;
-    /// Appends the `Any` as the message field `tag`, whose size is `len`.
-    fn put(&self, buf: &mut Vec<u8>, tag: u32, len: usize);
-}
-
-impl Argument for &Any {
-    fn encoded_len(&self) -> usize {
-        bytes_field_len(1, self.type_url.as_bytes()) + bytes_field_len(2, &self.value)
-    }
-
-    fn put(&self, buf: &mut Vec<u8>, tag: u32, len: usize) {
-        put_len_key(buf, tag, len);
-        put_bytes_field(buf, 1, self.type_url.as_bytes());
-        put_bytes_field(buf, 2, &self.value);
-    }
-}
-
-/// A message packed into an `Any` as it is encoded, under the type URL
-/// `type.googleapis.com/<package>.<name>` that [`crate::pack`] would give it.
-#[derive(Debug)]
-pub(crate) struct Packed<'a, M> {
-    message: &'a M,
-    value_len: usize,
-}
-
-impl<'a, M: Message + Name> Packed<'a, M> {
-    pub(crate) fn new(message: &'a M) -> Self {
-        Packed {
-            message,
-            value_len: message.encoded_len(),
-        }
-    }
-
-    fn type_url_len() -> usize {
-        let package = if M::PACKAGE.is_empty() {
-            0
-        } else {
-            M::PACKAGE.len() + 1
-        };
-        TYPE_URL_PREFIX.len() + package + M::NAME.len()
-    }
-
-    /// Appends the serialized `Any` (no key, no length).
-    pub(crate) fn put_any(&self, buf: &mut Vec<u8>) {
-        put_len_key(buf, 1, Self::type_url_len());
-        buf.extend_from_slice(TYPE_URL_PREFIX.as_bytes());
-        if !M::PACKAGE.is_empty() {
-            buf.extend_from_slice(M::PACKAGE.as_bytes());
-            buf.push(b'.');
-        }
-        buf.extend_from_slice(M::NAME.as_bytes());
-        if self.value_len > 0 {
-            put_len_key(buf, 2, self.value_len);
-            // Encoding into a `Vec` cannot run out of room: it grows.
-            let _ = self.message.encode(buf);
-        }
-    }
-}
-
-impl<M: Message + Name> Argument for Packed<'_, M> {
-    fn encoded_len(&self) -> usize {
-        // The type URL is never empty, so its field is always written.
-        let value = if self.value_len == 0 {
-            0
-        } else {
-            len_field_len(2, self.value_len)
-        };
-        len_field_len(1, Self::type_url_len()) + value
-    }
-
-    fn put(&self, buf: &mut Vec<u8>, tag: u32, len: usize) {
-        put_len_key(buf, tag, len);
-        self.put_any(buf);
-    }
-}
-
-impl Effects {
-    /// Sends `argument` to `target`.
-    pub(crate) fn message(&mut self, target: AddressRef<'_>, argument: impl Argument) {
-        let (target_len, argument_len) = (target.encoded_len(), argument.encoded_len());
+    fn message(&self, effects: &mut Effects, target: AddressRef<'_>, payload: &dyn Payload) {
+        let (target_len, argument_len) = (address_len(target), any_len(payload));
         let len = len_field_len(1, target_len) + len_field_len(2, argument_len);
-        let buf = &mut self.messages;
+        let buf = &mut effects.messages;
         // Once per message, not once per field: growth by single pushes would
         // reallocate a young buffer several times.
         buf.reserve(len_field_len(RESPONSE_MESSAGES, len));
         put_len_key(buf, RESPONSE_MESSAGES, len);
-        target.put(buf, 1, target_len);
-        argument.put(buf, 2, argument_len);
+        put_address(buf, 1, target, target_len);
+        put_len_key(buf, 2, argument_len);
+        put_any(buf, payload);
     }
 
-    /// Sends `argument` to `target` after `delay_ms` milliseconds.
-    pub(crate) fn delayed(
-        &mut self,
+    fn delayed(
+        &self,
+        effects: &mut Effects,
         delay_ms: i64,
         target: AddressRef<'_>,
-        argument: impl Argument,
+        payload: &dyn Payload,
     ) {
-        let (target_len, argument_len) = (target.encoded_len(), argument.encoded_len());
+        let (target_len, argument_len) = (address_len(target), any_len(payload));
         // An int64 is a varint of its two's complement; zero is left out.
         let delay_len = if delay_ms == 0 {
             0
@@ -497,38 +408,52 @@ impl Effects {
             1 + varint_len(delay_ms as u64)
         };
         let len = delay_len + len_field_len(2, target_len) + len_field_len(3, argument_len);
-        let buf = &mut self.delayed;
+        let buf = &mut effects.delayed;
         buf.reserve(len_field_len(RESPONSE_DELAYED, len));
         put_len_key(buf, RESPONSE_DELAYED, len);
         if delay_ms != 0 {
             buf.push(1 << 3); // `delay_in_ms`, a varint
             put_varint(buf, delay_ms as u64);
         }
-        target.put(buf, 2, target_len);
-        argument.put(buf, 3, argument_len);
+        put_address(buf, 2, target, target_len);
+        put_len_key(buf, 3, argument_len);
+        put_any(buf, payload);
     }
 
-    /// Sends `argument` to the egress `namespace/name`.
-    pub(crate) fn egress(&mut self, namespace: &str, name: &str, argument: impl Argument) {
-        let argument_len = argument.encoded_len();
+    fn egress(&self, effects: &mut Effects, namespace: &str, name: &str, payload: &dyn Payload) {
+        let argument_len = any_len(payload);
         let len = bytes_field_len(1, namespace.as_bytes())
             + bytes_field_len(2, name.as_bytes())
             + len_field_len(3, argument_len);
-        let buf = &mut self.egresses;
+        let buf = &mut effects.egresses;
         buf.reserve(len_field_len(RESPONSE_EGRESSES, len));
         put_len_key(buf, RESPONSE_EGRESSES, len);
         put_bytes_field(buf, 1, namespace.as_bytes());
         put_bytes_field(buf, 2, name.as_bytes());
-        argument.put(buf, 3, argument_len);
+        put_len_key(buf, 3, argument_len);
+        put_any(buf, payload);
+    }
+
+    fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload) {
+        buf.reserve(any_len(payload));
+        put_any(buf, payload);
+    }
+
+    fn state_value_parts<'v>(&self, stored: &'v [u8]) -> Result<(&'v str, &'v [u8]), WireError> {
+        any_parts(stored)
+    }
+
+    /// Encodes what a batch did as a serialized `FromFunction`: the state mutations, then
+    /// the effects, in one allocation of the exact size.
+    ///
+    /// The `invocation_result` is always set, even when the batch did nothing: the
+    /// runtime then sees a non-empty body.
+    fn encode_reply(&self, mutations: Mutations<'_, '_>, effects: &Effects) -> Vec<u8> {
+        encode_reply(mutations.iter(), effects)
     }
 }
 
-/// Encodes what a batch did as a serialized `FromFunction`: the state `mutations`, then
-/// the `effects`, in one allocation of the exact size.
-///
-/// The `invocation_result` is always set, even when the batch did nothing: the runtime
-/// then sees a non-empty body.
-pub(crate) fn encode_reply<'a>(
+fn encode_reply<'a>(
     mutations: impl Iterator<Item = Mutation<'a>> + Clone,
     effects: &Effects,
 ) -> Vec<u8> {
@@ -660,7 +585,7 @@ mod tests {
                     };
                     let expected_caller = expected
                         .caller
-                        .map(|c| Address::new(c.namespace, c.r#type, c.id));
+                        .map(Address::from);
                     assert_eq!(got_caller, expected_caller, "{name}");
                     assert_eq!(
                         got.argument.into_any(),
@@ -872,7 +797,8 @@ mod tests {
     /// including empty strings, empty `Any`s, deletions and delays of every size.
     #[test]
     fn the_reply_encoder_writes_what_prost_writes() {
-        use crate::proto::from_function::{self as ff, persisted_value_mutation::MutationType};
+        use crate::message::Packed;
+        use proto::from_function::{self as ff, persisted_value_mutation::MutationType};
 
         let addr = |namespace: &'static str, name: &'static str, id: &'static str| {
             (
@@ -906,7 +832,7 @@ mod tests {
             (addr("", "", ""), any("", b"")),
             (addr("ns", "", "id"), any("", &long_value)),
         ] {
-            effects.message(target.0, &argument);
+            V2.message(&mut effects, target.0, &argument);
             expected.outgoing_messages.push(ff::Invocation {
                 target: Some(target.1),
                 argument: Some(argument),
@@ -914,7 +840,7 @@ mod tests {
         }
         for message in [&duration, &empty_duration] {
             let (target, proto_target) = addr("ns", "f", "2");
-            effects.message(target, Packed::new(message));
+            V2.message(&mut effects, target, &Packed::new(message));
             expected.outgoing_messages.push(ff::Invocation {
                 target: Some(proto_target),
                 argument: Some(crate::pack(message)),
@@ -922,7 +848,7 @@ mod tests {
         }
         for delay_ms in [1, 300, i64::MAX, -1, 0] {
             let (target, proto_target) = addr("ns", "f", "3");
-            effects.delayed(delay_ms, target, Packed::new(&duration));
+            V2.delayed(&mut effects, delay_ms, target, &Packed::new(&duration));
             expected.delayed_invocations.push(ff::DelayedInvocation {
                 delay_in_ms: delay_ms,
                 target: Some(proto_target),
@@ -931,7 +857,7 @@ mod tests {
         }
         for (namespace, name, argument) in [("e", "out", any("t/y", b"z")), ("", "", any("", b""))]
         {
-            effects.egress(namespace, name, &argument);
+            V2.egress(&mut effects, namespace, name, &argument);
             expected.outgoing_egresses.push(ff::EgressMessage {
                 egress_namespace: namespace.into(),
                 egress_type: name.into(),

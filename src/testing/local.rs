@@ -11,12 +11,13 @@ use prost::{Message, Name};
 use prost_types::Any;
 
 use super::http_client::{self, Endpoint};
-use super::{from_proto_address, proto_address, unpack, RemoteError, UnpackError};
-use crate::address::{parse_typename, Address};
+use super::{invocation_result, RemoteError};
+use crate::message::{unpack, UnpackError};
+use crate::address::{Address, FunctionType};
 use crate::error::{Error, Shown};
 use crate::handler::RequestReplyHandler;
 use crate::message::pack;
-use crate::proto::{self, from_function, to_function};
+use crate::proto::polyglot::{self as proto, from_function, to_function};
 use crate::registry::StatefulFunctions;
 
 /// An in-process stand-in for the Flink Stateful Functions runtime, to run a whole app
@@ -35,7 +36,7 @@ use crate::registry::StatefulFunctions;
 ///   mutation of a state that is not declared fails the batch.
 /// - **Batching.** One request is in flight per address: the messages that arrive for an
 ///   address before its turn go together in its next batch, up to the binding's
-///   `max_num_batch_requests`, else [`set_max_batch_size`](Self::set_max_batch_size)
+///   `max_num_batch_requests`, else [`max_batch_size`](Self::max_batch_size)
 ///   (default [`DEFAULT_MAX_BATCH_SIZE`](Self::DEFAULT_MAX_BATCH_SIZE), as the runtime).
 /// - **Order.** Deterministic: addresses with pending messages take turns first come,
 ///   first served (an address joins the back of the queue when its first pending message
@@ -78,8 +79,8 @@ use crate::registry::StatefulFunctions;
 pub struct LocalRuntime {
     handler: RequestReplyHandler,
     /// Per function type: states declared with `declare_states`, beyond the binding's.
-    extra_states: HashMap<String, Vec<String>>,
-    remotes: HashMap<String, Endpoint>,
+    extra_states: HashMap<FunctionType, Vec<String>>,
+    remotes: HashMap<FunctionType, Endpoint>,
     max_batch_size: usize,
     max_batches_per_run: usize,
     remote_timeout: Duration,
@@ -175,7 +176,7 @@ pub enum RuntimeError {
     /// functions that message each other forever. The runtime did not stop; the pending
     /// messages stay queued.
     BatchLimitReached {
-        /// The limit ([`LocalRuntime::set_max_batches_per_run`]).
+        /// The limit ([`LocalRuntime::max_batches_per_run`]).
         limit: usize,
         /// How many messages were pending, delayed ones due by then included.
         pending: usize,
@@ -187,8 +188,8 @@ pub enum RuntimeError {
     },
     /// A state was read or set that the function type does not declare.
     UnknownState {
-        /// The function type, `namespace/name`.
-        function_type: String,
+        /// The function type.
+        function_type: FunctionType,
         /// The state's name.
         state: String,
     },
@@ -231,7 +232,7 @@ impl fmt::Display for RuntimeError {
                 "the reply for {} changes state {}, which {} does not declare",
                 Shown(&address.to_string()),
                 Shown(state),
-                Shown(&address.typename())
+                Shown(&address.function_type().to_string())
             ),
             RuntimeError::Stopped { cause } => {
                 write!(
@@ -242,7 +243,7 @@ impl fmt::Display for RuntimeError {
             RuntimeError::BatchLimitReached { limit, pending } => write!(
                 f,
                 "ran {limit} batches and {pending} messages are still pending (do functions \
-                 message each other forever? raise the limit with set_max_batches_per_run)"
+                 message each other forever? raise the limit with max_batches_per_run)"
             ),
             RuntimeError::InvalidArgument { .. } => f.write_str("invalid argument"),
             RuntimeError::UnknownState {
@@ -252,7 +253,7 @@ impl fmt::Display for RuntimeError {
                 f,
                 "{} does not declare state {} (declare it on the binding or with \
                  declare_states)",
-                Shown(function_type),
+                Shown(&function_type.to_string()),
                 Shown(state)
             ),
             RuntimeError::UnreadableState { address, state, .. } => {
@@ -281,9 +282,9 @@ impl StdError for RuntimeError {
 
 impl RuntimeError {
     /// The error and its causes, joined with `: `, escaped and bounded as
-    /// [`Error::chain`] is.
-    pub fn chain(&self) -> String {
-        crate::error::chain_of(self)
+    /// [`Error::report`] is.
+    pub fn report(&self) -> String {
+        crate::error::report_of(self)
     }
 }
 
@@ -346,15 +347,12 @@ impl LocalRuntime {
     ///
     /// [`RuntimeError::InvalidArgument`] if `typename` is not `namespace/name`.
     pub fn declare_states<S: Into<String>>(
-        &mut self,
+        mut self,
         typename: &str,
         states: impl IntoIterator<Item = S>,
-    ) -> Result<&mut Self, RuntimeError> {
-        let (namespace, name) = parse_typename(typename).map_err(invalid)?;
-        let declared = self
-            .extra_states
-            .entry(format!("{namespace}/{name}"))
-            .or_default();
+    ) -> Result<Self, RuntimeError> {
+        let function_type: FunctionType = typename.parse().map_err(invalid)?;
+        let declared = self.extra_states.entry(function_type).or_default();
         for state in states {
             let state = state.into();
             if !declared.contains(&state) {
@@ -372,44 +370,40 @@ impl LocalRuntime {
     /// [`declare_states`](Self::declare_states).
     ///
     /// The client is blocking, one connection per batch, bounded by
-    /// [`set_remote_timeout`](Self::set_remote_timeout). Use a loopback address in tests.
+    /// [`remote_timeout`](Self::remote_timeout). Use a loopback address in tests.
     ///
     /// # Errors
     ///
     /// [`RuntimeError::InvalidArgument`] if `typename` is not `namespace/name`, or `url`
     /// is not an `http://` URL with a host.
-    pub fn route_to_endpoint(
-        &mut self,
-        typename: &str,
-        url: &str,
-    ) -> Result<&mut Self, RuntimeError> {
-        let (namespace, name) = parse_typename(typename).map_err(invalid)?;
+    pub fn route_to_endpoint(mut self, typename: &str, url: &str) -> Result<Self, RuntimeError> {
+        let function_type: FunctionType = typename.parse().map_err(invalid)?;
         let endpoint = Endpoint::parse(url).map_err(|reason| {
             invalid(Error::InvalidArgument {
                 operation: "LocalRuntime::route_to_endpoint",
                 reason: format!("endpoint {url:?}: {reason}"),
             })
         })?;
-        self.remotes.insert(format!("{namespace}/{name}"), endpoint);
+        self.remotes.insert(function_type, endpoint);
         Ok(self)
     }
 
     /// Sets the most messages one batch carries for function types whose binding does
     /// not set `max_num_batch_requests` (remote ones included); 0 counts as 1.
-    pub fn set_max_batch_size(&mut self, max: usize) -> &mut Self {
+    pub fn max_batch_size(mut self, max: usize) -> Self {
         self.max_batch_size = max.max(1);
         self
     }
 
     /// Sets the most batches one [`run`](Self::run) or [`advance`](Self::advance) runs
     /// before it returns [`RuntimeError::BatchLimitReached`]; 0 counts as 1.
-    pub fn set_max_batches_per_run(&mut self, max: usize) -> &mut Self {
+    pub fn max_batches_per_run(mut self, max: usize) -> Self {
         self.max_batches_per_run = max.max(1);
         self
     }
 
     /// Sets the bound on connecting to a remote endpoint and on each read and write.
-    pub fn set_remote_timeout(&mut self, timeout: Duration) -> &mut Self {
+    pub fn remote_timeout(mut self, timeout: Duration) -> Self {
         self.remote_timeout = timeout;
         self
     }
@@ -634,7 +628,7 @@ impl LocalRuntime {
             Ok(())
         } else {
             Err(RuntimeError::UnknownState {
-                function_type: address.typename(),
+                function_type: address.function_type().clone(),
                 state: name.to_owned(),
             })
         }
@@ -643,14 +637,14 @@ impl LocalRuntime {
     /// The states the runtime sends to `address`: the binding's (unless the type is
     /// routed to an endpoint), then those given to `declare_states`.
     fn declared_states(&self, address: &Address) -> Vec<&str> {
-        let typename = address.typename();
+        let function_type = address.function_type();
         let mut names: Vec<&str> = Vec::new();
-        if !self.remotes.contains_key(&typename) {
-            if let Some(states) = self.handler.functions().declared_states(&typename) {
-                names.extend(states.iter().map(|s| s.name()));
+        if !self.remotes.contains_key(function_type) {
+            if let Some(function) = self.handler.functions().get(function_type) {
+                names.extend(function.declared_states().iter().map(|s| s.name()));
             }
         }
-        if let Some(extra) = self.extra_states.get(&typename) {
+        if let Some(extra) = self.extra_states.get(function_type) {
             for name in extra {
                 if !names.contains(&name.as_str()) {
                     names.push(name);
@@ -661,13 +655,13 @@ impl LocalRuntime {
     }
 
     fn max_batch_for(&self, address: &Address) -> usize {
-        if self.remotes.contains_key(&address.typename()) {
+        if self.remotes.contains_key(address.function_type()) {
             return self.max_batch_size;
         }
         self.handler
             .functions()
-            .find_target(address)
-            .and_then(|entry| entry.spec.max_num_batch_requests)
+            .get(address.function_type())
+            .and_then(|function| function.max_num_batch_requests())
             .map_or(self.max_batch_size, |max| (max as usize).max(1))
     }
 
@@ -742,7 +736,7 @@ impl LocalRuntime {
                 Ok(())
             }
             Err(error) => {
-                self.stopped = Some(error.chain());
+                self.stopped = Some(error.report());
                 // Not applied: the messages are still pending, as in a failed job.
                 let mailbox = self.mailboxes.entry(address).or_default();
                 for envelope in batch.into_iter().rev() {
@@ -764,7 +758,7 @@ impl LocalRuntime {
         let request = proto::ToFunction {
             request: Some(to_function::Request::Invocation(
                 to_function::InvocationBatchRequest {
-                    target: Some(proto_address(address)),
+                    target: Some(address.into()),
                     state: declared
                         .iter()
                         .map(|name| to_function::PersistedValue {
@@ -778,7 +772,7 @@ impl LocalRuntime {
                     invocations: batch
                         .iter()
                         .map(|envelope| to_function::Invocation {
-                            caller: envelope.caller.as_ref().map(proto_address),
+                            caller: envelope.caller.as_ref().map(Into::into),
                             argument: Some(envelope.argument.clone()),
                         })
                         .collect(),
@@ -787,7 +781,7 @@ impl LocalRuntime {
         }
         .encode_to_vec();
 
-        let response = match self.remotes.get(&address.typename()) {
+        let response = match self.remotes.get(address.function_type()) {
             Some(endpoint) => self.call_remote(endpoint, &request).map_err(|source| {
                 RuntimeError::RemoteFailed {
                     address: Box::new(address.clone()),
@@ -868,7 +862,7 @@ impl LocalRuntime {
                 caller: Some(address.clone()),
                 argument: message.argument.unwrap_or_default(),
             };
-            self.deliver(from_proto_address(message.target), envelope);
+            self.deliver(message.target.unwrap_or_default().into(), envelope);
         }
         for delayed in response.delayed_invocations {
             let delay = Duration::from_millis(delayed.delay_in_ms.max(0) as u64);
@@ -879,14 +873,13 @@ impl LocalRuntime {
             let key = (self.now.saturating_add(delay), self.timers_sent);
             self.timers_sent += 1;
             self.timers
-                .insert(key, (from_proto_address(delayed.target), envelope));
+                .insert(key, (delayed.target.unwrap_or_default().into(), envelope));
         }
         for egress in response.outgoing_egresses {
             self.egresses
-                .entry(format!(
-                    "{}/{}",
-                    egress.egress_namespace, egress.egress_type
-                ))
+                .entry(
+                    FunctionType::new(egress.egress_namespace, egress.egress_type).to_string(),
+                )
                 .or_default()
                 .push(egress.argument.unwrap_or_default());
         }
@@ -925,10 +918,7 @@ fn failed_invocation(error: &Error) -> Option<usize> {
 
 /// Decodes a `FromFunction` that must carry an invocation result, as the runtime requires.
 fn decode_reply(bytes: &[u8]) -> Result<from_function::InvocationResponse, String> {
-    let reply = proto::FromFunction::decode(bytes)
-        .map_err(|e| format!("it does not decode as a FromFunction: {e}"))?;
-    match reply.response {
-        Some(from_function::Response::InvocationResult(response)) => Ok(response),
-        None => Err("the FromFunction has no invocation_result (field 100)".to_owned()),
-    }
+    invocation_result(bytes)
+        .map_err(|e| format!("it does not decode as a FromFunction: {e}"))?
+        .ok_or_else(|| "the FromFunction has no invocation_result (field 100)".to_owned())
 }

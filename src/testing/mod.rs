@@ -84,16 +84,14 @@ mod local;
 pub use http_client::RemoteError;
 pub use local::{BatchRecord, Envelope, LocalRuntime, RuntimeError};
 
-use std::error::Error as StdError;
-use std::fmt;
 use std::time::Duration;
 
 use prost::{Message, Name};
 use prost_types::Any;
 
-use crate::address::Address;
-use crate::message::{is_type, pack};
-use crate::proto::{self, from_function, to_function};
+use crate::address::{Address, FunctionType};
+use crate::message::{pack, unpack, UnpackError};
+use crate::proto::polyglot::{self as proto, from_function, to_function};
 
 /// Builds a request (a serialized `ToFunction`) the way the runtime would send it.
 #[derive(Debug, Clone)]
@@ -106,7 +104,7 @@ impl Request {
     /// `/`). The typename is not checked, so a test can build a request for a malformed
     /// one.
     pub fn to(typename: &str, id: &str) -> Self {
-        let (namespace, name) = typename.rsplit_once('/').unwrap_or(("", typename));
+        let (namespace, name) = FunctionType::split_unchecked(typename);
         Request::to_address(&Address::new(namespace, name, id))
     }
 
@@ -114,7 +112,7 @@ impl Request {
     pub fn to_address(target: &Address) -> Self {
         Request {
             batch: to_function::InvocationBatchRequest {
-                target: Some(proto_address(target)),
+                target: Some(target.into()),
                 ..Default::default()
             },
         }
@@ -153,7 +151,7 @@ impl Request {
     /// Adds an invocation sent by `caller`.
     pub fn invoke_from(mut self, caller: Address, argument: Any) -> Self {
         self.batch.invocations.push(to_function::Invocation {
-            caller: Some(proto_address(&caller)),
+            caller: Some((&caller).into()),
             argument: Some(argument),
         });
         self
@@ -182,17 +180,15 @@ impl Request {
     }
 }
 
-pub(crate) fn proto_address(address: &Address) -> proto::Address {
-    proto::Address {
-        namespace: address.namespace().to_owned(),
-        r#type: address.name().to_owned(),
-        id: address.id().to_owned(),
-    }
-}
-
-pub(crate) fn from_proto_address(address: Option<proto::Address>) -> Address {
-    let address = address.unwrap_or_default();
-    Address::new(address.namespace, address.r#type, address.id)
+/// The invocation result of a serialized `FromFunction`, `None` when it carries none: the
+/// one reply decoder of the testing kit.
+pub(crate) fn invocation_result(
+    bytes: &[u8],
+) -> Result<Option<from_function::InvocationResponse>, prost::DecodeError> {
+    Ok(match proto::FromFunction::decode(bytes)?.response {
+        Some(from_function::Response::InvocationResult(response)) => Some(response),
+        None => None,
+    })
 }
 
 /// A reply (a serialized `FromFunction`), decoded into what is easy to assert on.
@@ -250,9 +246,7 @@ impl Reply {
     /// The [`prost::DecodeError`] if `bytes` are not a `FromFunction`, or if a mutation has
     /// a `MODIFY` value that is not a serialized `Any`.
     pub fn decode(bytes: &[u8]) -> Result<Reply, prost::DecodeError> {
-        let from_function = proto::FromFunction::decode(bytes)?;
-        let Some(from_function::Response::InvocationResult(response)) = from_function.response
-        else {
+        let Some(response) = invocation_result(bytes)? else {
             return Ok(Reply::default());
         };
         let mut reply = Reply::default();
@@ -270,7 +264,7 @@ impl Reply {
             .outgoing_messages
             .into_iter()
             .map(|m| Sent {
-                target: from_proto_address(m.target),
+                target: m.target.unwrap_or_default().into(),
                 argument: m.argument.unwrap_or_default(),
             })
             .collect();
@@ -279,7 +273,7 @@ impl Reply {
             .into_iter()
             .map(|d| SentAfter {
                 delay: Duration::from_millis(d.delay_in_ms.max(0) as u64),
-                target: from_proto_address(d.target),
+                target: d.target.unwrap_or_default().into(),
                 argument: d.argument.unwrap_or_default(),
             })
             .collect();
@@ -287,7 +281,7 @@ impl Reply {
             .outgoing_egresses
             .into_iter()
             .map(|e| Emitted {
-                egress: format!("{}/{}", e.egress_namespace, e.egress_type),
+                egress: FunctionType::new(e.egress_namespace, e.egress_type).to_string(),
                 argument: e.argument.unwrap_or_default(),
             })
             .collect();
@@ -407,78 +401,6 @@ impl Emitted {
     /// [`UnpackError`] if it holds another message type, or does not decode.
     pub fn unpack<M: Message + Name + Default>(&self) -> Result<M, UnpackError> {
         unpack(&self.argument)
-    }
-}
-
-/// Unpacks `any` into the message type `M`. The type is recognised by the full message
-/// name after the type URL's last `/`, as the SDKs do, so any type URL domain is accepted.
-///
-/// ```
-/// use statefun_sync::{pack, testing::unpack};
-///
-/// let any = pack(&prost_types::Duration { seconds: 5, nanos: 0 });
-/// assert_eq!(unpack::<prost_types::Duration>(&any)?.seconds, 5);
-/// assert!(unpack::<prost_types::Timestamp>(&any).is_err());
-/// # Ok::<(), statefun_sync::testing::UnpackError>(())
-/// ```
-///
-/// # Errors
-///
-/// [`UnpackError::WrongType`] if `any` holds another message type;
-/// [`UnpackError::Malformed`] if its bytes do not decode as `M`.
-pub fn unpack<M: Message + Name + Default>(any: &Any) -> Result<M, UnpackError> {
-    if !is_type::<M>(&any.type_url) {
-        return Err(UnpackError::WrongType {
-            expected: M::full_name(),
-            actual: any.type_url.clone(),
-        });
-    }
-    M::decode(any.value.as_slice()).map_err(|source| UnpackError::Malformed {
-        type_url: any.type_url.clone(),
-        source,
-    })
-}
-
-/// Why an `Any` could not be unpacked into a message type.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum UnpackError {
-    /// The `Any` holds another message type.
-    WrongType {
-        /// The full name of the message type asked for.
-        expected: String,
-        /// The `Any`'s type URL.
-        actual: String,
-    },
-    /// The `Any` holds the message type asked for, but its bytes do not decode.
-    Malformed {
-        /// The `Any`'s type URL.
-        type_url: String,
-        /// What prost could not decode.
-        source: prost::DecodeError,
-    },
-}
-
-impl fmt::Display for UnpackError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UnpackError::WrongType { expected, actual } => write!(
-                f,
-                "expected a message of type `{expected}`, found one of type `{actual}`"
-            ),
-            UnpackError::Malformed { type_url, .. } => {
-                write!(f, "a message of type `{type_url}` does not decode")
-            }
-        }
-    }
-}
-
-impl StdError for UnpackError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match self {
-            UnpackError::WrongType { .. } => None,
-            UnpackError::Malformed { source, .. } => Some(source),
-        }
     }
 }
 

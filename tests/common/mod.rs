@@ -67,7 +67,7 @@ where
 pub fn run(handler: &RequestReplyHandler, request: &[u8]) -> Reply {
     let bytes = handler
         .handle(request)
-        .unwrap_or_else(|e| panic!("{}", e.chain()));
+        .unwrap_or_else(|e| panic!("{}", e.report()));
     Reply::decode(&bytes).unwrap()
 }
 

@@ -1,0 +1,89 @@
+//! The greeter, tested one batch at a time and as a whole app on the local runtime.
+
+use getting_started::example::{GreetRequest, GreetResponse, SeenCount};
+use getting_started::{functions, GREETER, GREETINGS};
+use prost::Message;
+use statefun_sync::proto::KafkaProducerRecord;
+use statefun_sync::testing::{LocalRuntime, Reply, Request};
+use statefun_sync::RequestReplyHandler;
+
+fn visit(name: &str) -> GreetRequest {
+    GreetRequest { name: name.into() }
+}
+
+/// The greeting inside a Kafka record.
+fn greeting(record: &KafkaProducerRecord) -> anyhow::Result<String> {
+    Ok(GreetResponse::decode(record.value_bytes.as_slice())?.greeting)
+}
+
+#[test]
+fn a_batch_counts_each_visit_and_greets_on_the_egress() -> anyhow::Result<()> {
+    let handler = RequestReplyHandler::new(functions());
+    // What the runtime sends: Alice, seen once before, visits twice in one batch.
+    let request = Request::to(GREETER, "alice")
+        .with_packed_state("seen", &SeenCount { seen: 1 })
+        .pack_and_invoke(&visit("Alice"))
+        .pack_and_invoke(&visit("Alice"))
+        .to_bytes();
+
+    let reply = Reply::decode(&handler.handle(&request)?)?;
+
+    assert_eq!(
+        reply.modified_as::<SeenCount>("seen")?,
+        Some(SeenCount { seen: 3 })
+    );
+    let mut greetings = Vec::new();
+    for emitted in reply.egresses_to(GREETINGS) {
+        let record: KafkaProducerRecord = emitted.unpack()?;
+        assert_eq!(
+            (record.topic.as_str(), record.key.as_str()),
+            ("greetings", "alice")
+        );
+        greetings.push(greeting(&record)?);
+    }
+    assert_eq!(
+        greetings,
+        ["Hello Alice, visit #2!", "Hello Alice, visit #3!"]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_deployment_without_the_state_is_refused() {
+    let handler = RequestReplyHandler::new(functions());
+    // module.yaml forgot to declare `seen`: the request carries no such state.
+    let request = Request::to(GREETER, "alice")
+        .pack_and_invoke(&visit("Alice"))
+        .to_bytes();
+
+    let err = handler.handle(&request).unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert!(err.to_string().contains("seen"), "{err}");
+}
+
+#[test]
+fn the_app_remembers_each_user() -> anyhow::Result<()> {
+    let mut runtime = LocalRuntime::new(functions());
+    runtime.pack_and_send(GREETER, "alice", &visit("Alice"))?;
+    runtime.pack_and_send(GREETER, "bob", &visit("Bob"))?;
+    runtime.run()?;
+    runtime.pack_and_send(GREETER, "alice", &visit("Alice"))?;
+    runtime.run()?;
+
+    let greetings = runtime
+        .egress_as::<KafkaProducerRecord>(GREETINGS)?
+        .iter()
+        .map(greeting)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    assert_eq!(
+        greetings,
+        [
+            "Hello Alice, visit #1!",
+            "Hello Bob, visit #1!",
+            "Hello Alice, visit #2!"
+        ]
+    );
+    let seen = runtime.unpack_state::<SeenCount>(GREETER, "alice", "seen")?;
+    assert_eq!(seen, Some(SeenCount { seen: 2 }));
+    Ok(())
+}
