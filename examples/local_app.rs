@@ -12,8 +12,7 @@
 
 use std::time::Duration;
 
-use statefun_sync::proto::KafkaProducerRecord;
-use statefun_sync::testing::LocalRuntime;
+use statefun_sync::testing::{read_kafka_record, LocalRuntime};
 use statefun_sync::{kafka_egress_record, message_union, Context, StatefulFunctions};
 
 // The app's message types, written by hand here; an app would generate them with
@@ -144,14 +143,13 @@ fn functions() -> Result<StatefulFunctions, statefun_sync::Error> {
 fn print_greetings(runtime: &mut LocalRuntime) -> Result<(), Box<dyn std::error::Error>> {
     let now = runtime.now().as_secs();
     for any in runtime.take_egress(GREETINGS) {
-        let record: KafkaProducerRecord = statefun_sync::unpack(&any)?;
-        let greeting = <Greeting as prost::Message>::decode(record.value_bytes.as_slice())?;
+        let record = read_kafka_record::<Greeting>(&any)?;
         println!(
             "[t={:>2}min] kafka topic {:?}, key {:?}: {}",
             now / 60,
             record.topic,
             record.key,
-            greeting.text
+            record.value.text
         );
     }
     Ok(())

@@ -254,15 +254,21 @@ pub(crate) fn report_of(error: &dyn StdError) -> String {
         }
         cause = next.source();
     }
-    if text.len() > Error::MAX_REPORT_LEN {
-        let mut end = Error::MAX_REPORT_LEN - 3;
+    cut_with_ellipsis(&mut text, Error::MAX_REPORT_LEN);
+    text
+}
+
+/// Cuts `text` to at most `max` bytes (`max` ≥ 3), at a character boundary, ending in
+/// `...` when it was cut: how the crate bounds every text it quotes.
+pub(crate) fn cut_with_ellipsis(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max - 3;
         while !text.is_char_boundary(end) {
             end -= 1;
         }
         text.truncate(end);
         text.push_str("...");
     }
-    text
 }
 
 /// Quotes text that came from a request or a user, escaped and bounded, so that an error

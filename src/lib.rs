@@ -91,6 +91,12 @@ pub use prost;
 /// The `prost-types` version of the `Any` that [`Context`] sends and receives.
 pub use prost_types;
 
+/// The README's Rust blocks, compiled and run as doctests so that it cannot show code that
+/// does not build.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// What `message_union!` expands to needs; not part of the API.
 #[doc(hidden)]
 pub mod __private {

@@ -11,7 +11,10 @@ use prost::{Message, Name};
 use prost_types::Any;
 
 use super::http_client::{self, Endpoint};
-use super::{invocation_result, RemoteError};
+use super::{
+    invocation_result, read_kafka_record, read_kinesis_record, KafkaRecord, KinesisRecord,
+    RemoteError,
+};
 use crate::message::{unpack, UnpackError};
 use crate::address::{Address, FunctionType};
 use crate::error::{Error, Shown};
@@ -208,13 +211,28 @@ impl fmt::Display for RuntimeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RuntimeError::FunctionFailed {
-                address, message, ..
-            } => write!(
-                f,
-                "the batch for {} failed at the message {}",
-                Shown(&address.to_string()),
-                Described(message)
-            ),
+                address,
+                message,
+                source,
+            } => {
+                write!(
+                    f,
+                    "the batch for {} failed at the message {}",
+                    Shown(&address.to_string()),
+                    Described(message)
+                )?;
+                // The handler's text speaks of module.yaml; here the states come from the
+                // bindings and `declare_states`.
+                if let Some(state) = undeclared_state(source) {
+                    write!(
+                        f,
+                        " (locally, declare state {} with `.state(...)` on the binding, or \
+                         with `LocalRuntime::declare_states`)",
+                        Shown(state)
+                    )?;
+                }
+                Ok(())
+            }
             RuntimeError::RemoteFailed {
                 address,
                 message,
@@ -518,6 +536,55 @@ impl LocalRuntime {
         typename: &str,
     ) -> Result<Vec<M>, UnpackError> {
         self.egress(typename).iter().map(unpack).collect()
+    }
+
+    /// The Kafka records sent to the egress `typename` so far, their values decoded as
+    /// `M` (see [`read_kafka_record`](super::read_kafka_record)).
+    ///
+    /// ```
+    /// use statefun_sync::testing::LocalRuntime;
+    /// use statefun_sync::{kafka_egress_record, StatefulFunctions};
+    ///
+    /// let mut functions = StatefulFunctions::new();
+    /// functions.bind_typed("example/f", |ctx, seen: prost_types::Duration| {
+    ///     let id = ctx.address().id().to_owned();
+    ///     let record = kafka_egress_record("seen", &id, &seen)?;
+    ///     Ok(ctx.pack_and_send_egress("example/out", &record)?)
+    /// })?;
+    /// let mut runtime = LocalRuntime::new(functions);
+    /// let seen = prost_types::Duration { seconds: 4, nanos: 0 };
+    /// runtime.pack_and_send("example/f", "alice", &seen)?;
+    /// runtime.run()?;
+    ///
+    /// let records = runtime.kafka_records::<prost_types::Duration>("example/out")?;
+    /// assert_eq!((records[0].topic.as_str(), records[0].key.as_str()), ("seen", "alice"));
+    /// assert_eq!(records[0].value, seen);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The first [`UnpackError`]: a message that is no Kafka record, or whose value does
+    /// not decode.
+    pub fn kafka_records<M: Message + Name + Default>(
+        &self,
+        typename: &str,
+    ) -> Result<Vec<KafkaRecord<M>>, UnpackError> {
+        self.egress(typename).iter().map(read_kafka_record).collect()
+    }
+
+    /// The Kinesis records sent to the egress `typename` so far, their values decoded
+    /// as `M` (see [`read_kinesis_record`](super::read_kinesis_record)).
+    ///
+    /// # Errors
+    ///
+    /// The first [`UnpackError`]: a message that is no Kinesis record, or whose value
+    /// does not decode.
+    pub fn kinesis_records<M: Message + Name + Default>(
+        &self,
+        typename: &str,
+    ) -> Result<Vec<KinesisRecord<M>>, UnpackError> {
+        self.egress(typename).iter().map(read_kinesis_record).collect()
     }
 
     /// Takes the messages sent to the egress `typename` so far, leaving it empty.
@@ -903,6 +970,20 @@ fn invalid(source: Error) -> RuntimeError {
     RuntimeError::InvalidArgument { source }
 }
 
+/// The state a handler error says the request lacked, if that is what it says.
+fn undeclared_state(error: &Error) -> Option<&str> {
+    match error {
+        Error::UnknownState { state, .. } | Error::MissingDeclaredState { state, .. } => {
+            Some(state)
+        }
+        Error::FunctionFailed { source, .. } => source
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<Error>())
+            .and_then(undeclared_state),
+        _ => None,
+    }
+}
+
 /// The index of the invocation a handler error names, if it names one.
 fn failed_invocation(error: &Error) -> Option<usize> {
     match error {
@@ -921,4 +1002,30 @@ fn decode_reply(bytes: &[u8]) -> Result<from_function::InvocationResponse, Strin
     invocation_result(bytes)
         .map_err(|e| format!("it does not decode as a FromFunction: {e}"))?
         .ok_or_else(|| "the FromFunction has no invocation_result (field 100)".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_used_but_not_declared_is_explained_for_the_local_runtime() {
+        let mut functions = StatefulFunctions::new();
+        functions
+            .bind("test/f", |ctx, _| {
+                ctx.get_state("count")?;
+                Ok(())
+            })
+            .unwrap();
+        let mut runtime = LocalRuntime::new(functions);
+        runtime.send("test/f", "a", Any::default()).unwrap();
+        let report = runtime.run().unwrap_err().report();
+        assert!(
+            report.contains(
+                "declare state `count` with `.state(...)` on the binding, or with \
+                 `LocalRuntime::declare_states`"
+            ),
+            "{report}"
+        );
+    }
 }

@@ -78,9 +78,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod egress;
 mod http_client;
 mod local;
 
+pub use egress::{read_kafka_record, read_kinesis_record, KafkaRecord, KinesisRecord};
 pub use http_client::RemoteError;
 pub use local::{BatchRecord, Envelope, LocalRuntime, RuntimeError};
 
@@ -393,14 +395,37 @@ impl SentAfter {
 }
 
 impl Emitted {
-    /// The message unpacked into `M`, e.g. a
-    /// [`KafkaProducerRecord`](crate::proto::KafkaProducerRecord).
+    /// The message unpacked into `M`.
     ///
     /// # Errors
     ///
     /// [`UnpackError`] if it holds another message type, or does not decode.
     pub fn unpack<M: Message + Name + Default>(&self) -> Result<M, UnpackError> {
         unpack(&self.argument)
+    }
+
+    /// The Kafka record the message carries, its value decoded as `M` (see
+    /// [`read_kafka_record`]).
+    ///
+    /// # Errors
+    ///
+    /// [`UnpackError`] if it is no Kafka record, or the record or its value does not
+    /// decode.
+    pub fn kafka_record<M: Message + Name + Default>(&self) -> Result<KafkaRecord<M>, UnpackError> {
+        read_kafka_record(&self.argument)
+    }
+
+    /// The Kinesis record the message carries, its value decoded as `M` (see
+    /// [`read_kinesis_record`]).
+    ///
+    /// # Errors
+    ///
+    /// [`UnpackError`] if it is no Kinesis record, or the record or its value does not
+    /// decode.
+    pub fn kinesis_record<M: Message + Name + Default>(
+        &self,
+    ) -> Result<KinesisRecord<M>, UnpackError> {
+        read_kinesis_record(&self.argument)
     }
 }
 

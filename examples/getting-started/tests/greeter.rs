@@ -2,18 +2,11 @@
 
 use getting_started::example::{GreetRequest, GreetResponse, SeenCount};
 use getting_started::{functions, GREETER, GREETINGS};
-use prost::Message;
-use statefun_sync::proto::KafkaProducerRecord;
 use statefun_sync::testing::{LocalRuntime, Reply, Request};
 use statefun_sync::RequestReplyHandler;
 
 fn visit(name: &str) -> GreetRequest {
     GreetRequest { name: name.into() }
-}
-
-/// The greeting inside a Kafka record.
-fn greeting(record: &KafkaProducerRecord) -> anyhow::Result<String> {
-    Ok(GreetResponse::decode(record.value_bytes.as_slice())?.greeting)
 }
 
 #[test]
@@ -34,12 +27,12 @@ fn a_batch_counts_each_visit_and_greets_on_the_egress() -> anyhow::Result<()> {
     );
     let mut greetings = Vec::new();
     for emitted in reply.egresses_to(GREETINGS) {
-        let record: KafkaProducerRecord = emitted.unpack()?;
+        let record = emitted.kafka_record::<GreetResponse>()?;
         assert_eq!(
             (record.topic.as_str(), record.key.as_str()),
             ("greetings", "alice")
         );
-        greetings.push(greeting(&record)?);
+        greetings.push(record.value.greeting);
     }
     assert_eq!(
         greetings,
@@ -70,11 +63,11 @@ fn the_app_remembers_each_user() -> anyhow::Result<()> {
     runtime.pack_and_send(GREETER, "alice", &visit("Alice"))?;
     runtime.run()?;
 
-    let greetings = runtime
-        .egress_as::<KafkaProducerRecord>(GREETINGS)?
-        .iter()
-        .map(greeting)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let greetings: Vec<String> = runtime
+        .kafka_records::<GreetResponse>(GREETINGS)?
+        .into_iter()
+        .map(|record| record.value.greeting)
+        .collect();
     assert_eq!(
         greetings,
         [
