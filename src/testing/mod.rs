@@ -187,10 +187,10 @@ impl Request {
 pub(crate) fn invocation_result(
     bytes: &[u8],
 ) -> Result<Option<from_function::InvocationResponse>, prost::DecodeError> {
-    Ok(match proto::FromFunction::decode(bytes)?.response {
-        Some(from_function::Response::InvocationResult(response)) => Some(response),
-        None => None,
-    })
+    let reply = proto::FromFunction::decode(bytes)?;
+    Ok(reply
+        .response
+        .map(|from_function::Response::InvocationResult(response)| response))
 }
 
 /// A reply (a serialized `FromFunction`), decoded into what is easy to assert on.
