@@ -7,7 +7,7 @@
 //! ```
 //!
 //! By default it runs the crate's own server (`Server`, with the settings `serve()` uses);
-//! `--tiny-http` runs a `tiny_http::Server` answering through `tiny_http_adapter` instead,
+//! `--tiny-http` runs a `tiny_http::Server` answering through `http::tiny_http` instead,
 //! with two threads taking requests. Either way it stops by itself after `--seconds`.
 
 use std::sync::Arc;
@@ -84,7 +84,7 @@ fn tiny_http_server(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let server = Arc::new(tiny_http::Server::http(address)?);
     eprintln!(
-        "bench_server (tiny_http_adapter) at http://{}/statefun for {} s",
+        "bench_server (http::tiny_http) at http://{}/statefun for {} s",
         server.server_addr(),
         run_for.as_secs()
     );
@@ -97,7 +97,7 @@ fn tiny_http_server(
                     match server.recv_timeout(Duration::from_millis(100)) {
                         Ok(Some(request)) => {
                             if let Err(e) =
-                                statefun_sync::tiny_http_adapter::answer(&handler, request)
+                                statefun_sync::http::tiny_http::answer(&handler, request)
                             {
                                 eprintln!("could not answer: {e}");
                             }

@@ -11,17 +11,15 @@
 //! ```
 //!
 //! It builds the request with `statefun_sync::testing::Request` (carrying the states
-//! the app declares for the function), POSTs it over a plain `TcpStream`, and decodes
-//! the reply with `testing::Reply`.
+//! the app declares for the function), and sends it with `testing::call_remote`, which
+//! POSTs it as the runtime would and decodes the reply into a `testing::Reply`.
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use statefun_sync::testing::{Reply, Request, StateChange};
+use statefun_sync::testing::{call_remote, RemoteError, Reply, Request, StateChange};
 use statefun_sync::{pack, Address};
 
 use common::{describe, Admin, Count, Forget, User};
@@ -119,9 +117,9 @@ fn main() -> anyhow::Result<()> {
         }
         None => request.invoke(message.clone()),
     };
-    let body = request.to_bytes();
 
-    println!("POST http://{}{}", o.addr, o.path);
+    let url = format!("http://{}{}", o.addr, o.path);
+    println!("POST {url}");
     println!("  to {}/{}", o.function, o.id);
     if let Some(caller) = &o.caller {
         println!("  from {caller}");
@@ -132,21 +130,23 @@ fn main() -> anyhow::Result<()> {
     }
 
     let started = Instant::now();
-    let (status, content_type, reply) = post(&o.addr, &o.path, &body)?;
-    println!(
-        "HTTP {status}, {content_type}, {} bytes in {:.1?}",
-        reply.len(),
-        started.elapsed()
-    );
-    if status != 200 {
-        eprintln!(
-            "the server refused the batch: {}",
-            String::from_utf8_lossy(&reply).trim_end()
-        );
-        std::process::exit(1);
-    }
-
-    let reply = Reply::decode(&reply).context("the reply is not a FromFunction")?;
+    let reply = match call_remote(&url, &request, Duration::from_secs(30)) {
+        Ok(reply) => reply,
+        Err(RemoteError::Status { status, body }) => {
+            eprintln!(
+                "the server refused the batch: HTTP {status}: {}",
+                body.trim_end()
+            );
+            std::process::exit(1);
+        }
+        Err(err @ RemoteError::Io { .. }) => {
+            return Err(err).with_context(|| {
+                format!("no reply from {}: is the example server running?", o.addr)
+            })
+        }
+        Err(err) => return Err(err.into()),
+    };
+    println!("reply in {:.1?}", started.elapsed());
     print_reply(&reply);
     Ok(())
 }
@@ -187,44 +187,4 @@ fn none(empty: bool) -> &'static str {
     } else {
         ""
     }
-}
-
-/// POSTs `body` on a new connection and returns the status, content type and body.
-fn post(addr: &str, path: &str, body: &[u8]) -> anyhow::Result<(u16, String, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr)
-        .with_context(|| format!("cannot connect to {addr}: is the example server running?"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body);
-    stream.write_all(&request)?;
-
-    // `Connection: close`: the response ends with the stream.
-    let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes)?;
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut response = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(head_len) = response.parse(&bytes)? else {
-        bail!("the server closed the connection before a complete response");
-    };
-    let header = |name: &str| {
-        response
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).into_owned())
-    };
-    let content_type = header("Content-Type").unwrap_or_default();
-    let mut body = bytes[head_len..].to_vec();
-    if let Some(length) = header("Content-Length").and_then(|l| l.trim().parse().ok()) {
-        if body.len() < length {
-            bail!("the response body is {} of {length} bytes", body.len());
-        }
-        body.truncate(length);
-    }
-    Ok((response.code.unwrap_or(0), content_type, body))
 }

@@ -1,5 +1,5 @@
 //! The Python SDK's Flask example, on tiny_http: the example app served by a few threads
-//! that each answer requests with `tiny_http_adapter::answer`.
+//! that each answer requests with `http::tiny_http::answer`.
 //!
 //! ```text
 //! cargo run --example flask                       # http://127.0.0.1:8000/statefun
@@ -7,7 +7,7 @@
 //! ```
 //!
 //! tiny_http 0.12 leaves some connections of a burst of new connections unanswered (see
-//! `statefun_sync::tiny_http_adapter`): for the runtime's connection pool, use `serve()`
+//! `statefun_sync::http::tiny_http`): for the runtime's connection pool, use `serve()`
 //! as the `server` example does. This one is for services that already run tiny_http.
 
 mod common;
@@ -16,7 +16,8 @@ mod common;
 fn main() -> anyhow::Result<()> {
     use std::sync::Arc;
 
-    use statefun_sync::{tiny_http_adapter, RequestReplyHandler};
+    use statefun_sync::http::tiny_http as adapter;
+    use statefun_sync::RequestReplyHandler;
 
     let options = common::options();
     let functions = common::app::functions();
@@ -39,7 +40,7 @@ fn main() -> anyhow::Result<()> {
             let (server, handler) = (Arc::clone(&server), Arc::clone(&handler));
             std::thread::spawn(move || {
                 for request in server.incoming_requests() {
-                    if let Err(err) = tiny_http_adapter::answer(&handler, request) {
+                    if let Err(err) = adapter::answer(&handler, request) {
                         log::warn!("could not send a reply: {err}");
                     }
                 }

@@ -1,6 +1,6 @@
 //! Load and soak: sends N requests, good and bad mixed, from several client threads over
 //! loopback to the crate's server (`http::Server`, as `serve()` runs it) or to a tiny_http
-//! server answering through `tiny_http_adapter`, both in this process. Counts lost
+//! server answering through `http::tiny_http`, both in this process. Counts lost
 //! replies (no answer, or a partial one) and wrong ones (another status, another reply),
 //! and prints the process's resident memory (VmRSS) at 10 %, 50 % and 100 % of the run.
 //!
@@ -387,7 +387,7 @@ fn tiny_http_server(stop: Arc<AtomicBool>) -> (SocketAddr, Vec<thread::JoinHandl
             thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     if let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(50)) {
-                        let _ = statefun_sync::tiny_http_adapter::answer_with(
+                        let _ = statefun_sync::http::tiny_http::answer_with(
                             &endpoint, &handler, request,
                         );
                     }
@@ -432,7 +432,7 @@ fn main() -> ExitCode {
         options.requests,
         options.threads,
         options.reconnect_every,
-        if options.tiny_http { "tiny_http_adapter" } else { "http::Server (serve())" }
+        if options.tiny_http { "http::tiny_http" } else { "http::Server (serve())" }
     );
 
     let tally = Arc::new(Tally::default());

@@ -6,8 +6,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::Error;
 use crate::proto::polyglot as wire;
+use crate::text::Shown;
 
 /// A function type, `namespace/name`: what a function is bound under, and the first two
 /// parts of every [`Address`].
@@ -20,7 +20,7 @@ use crate::proto::polyglot as wire;
 /// assert_eq!(greeter.name(), "greeter");
 /// assert_eq!(greeter.to_string(), "com.example/app/greeter");
 /// assert!("/greeter".parse::<FunctionType>().is_err());
-/// # Ok::<(), statefun_sync::Error>(())
+/// # Ok::<(), statefun_sync::InvalidTypename>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FunctionType {
@@ -61,8 +61,8 @@ impl FunctionType {
     /// The split is at the **last** `/`, so a namespace may itself contain slashes
     /// (`com.example/app/greeter` is namespace `com.example/app`, name `greeter`), as
     /// the Python SDK's `parse_typename` does. Both parts must be non-empty.
-    pub(crate) fn split(typename: &str) -> Result<(&str, &str), Error> {
-        let invalid = |reason| Error::InvalidTypename {
+    pub(crate) fn split(typename: &str) -> Result<(&str, &str), InvalidTypename> {
+        let invalid = |reason| InvalidTypename {
             input: typename.to_owned(),
             reason,
         };
@@ -86,15 +86,15 @@ impl FunctionType {
 }
 
 impl FromStr for FunctionType {
-    type Err = Error;
+    type Err = InvalidTypename;
 
     /// Parses `namespace/name`, split at the last `/`, both parts non-empty.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidTypename`], quoting the input, if it has no `/`, or if the part
-    /// before or after the last `/` is empty.
-    fn from_str(typename: &str) -> Result<Self, Error> {
+    /// [`InvalidTypename`], quoting the input, if it has no `/`, or if the part before
+    /// or after the last `/` is empty.
+    fn from_str(typename: &str) -> Result<Self, InvalidTypename> {
         let (namespace, name) = FunctionType::split(typename)?;
         Ok(FunctionType::new(namespace, name))
     }
@@ -105,6 +105,41 @@ impl fmt::Display for FunctionType {
         write!(f, "{}/{}", self.namespace, self.name)
     }
 }
+
+/// Why a text is not a function type `namespace/name`; inside the crate's [`Error`] it is
+/// [`Error::InvalidTypename`](crate::Error::InvalidTypename).
+///
+/// [`Error`]: crate::Error
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidTypename {
+    input: String,
+    reason: &'static str,
+}
+
+impl InvalidTypename {
+    /// The text as given.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+
+    /// What is wrong with it.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+impl fmt::Display for InvalidTypename {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid function type {}: {}",
+            Shown(&self.input),
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for InvalidTypename {}
 
 /// Compares with a function type written as text, e.g. `function_type == "ex/greeter"`.
 impl PartialEq<str> for FunctionType {
@@ -127,7 +162,7 @@ impl PartialEq<&str> for FunctionType {
 /// let address = Address::from_typename("example/greeter", "alice")?;
 /// assert_eq!(address.function_type(), "example/greeter");
 /// assert_eq!(address.to_string(), "example/greeter/alice");
-/// # Ok::<(), statefun_sync::Error>(())
+/// # Ok::<(), statefun_sync::InvalidTypename>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Address {
@@ -160,9 +195,9 @@ impl Address {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidTypename`] if `typename` is not `namespace/name` with both parts
+    /// [`InvalidTypename`] if `typename` is not `namespace/name` with both parts
     /// non-empty (see [`FunctionType`]).
-    pub fn from_typename(typename: &str, id: impl Into<String>) -> Result<Self, Error> {
+    pub fn from_typename(typename: &str, id: impl Into<String>) -> Result<Self, InvalidTypename> {
         Ok(Address::of(typename.parse()?, id))
     }
 
@@ -238,10 +273,7 @@ mod tests {
     fn malformed_typenames_are_rejected_with_the_input_quoted() {
         for input in ["", "/", "/bar", "n/", "noslash", "a/b/"] {
             let err = input.parse::<FunctionType>().unwrap_err();
-            assert!(
-                matches!(&err, Error::InvalidTypename { input: quoted, .. } if quoted == input),
-                "input {input:?}: {err:?}"
-            );
+            assert_eq!(err.input(), input);
             assert!(err.to_string().contains(&format!("`{input}`")), "{err}");
             assert_ne!(FunctionType::default(), input);
         }
@@ -261,7 +293,10 @@ mod tests {
     fn addresses_convert_to_the_wire_and_back() {
         let address = Address::new("ns", "f", "1");
         let on_wire = wire::Address::from(&address);
-        assert_eq!((on_wire.namespace.as_str(), on_wire.r#type.as_str()), ("ns", "f"));
+        assert_eq!(
+            (on_wire.namespace.as_str(), on_wire.r#type.as_str()),
+            ("ns", "f")
+        );
         assert_eq!(Address::from(on_wire), address);
     }
 }

@@ -7,11 +7,12 @@ use prost::{Message, Name};
 use prost_types::Any;
 
 use crate::address::{Address, FunctionType};
-use crate::error::{Error, Shown};
+use crate::error::Error;
 use crate::message::{is_type, Packed};
 use crate::protocol::{
     AddressRef, Caller, Change, Effects, Mutations, Payload, Protocol, States, WireError,
 };
+use crate::text::Shown;
 
 /// What a function sees of the batch it runs in, and how it acts: its address, the
 /// current message's caller, its states, and the messages it sends.
@@ -20,17 +21,8 @@ use crate::protocol::{
 /// invocation of the batch reads. Everything a function does through it is collected and
 /// becomes the reply only when the whole batch succeeded.
 ///
-/// | method | what it does |
-/// |---|---|
-/// | [`address`](Self::address) | the address being invoked |
-/// | [`caller`](Self::caller) | who sent the current message; `None` from an ingress |
-/// | [`send`](Self::send) / [`pack_and_send`](Self::pack_and_send) | message another function |
-/// | [`reply`](Self::reply) / [`pack_and_reply`](Self::pack_and_reply) | message the caller |
-/// | [`send_after`](Self::send_after) / [`pack_and_send_after`](Self::pack_and_send_after) | message a function after a delay |
-/// | [`send_egress`](Self::send_egress) / [`pack_and_send_egress`](Self::pack_and_send_egress) | message an egress |
-/// | [`get_state`](Self::get_state) / [`unpack_state`](Self::unpack_state) | read a state |
-/// | [`set_state`](Self::set_state) / [`pack_and_set_state`](Self::pack_and_set_state) | write a state |
-/// | [`delete_state`](Self::delete_state) | clear a state |
+/// The methods at a glance, with the errors each can return, are in the crate's
+/// [Context reference](crate#context-reference).
 ///
 /// The `pack_and_` forms take a protobuf message and pack it into an `Any` under
 /// `type.googleapis.com/<full name>` (the message type needs [`prost::Name`]).
@@ -50,7 +42,11 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    pub(crate) fn new(protocol: &'static dyn Protocol, address: Address, states: States<'a>) -> Self {
+    pub(crate) fn new(
+        protocol: &'static dyn Protocol,
+        address: Address,
+        states: States<'a>,
+    ) -> Self {
         Context {
             protocol,
             address,

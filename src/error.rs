@@ -3,7 +3,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use crate::address::{Address, FunctionType};
+use crate::address::{Address, FunctionType, InvalidTypename};
+use crate::text::{cut_with_ellipsis, Shown};
 
 /// What went wrong while binding a function, inside a function's call to
 /// [`Context`](crate::Context), or while handling a batch.
@@ -19,12 +20,7 @@ use crate::address::{Address, FunctionType};
 #[non_exhaustive]
 pub enum Error {
     /// A function type is not `namespace/name` with both parts non-empty.
-    InvalidTypename {
-        /// The function type as given.
-        input: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    InvalidTypename(InvalidTypename),
     /// [`StatefulFunctions::bind`](crate::StatefulFunctions::bind) was called twice for one function type.
     DuplicateFunction {
         /// The function type.
@@ -143,43 +139,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// The HTTP status for this error.
-    ///
-    /// The 2.2 runtime retries 5xx answers until the function's timeout and fails the
-    /// job at once on other 4xx, so the status is a decision:
-    ///
-    /// | status | errors |
-    /// |---|---|
-    /// | 400 | [`MalformedRequest`](Error::MalformedRequest), [`NoInvocation`](Error::NoInvocation), [`MissingDeclaredState`](Error::MissingDeclaredState), and what the request's data makes a function fail on: [`UnknownState`](Error::UnknownState), [`UnreadableState`](Error::UnreadableState), [`UnexpectedMessageType`](Error::UnexpectedMessageType), [`MalformedArgument`](Error::MalformedArgument) |
-    /// | 404 | [`UnknownFunctionType`](Error::UnknownFunctionType) |
-    /// | 413 | [`TooManyInvocations`](Error::TooManyInvocations), [`TooManyStates`](Error::TooManyStates) |
-    /// | 500 | everything else: a function that failed or panicked, and the errors a function causes through its own calls on the [`Context`](crate::Context) ([`NoCaller`](Error::NoCaller), [`InvalidArgument`](Error::InvalidArgument)) |
-    ///
-    /// A [`FunctionFailed`](Error::FunctionFailed) whose cause is one of the 400 errors
-    /// above (a function passed it up with `?` and its own `.context(...)`) is a 400 too.
-    pub fn status(&self) -> u16 {
-        match self {
-            Error::MalformedRequest { .. }
-            | Error::NoInvocation
-            | Error::MissingDeclaredState { .. } => 400,
-            error if error.is_caused_by_request_data() => 400,
-            Error::UnknownFunctionType { .. } => 404,
-            Error::TooManyInvocations { .. } | Error::TooManyStates { .. } => 413,
-            Error::FunctionFailed { source, .. } => {
-                let caused_by_data = source
-                    .chain()
-                    .filter_map(|cause| cause.downcast_ref::<Error>())
-                    .any(Error::is_caused_by_request_data);
-                if caused_by_data {
-                    400
-                } else {
-                    500
-                }
-            }
-            _ => 500,
-        }
-    }
-
     /// The address the error is about: the request's target for the errors of
     /// [`RequestReplyHandler::handle`](crate::RequestReplyHandler::handle) once the
     /// request decoded, the invoked address for those of a function; `None` for a body
@@ -198,7 +157,7 @@ impl Error {
             | Error::NoCaller { address, .. }
             | Error::FunctionFailed { address, .. }
             | Error::FunctionPanicked { address, .. } => Some(address),
-            Error::InvalidTypename { .. }
+            Error::InvalidTypename(_)
             | Error::DuplicateFunction { .. }
             | Error::MalformedRequest { .. }
             | Error::NoInvocation
@@ -258,49 +217,10 @@ pub(crate) fn report_of(error: &dyn StdError) -> String {
     text
 }
 
-/// Cuts `text` to at most `max` bytes (`max` ≥ 3), at a character boundary, ending in
-/// `...` when it was cut: how the crate bounds every text it quotes.
-pub(crate) fn cut_with_ellipsis(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut end = max - 3;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str("...");
-    }
-}
-
-/// Quotes text that came from a request or a user, escaped and bounded, so that an error
-/// message or a log line never carries raw control bytes or megabytes of input.
-pub(crate) struct Shown<'a>(pub(crate) &'a str);
-
-impl fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const MAX_CHARS: usize = 200;
-        f.write_str("`")?;
-        for (i, c) in self.0.chars().enumerate() {
-            if i == MAX_CHARS {
-                return write!(f, "...` ({} bytes)", self.0.len());
-            }
-            if c == '`' {
-                f.write_str("\\`")?;
-            } else if c.is_control() {
-                write!(f, "{}", c.escape_default())?;
-            } else {
-                write!(f, "{c}")?;
-            }
-        }
-        f.write_str("`")
-    }
-}
-
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidTypename { input, reason } => {
-                write!(f, "invalid function type {}: {reason}", Shown(input))
-            }
+            Error::InvalidTypename(invalid) => invalid.fmt(f),
             Error::DuplicateFunction { function_type } => write!(
                 f,
                 "a function is already bound to type {}",
@@ -422,6 +342,12 @@ impl fmt::Display for Error {
     }
 }
 
+impl From<InvalidTypename> for Error {
+    fn from(invalid: InvalidTypename) -> Self {
+        Error::InvalidTypename(invalid)
+    }
+}
+
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
@@ -443,20 +369,10 @@ mod tests {
     /// variants box their address, and a change that grows the error shows up here.
     #[test]
     fn an_error_is_eight_words() {
-        assert_eq!(std::mem::size_of::<Error>(), 8 * std::mem::size_of::<usize>());
-    }
-
-    #[test]
-    fn shown_escapes_control_characters_and_backticks() {
-        assert_eq!(Shown("a\nb`c").to_string(), "`a\\nb\\`c`");
-    }
-
-    #[test]
-    fn shown_bounds_long_input() {
-        let long = "x".repeat(10_000);
-        let shown = Shown(&long).to_string();
-        assert!(shown.len() < 260, "{shown}");
-        assert!(shown.ends_with("(10000 bytes)"), "{shown}");
+        assert_eq!(
+            std::mem::size_of::<Error>(),
+            8 * std::mem::size_of::<usize>()
+        );
     }
 
     #[test]

@@ -7,9 +7,10 @@ use std::time::Instant;
 use log::{debug, log_enabled, Level};
 
 use crate::context::Context;
-use crate::error::{Error, Shown};
+use crate::error::Error;
 use crate::protocol::{Limits, Protocol, V2};
 use crate::registry::StatefulFunctions;
+use crate::text::Shown;
 
 /// Answers the runtime's requests with the bound functions: request bytes in, reply bytes
 /// out. It does no I/O and needs no async runtime; share it between threads (it is `Sync`)

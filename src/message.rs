@@ -6,8 +6,6 @@ use std::fmt;
 use prost::{Message, Name};
 use prost_types::Any;
 
-use crate::protocol::Payload;
-
 /// A function argument that can be decoded from the `Any` a message travels in: any
 /// prost message with [`prost::Name`] (generated with `enable_type_names()`), or an enum of
 /// several made with [`message_union!`](crate::message_union).
@@ -69,6 +67,39 @@ pub(crate) fn is_type<M: Name>(type_url: &str) -> bool {
         }
     };
     rest.ends_with('/')
+}
+
+/// A value to send or store: its type and its bytes, written straight into the reply by
+/// the protocol, in whatever message the protocol wraps values in (2.2: `Any`). This is
+/// the one shape in which the core hands a value to a protocol.
+pub(crate) trait Payload {
+    /// The length of the type (a type URL), in bytes; 0 for none.
+    fn type_len(&self) -> usize;
+    /// Appends the type.
+    fn put_type(&self, buf: &mut Vec<u8>);
+    /// The length of the value, in bytes.
+    fn value_len(&self) -> usize;
+    /// Appends the value.
+    fn put_value(&self, buf: &mut Vec<u8>);
+}
+
+/// An `Any` sends its type URL and value as they are.
+impl Payload for Any {
+    fn type_len(&self) -> usize {
+        self.type_url.len()
+    }
+
+    fn put_type(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.type_url.as_bytes());
+    }
+
+    fn value_len(&self) -> usize {
+        self.value.len()
+    }
+
+    fn put_value(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&self.value);
+    }
 }
 
 /// The type URL prefix the runtime and every Stateful Functions SDK pack with.
@@ -203,7 +234,6 @@ impl StdError for UnpackError {
         }
     }
 }
-
 
 /// Defines an enum of message types that a function accepts, the Rust form of the
 /// Python SDK's `typing.Union[User, Admin]`, and implements [`FromAny`] for it, so

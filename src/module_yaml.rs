@@ -15,10 +15,31 @@ pub struct ModuleYaml<'a> {
     endpoint: &'a str,
 }
 
-impl<'a> ModuleYaml<'a> {
-    pub(crate) fn new(functions: &'a StatefulFunctions, endpoint: &'a str) -> Self {
+/// Written here rather than in `registry.rs`, so that the registry knows nothing of the
+/// deployment format.
+impl StatefulFunctions {
+    /// The `module.yaml` (format version `2.0`) that deploys every bound function as a
+    /// remote function at `endpoint`, e.g. `http://functions:8000/statefun`, with the
+    /// states and settings each [`Binding`](crate::Binding) declares. Print it, or `to_string()` it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use statefun_sync::{Expiration, StateSpec, StatefulFunctions};
+    ///
+    /// let mut functions = StatefulFunctions::new();
+    /// functions
+    ///     .bind("example/greeter", |_, _| Ok(()))?
+    ///     .state("seen")
+    ///     .state(StateSpec::new("session").expire(Expiration::AfterInvoke(Duration::from_secs(300))))
+    ///     .max_num_batch_requests(500);
+    /// let yaml = functions.module_yaml("http://functions:8000/statefun").to_string();
+    /// assert!(yaml.contains("type: example/greeter"));
+    /// assert!(yaml.contains("expireAfter: 5min"));
+    /// # Ok::<(), statefun_sync::Error>(())
+    /// ```
+    pub fn module_yaml<'a>(&'a self, endpoint: &'a str) -> ModuleYaml<'a> {
         ModuleYaml {
-            functions,
+            functions: self,
             endpoint,
         }
     }

@@ -9,7 +9,6 @@ use crate::address::FunctionType;
 use crate::context::Context;
 use crate::error::Error;
 use crate::message::FromAny;
-use crate::module_yaml::ModuleYaml;
 use crate::protocol::RawArgument;
 
 /// A bound function, type-erased: every binding becomes one of these.
@@ -64,7 +63,11 @@ impl BoundFunction {
     }
 
     /// Runs the function on one invocation's argument.
-    pub(crate) fn call(&self, ctx: &mut Context<'_>, argument: RawArgument<'_>) -> anyhow::Result<()> {
+    pub(crate) fn call(
+        &self,
+        ctx: &mut Context<'_>,
+        argument: RawArgument<'_>,
+    ) -> anyhow::Result<()> {
         (self.function)(ctx, argument)
     }
 
@@ -212,37 +215,15 @@ impl StatefulFunctions {
 
     /// The function bound to `function_type`.
     pub(crate) fn get(&self, function_type: &FunctionType) -> Option<&BoundFunction> {
-        self.entries
-            .iter()
-            .find(|e| e.function_type.is(function_type.namespace(), function_type.name()))
+        self.entries.iter().find(|e| {
+            e.function_type
+                .is(function_type.namespace(), function_type.name())
+        })
     }
 
     /// Every binding, in the order they were bound.
     pub(crate) fn bindings(&self) -> impl Iterator<Item = &BoundFunction> + '_ {
         self.entries.iter()
-    }
-
-    /// The `module.yaml` (format version `2.0`) that deploys every bound function as a
-    /// remote function at `endpoint`, e.g. `http://functions:8000/statefun`, with the
-    /// states and settings each [`Binding`] declares. Print it, or `to_string()` it.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use statefun_sync::{Expiration, StateSpec, StatefulFunctions};
-    ///
-    /// let mut functions = StatefulFunctions::new();
-    /// functions
-    ///     .bind("example/greeter", |_, _| Ok(()))?
-    ///     .state("seen")
-    ///     .state(StateSpec::new("session").expire(Expiration::AfterInvoke(Duration::from_secs(300))))
-    ///     .max_num_batch_requests(500);
-    /// let yaml = functions.module_yaml("http://functions:8000/statefun").to_string();
-    /// assert!(yaml.contains("type: example/greeter"));
-    /// assert!(yaml.contains("expireAfter: 5min"));
-    /// # Ok::<(), statefun_sync::Error>(())
-    /// ```
-    pub fn module_yaml<'a>(&'a self, endpoint: &'a str) -> ModuleYaml<'a> {
-        ModuleYaml::new(self, endpoint)
     }
 }
 

@@ -5,11 +5,12 @@
 //! A counting global allocator measures it. It counts only on the thread that asked for
 //! it, so the test harness's own threads do not disturb the figures.
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-#[path = "../benches/workloads/functions.rs"]
-mod workloads;
+use support::workloads;
 
 struct Counting;
 

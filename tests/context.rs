@@ -1,13 +1,13 @@
 //! Every `Context` method, through a real batch.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{caller, handler_for, ping, run, run_err, Admin, SeenCount};
 use prost_types::Any;
 use statefun_sync::testing::{Request, StateChange};
 use statefun_sync::{pack, Address, Error};
+use support::{caller, handler_for, ping, run, run_err, Admin, SeenCount};
 
 fn one_invocation(typename: &str) -> Request {
     Request::to(typename, "me").invoke_from(caller(), ping(0))
@@ -84,7 +84,7 @@ fn send_refuses_an_empty_id_and_a_malformed_typename() {
                 Error::InvalidArgument {
                     operation: "send",
                     ..
-                } | Error::InvalidTypename { .. }
+                } | Error::InvalidTypename(_)
             ),
             "{err:?}"
         );

@@ -1,15 +1,15 @@
 //! Every error variant: when it happens, what it says, which HTTP status it maps to, and
 //! that a failed batch never produces a reply.
 
-mod common;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{caller, handler_for, ping, run, run_err, SeenCount};
 use prost::Message;
 use statefun_sync::testing::Request;
 use statefun_sync::{Address, Error, RequestReplyHandler, StatefulFunctions};
+use support::{caller, handler_for, ping, run, run_err, SeenCount};
 
 #[test]
 fn binding_a_malformed_typename_is_an_error_quoting_it() {
@@ -17,7 +17,7 @@ fn binding_a_malformed_typename_is_an_error_quoting_it() {
     for typename in ["", "greeter", "/greeter", "example/"] {
         let err = functions.bind(typename, |_, _| Ok(())).unwrap_err();
         assert!(
-            matches!(&err, Error::InvalidTypename { input, .. } if input == typename),
+            matches!(&err, Error::InvalidTypename(invalid) if invalid.input() == typename),
             "{err:?}"
         );
         assert!(err.to_string().contains(&format!("`{typename}`")), "{err}");

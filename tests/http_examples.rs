@@ -1,19 +1,19 @@
 //! The example app (`examples/common/app.rs`) over `serve()`'s server, as `cargo run
 //! --example server` runs it, and its deployment file.
 
-#[path = "../examples/common/mod.rs"]
-mod common;
-mod http_support;
+#![cfg(feature = "server")]
+
+mod support;
 
 use std::time::Duration;
 
-use common::{app, Count, Response, User, DEPLOY_ENDPOINT};
-use http_support::Client;
 use prost_types::Any;
 use statefun_sync::http::Server;
 use statefun_sync::proto::KafkaProducerRecord;
 use statefun_sync::testing::{Reply, Request};
 use statefun_sync::{pack, Address, FromAny, RequestReplyHandler};
+use support::examples::{app, Count, Forget, Response, User, DEPLOY_ENDPOINT};
+use support::http::Client;
 
 fn joe() -> User {
     User {
@@ -66,7 +66,7 @@ fn the_count_greeter_counts_in_state_greets_on_the_egress_and_forgets() {
         &server,
         Request::to("example/count", "joe")
             .with_packed_state("count", &Count { value: 3 })
-            .pack_and_invoke(&common::Forget {}),
+            .pack_and_invoke(&Forget {}),
     );
     assert!(reply.deleted("count"));
 }

@@ -4,17 +4,20 @@
 //! ```text
 //! cargo test --release --test http_measure -- --ignored --nocapture --test-threads 1
 //! ```
-#![cfg(feature = "tiny-http")]
+#![cfg(all(feature = "server", feature = "tiny-http"))]
 
-mod http_support;
+mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use http_support::{burst, echo_request, handler, Client, TinyServer};
 use statefun_sync::http::Server;
+use support::http::{burst, echo_request, handler, Client, TinyServer};
+use support::raise_fd_limit;
 
 const RUNS: usize = 5;
+/// Open files at once: both ends of the 1,024 idle connections, and some to spare.
+const IDLE_FILES: u64 = 2 * 1024 + 64;
 const WITHIN: Duration = Duration::from_secs(3);
 
 /// `start` returns a fresh server's address and the server, which stops when dropped.
@@ -109,6 +112,9 @@ fn rss() -> String {
 #[test]
 #[ignore = "a measurement; run with --ignored --nocapture"]
 fn measure_serve() {
+    if !raise_fd_limit(IDLE_FILES) {
+        return;
+    }
     bursts("serve()", &|| {
         let server = Server::builder()
             .bind("127.0.0.1:0")
@@ -127,6 +133,9 @@ fn measure_serve() {
 #[test]
 #[ignore = "a measurement; run with --ignored --nocapture"]
 fn measure_tiny_http_adapter() {
+    if !raise_fd_limit(IDLE_FILES) {
+        return;
+    }
     bursts("tiny_http adapter (4 recv threads)", &|| {
         let server = TinyServer::start(handler(), 4);
         (server.addr, Box::new(server))

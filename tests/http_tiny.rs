@@ -1,11 +1,11 @@
 //! The tiny_http adapter over real loopback HTTP: the same rules as `serve()`.
 #![cfg(feature = "tiny-http")]
 
-mod http_support;
+mod support;
 
 use std::thread;
 
-use http_support::{
+use support::http::{
     chunked, echo_request, error_cases, handler, post, Client, HttpResponse, TinyServer,
 };
 

@@ -526,7 +526,11 @@ fn a_failing_batch_names_address_and_message_and_is_not_applied() {
         matches!(source, Error::FunctionFailed { invocation: 1, .. }),
         "{source:?}"
     );
-    assert!(err.report().contains("negative input -5"), "{}", err.report());
+    assert!(
+        err.report().contains("negative input -5"),
+        "{}",
+        err.report()
+    );
     // Not applied: the state and the egress are as before the batch.
     assert_eq!(
         runtime

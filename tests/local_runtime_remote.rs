@@ -9,11 +9,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use prost_types::Any;
-use statefun_sync::http::Server;
 use statefun_sync::proto::{self, from_function, to_function};
 use statefun_sync::testing::{LocalRuntime, RemoteError, RuntimeError};
-use statefun_sync::{pack, Address, Context, RequestReplyHandler, StatefulFunctions};
+use statefun_sync::{pack, Address, StatefulFunctions};
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct Count {
@@ -30,105 +28,116 @@ fn count(n: i64) -> Count {
     Count { n }
 }
 
-/// Served remotely: `remote/doubler` replies with twice the number, counting its calls
-/// in state `calls`.
-fn doubler_handler() -> RequestReplyHandler {
-    let mut functions = StatefulFunctions::new();
-    functions
-        .bind_typed("remote/doubler", |ctx: &mut Context, message: Count| {
-            let calls = ctx.unpack_state::<Count>("calls")?.unwrap_or_default().n + 1;
-            ctx.pack_and_set_state("calls", &count(calls))?;
-            ctx.pack_and_reply(&count(message.n * 2))?;
-            Ok(())
-        })
-        .unwrap()
-        .state("calls");
-    RequestReplyHandler::new(functions)
-}
+/// A function served over HTTP, by the crate's server or by the tiny_http adapter, beside
+/// a local one.
+#[cfg(any(feature = "server", feature = "tiny-http"))]
+mod behind_a_server {
+    use prost_types::Any;
+    use statefun_sync::{Context, RequestReplyHandler};
 
-/// In process: `local/asker` asks `remote/doubler/d` about each ingress number and
-/// emits the answers to `local/answers`.
-fn asker_runtime(endpoint: &str) -> LocalRuntime {
-    let mut functions = StatefulFunctions::new();
-    functions
-        .bind("local/asker", |ctx: &mut Context, message: Any| {
-            if ctx.caller().is_some() {
-                ctx.send_egress("local/answers", message)?;
-            } else {
-                ctx.send("remote/doubler", "d", message)?;
-            }
-            Ok(())
-        })
-        .unwrap();
-    LocalRuntime::new(functions)
-        .route_to_endpoint("remote/doubler", endpoint)
-        .unwrap()
-        .declare_states("remote/doubler", ["calls"])
-        .unwrap()
-}
+    use super::*;
 
-fn ask_twice(runtime: &mut LocalRuntime) {
-    runtime
-        .pack_and_send("local/asker", "a", &count(21))
-        .unwrap();
-    runtime.run().unwrap();
-    runtime
-        .pack_and_send("local/asker", "a", &count(5))
-        .unwrap();
-    runtime.run().unwrap();
-}
+    /// Served remotely: `remote/doubler` replies with twice the number, counting its calls
+    /// in state `calls`.
+    fn doubler_handler() -> RequestReplyHandler {
+        let mut functions = StatefulFunctions::new();
+        functions
+            .bind_typed("remote/doubler", |ctx: &mut Context, message: Count| {
+                let calls = ctx.unpack_state::<Count>("calls")?.unwrap_or_default().n + 1;
+                ctx.pack_and_set_state("calls", &count(calls))?;
+                ctx.pack_and_reply(&count(message.n * 2))?;
+                Ok(())
+            })
+            .unwrap()
+            .state("calls");
+        RequestReplyHandler::new(functions)
+    }
 
-#[test]
-fn a_function_behind_the_crates_server_runs_next_to_a_local_one() {
-    let server = Server::builder()
-        .bind("127.0.0.1:0")
-        .start(doubler_handler())
-        .unwrap();
-    let url = format!("http://{}{}", server.local_addr(), server.path());
-    let mut runtime = asker_runtime(&url);
-
-    ask_twice(&mut runtime);
-
-    assert_eq!(
-        runtime.egress_as::<Count>("local/answers").unwrap(),
-        [count(42), count(10)]
-    );
-    // The runtime keeps the remote function's state and sends it back each time.
-    assert_eq!(
-        runtime
-            .unpack_state::<Count>("remote/doubler", "d", "calls")
-            .unwrap(),
-        Some(count(2))
-    );
-    server.shutdown();
-}
-
-#[cfg(feature = "tiny-http")]
-#[test]
-fn a_function_behind_the_tiny_http_adapter_runs_next_to_a_local_one() {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let addr = server.server_addr().to_ip().unwrap();
-    let serving = thread::spawn(move || {
-        let handler = doubler_handler();
-        // Two batches, then it stops; a bounded wait keeps a failing test from hanging.
-        for _ in 0..2 {
-            match server.recv_timeout(Duration::from_secs(10)) {
-                Ok(Some(request)) => {
-                    statefun_sync::tiny_http_adapter::answer(&handler, request).unwrap()
+    /// In process: `local/asker` asks `remote/doubler/d` about each ingress number and
+    /// emits the answers to `local/answers`.
+    fn asker_runtime(endpoint: &str) -> LocalRuntime {
+        let mut functions = StatefulFunctions::new();
+        functions
+            .bind("local/asker", |ctx: &mut Context, message: Any| {
+                if ctx.caller().is_some() {
+                    ctx.send_egress("local/answers", message)?;
+                } else {
+                    ctx.send("remote/doubler", "d", message)?;
                 }
-                _ => return,
+                Ok(())
+            })
+            .unwrap();
+        LocalRuntime::new(functions)
+            .route_to_endpoint("remote/doubler", endpoint)
+            .unwrap()
+            .declare_states("remote/doubler", ["calls"])
+            .unwrap()
+    }
+
+    fn ask_twice(runtime: &mut LocalRuntime) {
+        runtime
+            .pack_and_send("local/asker", "a", &count(21))
+            .unwrap();
+        runtime.run().unwrap();
+        runtime
+            .pack_and_send("local/asker", "a", &count(5))
+            .unwrap();
+        runtime.run().unwrap();
+    }
+
+    #[cfg(feature = "server")]
+    #[test]
+    fn a_function_behind_the_crates_server_runs_next_to_a_local_one() {
+        let server = statefun_sync::http::Server::builder()
+            .bind("127.0.0.1:0")
+            .start(doubler_handler())
+            .unwrap();
+        let url = format!("http://{}{}", server.local_addr(), server.path());
+        let mut runtime = asker_runtime(&url);
+
+        ask_twice(&mut runtime);
+
+        assert_eq!(
+            runtime.egress_as::<Count>("local/answers").unwrap(),
+            [count(42), count(10)]
+        );
+        // The runtime keeps the remote function's state and sends it back each time.
+        assert_eq!(
+            runtime
+                .unpack_state::<Count>("remote/doubler", "d", "calls")
+                .unwrap(),
+            Some(count(2))
+        );
+        server.shutdown();
+    }
+
+    #[cfg(feature = "tiny-http")]
+    #[test]
+    fn a_function_behind_the_tiny_http_adapter_runs_next_to_a_local_one() {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let addr = server.server_addr().to_ip().unwrap();
+        let serving = thread::spawn(move || {
+            let handler = doubler_handler();
+            // Two batches, then it stops; a bounded wait keeps a failing test from hanging.
+            for _ in 0..2 {
+                match server.recv_timeout(Duration::from_secs(10)) {
+                    Ok(Some(request)) => {
+                        statefun_sync::http::tiny_http::answer(&handler, request).unwrap()
+                    }
+                    _ => return,
+                }
             }
-        }
-    });
-    let mut runtime = asker_runtime(&format!("http://{addr}/statefun"));
+        });
+        let mut runtime = asker_runtime(&format!("http://{addr}/statefun"));
 
-    ask_twice(&mut runtime);
+        ask_twice(&mut runtime);
 
-    assert_eq!(
-        runtime.egress_as::<Count>("local/answers").unwrap(),
-        [count(42), count(10)]
-    );
-    serving.join().unwrap();
+        assert_eq!(
+            runtime.egress_as::<Count>("local/answers").unwrap(),
+            [count(42), count(10)]
+        );
+        serving.join().unwrap();
+    }
 }
 
 /// A one-connection endpoint: sends back the request body it got, and answers with

@@ -1,17 +1,17 @@
 //! The Python SDK 2.2.2 test suite (`tests/*_test.py`), behaviour by behaviour, through
 //! the public API.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{caller, handler_for, run, Admin, LoginEvent, SeenCount};
 use prost_types::Any;
 use statefun_sync::testing::{Request, StateChange};
 use statefun_sync::{
-    kafka_egress_record, kinesis_egress_record, message_union, pack, Address, FunctionType,
-    Context, Error, FromAny, RequestReplyHandler, StatefulFunctions,
+    kafka_egress_record, kinesis_egress_record, message_union, pack, Address, Context, Error,
+    FromAny, FunctionType, RequestReplyHandler, StatefulFunctions,
 };
+use support::{caller, handler_for, run, Admin, LoginEvent, SeenCount};
 
 // request_reply_test.py: test_integration ------------------------------------------------
 
@@ -297,10 +297,7 @@ fn typename_example() {
 fn typename_errors() {
     for input in ["/bar", "n/", "/", ""] {
         assert!(
-            matches!(
-                input.parse::<FunctionType>(),
-                Err(Error::InvalidTypename { .. })
-            ),
+            matches!(input.parse::<FunctionType>(), Err(invalid) if invalid.input() == input),
             "{input:?}"
         );
     }

@@ -5,7 +5,12 @@
 use std::path::Path;
 
 /// The files the section shows in full, each under a `**`<path>`**` heading.
-const SHOWN_IN_FULL: [&str; 4] = ["proto/greeter.proto", "build.rs", "src/lib.rs", "src/main.rs"];
+const SHOWN_IN_FULL: [&str; 4] = [
+    "proto/greeter.proto",
+    "build.rs",
+    "src/lib.rs",
+    "src/main.rs",
+];
 
 /// The first fenced block after the line that starts with `heading`.
 fn block_after<'a>(readme: &'a str, heading: &str) -> Option<String> {

@@ -2,11 +2,10 @@
 //! Python SDK 2.2.2 answers them with, so the benches measure the same work as the
 //! reference.
 
-#[path = "../benches/workloads/functions.rs"]
-mod workloads;
+mod support;
 
 use statefun_sync::testing::Reply;
-use workloads::{Count, Greet, WORKLOADS};
+use support::workloads::{self, Count, Greet, WORKLOADS};
 
 #[test]
 fn every_workload_reply_is_byte_identical_to_the_python_sdk_reply() {

@@ -3,7 +3,7 @@
 //! defines them, the four fixed workloads, the scaling requests, and the protobuf floor.
 //!
 //! One file shared by the benches, the tests and the bench server, each of which pulls it
-//! in with `#[path = "../benches/workloads/functions.rs"] mod workloads;`.
+//! in as `mod workloads` with a `#[path]` attribute (the tests once, in `tests/support/`).
 
 #![allow(dead_code)] // each includer uses a different part
 

@@ -141,7 +141,10 @@ pub fn serve_from_args(functions: StatefulFunctions) -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging();
-    let names: Vec<String> = functions.function_types().map(ToString::to_string).collect();
+    let names: Vec<String> = functions
+        .function_types()
+        .map(ToString::to_string)
+        .collect();
     let server = Server::builder()
         .bind(options.addr.as_str())
         .start(RequestReplyHandler::new(functions))?;

@@ -72,13 +72,13 @@ fuzz_target!(|input: Input| {
     };
     let mut head = RequestHead::new(&method, &target);
     if let Some(c) = &content_type {
-        head = head.content_type(c);
+        head = head.with_content_type(c);
     }
     let declared = input
         .declared
         .map(|(lie, n)| if lie { n } else { input.body.len() as u64 });
     if let Some(n) = declared {
-        head = head.content_length(n);
+        head = head.with_content_length(n);
     }
 
     let refusal = endpoint.check_head(&head);

@@ -1,22 +1,26 @@
 //! Serving a [`RequestReplyHandler`](crate::RequestReplyHandler) over HTTP, the way the
 //! runtime calls remote functions: one `POST` per batch.
 //!
-//! - [`serve`] and [`Server`]: the crate's own blocking HTTP/1.1 server, the one to use
-//!   in production. No async runtime; see [`Server`] for how it serves and why.
+//! - [`serve`] and [`Server`] (feature `server`, on by default): the crate's own
+//!   blocking HTTP/1.1 server, the one to use in production, with room for a few routes
+//!   of your own ([`ServerBuilder::route`]). No async runtime; see [`Server`] for how it
+//!   serves and why.
 //! - [`Endpoint`]: the HTTP rules alone, plain data in and out, to host the handler in
 //!   any other blocking server next to its own routes.
-//! - [`tiny_http_adapter`] (feature `tiny-http`, on by
-//!   default): one call answers a `tiny_http::Request`, for services that already run
-//!   tiny_http.
+//! - [`tiny_http`] (feature `tiny-http`, on by default): one call answers a
+//!   `tiny_http::Request`, for services that already run tiny_http.
 //!
 //! Every front answers the same way; the table is on [`Endpoint`].
 
-mod adapter;
+pub(crate) mod codec;
+pub(crate) mod endpoint;
+#[cfg(feature = "server")]
 mod server;
 #[cfg(feature = "tiny-http")]
-pub mod tiny_http_adapter;
+pub mod tiny_http;
 
-pub use adapter::{
+pub use endpoint::{
     Endpoint, RequestHead, Response, DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, OCTET_STREAM,
 };
+#[cfg(feature = "server")]
 pub use server::{serve, Server, ServerBuilder};

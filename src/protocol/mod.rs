@@ -16,6 +16,8 @@ use std::fmt;
 
 use prost_types::Any;
 
+pub(crate) use crate::message::Payload;
+
 use crate::address::Address;
 use crate::error::Error;
 
@@ -269,37 +271,5 @@ impl<'a> From<&'a Address> for AddressRef<'a> {
             name: address.name(),
             id: address.id(),
         }
-    }
-}
-
-/// A value to send or store: its type and its bytes, written straight into the reply by
-/// the protocol, in whatever message the protocol wraps values in (2.2: `Any`).
-pub(crate) trait Payload {
-    /// The length of the type (a type URL), in bytes; 0 for none.
-    fn type_len(&self) -> usize;
-    /// Appends the type.
-    fn put_type(&self, buf: &mut Vec<u8>);
-    /// The length of the value, in bytes.
-    fn value_len(&self) -> usize;
-    /// Appends the value.
-    fn put_value(&self, buf: &mut Vec<u8>);
-}
-
-/// An `Any` sends its type URL and value as they are.
-impl Payload for Any {
-    fn type_len(&self) -> usize {
-        self.type_url.len()
-    }
-
-    fn put_type(&self, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(self.type_url.as_bytes());
-    }
-
-    fn value_len(&self) -> usize {
-        self.value.len()
-    }
-
-    fn put_value(&self, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(&self.value);
     }
 }

@@ -7,8 +7,8 @@ use super::wire::{
     WireError, WireType,
 };
 use super::{
-    AddressRef, Batch, Caller, Effects, Invocation, Limits, Mutation, Mutations, Payload,
-    Protocol, RawArgument, RawState, States,
+    AddressRef, Batch, Caller, Effects, Invocation, Limits, Mutation, Mutations, Payload, Protocol,
+    RawArgument, RawState, States,
 };
 use crate::address::Address;
 use crate::error::Error;
@@ -161,11 +161,7 @@ fn decode_invocation<'a>(
     *last_caller = None;
     let invocation = to_function::Invocation::decode(bytes)?;
     Ok(Invocation {
-        caller: Caller::Is(
-            invocation
-                .caller
-                .map(Address::from),
-        ),
+        caller: Caller::Is(invocation.caller.map(Address::from)),
         argument: RawArgument::Owned(invocation.argument.unwrap_or_default()),
     })
 }
@@ -196,9 +192,7 @@ fn decode_plain_invocation<'a>(
         Caller::Unchanged
     } else {
         Caller::Is(match caller {
-            Some(bytes) => {
-                Some(Address::from(proto::Address::decode(bytes).ok()?))
-            }
+            Some(bytes) => Some(Address::from(proto::Address::decode(bytes).ok()?)),
             None => None,
         })
     };
@@ -583,9 +577,7 @@ mod tests {
                     let Caller::Is(got_caller) = got.caller else {
                         panic!("{name}: the first invocation's caller is decoded");
                     };
-                    let expected_caller = expected
-                        .caller
-                        .map(Address::from);
+                    let expected_caller = expected.caller.map(Address::from);
                     assert_eq!(got_caller, expected_caller, "{name}");
                     assert_eq!(
                         got.argument.into_any(),

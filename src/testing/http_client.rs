@@ -1,20 +1,25 @@
-//! A small blocking HTTP/1.1 client for [`LocalRuntime`](super::LocalRuntime)'s remote
-//! functions: one `POST` per connection (`Connection: close`), as plain as the runtime's
-//! own use of HTTP, on std's `TcpStream` with `httparse` reading the response head.
+//! A small blocking HTTP/1.1 client for remote functions ([`LocalRuntime`]'s, and
+//! [`call_remote`]): one `POST` per connection (`Connection: close`), as plain as the
+//! runtime's own use of HTTP, on std's `TcpStream` with the crate's HTTP/1 codec (the
+//! server's) writing the request and reading the response.
+//!
+//! [`LocalRuntime`]: super::LocalRuntime
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
+
+use super::{Reply, Request};
+use crate::http::codec::{encode_request, Framing, Input, ReadError, Reader, ResponseHead};
+use crate::http::OCTET_STREAM;
 
 /// The most a response head (status line and headers) may take.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most a response body may take: far above any real reply, low enough that a
 /// runaway server cannot exhaust a test's memory.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-/// The most headers a response may have.
-const MAX_HEADERS: usize = 64;
 
 /// Where a remote function is served: `http://host:port/path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +128,14 @@ pub enum RemoteError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The URL given to [`call_remote`](super::call_remote) is not
+    /// `http://host[:port]/path`.
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl fmt::Display for RemoteError {
@@ -152,6 +165,9 @@ impl fmt::Display for RemoteError {
             RemoteError::EmptyBody => f.write_str("the response body is empty"),
             RemoteError::MalformedReply { reason } => {
                 write!(f, "the response body is not a reply: {reason}")
+            }
+            RemoteError::InvalidUrl { url, reason } => {
+                write!(f, "cannot call {url:?}: {reason}")
             }
         }
     }
@@ -217,109 +233,138 @@ pub(crate) fn post(
     // Latency, not throughput, matters for one small request.
     stream.set_nodelay(true).map_err(setup)?;
 
-    let head = format!(
-        "POST {} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/octet-stream\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        endpoint.path,
-        body.len()
-    );
-    let sending = io(format!("sending the request to {}", endpoint.url));
-    stream.write_all(head.as_bytes()).map_err(&sending)?;
-    stream.write_all(body).map_err(&sending)?;
-    stream.flush().map_err(sending)?;
+    let request = encode_request("POST", &endpoint.path, &authority, OCTET_STREAM, body);
+    std::io::Write::write_all(&mut stream, &request)
+        .map_err(io(format!("sending the request to {}", endpoint.url)))?;
 
-    read_response(&mut stream).map_err(|error| match error {
-        ReadError::Io(source) => RemoteError::Io {
+    read_response(&mut Reader::new(stream, MAX_HEAD_BYTES)).map_err(|error| match error {
+        Unread::Io(source) => RemoteError::Io {
             during: format!("reading the response from {}", endpoint.url),
             source,
         },
-        ReadError::Malformed(reason) => RemoteError::MalformedResponse { reason },
+        Unread::Malformed(reason) => RemoteError::MalformedResponse { reason },
     })
 }
 
-enum ReadError {
+/// POSTs a batch and checks the response as the runtime does: a 2xx status, the content
+/// type exactly `application/octet-stream`, a body. Returns the body.
+pub(crate) fn post_batch(
+    endpoint: &Endpoint,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, RemoteError> {
+    let response = post(endpoint, body, timeout)?;
+    if !(200..300).contains(&response.status) {
+        let end = response.body.len().min(200);
+        return Err(RemoteError::Status {
+            status: response.status,
+            body: String::from_utf8_lossy(&response.body[..end]).into_owned(),
+        });
+    }
+    if response.content_type.as_deref() != Some(OCTET_STREAM) {
+        return Err(RemoteError::ContentType {
+            content_type: response.content_type,
+        });
+    }
+    if response.body.is_empty() {
+        return Err(RemoteError::EmptyBody);
+    }
+    Ok(response.body)
+}
+
+/// Sends `request` to the function endpoint at `url` (`http://host:port/path`) as the
+/// runtime would, and decodes the reply: a blocking call on a new connection, for a
+/// tool or a test that talks to a running service.
+///
+/// The response must be what the runtime accepts: a 2xx status, exactly
+/// `application/octet-stream`, a body that decodes as a `FromFunction`. `timeout` bounds
+/// connecting, and each read and write.
+///
+/// ```
+/// # #[cfg(feature = "server")] {
+/// use std::time::Duration;
+/// use statefun_sync::http::Server;
+/// use statefun_sync::testing::{call_remote, Request};
+/// use statefun_sync::{RequestReplyHandler, StatefulFunctions};
+///
+/// let mut functions = StatefulFunctions::new();
+/// functions.bind("example/echo", |ctx, message| Ok(ctx.send("example/sink", "1", message)?))?;
+/// let server = Server::builder()
+///     .bind("127.0.0.1:0")
+///     .start(RequestReplyHandler::new(functions))?;
+///
+/// let url = format!("http://{}/statefun", server.local_addr());
+/// let request = Request::to("example/echo", "a").invoke(Default::default());
+/// let reply = call_remote(&url, &request, Duration::from_secs(10))?;
+/// assert_eq!(reply.messages().len(), 1);
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// A [`RemoteError`]: [`InvalidUrl`](RemoteError::InvalidUrl) for a `url` that is not
+/// `http://host[:port]/path`, [`Io`](RemoteError::Io) when the service cannot be
+/// reached, and the others when its answer is not a reply.
+pub fn call_remote(url: &str, request: &Request, timeout: Duration) -> Result<Reply, RemoteError> {
+    let endpoint = Endpoint::parse(url).map_err(|reason| RemoteError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    })?;
+    let body = post_batch(&endpoint, &request.to_bytes(), timeout)?;
+    Reply::decode(&body).map_err(|error| RemoteError::MalformedReply {
+        reason: format!("it does not decode as a FromFunction: {error}"),
+    })
+}
+
+/// Why a response could not be read.
+enum Unread {
     Io(io::Error),
     Malformed(String),
 }
 
-impl From<io::Error> for ReadError {
-    fn from(error: io::Error) -> Self {
-        ReadError::Io(error)
-    }
+fn malformed(reason: impl Into<String>) -> Unread {
+    Unread::Malformed(reason.into())
 }
 
-fn malformed(reason: impl Into<String>) -> ReadError {
-    ReadError::Malformed(reason.into())
-}
-
-/// Reads one response from `stream`: the head with `httparse`, then a body framed by
+/// Reads one response with the crate's codec: the head, then a body framed by
 /// `Content-Length`, by chunked transfer coding, or by the end of the connection.
-fn read_response(stream: &mut impl Read) -> Result<Response, ReadError> {
-    let mut buffer = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
-    let (status, content_type, framing, head_len) = loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&buffer) {
-            Ok(httparse::Status::Complete(head_len)) => {
-                let status = response.code.unwrap_or_default();
-                if (100..200).contains(&status) {
-                    // An interim response (e.g. `100 Continue`): drop it, read the next.
-                    buffer.drain(..head_len);
-                    continue;
-                }
-                let (content_type, framing) = head_fields(response.headers)?;
-                break (status, content_type, framing, head_len);
-            }
-            Ok(httparse::Status::Partial) => {
-                if buffer.len() > MAX_HEAD_BYTES {
-                    return Err(malformed(format!(
-                        "the response head is longer than {MAX_HEAD_BYTES} bytes"
-                    )));
-                }
-                let n = stream.read(&mut chunk)?;
-                if n == 0 {
-                    return Err(malformed(if buffer.is_empty() {
-                        "the connection closed without a response".to_owned()
-                    } else {
-                        "the connection closed in the middle of the response head".to_owned()
-                    }));
-                }
-                buffer.extend_from_slice(&chunk[..n]);
-            }
-            Err(error) => return Err(malformed(format!("bad response head: {error}"))),
+fn read_response(reader: &mut Reader<impl Input>) -> Result<Response, Unread> {
+    let head = match reader.read_response_head() {
+        Ok(head) => head,
+        Err(ReadError::Closed) if reader.buffered().is_empty() => {
+            return Err(malformed("the connection closed without a response"))
         }
+        Err(ReadError::Closed) => {
+            return Err(malformed(
+                "the connection closed in the middle of the response head",
+            ))
+        }
+        Err(error) => return Err(unread(error)),
     };
-    buffer.drain(..head_len);
-    let body = match framing {
-        Framing::Length(length) => {
-            if length > MAX_BODY_BYTES as u64 {
-                return Err(malformed(format!(
-                    "the body of {length} bytes is longer than {MAX_BODY_BYTES} bytes"
-                )));
-            }
-            let length = length as usize;
-            while buffer.len() < length {
-                let n = stream.read(&mut chunk)?;
-                if n == 0 {
-                    return Err(malformed(format!(
-                        "the connection closed after {} of {length} body bytes",
-                        buffer.len()
-                    )));
+    let ResponseHead {
+        status,
+        content_type,
+        framing,
+    } = head;
+    if let Framing::Length(length) = framing {
+        if length > MAX_BODY_BYTES as u64 {
+            return Err(malformed(format!(
+                "the body of {length} bytes is longer than {MAX_BODY_BYTES} bytes"
+            )));
+        }
+    }
+    let body = match reader.read_body(framing, MAX_BODY_BYTES, None) {
+        Ok(body) => body,
+        Err(ReadError::Closed) => {
+            return Err(malformed(match framing {
+                Framing::Length(length) => {
+                    format!("the connection closed before the {length} body bytes were read")
                 }
-                buffer.extend_from_slice(&chunk[..n]);
-            }
-            buffer.truncate(length);
-            buffer
+                _ => "the connection closed in the middle of the chunked body".to_owned(),
+            }))
         }
-        Framing::Chunked => {
-            read_to_end_bounded(stream, &mut buffer)?;
-            decode_chunked(&buffer)?
-        }
-        Framing::UntilClose => {
-            read_to_end_bounded(stream, &mut buffer)?;
-            buffer
-        }
+        Err(error) => return Err(unread(error)),
     };
     Ok(Response {
         status,
@@ -328,75 +373,30 @@ fn read_response(stream: &mut impl Read) -> Result<Response, ReadError> {
     })
 }
 
-enum Framing {
-    Length(u64),
-    Chunked,
-    UntilClose,
-}
-
-fn head_fields(headers: &[httparse::Header<'_>]) -> Result<(Option<String>, Framing), ReadError> {
-    let mut content_type = None;
-    let mut framing = Framing::UntilClose;
-    for header in headers {
-        let value = || String::from_utf8_lossy(header.value).trim().to_owned();
-        if header.name.eq_ignore_ascii_case("content-type") {
-            content_type = Some(value());
-        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            if value().to_ascii_lowercase().ends_with("chunked") {
-                framing = Framing::Chunked;
+/// What the codec could not read, said of a response.
+fn unread(error: ReadError) -> Unread {
+    use crate::http::endpoint::Refusal;
+    match error {
+        ReadError::Io(error) => Unread::Io(error),
+        ReadError::Closed => malformed("the connection closed in the middle of the response"),
+        ReadError::Refused(refusal) => malformed(match refusal {
+            Refusal::HeadTooLarge { max } => {
+                format!("the response head is longer than {max} bytes")
             }
-        } else if header.name.eq_ignore_ascii_case("content-length")
-            && !matches!(framing, Framing::Chunked)
-        {
-            let length = value()
-                .parse::<u64>()
-                .map_err(|_| malformed(format!("bad Content-Length {:?}", value())))?;
-            framing = Framing::Length(length);
-        }
-    }
-    Ok((content_type, framing))
-}
-
-fn read_to_end_bounded(stream: &mut impl Read, buffer: &mut Vec<u8>) -> Result<(), ReadError> {
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        if buffer.len() > MAX_BODY_BYTES {
-            return Err(malformed(format!(
-                "the body is longer than {MAX_BODY_BYTES} bytes"
-            )));
-        }
-    }
-}
-
-/// Decodes a complete chunked body (RFC 9112 section 7.1); trailers are ignored.
-fn decode_chunked(mut input: &[u8]) -> Result<Vec<u8>, ReadError> {
-    let mut body = Vec::new();
-    loop {
-        let (size_len, size) = match httparse::parse_chunk_size(input) {
-            Ok(httparse::Status::Complete(parsed)) => parsed,
-            Ok(httparse::Status::Partial) => {
-                return Err(malformed("the chunked body ends inside a chunk size"))
+            Refusal::TooManyHeaders { max } => {
+                format!("bad response head: more than {max} headers")
             }
-            Err(_) => return Err(malformed("bad chunk size in the chunked body")),
-        };
-        input = &input[size_len..];
-        if size == 0 {
-            return Ok(body);
-        }
-        let size = usize::try_from(size)
-            .ok()
-            .filter(|size| size.saturating_add(2) <= input.len())
-            .ok_or_else(|| malformed("the chunked body ends inside a chunk"))?;
-        body.extend_from_slice(&input[..size]);
-        if &input[size..size + 2] != b"\r\n" {
-            return Err(malformed("a chunk is not followed by CRLF"));
-        }
-        input = &input[size + 2..];
+            Refusal::MalformedHead(error) => format!("bad response head: {error}"),
+            Refusal::BadContentLength => "bad Content-Length: not a number".to_owned(),
+            Refusal::BadFraming(what) => format!("bad chunked body: {what}"),
+            Refusal::BodyTooLarge { .. } => {
+                format!("the body is longer than {MAX_BODY_BYTES} bytes")
+            }
+            Refusal::TrailersTooLarge { max } => {
+                format!("the trailer fields are longer than {max} bytes")
+            }
+            other => other.to_string(),
+        }),
     }
 }
 
@@ -447,9 +447,9 @@ mod tests {
     }
 
     fn read(bytes: &[u8]) -> Result<Response, String> {
-        read_response(&mut &bytes[..]).map_err(|e| match e {
-            ReadError::Io(e) => e.to_string(),
-            ReadError::Malformed(reason) => reason,
+        read_response(&mut Reader::new(bytes, MAX_HEAD_BYTES)).map_err(|e| match e {
+            Unread::Io(e) => e.to_string(),
+            Unread::Malformed(reason) => reason,
         })
     }
 

@@ -15,13 +15,14 @@ use super::{
     invocation_result, read_kafka_record, read_kinesis_record, KafkaRecord, KinesisRecord,
     RemoteError,
 };
-use crate::message::{unpack, UnpackError};
 use crate::address::{Address, FunctionType};
-use crate::error::{Error, Shown};
+use crate::error::Error;
 use crate::handler::RequestReplyHandler;
 use crate::message::pack;
+use crate::message::{unpack, UnpackError};
 use crate::proto::polyglot::{self as proto, from_function, to_function};
 use crate::registry::StatefulFunctions;
+use crate::text::Shown;
 
 /// An in-process stand-in for the Flink Stateful Functions runtime, to run a whole app
 /// in a test or on a laptop: no cluster, no Kafka, no waiting.
@@ -369,7 +370,7 @@ impl LocalRuntime {
         typename: &str,
         states: impl IntoIterator<Item = S>,
     ) -> Result<Self, RuntimeError> {
-        let function_type: FunctionType = typename.parse().map_err(invalid)?;
+        let function_type = typename.parse::<FunctionType>().map_err(invalid)?;
         let declared = self.extra_states.entry(function_type).or_default();
         for state in states {
             let state = state.into();
@@ -395,7 +396,7 @@ impl LocalRuntime {
     /// [`RuntimeError::InvalidArgument`] if `typename` is not `namespace/name`, or `url`
     /// is not an `http://` URL with a host.
     pub fn route_to_endpoint(mut self, typename: &str, url: &str) -> Result<Self, RuntimeError> {
-        let function_type: FunctionType = typename.parse().map_err(invalid)?;
+        let function_type = typename.parse::<FunctionType>().map_err(invalid)?;
         let endpoint = Endpoint::parse(url).map_err(|reason| {
             invalid(Error::InvalidArgument {
                 operation: "LocalRuntime::route_to_endpoint",
@@ -570,7 +571,10 @@ impl LocalRuntime {
         &self,
         typename: &str,
     ) -> Result<Vec<KafkaRecord<M>>, UnpackError> {
-        self.egress(typename).iter().map(read_kafka_record).collect()
+        self.egress(typename)
+            .iter()
+            .map(read_kafka_record)
+            .collect()
     }
 
     /// The Kinesis records sent to the egress `typename` so far, their values decoded
@@ -584,7 +588,10 @@ impl LocalRuntime {
         &self,
         typename: &str,
     ) -> Result<Vec<KinesisRecord<M>>, UnpackError> {
-        self.egress(typename).iter().map(read_kinesis_record).collect()
+        self.egress(typename)
+            .iter()
+            .map(read_kinesis_record)
+            .collect()
     }
 
     /// Takes the messages sent to the egress `typename` so far, leaving it empty.
@@ -944,9 +951,7 @@ impl LocalRuntime {
         }
         for egress in response.outgoing_egresses {
             self.egresses
-                .entry(
-                    FunctionType::new(egress.egress_namespace, egress.egress_type).to_string(),
-                )
+                .entry(FunctionType::new(egress.egress_namespace, egress.egress_type).to_string())
                 .or_default()
                 .push(egress.argument.unwrap_or_default());
         }
@@ -966,8 +971,10 @@ impl fmt::Debug for LocalRuntime {
     }
 }
 
-fn invalid(source: Error) -> RuntimeError {
-    RuntimeError::InvalidArgument { source }
+fn invalid(source: impl Into<Error>) -> RuntimeError {
+    RuntimeError::InvalidArgument {
+        source: source.into(),
+    }
 }
 
 /// The state a handler error says the request lacked, if that is what it says.

@@ -83,7 +83,7 @@ mod http_client;
 mod local;
 
 pub use egress::{read_kafka_record, read_kinesis_record, KafkaRecord, KinesisRecord};
-pub use http_client::RemoteError;
+pub use http_client::{call_remote, RemoteError};
 pub use local::{BatchRecord, Envelope, LocalRuntime, RuntimeError};
 
 use std::time::Duration;

@@ -2,7 +2,8 @@
 //! (feature `tiny-http`, on by default).
 //!
 //! ```no_run
-//! use statefun_sync::{tiny_http_adapter, RequestReplyHandler, StatefulFunctions};
+//! use statefun_sync::http::tiny_http as adapter;
+//! use statefun_sync::{RequestReplyHandler, StatefulFunctions};
 //!
 //! let mut functions = StatefulFunctions::new();
 //! functions.bind("example/greeter", |ctx, message| Ok(ctx.reply(message)?))?;
@@ -10,7 +11,7 @@
 //!
 //! let server = tiny_http::Server::http("127.0.0.1:8000")?;
 //! for request in server.incoming_requests() {
-//!     tiny_http_adapter::answer(&handler, request)?;
+//!     adapter::answer(&handler, request)?;
 //! }
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! ```
@@ -22,13 +23,10 @@
 //! keep-alive connections per task manager and opens them in bursts: when a burst
 //! arrives while k pool threads are idle, tiny_http queues every new connection behind
 //! those k threads, and the queued ones get no answer until another connection closes.
-//! Measured on a fresh tiny_http 0.12 server answering a fixed reply, bursts of 16
-//! keep-alive connections, each sending one request, got 4, 12, 14, 16 and 16 answers
-//! within 3 s over five runs; a burst of 256 got 189. This crate's own measurement
-//! (`tests/http_measure.rs`: the adapter on 4 threads, every connection held open)
-//! found 4, 4, 4, 4 and 16 of 16, and 256, 255, 251, 254 and 151 of 256, where
-//! [`serve`](crate::serve) answered all of them in every run. The runtime's read timeout
-//! (10 s) then fails and retries those calls.
+//! `tests/http_measure.rs` measures such bursts against the adapter and against
+//! [`serve`](crate::serve), which answers them all; the figures are in the repository's
+//! `BENCHMARKS.md`. The runtime's read timeout (10 s) then fails and retries the calls
+//! left unanswered.
 //!
 //! tiny_http 0.12 also refuses a chunked body with chunk extensions or trailer fields
 //! (the adapter answers 400); the runtime sends neither. And it has no read timeout: a
@@ -45,7 +43,7 @@ use std::io;
 
 use ::tiny_http::{Header, Request, Response as TinyResponse};
 
-use super::adapter::{Endpoint, RequestHead};
+use super::{Endpoint, RequestHead};
 use crate::handler::RequestReplyHandler;
 
 /// Answers `request` with `handler`, with the default [`Endpoint`] (path `/statefun`,
@@ -81,22 +79,18 @@ pub fn answer_with(
 
     let mut head = RequestHead::new(&method, &url);
     if let Some(content_type) = &content_type {
-        head = head.content_type(content_type);
+        head = head.with_content_type(content_type);
     }
     if let Some(length) = length {
-        head = head.content_length(length as u64);
+        head = head.with_content_length(length as u64);
     }
     let response = endpoint.respond(handler, &head, request.as_reader());
 
-    let (status, content_type, extra) = (
-        response.status(),
-        response.content_type(),
-        response.headers(),
-    );
-    let mut tiny = TinyResponse::from_data(response.into_body()).with_status_code(status);
+    let (status, content_type, headers, body) = response.into_parts();
+    let mut tiny = TinyResponse::from_data(body).with_status_code(status);
     for (name, value) in [("Content-Type", content_type)]
         .into_iter()
-        .chain(extra.iter().copied())
+        .chain(headers.iter().copied())
     {
         // Both are constants of this crate, so the conversion does not fail.
         if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {

@@ -1,6 +1,12 @@
-//! A small HTTP/1.1 client over `std::net::TcpStream`, the functions the HTTP tests serve,
-//! and a tiny_http server that stops by itself.
-#![allow(dead_code)] // each test binary uses its own subset
+//! The one raw HTTP/1.1 test client, over `std::net::TcpStream`; the requests the HTTP
+//! tests write; the functions they serve; and a tiny_http server that stops by itself.
+//!
+//! The client is raw on purpose: a test writes exactly the bytes it means (half a
+//! request, one byte at a time, a broken framing) through [`Client::send`] or straight
+//! into the public [`Client::stream`], and reads replies through [`Client::read_response`]
+//! (a well-formed response, or an error) or [`Client::read_outcome`] (a whole response,
+//! a connection closed before one, or part of one: what a hostile-input test tells
+//! apart).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -8,13 +14,14 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use prost_types::Any;
 use statefun_sync::testing::Request;
 use statefun_sync::{RequestReplyHandler, StatefulFunctions};
 
-/// How long the client waits for any one read: generous, so that a slow machine does not
-/// fail a test; tests that are about time measure it themselves.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
+use super::ping;
+
+/// How long the client waits for any one read or write: generous, so that a slow machine
+/// does not fail a test; tests that are about time measure it themselves.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A response as read off the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,13 +51,33 @@ impl HttpResponse {
     }
 }
 
+/// What came back for one request, as [`Client::read_outcome`] tells it.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    /// A whole response.
+    Reply {
+        status: u16,
+        body: Vec<u8>,
+        closes: bool,
+    },
+    /// The connection closed (or failed) before the first byte of a response.
+    Closed,
+    /// The connection closed (or failed) after part of a response: never acceptable.
+    Partial(Vec<u8>),
+}
+
 /// One client connection, with a read buffer that keeps bytes of later responses.
 pub struct Client {
+    /// The socket, for raw control: partial or slow writes, `try_clone`, reading a few
+    /// bytes by hand. Reads straight from it bypass the buffer, so make them before the
+    /// first `read_*` call, or when every response read so far was read whole.
     pub stream: TcpStream,
     buf: Vec<u8>,
 }
 
 impl Client {
+    /// Connects, with [`CLIENT_TIMEOUT`] for reads and writes and Nagle's algorithm off
+    /// (each `send` leaves at once).
     pub fn connect(addr: SocketAddr) -> io::Result<Client> {
         let stream = TcpStream::connect_timeout(&addr, CLIENT_TIMEOUT)?;
         stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
@@ -72,108 +99,80 @@ impl Client {
         self.read_response()
     }
 
-    /// Reads one response: its head, then a body framed by `Content-Length`, chunks, or
-    /// the end of the stream.
+    /// Reads one response (after any `100 Continue`): its head, then a body framed by
+    /// `Content-Length`, chunks, or the end of the stream. Bytes after it stay buffered
+    /// for the next call (pipelining).
     pub fn read_response(&mut self) -> io::Result<HttpResponse> {
+        self.next_response().map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the connection closed before a complete response ({} bytes of it)",
+                    self.buf.len()
+                ),
+            ),
+            _ => e,
+        })
+    }
+
+    /// Reads one response, strictly: a whole response framed by `Content-Length` and
+    /// nothing after it, or [`Outcome::Closed`] if the connection ends (or a read fails)
+    /// before its first byte, or [`Outcome::Partial`] with the bytes received if it ends
+    /// inside one.
+    ///
+    /// # Panics
+    ///
+    /// If the bytes are not an HTTP/1.1 response, if it has no `Content-Length`, or if
+    /// more bytes than the one response arrived.
+    pub fn read_outcome(&mut self) -> Outcome {
+        match self.next_response() {
+            Ok(response) => {
+                assert!(
+                    response.header("Content-Length").is_some(),
+                    "no Content-Length in {response:?}"
+                );
+                assert!(self.buf.is_empty(), "bytes beyond one response");
+                Outcome::Reply {
+                    closes: response.closes(),
+                    status: response.status,
+                    body: response.body,
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                panic!(
+                    "not an HTTP response: {e}: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                )
+            }
+            Err(_) if self.buf.is_empty() => Outcome::Closed,
+            Err(_) => Outcome::Partial(std::mem::take(&mut self.buf)),
+        }
+    }
+
+    /// The next final response. On an error, the buffer holds every byte received of the
+    /// response it was reading (an interim `100 Continue` before it is dropped).
+    fn next_response(&mut self) -> io::Result<HttpResponse> {
+        let mut at_eof = false;
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut response = httparse::Response::new(&mut headers);
-            let parsed = response
-                .parse(&self.buf)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            if let httparse::Status::Complete(len) = parsed {
-                let status = response.code.unwrap_or(0);
-                let headers: Vec<(String, String)> = response
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_owned(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
-                    .collect();
-                self.buf.drain(..len);
-                let mut head = HttpResponse {
-                    status,
-                    headers,
-                    body: Vec::new(),
-                };
-                if status == 100 {
+            if let Some((response, used)) = parse(&self.buf, at_eof)? {
+                self.buf.drain(..used);
+                if response.status == 100 {
                     continue;
                 }
-                head.body = self.read_body(&head)?;
-                return Ok(head);
+                return Ok(response);
             }
-            if self.fill()? == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "the connection closed before a complete response head ({} bytes)",
-                        self.buf.len()
-                    ),
-                ));
+            if at_eof {
+                return Err(io::ErrorKind::UnexpectedEof.into());
             }
+            at_eof = self.fill()? == 0;
         }
     }
 
     fn fill(&mut self) -> io::Result<usize> {
-        let mut chunk = [0; 16 * 1024];
+        let mut chunk = [0; 64 * 1024];
         let n = self.stream.read(&mut chunk)?;
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
-    }
-
-    fn read_body(&mut self, head: &HttpResponse) -> io::Result<Vec<u8>> {
-        if let Some(length) = head.header("Content-Length") {
-            let length: usize = length
-                .trim()
-                .parse()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            while self.buf.len() < length {
-                if self.fill()? == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-            }
-            return Ok(self.buf.drain(..length).collect());
-        }
-        if head
-            .header("Transfer-Encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-        {
-            let mut body = Vec::new();
-            loop {
-                let line = self.line()?;
-                let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                if size == 0 {
-                    while !self.line()?.is_empty() {}
-                    return Ok(body);
-                }
-                while self.buf.len() < size + 2 {
-                    if self.fill()? == 0 {
-                        return Err(io::ErrorKind::UnexpectedEof.into());
-                    }
-                }
-                body.extend(self.buf.drain(..size));
-                self.buf.drain(..2);
-            }
-        }
-        while self.fill()? > 0 {}
-        Ok(std::mem::take(&mut self.buf))
-    }
-
-    fn line(&mut self) -> io::Result<String> {
-        loop {
-            if let Some(at) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line = String::from_utf8_lossy(&self.buf[..at]).into_owned();
-                self.buf.drain(..at + 2);
-                return Ok(line);
-            }
-            if self.fill()? == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-        }
     }
 
     /// Whether the server has closed the connection: a read returns the end of the stream
@@ -194,10 +193,90 @@ impl Client {
     }
 }
 
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// The response at the start of `buf` and its length in bytes, or `None` while it is
+/// incomplete. `at_eof`: the stream has ended, which ends a body framed by neither
+/// `Content-Length` nor chunks.
+fn parse(buf: &[u8], at_eof: bool) -> io::Result<Option<(HttpResponse, usize)>> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut head = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(head_len) = head.parse(buf).map_err(invalid)? else {
+        return Ok(None);
+    };
+    let mut response = HttpResponse {
+        status: head.code.unwrap_or(0),
+        headers: head
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect(),
+        body: Vec::new(),
+    };
+    if response.status / 100 == 1 {
+        return Ok(Some((response, head_len)));
+    }
+    let rest = &buf[head_len..];
+    if let Some(length) = response.header("Content-Length") {
+        let length: usize = length.trim().parse().map_err(invalid)?;
+        if rest.len() < length {
+            return Ok(None);
+        }
+        response.body = rest[..length].to_vec();
+        return Ok(Some((response, head_len + length)));
+    }
+    let chunked = response
+        .header("Transfer-Encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    if !chunked {
+        if !at_eof {
+            return Ok(None);
+        }
+        response.body = rest.to_vec();
+        return Ok(Some((response, buf.len())));
+    }
+    let mut at = 0;
+    loop {
+        let httparse::Status::Complete((size_len, size)) =
+            httparse::parse_chunk_size(&rest[at..]).map_err(|_| invalid("a bad chunk size"))?
+        else {
+            return Ok(None);
+        };
+        at += size_len;
+        if size == 0 {
+            // The trailer section, up to its empty line.
+            let mut trailers = [httparse::EMPTY_HEADER; 16];
+            return match httparse::parse_headers(&rest[at..], &mut trailers).map_err(invalid)? {
+                httparse::Status::Complete((len, _)) => Ok(Some((response, head_len + at + len))),
+                httparse::Status::Partial => Ok(None),
+            };
+        }
+        let size = usize::try_from(size).map_err(invalid)?;
+        let Some(chunk) = rest.get(at..at + size + 2) else {
+            return Ok(None);
+        };
+        if !chunk.ends_with(b"\r\n") {
+            return Err(invalid("a chunk without its CRLF"));
+        }
+        response.body.extend_from_slice(&chunk[..size]);
+        at += size + 2;
+    }
+}
+
 /// Opens `count` keep-alive connections at once, each sending one request, and holds
 /// them all open, as the runtime's connection pool does. Returns how many got their
 /// reply within `deadline` of the burst's start, and how many of those then answered a
 /// second request on the same connection.
+///
+/// It holds `count` client sockets, and the server as many: call
+/// [`raise_fd_limit`](super::raise_fd_limit) first.
 pub fn burst(addr: SocketAddr, count: usize, deadline: Duration) -> (usize, usize) {
     let barrier = Arc::new(Barrier::new(count));
     let threads: Vec<_> = (0..count)
@@ -244,6 +323,10 @@ pub fn burst(addr: SocketAddr, count: usize, deadline: Duration) -> (usize, usiz
     )
 }
 
+// ---------------------------------------------------------------------------------------
+// Requests.
+// ---------------------------------------------------------------------------------------
+
 /// A `POST` as the runtime sends it: `Content-Type: application/octet-stream` and
 /// `Content-Length`.
 pub fn post(path: &str, body: &[u8]) -> Vec<u8> {
@@ -275,13 +358,9 @@ pub fn chunked(body: &[u8], size: usize, extras: bool) -> Vec<u8> {
     bytes
 }
 
-/// A one-byte `Any` that the untyped test functions accept.
-pub fn ping(n: u8) -> Any {
-    Any {
-        type_url: "type.googleapis.com/test.Ping".into(),
-        value: vec![n],
-    }
-}
+// ---------------------------------------------------------------------------------------
+// What the HTTP tests serve.
+// ---------------------------------------------------------------------------------------
 
 /// A request for `test/echo/<id>` carrying `ping(n)`; its reply differs per `n` and `id`.
 pub fn echo_request(id: &str, n: u8) -> Vec<u8> {
@@ -326,53 +405,6 @@ pub fn handler() -> RequestReplyHandler {
         })
         .unwrap();
     RequestReplyHandler::new(functions)
-}
-
-/// A tiny_http server answering with `tiny_http_adapter::answer` on `threads` threads,
-/// until dropped.
-#[cfg(feature = "tiny-http")]
-pub struct TinyServer {
-    pub addr: SocketAddr,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    threads: Vec<thread::JoinHandle<()>>,
-}
-
-#[cfg(feature = "tiny-http")]
-impl TinyServer {
-    pub fn start(handler: RequestReplyHandler, threads: usize) -> TinyServer {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let addr = server.server_addr().to_ip().unwrap();
-        let handler = Arc::new(handler);
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let threads = (0..threads)
-            .map(|_| {
-                let (server, handler, stop) =
-                    (Arc::clone(&server), Arc::clone(&handler), Arc::clone(&stop));
-                thread::spawn(move || {
-                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                        if let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(50)) {
-                            let _ = statefun_sync::tiny_http_adapter::answer(&handler, request);
-                        }
-                    }
-                })
-            })
-            .collect();
-        TinyServer {
-            addr,
-            stop,
-            threads,
-        }
-    }
-}
-
-#[cfg(feature = "tiny-http")]
-impl Drop for TinyServer {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// Requests that each get an error from every HTTP front, for `handler()`: what the
@@ -447,4 +479,51 @@ pub fn error_cases() -> Vec<(&'static str, Vec<u8>, u16, &'static str)> {
             "a bug in the function",
         ),
     ]
+}
+
+/// A tiny_http server answering with the crate's tiny_http adapter on `threads` threads,
+/// until dropped.
+#[cfg(feature = "tiny-http")]
+pub struct TinyServer {
+    pub addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+#[cfg(feature = "tiny-http")]
+impl TinyServer {
+    pub fn start(handler: RequestReplyHandler, threads: usize) -> TinyServer {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let addr = server.server_addr().to_ip().unwrap();
+        let handler = Arc::new(handler);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..threads)
+            .map(|_| {
+                let (server, handler, stop) =
+                    (Arc::clone(&server), Arc::clone(&handler), Arc::clone(&stop));
+                thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        if let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(50)) {
+                            let _ = statefun_sync::http::tiny_http::answer(&handler, request);
+                        }
+                    }
+                })
+            })
+            .collect();
+        TinyServer {
+            addr,
+            stop,
+            threads,
+        }
+    }
+}
+
+#[cfg(feature = "tiny-http")]
+impl Drop for TinyServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }

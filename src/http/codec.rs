@@ -1,0 +1,762 @@
+//! The crate's one HTTP/1.1 codec, both ways: reading a request and writing a response
+//! for the crate's server, writing a request and reading a response for the testing
+//! kit's client.
+//!
+//! Heads are parsed by httparse, chunk sizes by `httparse::parse_chunk_size`; one
+//! [`Framing`] says how a body is delimited, and one [`Reader`] reads heads, bodies and
+//! chunks off a stream, keeping the bytes of the next message. What a message may not
+//! do is reported as a [`Refusal`], which the endpoint turns into a status.
+
+// Without the server, only the client's half is used.
+#![cfg_attr(not(feature = "server"), allow(dead_code))]
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::Instant;
+
+use super::endpoint::{BodySize, Refusal, RequestHead, Response};
+
+/// A request head (request line and headers) longer than this is refused with 431.
+pub(crate) const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// The most headers a message may have (a request gets 431 beyond).
+pub(crate) const MAX_HEADERS: usize = 64;
+/// A chunk-size line longer than this is bad framing.
+const MAX_CHUNK_LINE: usize = 1024;
+/// The interim response to `Expect: 100-continue`.
+pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// How a message's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body.
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// Chunked transfer coding; chunk extensions and trailer fields are read and ignored.
+    Chunked,
+    /// Up to the end of the stream: a response without a length.
+    UntilClose,
+}
+
+/// Why a message could not be read whole.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The stream ended before the message did.
+    Closed,
+    /// A read failed, or timed out.
+    Io(io::Error),
+    /// The bytes break the framing rules or go over a limit.
+    Refused(Refusal),
+}
+
+impl ReadError {
+    /// Whether a read timed out (the socket's timeout or the deadline).
+    pub(crate) fn is_timeout(&self) -> bool {
+        matches!(self, ReadError::Io(err)
+            if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+    }
+}
+
+impl From<io::Error> for ReadError {
+    fn from(err: io::Error) -> Self {
+        ReadError::Io(err)
+    }
+}
+
+impl From<Refusal> for ReadError {
+    fn from(refusal: Refusal) -> Self {
+        ReadError::Refused(refusal)
+    }
+}
+
+/// A stream the codec reads from, whose reads a deadline can bound.
+pub(crate) trait Input: Read {
+    /// Bounds the next reads by `deadline`; `None` keeps the stream's own timeout.
+    fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<()>;
+}
+
+impl Input for TcpStream {
+    fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        set_deadline(self, deadline)
+    }
+}
+
+/// Bytes already in memory, which never wait.
+impl Input for &[u8] {
+    fn wait_until(&mut self, _: Option<Instant>) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sets the socket's read timeout to what is left until `deadline` (`None`: leaves it).
+pub(crate) fn set_deadline(stream: &TcpStream, deadline: Option<Instant>) -> io::Result<()> {
+    if let Some(deadline) = deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
+    }
+    Ok(())
+}
+
+/// A stream with its read buffer, which keeps the bytes that arrived after the current
+/// message (pipelined requests).
+pub(crate) struct Reader<S> {
+    stream: S,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The longest head, and the most the buffer grows to.
+    max_head: usize,
+}
+
+impl<S: Input> Reader<S> {
+    /// A reader of `stream` whose heads may take up to `max_head` bytes.
+    pub(crate) fn new(stream: S, max_head: usize) -> Self {
+        Reader {
+            stream,
+            buf: vec![0; 4096.min(max_head)],
+            start: 0,
+            end: 0,
+            max_head,
+        }
+    }
+
+    /// The stream.
+    pub(crate) fn stream(&self) -> &S {
+        &self.stream
+    }
+
+    /// The stream, to write to.
+    pub(crate) fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// The bytes read and not consumed yet.
+    pub(crate) fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Reads more bytes into the buffer, growing it up to the longest head; `Ok(0)` at
+    /// the end of the stream. `deadline` bounds the wait (`None`: the stream's timeout).
+    pub(crate) fn fill(&mut self, deadline: Option<Instant>) -> io::Result<usize> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.buf.len() < self.max_head {
+                let len = (self.buf.len() * 2).min(self.max_head);
+                self.buf.resize(len, 0);
+            } else {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+            }
+        }
+        self.stream.wait_until(deadline)?;
+        let n = self.stream.read(&mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Reads a head: `parse` returns it with its length once the buffer holds all of it,
+    /// `None` while it is partial.
+    fn read_head<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut parse: impl FnMut(&[u8]) -> Result<Option<(usize, T)>, Refusal>,
+    ) -> Result<T, ReadError> {
+        loop {
+            if let Some((len, head)) = parse(&self.buf[self.start..self.end])? {
+                self.start += len;
+                return Ok(head);
+            }
+            if self.end - self.start >= self.max_head {
+                return Err(Refusal::HeadTooLarge { max: self.max_head }.into());
+            }
+            if self.fill(deadline)? == 0 {
+                return Err(ReadError::Closed);
+            }
+        }
+    }
+
+    /// Reads a request's head, by `deadline`.
+    pub(crate) fn read_request_head(&mut self, deadline: Instant) -> Result<Head, ReadError> {
+        self.read_head(Some(deadline), |bytes| {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut request = httparse::Request::new(&mut headers);
+            match request.parse(bytes) {
+                Ok(httparse::Status::Complete(len)) => Ok(Some((len, interpret(&request)?))),
+                Ok(httparse::Status::Partial) => Ok(None),
+                Err(httparse::Error::TooManyHeaders) => {
+                    Err(Refusal::TooManyHeaders { max: MAX_HEADERS })
+                }
+                Err(err) => Err(Refusal::MalformedHead(err)),
+            }
+        })
+    }
+
+    /// Reads a response's head, skipping interim (1xx) responses.
+    pub(crate) fn read_response_head(&mut self) -> Result<ResponseHead, ReadError> {
+        loop {
+            let head = self.read_head(None, |bytes| {
+                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut response = httparse::Response::new(&mut headers);
+                match response.parse(bytes) {
+                    Ok(httparse::Status::Complete(len)) => {
+                        let status = response.code.unwrap_or_default();
+                        if (100..200).contains(&status) {
+                            // An interim response (e.g. `100 Continue`): the next one counts.
+                            return Ok(Some((len, None)));
+                        }
+                        Ok(Some((len, Some(response_head(status, response.headers)?))))
+                    }
+                    Ok(httparse::Status::Partial) => Ok(None),
+                    Err(httparse::Error::TooManyHeaders) => {
+                        Err(Refusal::TooManyHeaders { max: MAX_HEADERS })
+                    }
+                    Err(err) => Err(Refusal::MalformedHead(err)),
+                }
+            })?;
+            if let Some(head) = head {
+                return Ok(head);
+            }
+        }
+    }
+
+    /// Reads a body framed by `framing`, of at most `limit` bytes, by `deadline`.
+    pub(crate) fn read_body(
+        &mut self,
+        framing: Framing,
+        limit: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, ReadError> {
+        match framing {
+            Framing::Empty => Ok(Vec::new()),
+            Framing::Length(n) => {
+                let too_large = Refusal::BodyTooLarge {
+                    size: BodySize::Declared(n),
+                    limit,
+                };
+                let n = usize::try_from(n)
+                    .ok()
+                    .filter(|&n| n <= limit)
+                    .ok_or(too_large)?;
+                let mut body = Vec::with_capacity(n.min(1024 * 1024));
+                self.read_exact_into(&mut body, n, deadline)?;
+                Ok(body)
+            }
+            Framing::Chunked => self.read_chunked(limit, deadline),
+            Framing::UntilClose => self.read_to_end(limit, deadline),
+        }
+    }
+
+    /// Appends exactly `n` bytes of body to `body`: the buffered ones first, then
+    /// straight from the stream.
+    fn read_exact_into(
+        &mut self,
+        body: &mut Vec<u8>,
+        n: usize,
+        deadline: Option<Instant>,
+    ) -> Result<(), ReadError> {
+        let from_buffer = n.min(self.end - self.start);
+        body.extend_from_slice(&self.buf[self.start..self.start + from_buffer]);
+        self.start += from_buffer;
+        let target = body.len() + (n - from_buffer);
+        while body.len() < target {
+            let old = body.len();
+            body.resize(old + (target - old).min(64 * 1024), 0);
+            self.stream.wait_until(deadline)?;
+            match self.stream.read(&mut body[old..]) {
+                Ok(0) => {
+                    body.truncate(old);
+                    return Err(ReadError::Closed);
+                }
+                Ok(read) => body.truncate(old + read),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => body.truncate(old),
+                Err(err) => {
+                    body.truncate(old);
+                    return Err(err.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything up to the end of the stream, at most `limit` bytes.
+    fn read_to_end(
+        &mut self,
+        limit: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, ReadError> {
+        let mut body = self.buffered().to_vec();
+        self.start = self.end;
+        loop {
+            if body.len() > limit {
+                return Err(Refusal::BodyTooLarge {
+                    size: BodySize::Over,
+                    limit,
+                }
+                .into());
+            }
+            let old = body.len();
+            body.resize(old + 64 * 1024, 0);
+            self.stream.wait_until(deadline)?;
+            match self.stream.read(&mut body[old..]) {
+                Ok(0) => {
+                    body.truncate(old);
+                    return Ok(body);
+                }
+                Ok(read) => body.truncate(old + read),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => body.truncate(old),
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// One line, without its CRLF or LF, of at most `max` bytes.
+    fn read_line(&mut self, max: usize, deadline: Option<Instant>) -> Result<Vec<u8>, ReadError> {
+        const TOO_LONG: Refusal = Refusal::BadFraming("a chunk line is too long");
+        loop {
+            if let Some(at) = self.buffered().iter().position(|&b| b == b'\n') {
+                let mut line = self.buffered()[..at].to_vec();
+                self.start += at + 1;
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(line);
+            }
+            if self.end - self.start > max {
+                return Err(TOO_LONG.into());
+            }
+            match self.fill(deadline) {
+                Ok(0) => return Err(ReadError::Closed),
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::InvalidData => return Err(TOO_LONG.into()),
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// A chunked body, at most `limit` bytes, then its trailer fields (ignored).
+    fn read_chunked(
+        &mut self,
+        limit: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, ReadError> {
+        let mut body = Vec::new();
+        loop {
+            let line = self.read_line(MAX_CHUNK_LINE, deadline)?;
+            let size = chunk_size(line).ok_or(Refusal::BadFraming(
+                "a chunk size is not a hexadecimal number",
+            ))?;
+            if size == 0 {
+                break;
+            }
+            if size > (limit - body.len()) as u64 {
+                return Err(Refusal::BodyTooLarge {
+                    size: BodySize::OverChunked,
+                    limit,
+                }
+                .into());
+            }
+            self.read_exact_into(&mut body, size as usize, deadline)?;
+            if !self.read_line(MAX_CHUNK_LINE, deadline)?.is_empty() {
+                return Err(Refusal::BadFraming("a chunk is longer than its size").into());
+            }
+        }
+        // Trailer fields, ignored, up to the empty line.
+        let mut trailers = 0;
+        loop {
+            let line = self.read_line(self.max_head, deadline)?;
+            if line.is_empty() {
+                return Ok(body);
+            }
+            trailers += line.len();
+            if trailers > self.max_head {
+                return Err(Refusal::TrailersTooLarge { max: self.max_head }.into());
+            }
+        }
+    }
+}
+
+/// The size of a chunk from its size line (`line`, without its line end): hexadecimal
+/// digits, then optional whitespace and extensions (`;name=value`), which are ignored.
+///
+/// httparse reads it (given back its CRLF). The digits are counted first: httparse reads
+/// a line without digits as size 0 and takes a 16th digit, and a chunked body has always
+/// been refused for either here.
+fn chunk_size(mut line: Vec<u8>) -> Option<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if !(1..=15).contains(&digits) {
+        return None;
+    }
+    line.extend_from_slice(b"\r\n");
+    match httparse::parse_chunk_size(&line) {
+        Ok(httparse::Status::Complete((used, size))) if used == line.len() => Some(size),
+        _ => None,
+    }
+}
+
+/// What the server needs from a request's head.
+#[derive(Debug)]
+pub(crate) struct Head {
+    method: String,
+    target: String,
+    /// HTTP/1.0 (else 1.1).
+    pub(crate) http10: bool,
+    content_type: Option<String>,
+    pub(crate) framing: Framing,
+    /// The client asked to close after this request (or, for HTTP/1.0, did not ask to
+    /// keep the connection).
+    pub(crate) close: bool,
+    pub(crate) expect_continue: bool,
+}
+
+impl Head {
+    /// The head as the endpoint and routes see it.
+    pub(crate) fn request(&self) -> RequestHead<'_> {
+        let mut request = RequestHead::new(&self.method, &self.target);
+        if let Some(content_type) = &self.content_type {
+            request = request.with_content_type(content_type);
+        }
+        if let Framing::Length(n) = self.framing {
+            request = request.with_content_length(n);
+        }
+        request
+    }
+
+    /// Whether the reply goes without its body: the reply to a `HEAD`.
+    pub(crate) fn is_head(&self) -> bool {
+        self.method.eq_ignore_ascii_case("HEAD")
+    }
+}
+
+/// Reads what the server needs from a parsed head, refusing framing it cannot trust.
+fn interpret(request: &httparse::Request<'_, '_>) -> Result<Head, Refusal> {
+    let http10 = request.version == Some(0);
+    let mut content_length: Option<u64> = None;
+    let mut codings: Vec<String> = Vec::new();
+    let mut transfer_encoding = false;
+    let mut content_type = None;
+    let mut close = false;
+    let mut keep_alive = false;
+    let mut expect_continue = false;
+    for header in request.headers.iter() {
+        let value = String::from_utf8_lossy(header.value);
+        let value = value.trim();
+        let name = header.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let length = value
+                .parse::<u64>()
+                .ok()
+                .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or(Refusal::BadContentLength)?;
+            if content_length.is_some_and(|other| other != length) {
+                return Err(Refusal::ConflictingContentLengths);
+            }
+            content_length = Some(length);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding = true;
+            codings.extend(
+                value
+                    .split(',')
+                    .map(|c| c.trim().to_ascii_lowercase())
+                    .filter(|c| !c.is_empty()),
+            );
+        } else if name.eq_ignore_ascii_case("content-type") {
+            if content_type.is_none() {
+                content_type = Some(value.to_owned());
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                close |= token.eq_ignore_ascii_case("close");
+                keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue |= value.eq_ignore_ascii_case("100-continue");
+        }
+    }
+    if transfer_encoding && codings.is_empty() {
+        // RFC 9112 requires a coding; a proxy in front might frame such a request by
+        // something else than its Content-Length, so neither side can be trusted.
+        return Err(Refusal::NoTransferCoding);
+    }
+    let framing = if !codings.is_empty() {
+        if content_length.is_some() {
+            return Err(Refusal::LengthAndTransferEncoding);
+        }
+        match codings.iter().position(|c| c != "chunked") {
+            None if codings.len() == 1 => Framing::Chunked,
+            Some(at) if codings.last().map(String::as_str) == Some("chunked") => {
+                return Err(Refusal::UnsupportedTransferCoding(codings.swap_remove(at)))
+            }
+            _ => return Err(Refusal::UnknownBodyLength),
+        }
+    } else {
+        match content_length {
+            Some(0) | None => Framing::Empty,
+            Some(n) => Framing::Length(n),
+        }
+    };
+    Ok(Head {
+        method: request.method.unwrap_or_default().to_owned(),
+        target: request.path.unwrap_or_default().to_owned(),
+        http10,
+        content_type,
+        framing,
+        close: close || (http10 && !keep_alive),
+        expect_continue,
+    })
+}
+
+/// What the client needs from a response's head.
+#[derive(Debug)]
+pub(crate) struct ResponseHead {
+    pub(crate) status: u16,
+    pub(crate) content_type: Option<String>,
+    pub(crate) framing: Framing,
+}
+
+/// A response's content type and framing: chunked when its last transfer coding is,
+/// else its `Content-Length`, else up to the end of the stream.
+fn response_head(status: u16, headers: &[httparse::Header<'_>]) -> Result<ResponseHead, Refusal> {
+    let mut content_type = None;
+    let mut framing = Framing::UntilClose;
+    for header in headers {
+        let value = || String::from_utf8_lossy(header.value).trim().to_owned();
+        if header.name.eq_ignore_ascii_case("content-type") {
+            content_type = Some(value());
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            if value().to_ascii_lowercase().ends_with("chunked") {
+                framing = Framing::Chunked;
+            }
+        } else if header.name.eq_ignore_ascii_case("content-length") && framing != Framing::Chunked
+        {
+            let length = value()
+                .parse::<u64>()
+                .map_err(|_| Refusal::BadContentLength)?;
+            framing = Framing::Length(length);
+        }
+    }
+    Ok(ResponseHead {
+        status,
+        content_type,
+        framing,
+    })
+}
+
+/// What a response says about its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Connection {
+    /// HTTP/1.1 default: nothing to say.
+    KeepAlive,
+    /// HTTP/1.0 that asked for keep-alive: `Connection: keep-alive`.
+    KeepAlive10,
+    /// `Connection: close`.
+    Close,
+}
+
+/// The whole response, head and body, in one buffer for one write; without the body for
+/// the reply to a `HEAD` (whose `Content-Length` is still the body's).
+pub(crate) fn encode_response(
+    response: &Response,
+    connection: Connection,
+    with_body: bool,
+) -> Vec<u8> {
+    let body = response.body();
+    let mut out = Vec::with_capacity(200 + body.len());
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+        response.status(),
+        response.reason(),
+        response.content_type(),
+        body.len()
+    );
+    for (name, value) in response.headers() {
+        if is_sendable(name, value) {
+            let _ = write!(out, "{name}: {value}\r\n");
+        }
+    }
+    match connection {
+        Connection::KeepAlive => {}
+        Connection::KeepAlive10 => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        Connection::Close => out.extend_from_slice(b"Connection: close\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+    if with_body {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+/// Whether a response header may go out as it is: not one the framing writes, and no
+/// line break to split the head with.
+fn is_sendable(name: &str, value: &str) -> bool {
+    let framing = [
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+    ];
+    !name.is_empty()
+        && !name.bytes().any(|b| b <= b' ' || b == b':' || b >= 0x7f)
+        && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+        && !framing.iter().any(|f| name.eq_ignore_ascii_case(f))
+}
+
+/// A whole request, head and body, in one buffer for one write: `Content-Length` framing
+/// and `Connection: close`.
+pub(crate) fn encode_request(
+    method: &str,
+    target: &str,
+    host: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(200 + body.len());
+    let _ = write!(
+        out,
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    out.extend_from_slice(body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes_are_hex_with_optional_extensions() {
+        let cases: [(&[u8], Option<u64>); 11] = [
+            (b"0", Some(0)),
+            (b"1a", Some(26)),
+            (b"FF", Some(255)),
+            (b"10;name=value", Some(16)),
+            (b"10 ; ext", Some(16)),
+            (b"10\t", Some(16)),
+            (b"", None),
+            (b"x1", None),
+            (b"10x", None),
+            (b"1 0", None),
+            (b"1000000000000000", None),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(
+                chunk_size(line.to_vec()),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn replies_are_one_buffer_with_exact_framing() {
+        let response = Response::text(405, "405 Method Not Allowed: no\n");
+        let bytes = encode_response(&response, Connection::Close, true);
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nContent-Length: 27\r\n"), "{text}");
+        assert!(
+            text.contains("\r\nConnection: close\r\n\r\n405 Method Not Allowed: no\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn framing_headers_and_line_breaks_of_a_route_are_not_sent() {
+        let response = Response::text(200, "ok").with_headers(&[
+            ("Cache-Control", "no-store"),
+            ("Content-Length", "1"),
+            ("connection", "close"),
+            ("X-Split", "a\r\nX-Injected: 1"),
+            ("Bad Name", "x"),
+        ]);
+        let text =
+            String::from_utf8(encode_response(&response, Connection::KeepAlive, false)).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\
+             Cache-Control: no-store\r\n\r\n"
+        );
+    }
+
+    fn request(bytes: &[u8]) -> Result<(Head, Vec<u8>), ReadError> {
+        let mut reader = Reader::new(bytes, MAX_REQUEST_HEAD);
+        let head = reader.read_request_head(Instant::now() + std::time::Duration::from_secs(1))?;
+        let body = reader.read_body(head.framing, 100, None)?;
+        Ok((head, body))
+    }
+
+    #[test]
+    fn request_bodies_are_framed_by_length_or_chunks() {
+        let (head, body) = request(b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcdef").unwrap();
+        assert_eq!((head.framing, &body[..]), (Framing::Length(3), &b"abc"[..]));
+        let (head, body) = request(
+            b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\n1;x=y\r\nc\r\n0\r\nT: 1\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!((head.framing, &body[..]), (Framing::Chunked, &b"abc"[..]));
+        let (head, body) = request(b"GET /a HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!(
+            (head.framing, head.close, &body[..]),
+            (Framing::Empty, true, &b""[..])
+        );
+    }
+
+    #[test]
+    fn broken_requests_are_refused_with_their_reason() {
+        let cases: [(&[u8], u16); 9] = [
+            (b"POST /a HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
+            (
+                b"POST /a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                400,
+            ),
+            (b"POST /a HTTP/1.1\r\nTransfer-Encoding: ,\r\n\r\n", 400),
+            (
+                b"POST /a HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                501,
+            ),
+            (
+                b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                400,
+            ),
+            (
+                b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                400,
+            ),
+            (
+                b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\r\n",
+                400,
+            ),
+            (
+                b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n",
+                413,
+            ),
+            (b"POST /a HTTP/1.1\r\nContent-Length: 101\r\n\r\n", 413),
+        ];
+        for (bytes, status) in cases {
+            match request(bytes) {
+                Err(ReadError::Refused(refusal)) => assert_eq!(
+                    refusal.status(),
+                    status,
+                    "{:?}: {refusal}",
+                    String::from_utf8_lossy(bytes)
+                ),
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(bytes)),
+            }
+        }
+    }
+}

@@ -1,0 +1,906 @@
+//! The server-neutral rules of a function endpoint, and the one place where an outcome
+//! becomes an HTTP status and a reason phrase: [`Error::status`] for the handler's
+//! errors, [`Refusal`] for what the codec, the server and the checks of a request head
+//! refuse.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{self, Read};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use log::{debug, error, log_enabled, warn, Level};
+
+use crate::address::Address;
+use crate::error::Error;
+use crate::handler::RequestReplyHandler;
+use crate::text::{cut_with_ellipsis, Shown};
+
+/// The content type of every request and reply body of the protocol.
+pub const OCTET_STREAM: &str = "application/octet-stream";
+
+/// The content type of error bodies and of [`Response::text`].
+const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+/// Error bodies are cut to this many bytes, so an error never answers with megabytes.
+const MAX_ERROR_BODY: usize = 1024;
+
+/// Headers besides the content type and the framing: static, or collected for one
+/// response (the `Allow` of a route's 405).
+pub(crate) type Headers = Cow<'static, [(&'static str, &'static str)]>;
+
+/// The default request path, as in the Python SDK's examples and `module.yaml` files.
+pub const DEFAULT_PATH: &str = "/statefun";
+
+/// The default limit on a request body: 32 MiB. A batch of 1,000 messages of a few KiB
+/// each, with its state, fits comfortably.
+pub const DEFAULT_MAX_BODY_SIZE: usize = 32 * 1024 * 1024;
+
+/// The HTTP rules of a Stateful Functions endpoint, for any blocking HTTP server: give it
+/// the method, path, content type and body of a request, and send back the
+/// [`Response`] it returns.
+///
+/// This is the crate's one table of HTTP statuses; every front (the crate's
+/// [`Server`](crate::http::Server), the [`tiny_http`](crate::http::tiny_http) adapter,
+/// your own server through this type) answers by it:
+///
+/// | request | status |
+/// |---|---|
+/// | `POST` to the path, a batch the handler answers | 200, `Content-Type: application/octet-stream`, the reply |
+/// | a batch the handler refuses, or a function that failed or panicked | the error's [`Error::status`](crate::Error::status) (its table there): 4xx for what the request carries, which no retry fixes (400, 404 for an unknown function type, 413 for a batch over the handler's limits), 500 for a function that failed or panicked |
+/// | another path | 404 |
+/// | another method on the path | 405, with `Allow: POST` |
+/// | a body over [`with_max_body_size`](Self::with_max_body_size) | 413 |
+/// | a `Content-Type` other than `application/octet-stream` (case and parameters are ignored; a request without one is accepted, as the body's meaning does not depend on it) | 415 |
+///
+/// The crate's server adds what only a server can see: 400 for a malformed head or
+/// broken framing, 408 for a request that does not arrive within its read timeout, 431
+/// for a head over 16 KiB or with more than 64 headers, 501 for a transfer coding other
+/// than `chunked`, and 503 for a connection beyond its limit; on the path of a route
+/// of its own ([`ServerBuilder::route`](crate::http::ServerBuilder::route)), 405 for
+/// another method, 413 for a body over the limit, and 500 when the route's handler
+/// panics.
+///
+/// The runtime retries 5xx answers and fails the job at once on other 4xx ones. Error
+/// bodies are `text/plain`, at most 1 KiB, and name what was wrong (request text in them
+/// is escaped and shortened, never echoed raw). Every error is logged as one line
+/// through [`log`] (level `error` for 5xx, `warn` for 4xx), a handler's error with the
+/// function type and address it failed for; each request's timing is logged at level
+/// `debug`.
+///
+/// ```
+/// use statefun_sync::http::{Endpoint, RequestHead};
+/// use statefun_sync::testing::{Reply, Request};
+/// use statefun_sync::{RequestReplyHandler, StatefulFunctions};
+///
+/// let mut functions = StatefulFunctions::new();
+/// functions.bind("example/echo", |_, _| Ok(()))?;
+/// let handler = RequestReplyHandler::new(functions);
+/// let endpoint = Endpoint::new();
+///
+/// // What a server hands over: the request line, one header and the body.
+/// let body = Request::to("example/echo", "1").invoke(Default::default()).to_bytes();
+/// let head = RequestHead::new("POST", "/statefun").with_content_type("application/octet-stream");
+/// let response = endpoint.respond(&handler, &head, &body[..]);
+///
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(response.content_type(), "application/octet-stream");
+/// Reply::decode(response.body())?;
+///
+/// let get = endpoint.respond(&handler, &RequestHead::new("GET", "/statefun"), &b""[..]);
+/// assert_eq!(get.status(), 405);
+/// assert_eq!(get.headers(), &[("Allow", "POST")]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    path: String,
+    max_body_size: usize,
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Endpoint {
+            path: DEFAULT_PATH.to_owned(),
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
+        }
+    }
+}
+
+impl Error {
+    /// The HTTP status for this error.
+    ///
+    /// The 2.2 runtime retries 5xx answers until the function's timeout and fails the
+    /// job at once on other 4xx, so the status is a decision:
+    ///
+    /// | status | errors |
+    /// |---|---|
+    /// | 400 | [`MalformedRequest`](Error::MalformedRequest), [`NoInvocation`](Error::NoInvocation), [`MissingDeclaredState`](Error::MissingDeclaredState), and what the request's data makes a function fail on: [`UnknownState`](Error::UnknownState), [`UnreadableState`](Error::UnreadableState), [`UnexpectedMessageType`](Error::UnexpectedMessageType), [`MalformedArgument`](Error::MalformedArgument) |
+    /// | 404 | [`UnknownFunctionType`](Error::UnknownFunctionType) |
+    /// | 413 | [`TooManyInvocations`](Error::TooManyInvocations), [`TooManyStates`](Error::TooManyStates) |
+    /// | 500 | everything else: a function that failed or panicked, and the errors a function causes through its own calls on the [`Context`](crate::Context) ([`NoCaller`](Error::NoCaller), [`InvalidArgument`](Error::InvalidArgument)) |
+    ///
+    /// A [`FunctionFailed`](Error::FunctionFailed) whose cause is one of the 400 errors
+    /// above (a function passed it up with `?` and its own `.context(...)`) is a 400 too.
+    /// The statuses of the HTTP layer itself are on
+    /// [`Endpoint`](crate::http::Endpoint).
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::MalformedRequest { .. }
+            | Error::NoInvocation
+            | Error::MissingDeclaredState { .. } => 400,
+            error if error.is_caused_by_request_data() => 400,
+            Error::UnknownFunctionType { .. } => 404,
+            Error::TooManyInvocations { .. } | Error::TooManyStates { .. } => 413,
+            Error::FunctionFailed { source, .. } => {
+                let caused_by_data = source
+                    .chain()
+                    .filter_map(|cause| cause.downcast_ref::<Error>())
+                    .any(Error::is_caused_by_request_data);
+                if caused_by_data {
+                    400
+                } else {
+                    500
+                }
+            }
+            _ => 500,
+        }
+    }
+}
+
+/// What a request handler needs from a request's head: the method, the request target
+/// (the path, with a query string if any), the `Content-Type` header and, when the
+/// server knows it, the body's length.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    method: &'a str,
+    target: &'a str,
+    content_type: Option<&'a str>,
+    content_length: Option<u64>,
+}
+
+impl<'a> RequestHead<'a> {
+    /// A request with `method` (e.g. `POST`) for `target` (e.g. `/statefun`, or
+    /// `/statefun?x=1`), without a content type or a known length.
+    pub fn new(method: &'a str, target: &'a str) -> Self {
+        RequestHead {
+            method,
+            target,
+            content_type: None,
+            content_length: None,
+        }
+    }
+
+    /// Sets the value of the `Content-Type` header.
+    pub fn with_content_type(mut self, content_type: &'a str) -> Self {
+        self.content_type = Some(content_type);
+        self
+    }
+
+    /// Sets the body's length, from `Content-Length`: a body declared longer than the
+    /// limit is refused with 413 before any of it is read.
+    pub fn with_content_length(mut self, length: u64) -> Self {
+        self.content_length = Some(length);
+        self
+    }
+
+    /// The method, as sent (e.g. `POST`).
+    pub fn method(&self) -> &'a str {
+        self.method
+    }
+
+    /// The request target, as sent (e.g. `/statefun?x=1`).
+    pub fn target(&self) -> &'a str {
+        self.target
+    }
+
+    /// The value of the `Content-Type` header, if there was one.
+    pub fn content_type(&self) -> Option<&'a str> {
+        self.content_type
+    }
+
+    /// The body's declared length, if known.
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+
+    /// The path: the request target without its query string, and without the scheme
+    /// and authority of an absolute-form target (`http://host:8000/statefun`).
+    pub fn path(&self) -> &'a str {
+        let mut target = self.target;
+        for scheme in ["http://", "https://"] {
+            // Compared as bytes: slicing the `str` at the scheme's length could cut a
+            // multi-byte character in two (and panic). The scheme is ASCII, so once it
+            // matches, the cut after it is a character boundary.
+            let prefix = target.as_bytes().get(..scheme.len());
+            if prefix.is_some_and(|p| p.eq_ignore_ascii_case(scheme.as_bytes())) {
+                let rest = &target[scheme.len()..];
+                target = rest.find('/').map_or("/", |at| &rest[at..]);
+                break;
+            }
+        }
+        target.split(['?', '#']).next().unwrap_or("")
+    }
+}
+
+/// What to send back: a status, a content type, extra headers and a body.
+///
+/// The server adds the framing (`Content-Length`, `Connection`); everything else the
+/// runtime needs is here. [`Endpoint`] makes them for the functions; [`Response::new`]
+/// and [`Response::text`] make them for a route of your own
+/// ([`ServerBuilder::route`](crate::http::ServerBuilder::route)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    status: u16,
+    content_type: &'static str,
+    headers: Headers,
+    body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with `status`, `content_type` and `body`.
+    ///
+    /// `status` is a final status, 200 to 599; any other is sent as 500.
+    ///
+    /// ```
+    /// use statefun_sync::http::Response;
+    ///
+    /// let metrics = Response::new(200, "text/plain; version=0.0.4", "requests_total 3\n");
+    /// assert_eq!(metrics.status(), 200);
+    /// assert_eq!(metrics.body(), b"requests_total 3\n");
+    /// ```
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
+        Response {
+            status: if (200..600).contains(&status) {
+                status
+            } else {
+                500
+            },
+            content_type,
+            headers: Cow::Borrowed(&[]),
+            body: body.into(),
+        }
+    }
+
+    /// A `text/plain; charset=utf-8` response, e.g. `Response::text(200, "ok\n")`.
+    pub fn text(status: u16, text: impl Into<String>) -> Self {
+        Response::new(status, TEXT_PLAIN, text.into())
+    }
+
+    /// Sends `headers` too, e.g. `&[("Cache-Control", "no-store")]`, instead of the ones
+    /// set before. The server frames the response itself: a `Content-Type`,
+    /// `Content-Length`, `Transfer-Encoding` or `Connection` header here is not sent, nor
+    /// is a header whose name or value holds a line break.
+    pub fn with_headers(mut self, headers: &'static [(&'static str, &'static str)]) -> Self {
+        self.headers = Cow::Borrowed(headers);
+        self
+    }
+
+    /// The reply to a batch: 200, `application/octet-stream`.
+    fn reply(body: Vec<u8>) -> Self {
+        Response::new(200, OCTET_STREAM, body)
+    }
+
+    /// An error: `text/plain`, the status line's reason and `message`, cut to 1 KiB.
+    fn error(status: u16, message: &str) -> Self {
+        let mut body = format!("{status} {}: ", reason_phrase(status));
+        body.push_str(message);
+        cut_with_ellipsis(&mut body, MAX_ERROR_BODY - 1);
+        body.push('\n');
+        Response::text(status, body)
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The status line's reason phrase, e.g. `Not Found`.
+    pub fn reason(&self) -> &'static str {
+        reason_phrase(self.status)
+    }
+
+    /// The value of the `Content-Type` header: exactly `application/octet-stream` for a
+    /// reply, `text/plain; charset=utf-8` for an error.
+    pub fn content_type(&self) -> &'static str {
+        self.content_type
+    }
+
+    /// Headers to send besides `Content-Type` and the framing: `Allow` with a 405.
+    pub fn headers(&self) -> &[(&'static str, &'static str)] {
+        &self.headers
+    }
+
+    /// The body: the serialized `FromFunction`, or the error's text.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The body, taken out.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The status, content type, headers and body, for a front that sends them apart.
+    #[cfg_attr(not(feature = "tiny-http"), allow(dead_code))]
+    pub(crate) fn into_parts(self) -> (u16, &'static str, Headers, Vec<u8>) {
+        (self.status, self.content_type, self.headers, self.body)
+    }
+}
+
+impl Endpoint {
+    /// The rules with their defaults: path `/statefun`, bodies up to 32 MiB.
+    pub fn new() -> Self {
+        Endpoint::default()
+    }
+
+    /// Serves the handler at `path` (default `/statefun`) instead; it should start with
+    /// `/`. Requests for any other path get 404.
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Refuses request bodies longer than `bytes` (default 32 MiB) with 413.
+    pub fn with_max_body_size(mut self, bytes: usize) -> Self {
+        self.max_body_size = bytes;
+        self
+    }
+
+    /// The path served.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The body limit, in bytes.
+    pub fn max_body_size(&self) -> usize {
+        self.max_body_size
+    }
+
+    /// Answers one request: checks its head, reads at most
+    /// [`with_max_body_size`](Self::with_max_body_size) + 1 bytes of `body`, and runs the handler.
+    ///
+    /// Never fails and never panics: every problem, including an I/O error while reading
+    /// `body` and a panic in a function, becomes an error [`Response`] with the status in
+    /// the table above (an unreadable body is a 400).
+    pub fn respond(
+        &self,
+        handler: &RequestReplyHandler,
+        head: &RequestHead<'_>,
+        body: impl Read,
+    ) -> Response {
+        let started = timer();
+        if let Some(refusal) = self.check_head(head) {
+            return refusal;
+        }
+        let body = match self.read_body(head, body) {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        self.finish(handler, &body, started)
+    }
+
+    /// As [`respond`](Self::respond), for a body already in memory (its length is
+    /// checked against the limit).
+    pub fn respond_bytes(
+        &self,
+        handler: &RequestReplyHandler,
+        head: &RequestHead<'_>,
+        body: &[u8],
+    ) -> Response {
+        let started = timer();
+        let head = head.with_content_length(body.len() as u64);
+        if let Some(refusal) = self.check_head(&head) {
+            return refusal;
+        }
+        self.finish(handler, body, started)
+    }
+
+    /// The checks that need no body: path (404), method (405), content type (415) and a
+    /// declared length over the limit (413). `None` when the request may go on; a server
+    /// that reads the body itself calls this first, so it can refuse before reading
+    /// (and answer `Expect: 100-continue` only when it will read).
+    pub fn check_head(&self, head: &RequestHead<'_>) -> Option<Response> {
+        let path = head.path();
+        let refusal = if path != self.path {
+            Refusal::NoSuchPath {
+                path: path.to_owned(),
+                served: self.path.clone(),
+            }
+        } else if !head.method.eq_ignore_ascii_case("POST") {
+            Refusal::MethodNotAllowed {
+                method: head.method.to_owned(),
+                allow: Cow::Borrowed(&[("Allow", "POST")]),
+            }
+        } else if let Some(content_type) = head.content_type.filter(|c| !is_octet_stream(c)) {
+            Refusal::UnsupportedContentType(content_type.to_owned())
+        } else {
+            self.check_length(head)?
+        };
+        Some(self.refuse(head, refusal))
+    }
+
+    /// The 413 for a declared length over the limit, as a refusal.
+    pub(crate) fn check_length(&self, head: &RequestHead<'_>) -> Option<Refusal> {
+        let length = head
+            .content_length
+            .filter(|&n| n > self.max_body_size as u64)?;
+        Some(self.too_large(BodySize::Declared(length)))
+    }
+
+    /// The 413 for a body of `size`.
+    pub(crate) fn too_large(&self, size: BodySize) -> Refusal {
+        Refusal::BodyTooLarge {
+            size,
+            limit: self.max_body_size,
+        }
+    }
+
+    /// The response to a request refused before its handler ran, logged at `warn`.
+    pub(crate) fn refuse(&self, head: &RequestHead<'_>, refusal: Refusal) -> Response {
+        let response = refusal.response();
+        warn!(
+            "{} {}: {}",
+            Shown(head.method),
+            Shown(head.path()),
+            error_text(&response)
+        );
+        response
+    }
+
+    /// Reads the body, at most the limit + 1 bytes of it.
+    fn read_body(&self, head: &RequestHead<'_>, body: impl Read) -> Result<Vec<u8>, Response> {
+        let mut bytes = Vec::new();
+        let limit = self.max_body_size as u64;
+        let refusal = match body.take(limit.saturating_add(1)).read_to_end(&mut bytes) {
+            Ok(_) if bytes.len() as u64 > limit => self.too_large(BodySize::Over),
+            Ok(_) => return Ok(bytes),
+            Err(err) => Refusal::UnreadableBody(err),
+        };
+        Err(self.refuse(head, refusal))
+    }
+
+    /// Runs the handler on a complete body, which the server has checked against
+    /// [`check_head`](Self::check_head) and the limit. Never panics: a panic anywhere in
+    /// the handler is a 500.
+    pub fn handle_body(&self, handler: &RequestReplyHandler, body: &[u8]) -> Response {
+        self.finish(handler, body, timer())
+    }
+
+    fn finish(
+        &self,
+        handler: &RequestReplyHandler,
+        body: &[u8],
+        started: Option<Instant>,
+    ) -> Response {
+        // AssertUnwindSafe: the handler is immutable (functions are `Fn + Sync`), so a
+        // panic cannot leave it half-updated; the core catches function panics itself and
+        // this only guards against a bug elsewhere taking a server thread down.
+        let outcome = catch_unwind(AssertUnwindSafe(|| handler.handle(body)));
+        let response = match outcome {
+            Ok(Ok(reply)) => Response::reply(reply),
+            Ok(Err(err)) => {
+                let status = err.status();
+                let report = err.report();
+                let level = if status >= 500 {
+                    Level::Error
+                } else {
+                    Level::Warn
+                };
+                let target = Target(err.address());
+                log::log!(
+                    level,
+                    "POST {} {status} for function type {}, address {}: {report}",
+                    Shown(&self.path),
+                    target.function_type(),
+                    target.address()
+                );
+                Response::error(status, &report)
+            }
+            Err(_) => {
+                let target = Target(None);
+                error!(
+                    "POST {} 500 for function type {}, address {}: the handler panicked",
+                    Shown(&self.path),
+                    target.function_type(),
+                    target.address()
+                );
+                Refusal::Panicked.response()
+            }
+        };
+        if let Some(started) = started {
+            debug!(
+                "POST {} {}: {} bytes in, {} bytes out, {:?}",
+                Shown(&self.path),
+                response.status,
+                body.len(),
+                response.body.len(),
+                started.elapsed()
+            );
+        }
+        response
+    }
+}
+
+/// The start of a request, when its timing is logged.
+pub(crate) fn timer() -> Option<Instant> {
+    log_enabled!(Level::Debug).then(Instant::now)
+}
+
+/// The function type and address an error names, for a log line.
+struct Target<'a>(Option<&'a Address>);
+
+impl Target<'_> {
+    fn function_type(&self) -> String {
+        match self.0 {
+            Some(address) => Shown(&address.function_type().to_string()).to_string(),
+            None => "(unknown)".to_owned(),
+        }
+    }
+
+    fn address(&self) -> String {
+        match self.0 {
+            Some(address) => Shown(&address.to_string()).to_string(),
+            None => "(unknown)".to_owned(),
+        }
+    }
+}
+
+/// How big a refused body was said or found to be.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BodySize {
+    /// Its `Content-Length`.
+    Declared(u64),
+    /// More than the limit, read so far.
+    Over,
+    /// More than the limit, in chunks.
+    OverChunked,
+}
+
+/// Why a request is refused before its handler ran, or instead of it: what the HTTP/1
+/// codec, the server and [`Endpoint::check_head`] report. [`Refusal::status`] is the
+/// one table from such an outcome to its status.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
+pub(crate) enum Refusal {
+    /// A path that nothing is served at.
+    NoSuchPath { path: String, served: String },
+    /// A method that the path does not take; `allow` are its `Allow` headers.
+    MethodNotAllowed { method: String, allow: Headers },
+    /// A `Content-Type` other than `application/octet-stream`.
+    UnsupportedContentType(String),
+    /// A body over the limit.
+    BodyTooLarge { size: BodySize, limit: usize },
+    /// A request head longer than `max` bytes.
+    HeadTooLarge { max: usize },
+    /// More than `max` headers.
+    TooManyHeaders { max: usize },
+    /// Trailer fields longer than `max` bytes.
+    TrailersTooLarge { max: usize },
+    /// A head httparse cannot parse.
+    MalformedHead(httparse::Error),
+    /// A `Content-Length` that is not a number.
+    BadContentLength,
+    /// Two different `Content-Length` headers.
+    ConflictingContentLengths,
+    /// A `Transfer-Encoding` header without a coding.
+    NoTransferCoding,
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    LengthAndTransferEncoding,
+    /// Codings whose last is not `chunked`, or `chunked` twice: the length is unknown.
+    UnknownBodyLength,
+    /// A transfer coding before `chunked`, which the server does not decode.
+    UnsupportedTransferCoding(String),
+    /// Chunked framing that breaks the rules, and how.
+    BadFraming(&'static str),
+    /// A body that could not be read (a reset, a read error of the body's reader).
+    UnreadableBody(io::Error),
+    /// The request (`what`: its head, its body) did not arrive within the read timeout.
+    TimedOut(&'static str),
+    /// A connection beyond the server's limit.
+    TooManyConnections,
+    /// A connection the server cannot track or give a thread now.
+    NoNewConnection,
+    /// The handler of the request panicked.
+    Panicked,
+}
+
+impl Refusal {
+    /// The status this refusal is answered with.
+    pub(crate) fn status(&self) -> u16 {
+        match self {
+            Refusal::MalformedHead(_)
+            | Refusal::BadContentLength
+            | Refusal::ConflictingContentLengths
+            | Refusal::NoTransferCoding
+            | Refusal::LengthAndTransferEncoding
+            | Refusal::UnknownBodyLength
+            | Refusal::BadFraming(_)
+            | Refusal::UnreadableBody(_) => 400,
+            Refusal::NoSuchPath { .. } => 404,
+            Refusal::MethodNotAllowed { .. } => 405,
+            Refusal::TimedOut(_) => 408,
+            Refusal::BodyTooLarge { .. } => 413,
+            Refusal::UnsupportedContentType(_) => 415,
+            Refusal::HeadTooLarge { .. }
+            | Refusal::TooManyHeaders { .. }
+            | Refusal::TrailersTooLarge { .. } => 431,
+            Refusal::Panicked => 500,
+            Refusal::UnsupportedTransferCoding(_) => 501,
+            Refusal::TooManyConnections | Refusal::NoNewConnection => 503,
+        }
+    }
+
+    /// The error response: its status, the text below, and `Allow` with a 405.
+    pub(crate) fn response(self) -> Response {
+        let response = Response::error(self.status(), &self.to_string());
+        match self {
+            Refusal::MethodNotAllowed { allow, .. } => Response {
+                headers: allow,
+                ..response
+            },
+            _ => response,
+        }
+    }
+}
+
+/// What the error body says after its status line.
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NoSuchPath { path, served } => write!(
+                f,
+                "no function endpoint at {} (the functions are served at {})",
+                Shown(path),
+                Shown(served)
+            ),
+            Refusal::MethodNotAllowed { method, allow } => {
+                write!(f, "method {} is not allowed here: use ", Shown(method))?;
+                for (i, (_, allowed)) in allow.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" or ")?;
+                    }
+                    f.write_str(allowed)?;
+                }
+                Ok(())
+            }
+            Refusal::UnsupportedContentType(content_type) => write!(
+                f,
+                "content type {} is not accepted: send application/octet-stream",
+                Shown(content_type)
+            ),
+            Refusal::BodyTooLarge { size, limit } => {
+                f.write_str("the request body (")?;
+                match size {
+                    BodySize::Declared(length) => write!(f, "{length} bytes")?,
+                    BodySize::Over => write!(f, "more than {limit} bytes")?,
+                    BodySize::OverChunked => write!(f, "more than {limit} bytes, chunked")?,
+                }
+                write!(f, ") is over the limit of {limit} bytes")
+            }
+            Refusal::HeadTooLarge { max } => {
+                write!(f, "the request head is longer than {max} bytes")
+            }
+            Refusal::TooManyHeaders { max } => write!(f, "the request has more than {max} headers"),
+            Refusal::TrailersTooLarge { max } => {
+                write!(f, "the trailer fields are longer than {max} bytes")
+            }
+            Refusal::MalformedHead(err) => write!(f, "malformed request head: {err}"),
+            Refusal::BadContentLength => f.write_str("Content-Length is not a number"),
+            Refusal::ConflictingContentLengths => {
+                f.write_str("the request has two different Content-Length headers")
+            }
+            Refusal::NoTransferCoding => f.write_str("Transfer-Encoding names no transfer coding"),
+            Refusal::LengthAndTransferEncoding => {
+                f.write_str("the request has both Content-Length and Transfer-Encoding")
+            }
+            Refusal::UnknownBodyLength => f.write_str(
+                "Transfer-Encoding does not end with `chunked` exactly once, so the body's \
+                 length is unknown",
+            ),
+            Refusal::UnsupportedTransferCoding(coding) => write!(
+                f,
+                "transfer coding {} is not supported; send the body chunked only",
+                Shown(coding)
+            ),
+            Refusal::BadFraming(what) => {
+                write!(
+                    f,
+                    "cannot read the request body: bad chunked framing: {what}"
+                )
+            }
+            Refusal::UnreadableBody(err) => write!(f, "cannot read the request body: {err}"),
+            Refusal::TimedOut(what) => write!(f, "the {what} did not arrive in time"),
+            Refusal::TooManyConnections => f.write_str("too many connections are open"),
+            Refusal::NoNewConnection => f.write_str("the server cannot take a new connection now"),
+            Refusal::Panicked => f.write_str("the handler panicked"),
+        }
+    }
+}
+
+/// An error response's text, for its log line.
+pub(crate) fn error_text(response: &Response) -> String {
+    String::from_utf8_lossy(&response.body)
+        .trim_end()
+        .to_owned()
+}
+
+/// Whether a `Content-Type` value is `application/octet-stream`, ignoring case,
+/// whitespace and parameters.
+fn is_octet_stream(content_type: &str) -> bool {
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    media_type.is_empty() || media_type.eq_ignore_ascii_case(OCTET_STREAM)
+}
+
+/// The reason phrase of a status: those this crate sends, and the common ones a route
+/// of a user's may send.
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_drop_the_query_and_an_absolute_form_prefix() {
+        let cases = [
+            ("/statefun", "/statefun"),
+            ("/statefun?x=1", "/statefun"),
+            ("http://host:8000/statefun", "/statefun"),
+            ("HTTPS://host/statefun#f", "/statefun"),
+            ("http://host", "/"),
+            ("abcdefgh\u{4bb}", "abcdefgh\u{4bb}"),
+            ("/state\u{e9}", "/state\u{e9}"),
+            ("http:/\u{e9}", "http:/\u{e9}"),
+        ];
+        for (target, expected) in cases {
+            assert_eq!(
+                RequestHead::new("POST", target).path(),
+                expected,
+                "{target:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn content_types_are_compared_without_parameters_or_case() {
+        let cases = [
+            ("application/octet-stream", true),
+            ("Application/Octet-Stream", true),
+            (" application/octet-stream ; charset=binary", true),
+            ("", true),
+            ("application/json", false),
+            ("application/octet-streamx", false),
+            ("text/plain; application/octet-stream", false),
+        ];
+        for (content_type, expected) in cases {
+            assert_eq!(is_octet_stream(content_type), expected, "{content_type:?}");
+        }
+    }
+
+    #[test]
+    fn error_bodies_are_cut_to_one_kib() {
+        let response = Response::error(400, &"é".repeat(5000));
+        assert!(
+            response.body.len() <= MAX_ERROR_BODY,
+            "{}",
+            response.body.len()
+        );
+        assert!(std::str::from_utf8(&response.body).is_ok());
+        assert!(response.body.starts_with(b"400 Bad Request: "));
+    }
+
+    #[test]
+    fn the_query_string_is_not_part_of_the_path() {
+        assert_eq!(
+            RequestHead::new("POST", "/statefun?a=b").path(),
+            "/statefun"
+        );
+        assert_eq!(RequestHead::new("POST", "/statefun").path(), "/statefun");
+        assert_eq!(
+            RequestHead::new("POST", "http://functions:8000/statefun?x").path(),
+            "/statefun"
+        );
+        assert_eq!(RequestHead::new("POST", "HTTP://functions").path(), "/");
+    }
+
+    #[test]
+    fn every_refusal_has_a_known_reason_phrase_and_says_what_was_wrong() {
+        let refusals = [
+            Refusal::NoSuchPath {
+                path: "/x".into(),
+                served: "/statefun".into(),
+            },
+            Refusal::MethodNotAllowed {
+                method: "GET".into(),
+                allow: Cow::Borrowed(&[("Allow", "POST")]),
+            },
+            Refusal::UnsupportedContentType("a/b".into()),
+            Refusal::BodyTooLarge {
+                size: BodySize::OverChunked,
+                limit: 10,
+            },
+            Refusal::HeadTooLarge { max: 1 },
+            Refusal::TooManyHeaders { max: 1 },
+            Refusal::TrailersTooLarge { max: 1 },
+            Refusal::BadContentLength,
+            Refusal::ConflictingContentLengths,
+            Refusal::NoTransferCoding,
+            Refusal::LengthAndTransferEncoding,
+            Refusal::UnknownBodyLength,
+            Refusal::UnsupportedTransferCoding("gzip".into()),
+            Refusal::BadFraming("x"),
+            Refusal::UnreadableBody(io::ErrorKind::ConnectionReset.into()),
+            Refusal::TimedOut("request head"),
+            Refusal::TooManyConnections,
+            Refusal::NoNewConnection,
+            Refusal::Panicked,
+        ];
+        for refusal in refusals {
+            let text = refusal.to_string();
+            let response = refusal.response();
+            assert_ne!(response.reason(), "Unknown", "{text}");
+            let body = String::from_utf8(response.body).unwrap();
+            assert_eq!(
+                body,
+                format!(
+                    "{} {}: {text}\n",
+                    response.status,
+                    reason_phrase(response.status)
+                )
+            );
+        }
+        let not_allowed = Refusal::MethodNotAllowed {
+            method: "PUT".into(),
+            allow: Cow::Borrowed(&[("Allow", "GET"), ("Allow", "HEAD")]),
+        }
+        .response();
+        assert!(not_allowed.body.ends_with(b"use GET or HEAD\n"));
+        assert_eq!(
+            not_allowed.headers(),
+            &[("Allow", "GET"), ("Allow", "HEAD")]
+        );
+    }
+
+    #[test]
+    fn a_status_that_is_not_final_is_sent_as_500() {
+        assert_eq!(Response::text(99, "x").status(), 500);
+        assert_eq!(Response::text(101, "x").status(), 500);
+        assert_eq!(Response::text(204, "").status(), 204);
+    }
+}

@@ -1,0 +1,305 @@
+//! The accept loop (a thread per connection, 503 beyond the limit) and the connection
+//! loop (requests read, checked, answered, on one keep-alive connection).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use log::{error, warn};
+
+use super::{lock, Shared, Tracked};
+use crate::http::codec::{
+    self, encode_response, set_deadline, Connection, Framing, Head, ReadError, Reader,
+    MAX_REQUEST_HEAD,
+};
+use crate::http::endpoint::{error_text, Refusal, Response};
+
+/// How long a connection that is closed after an error keeps reading what the client
+/// still sends, so the kernel does not answer it with a reset that destroys the reply.
+const LINGER: Duration = Duration::from_secs(2);
+/// How much it reads meanwhile, at most.
+const MAX_LINGER_BYTES: usize = 1024 * 1024;
+
+pub(super) fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if shared.is_stopping() {
+                    break;
+                }
+                admit(shared, stream);
+            }
+            Err(_) if shared.is_stopping() => break,
+            Err(err) => match err.kind() {
+                io::ErrorKind::Interrupted
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::ConnectionReset => {}
+                _ => {
+                    // Typically out of file descriptors: back off instead of spinning.
+                    error!("accepting a connection failed: {err}; retrying in 100 ms");
+                    thread::sleep(Duration::from_millis(100));
+                }
+            },
+        }
+    }
+    drop(listener);
+    lock(&shared.state).acceptor_done = true;
+    shared.changed.notify_all();
+}
+
+/// Gives a new connection its thread, or refuses it with 503.
+fn admit(shared: &Arc<Shared>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let handle = match stream.try_clone() {
+        Ok(handle) => handle,
+        Err(err) => {
+            error!("cannot track a new connection: {err}");
+            return refuse(stream, Refusal::NoNewConnection);
+        }
+    };
+    let id = {
+        let mut state = lock(&shared.state);
+        if state.stopping {
+            // Shutdown has closed the others: this one is not served either.
+            return;
+        }
+        if state.connections.len() >= shared.max_connections {
+            drop(state);
+            warn!(
+                "refused a connection: {} connections are open, the limit",
+                shared.max_connections
+            );
+            return refuse(stream, Refusal::TooManyConnections);
+        }
+        let id = state.next_id;
+        state.next_id += 1;
+        state.connections.insert(
+            id,
+            Tracked {
+                stream: handle,
+                busy: false,
+            },
+        );
+        id
+    };
+    let for_thread = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("statefun-http".into())
+        .stack_size(shared.stack_size)
+        .spawn(move || {
+            let _registered = Registered(&for_thread, id);
+            serve_connection(&for_thread, id, stream);
+        });
+    if let Err(err) = spawned {
+        // The closure, and with it the connection, is dropped: the client sees it close.
+        error!("cannot start a thread for a new connection: {err}");
+        lock(&shared.state).connections.remove(&id);
+        shared.changed.notify_all();
+    }
+}
+
+/// Removes a connection from the tracked ones when its thread ends, however it ends.
+struct Registered<'a>(&'a Shared, u64);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).connections.remove(&self.1);
+        self.0.changed.notify_all();
+    }
+}
+
+/// Answers a connection the server will not serve with 503 and closes it, without
+/// waiting for its request.
+fn refuse(mut stream: TcpStream, refusal: Refusal) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let response = refusal.response();
+    let _ = stream.write_all(&encode_response(&response, Connection::Close, true));
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// What to do with the connection after a request.
+enum Next {
+    KeepAlive,
+    Close,
+    LingerClose,
+}
+
+fn serve_connection(shared: &Shared, id: u64, stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(shared.read_timeout));
+    let mut conn = Reader::new(stream, MAX_REQUEST_HEAD);
+    // A new connection gets no longer than a request would to send its first byte: 2,048
+    // sockets that never speak must not hold every slot for the whole idle timeout.
+    let mut wait = shared.idle_timeout.min(shared.read_timeout);
+    loop {
+        if conn.buffered().is_empty() {
+            // Idle: wait for the next request's first byte.
+            if conn.stream().set_read_timeout(Some(wait)).is_err() {
+                return;
+            }
+            match conn.fill(None) {
+                Ok(n) if n > 0 => {}
+                _ => return, // closed by the client, idle for too long, or shut down
+            }
+        }
+        if !shared.set_busy(id, true) {
+            return;
+        }
+        let deadline = Instant::now() + shared.read_timeout;
+        match exchange(shared, &mut conn, deadline) {
+            Next::KeepAlive => {}
+            Next::Close => {
+                let _ = conn.stream().shutdown(Shutdown::Write);
+                return;
+            }
+            Next::LingerClose => return linger_close(conn.stream_mut()),
+        }
+        if !shared.set_busy(id, false) {
+            return;
+        }
+        wait = shared.idle_timeout;
+    }
+}
+
+/// Reads one request and answers it: with a route's handler, or the functions'.
+fn exchange(shared: &Shared, conn: &mut Reader<TcpStream>, deadline: Instant) -> Next {
+    let head = match conn.read_request_head(deadline) {
+        Ok(head) => head,
+        Err(err) => return fail(conn, err, "request head"),
+    };
+    let request = head.request();
+    let endpoint = &shared.endpoint;
+    let limit = endpoint.max_body_size();
+    // What the body may hold in memory (see `max_body_memory`); taken only once the head
+    // is accepted or the body is to be drained, and held until the body is dropped.
+    let body_units = match head.framing {
+        Framing::Empty | Framing::UntilClose => 0,
+        Framing::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        Framing::Chunked => limit,
+    };
+    let (route, refusal) = match shared.routes.find(&request, endpoint.path()) {
+        Ok(None) => (None, endpoint.check_head(&request)),
+        Ok(Some(route)) => {
+            let too_large = endpoint.check_length(&request);
+            (Some(route), too_large.map(|r| endpoint.refuse(&request, r)))
+        }
+        Err(refusal) => (None, Some(endpoint.refuse(&request, refusal))),
+    };
+    if let Some(refusal) = refusal {
+        let drain = match head.framing {
+            Framing::Empty => true,
+            // A small body is read and dropped, so the connection stays usable, unless
+            // the client waits for a 100 Continue before sending it.
+            Framing::Length(n) => n <= limit as u64 && !head.expect_continue,
+            Framing::Chunked | Framing::UntilClose => false,
+        };
+        if !drain {
+            let _ =
+                conn.stream_mut()
+                    .write_all(&encode_response(&refusal, Connection::Close, true));
+            return Next::LingerClose;
+        }
+        let _body_memory = shared.body_memory.acquire(body_units);
+        return match conn.read_body(head.framing, limit, Some(deadline)) {
+            Ok(_) => reply(conn, &refusal, &head, shared),
+            Err(err) => fail(conn, err, "request body"),
+        };
+    }
+    let _body_memory = shared.body_memory.acquire(body_units);
+    if head.expect_continue && !head.http10 && head.framing != Framing::Empty {
+        if let Err(err) = conn.stream_mut().write_all(codec::CONTINUE) {
+            return fail(conn, err.into(), "interim reply");
+        }
+    }
+    let body = match conn.read_body(head.framing, limit, Some(deadline)) {
+        Ok(body) => body,
+        Err(err) => return fail(conn, err, "request body"),
+    };
+    let response = {
+        let _permit = shared.permits.acquire(1);
+        match route {
+            Some(route) => route.respond(&request, &body),
+            None => endpoint.handle_body(&shared.handler, &body),
+        }
+    };
+    reply(conn, &response, &head, shared)
+}
+
+/// Writes all of `bytes` by `deadline`: the socket's write timeout bounds each write
+/// call, so a client reading one byte at a time would otherwise hold the connection for
+/// as long as it likes.
+fn write_all_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+fn reply(conn: &mut Reader<TcpStream>, response: &Response, head: &Head, shared: &Shared) -> Next {
+    let connection = if head.close || shared.is_stopping() {
+        Connection::Close
+    } else if head.http10 {
+        Connection::KeepAlive10
+    } else {
+        Connection::KeepAlive
+    };
+    let bytes = encode_response(response, connection, !head.is_head());
+    match write_all_by(
+        conn.stream_mut(),
+        &bytes,
+        Instant::now() + shared.read_timeout,
+    ) {
+        Ok(()) if connection == Connection::Close => Next::Close,
+        Ok(()) => Next::KeepAlive,
+        Err(err) => {
+            warn!("writing a {} reply failed: {err}", response.status());
+            Next::Close
+        }
+    }
+}
+
+/// Answers a request that could not be read whole, when there is someone to answer:
+/// the refusal, or 408 for a timeout, then the connection closes.
+fn fail(conn: &mut Reader<TcpStream>, err: ReadError, reading: &'static str) -> Next {
+    let refusal = match err {
+        ReadError::Refused(refusal) => refusal,
+        err if err.is_timeout() => Refusal::TimedOut(reading),
+        // The client closed the connection, or it broke: nothing to answer.
+        ReadError::Closed | ReadError::Io(_) => return Next::Close,
+    };
+    let response = refusal.response();
+    warn!("while reading the {reading}: {}", error_text(&response));
+    let _ = conn
+        .stream_mut()
+        .write_all(&encode_response(&response, Connection::Close, true));
+    Next::LingerClose
+}
+
+/// Closes after an error with input possibly still coming: reads (and drops) it for a
+/// while, so the client reads the reply instead of a connection reset.
+fn linger_close(stream: &mut TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let until = Instant::now() + LINGER;
+    let mut drained = 0;
+    let mut scratch = [0; 8192];
+    while drained < MAX_LINGER_BYTES {
+        if set_deadline(stream, Some(until)).is_err() {
+            break;
+        }
+        match stream.read(&mut scratch) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+}

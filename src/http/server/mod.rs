@@ -1,0 +1,496 @@
+//! The crate's own blocking HTTP/1.1 server (feature `server`): one thread per
+//! connection, a cap on connections, a cap on concurrent handler calls.
+//!
+//! Here: the builder and the lifecycle ([`serve`], [`Server`], [`ServerBuilder`]); the
+//! accept and connection loops are in `connection`, the semaphore in `semaphore`, the
+//! extra routes in `routes`, and the HTTP/1 codec in `http::codec`.
+
+mod connection;
+mod routes;
+mod semaphore;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs,
+};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+
+use super::endpoint::{Endpoint, RequestHead, Response};
+use crate::handler::RequestReplyHandler;
+use routes::Routes;
+use semaphore::Semaphore;
+
+/// Serves `handler` at `http://<addr>/statefun` with the default settings of
+/// [`ServerBuilder`], on the calling thread, forever.
+///
+/// ```no_run
+/// use statefun_sync::{serve, RequestReplyHandler, StatefulFunctions};
+///
+/// let mut functions = StatefulFunctions::new();
+/// functions.bind("example/greeter", |ctx, message| Ok(ctx.reply(message)?))?;
+/// serve(RequestReplyHandler::new(functions), "0.0.0.0:8000")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Use [`Server::builder`] to choose the path, the limits and the timeouts, to serve
+/// other routes beside the functions, or to shut the server down.
+///
+/// # Errors
+///
+/// The I/O error if `addr` does not resolve or cannot be bound (in use, not an address
+/// of this host, a privileged port). Once it listens, it does not return: errors of
+/// single connections are logged, never fatal.
+pub fn serve(
+    handler: impl Into<Arc<RequestReplyHandler>>,
+    addr: impl ToSocketAddrs,
+) -> io::Result<()> {
+    let server = Server::builder().bind(addr).start(handler)?;
+    info!(
+        "serving Stateful Functions at http://{}{}",
+        server.local_addr(),
+        server.path()
+    );
+    server.join();
+    Ok(())
+}
+
+/// A running server, from [`ServerBuilder::start`]. Dropping it shuts it down (see
+/// [`shutdown`](Server::shutdown)); [`join`](Server::join) waits for that instead.
+///
+/// # How it serves
+///
+/// The accept loop runs on its own thread and gives each connection a thread of its
+/// own, up to [`max_connections`](ServerBuilder::max_connections) (default 2,048, twice
+/// the runtime's connection pool per task manager); beyond it, a new connection
+/// gets `503 Service Unavailable` with `Connection: close`, which the runtime retries.
+/// A semaphore lets at most [`workers`](ServerBuilder::workers) handler calls run at
+/// once; the other connection threads wait in `read()` (idle keep-alive connections)
+/// or for a permit, costing a parked thread with a small stack each.
+///
+/// This is the design because the runtime opens its pooled connections in bursts and
+/// then keeps them idle: a pool of a few threads that each own a connection (tiny_http
+/// 0.12) leaves the burst's other connections unanswered, and a poller needs either
+/// `unsafe` system calls or a dependency. A thread is cheap to create, and an idle one
+/// costs a parked thread's few KiB, so bursts of new keep-alive connections are answered
+/// at once and many idle ones cost little memory. `tests/http_measure.rs` measures the
+/// bursts and the idle connections, beside the tiny_http adapter; the figures are in
+/// the repository's `BENCHMARKS.md`, the limits and what each refusal answers in its
+/// `SECURITY.md`.
+///
+/// Functions run on the connection threads, whose stack is
+/// [`stack_size`](ServerBuilder::stack_size) (default 512 KiB): raise it for functions
+/// with deep recursion or large values on the stack.
+///
+/// HTTP/1.1 and HTTP/1.0 requests are served, with keep-alive (HTTP/1.0 only when the
+/// request asks for it), `Connection: close`, sequential pipelined requests,
+/// `Content-Length` and chunked bodies (chunk extensions and trailers are read and
+/// ignored), and `Expect: 100-continue`. A request with both `Content-Length` and
+/// `Transfer-Encoding`, a transfer coding other than `chunked` (501), or broken chunked
+/// framing is refused and its connection closed, so no request can be smuggled past
+/// the framing. Every status it answers with is in the table on [`Endpoint`].
+pub struct Server {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    acceptor: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Configures and starts a [`Server`]; from [`Server::builder`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use statefun_sync::http::Server;
+/// use statefun_sync::{RequestReplyHandler, StatefulFunctions};
+///
+/// let mut functions = StatefulFunctions::new();
+/// functions.bind("example/greeter", |ctx, message| Ok(ctx.reply(message)?))?;
+/// let server = Server::builder()
+///     .bind("127.0.0.1:8000")
+///     .path("/statefun")
+///     .workers(8)
+///     .max_connections(1024)
+///     .max_body_size(32 * 1024 * 1024)
+///     .read_timeout(Duration::from_secs(30))
+///     .start(RequestReplyHandler::new(functions))?;
+/// println!("listening on {}", server.local_addr());
+/// server.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct ServerBuilder {
+    addrs: io::Result<Vec<SocketAddr>>,
+    endpoint: Endpoint,
+    workers: usize,
+    max_connections: usize,
+    max_body_memory: usize,
+    read_timeout: Duration,
+    idle_timeout: Duration,
+    shutdown_timeout: Duration,
+    stack_size: usize,
+    routes: Routes,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            addrs: Ok(vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 8000))]),
+            endpoint: Endpoint::new(),
+            workers: thread::available_parallelism().map_or(4, NonZeroUsize::get) * 2,
+            max_connections: 2048,
+            max_body_memory: 256 * 1024 * 1024,
+            read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(10),
+            stack_size: 512 * 1024,
+            routes: Routes::default(),
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// Listens on `addr` (default `127.0.0.1:8000`; `0.0.0.0:8000` for every interface,
+    /// port 0 for any free port). The first address it resolves to that binds is used.
+    /// A resolution error is returned by [`start`](Self::start).
+    pub fn bind(mut self, addr: impl ToSocketAddrs) -> Self {
+        self.addrs = addr.to_socket_addrs().map(Iterator::collect);
+        self
+    }
+
+    /// Serves the functions at `path` (default `/statefun`); other paths get 404.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.endpoint = self.endpoint.with_path(path);
+        self
+    }
+
+    /// The most handler calls that run at once (default: twice the available
+    /// parallelism). Raise it for functions that wait on I/O. At least 1.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// The most open connections (default 2,048); a connection beyond it is answered
+    /// with 503 and closed. At least 1.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// The largest request body accepted (default 32 MiB); a larger one gets 413.
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.endpoint = self.endpoint.with_max_body_size(bytes);
+        self
+    }
+
+    /// How many bytes of request bodies all connections together may hold in memory
+    /// (default 256 MiB). A request whose body would go over waits, before reading it,
+    /// until earlier ones are answered; its `Content-Length` counts (a chunked body counts
+    /// as [`max_body_size`](Self::max_body_size)). Without it, every connection could hold
+    /// a body of the largest size at once: 2,048 times 32 MiB by default. One body of the
+    /// largest size is always let through, whatever this is set to.
+    pub fn max_body_memory(mut self, bytes: usize) -> Self {
+        self.max_body_memory = bytes;
+        self
+    }
+
+    /// How long a request may take to arrive, head and body, once its first byte has
+    /// (default 30 s); a slower one gets 408 and its connection is closed. It also bounds
+    /// the writing of a reply, as a whole. At least 1 ms.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a keep-alive connection may wait for its next request (default 60 s)
+    /// before it is closed. The runtime's connection pool keeps idle connections longer,
+    /// and that is safe: a request sent on a connection the server has just closed fails
+    /// at once, and the runtime's HTTP client (OkHttp) and its retry loop send it again
+    /// on a new connection. A new connection waits for its first request no longer than
+    /// the [`read_timeout`](Self::read_timeout), so that sockets which never speak cannot
+    /// hold every connection slot. At least 1 ms.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long [`Server::shutdown`] waits for requests in flight (default 10 s, the
+    /// runtime's read timeout: it has given up on a request that takes longer).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The stack size of connection threads, on which functions run (default 512 KiB).
+    /// Memory is committed as a stack grows, so a large value costs address space, not
+    /// memory.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Serves `handler` for `method` requests to `path`, beside the functions: a
+    /// health check, metrics, anything small a service needs next to its functions.
+    ///
+    /// ```no_run
+    /// use statefun_sync::http::{Response, Server};
+    /// use statefun_sync::{RequestReplyHandler, StatefulFunctions};
+    ///
+    /// # let functions = StatefulFunctions::new();
+    /// let server = Server::builder()
+    ///     .bind("0.0.0.0:8000")
+    ///     .route("GET", "/health", |_, _| Response::text(200, "ok\n"))
+    ///     .start(RequestReplyHandler::new(functions))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// The handler gets the request's head (its [`path`](RequestHead::path) has no
+    /// query string; the [`target`](RequestHead::target) keeps it) and its whole body,
+    /// and returns the [`Response`] to send ([`Response::text`], [`Response::new`]).
+    /// A route's requests go through everything a function's do: the head and body
+    /// limits, [`max_body_size`](Self::max_body_size) (413 beyond it), the read timeout,
+    /// a worker permit while the handler runs ([`workers`](Self::workers)), keep-alive
+    /// and `Connection: close`. A panic in the handler is a 500.
+    ///
+    /// `path` is matched exactly, `method` without regard to case (as the functions'
+    /// `POST`); a `GET` route answers `HEAD` too, with the `GET` reply's headers and no
+    /// body. Another method on a route's path gets 405 with the route's methods in
+    /// `Allow`; any path without a route is the functions' (404 unless it is theirs). A
+    /// route on the functions' path takes its method there; adding a route with the
+    /// method and path of an earlier one replaces it.
+    ///
+    /// A `method` that is not an HTTP token, or a `path` that does not start with `/`, is
+    /// an error of [`start`](Self::start).
+    pub fn route<F>(mut self, method: &'static str, path: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(&RequestHead<'_>, &[u8]) -> Response + Send + Sync + 'static,
+    {
+        self.routes.add(method, path.into(), Box::new(handler));
+        self
+    }
+
+    /// Binds and starts serving `handler` on a background thread.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error if the address did not resolve or cannot be bound, if a
+    /// [`route`](Self::route) is invalid (`InvalidInput`), or if the accept thread cannot
+    /// be created.
+    pub fn start(self, handler: impl Into<Arc<RequestReplyHandler>>) -> io::Result<Server> {
+        self.routes.check()?;
+        let listener = TcpListener::bind(&self.addrs?[..])?;
+        let local_addr = listener.local_addr()?;
+        let body_memory = self.max_body_memory.max(self.endpoint.max_body_size());
+        let shared = Arc::new(Shared {
+            handler: handler.into(),
+            endpoint: self.endpoint,
+            routes: self.routes,
+            read_timeout: self.read_timeout,
+            idle_timeout: self.idle_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            stack_size: self.stack_size,
+            max_connections: self.max_connections,
+            stopping: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            permits: Semaphore::new(self.workers),
+            body_memory: Semaphore::new(body_memory),
+        });
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name("statefun-accept".into())
+                .spawn(move || connection::accept_loop(&shared, listener))?
+        };
+        Ok(Server {
+            shared,
+            local_addr,
+            acceptor: Mutex::new(Some(acceptor)),
+        })
+    }
+}
+
+impl Server {
+    /// A builder with the defaults: `127.0.0.1:8000`, path `/statefun`, 2,048
+    /// connections, 32 MiB bodies, 30 s read and 60 s idle timeouts.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// The address the server listens on (with the actual port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The path the functions are served at.
+    pub fn path(&self) -> &str {
+        self.shared.endpoint.path()
+    }
+
+    /// How many connections are open.
+    pub fn connections(&self) -> usize {
+        lock(&self.shared.state).connections.len()
+    }
+
+    /// Stops the server: stops accepting (new connections are refused once this
+    /// returns), closes idle keep-alive connections, lets requests in flight finish and
+    /// send their reply (with `Connection: close`), and waits for them up to
+    /// [`shutdown_timeout`](ServerBuilder::shutdown_timeout).
+    ///
+    /// Returns whether every connection finished in time; connections still busy after
+    /// the timeout are left to finish on their own. Calling it again returns at once.
+    pub fn shutdown(&self) -> bool {
+        let shared = &self.shared;
+        let deadline = Instant::now() + shared.shutdown_timeout;
+        {
+            let mut state = lock(&shared.state);
+            if state.finished {
+                return state.connections.is_empty();
+            }
+            state.stopping = true;
+            shared.stopping.store(true, Ordering::SeqCst);
+            for tracked in state.connections.values().filter(|t| !t.busy) {
+                // Wakes the thread blocked in read() with an end of stream.
+                let _ = tracked.stream.shutdown(Shutdown::Both);
+            }
+        }
+        // Wakes the accept loop, blocked in accept(), so it sees the flag.
+        let _ = TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
+        let mut state = lock(&shared.state);
+        while !(state.acceptor_done && state.connections.is_empty()) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            state = shared
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let all_done = state.connections.is_empty();
+        if !all_done {
+            warn!(
+                "shutdown: {} connections still busy after {:?}",
+                state.connections.len(),
+                shared.shutdown_timeout
+            );
+        }
+        let acceptor_done = state.acceptor_done;
+        state.finished = true;
+        shared.changed.notify_all();
+        drop(state);
+        if acceptor_done {
+            if let Some(acceptor) = lock(&self.acceptor).take() {
+                let _ = acceptor.join();
+            }
+        }
+        all_done
+    }
+
+    /// Blocks until the server has been shut down, from another thread (share the
+    /// server in an `Arc`); forever if it never is.
+    pub fn join(&self) {
+        let mut state = lock(&self.shared.state);
+        while !state.finished {
+            state = self
+                .shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("path", &self.path())
+            .field("connections", &self.connections())
+            .finish()
+    }
+}
+
+/// Where to connect to wake an accept() on `local`: the same port on loopback when
+/// bound to every interface.
+fn wake_address(local: SocketAddr) -> SocketAddr {
+    match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, local.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, local.port()))
+        }
+        _ => local,
+    }
+}
+
+struct Shared {
+    handler: Arc<RequestReplyHandler>,
+    endpoint: Endpoint,
+    routes: Routes,
+    read_timeout: Duration,
+    idle_timeout: Duration,
+    shutdown_timeout: Duration,
+    stack_size: usize,
+    max_connections: usize,
+    /// Mirrors `State::stopping`, read without the lock when writing a reply.
+    stopping: AtomicBool,
+    state: Mutex<State>,
+    /// Signalled when a connection closes, the accept loop stops, or shutdown finishes.
+    changed: Condvar,
+    permits: Semaphore,
+    /// Bytes of request bodies held at once, across connections.
+    body_memory: Semaphore,
+}
+
+#[derive(Default)]
+struct State {
+    stopping: bool,
+    acceptor_done: bool,
+    finished: bool,
+    next_id: u64,
+    connections: HashMap<u64, Tracked>,
+}
+
+/// An open connection, as the shutdown sees it.
+struct Tracked {
+    /// A handle to the same socket, to close it from the shutdown.
+    stream: TcpStream,
+    /// Between the first byte of a request and the end of its reply.
+    busy: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; recover anyway rather than cascade.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Marks a connection busy or idle; `false` when the server is stopping, and the
+    /// connection should close.
+    fn set_busy(&self, id: u64, busy: bool) -> bool {
+        let mut state = lock(&self.state);
+        if let Some(tracked) = state.connections.get_mut(&id) {
+            tracked.busy = busy;
+        }
+        !state.stopping
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,293 @@
+//! Routes of the crate's server beside the functions (`ServerBuilder::route`), over real
+//! loopback HTTP with the test client in `support::http`.
+#![cfg(feature = "server")]
+
+mod support;
+
+use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use statefun_sync::http::{RequestHead, Response, Server, ServerBuilder};
+use support::http::{chunked, echo_request, handler, Client, HttpResponse};
+
+fn start(builder: ServerBuilder) -> Server {
+    builder.bind("127.0.0.1:0").start(handler()).unwrap()
+}
+
+/// A server with `GET /health` and `POST /echo` (which answers with the body it got).
+fn with_routes(builder: ServerBuilder) -> Server {
+    start(
+        builder
+            .route("GET", "/health", |_, _| Response::text(200, "ok\n"))
+            .route("POST", "/echo", |_, body| {
+                Response::new(200, "application/x-echo", body)
+            }),
+    )
+}
+
+fn assert_functions_serve(client: &mut Client) {
+    let request = echo_request("after", 1);
+    let response = client.post("/statefun", &request).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.body, handler().handle(&request).unwrap());
+}
+
+fn get(client: &mut Client, target: &str) -> HttpResponse {
+    client
+        .send(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    client.read_response().unwrap()
+}
+
+/// Reads a response head byte by byte: what comes after it is the next response.
+fn read_head(client: &mut Client) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0];
+    while !head.ends_with(b"\r\n\r\n") {
+        client.stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+#[test]
+fn a_get_route_is_answered_and_the_functions_still_are() {
+    let server = with_routes(Server::builder());
+    let mut client = Client::connect(server.local_addr()).unwrap();
+
+    for target in ["/health", "/health?probe=1"] {
+        let response = get(&mut client, target);
+        assert_eq!(response.status, 200, "{target}: {}", response.text());
+        assert_eq!(
+            response.header("Content-Type"),
+            Some("text/plain; charset=utf-8")
+        );
+        assert_eq!(response.text(), "ok\n");
+        assert!(!response.closes());
+    }
+    // The same connection serves the functions, and a route again.
+    assert_functions_serve(&mut client);
+    assert_eq!(get(&mut client, "/health").status, 200);
+}
+
+#[test]
+fn a_route_gets_the_body_and_answers_with_its_own_content_type() {
+    let server = with_routes(Server::builder());
+    let mut client = Client::connect(server.local_addr()).unwrap();
+
+    let response = client.post("/echo", b"hello").unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("Content-Type"), Some("application/x-echo"));
+    assert_eq!(response.body, b"hello");
+
+    // A chunked body, with extensions and a trailer, arrives whole.
+    let body: Vec<u8> = (0..=255).collect();
+    client
+        .send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    client.send(&chunked(&body, 7, true)).unwrap();
+    assert_eq!(client.read_response().unwrap().body, body);
+    assert_functions_serve(&mut client);
+}
+
+#[test]
+fn an_unknown_path_is_still_a_404_from_the_functions() {
+    let server = with_routes(Server::builder());
+    let mut client = Client::connect(server.local_addr()).unwrap();
+
+    for target in ["/nothing", "/healthz", "/health/x"] {
+        let response = get(&mut client, target);
+        assert_eq!(response.status, 404, "{target}: {}", response.text());
+        assert!(
+            response.text().contains("no function endpoint at"),
+            "{}",
+            response.text()
+        );
+    }
+    assert_functions_serve(&mut client);
+}
+
+#[test]
+fn another_method_on_a_route_is_a_405_naming_the_routes_methods() {
+    let server = with_routes(Server::builder());
+    let mut client = Client::connect(server.local_addr()).unwrap();
+
+    let response = client.post("/health", b"x").unwrap();
+    assert_eq!(response.status, 405, "{}", response.text());
+    let allow: Vec<&str> = response
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Allow"))
+        .map(|(_, value)| value.as_str())
+        .collect();
+    assert_eq!(allow, ["GET", "HEAD"]);
+    assert!(
+        response.text().contains("use GET or HEAD"),
+        "{}",
+        response.text()
+    );
+    // A small body is read and dropped: the connection goes on.
+    assert!(!response.closes());
+    assert_functions_serve(&mut client);
+
+    // The functions' path keeps its own rules.
+    let response = get(&mut client, "/statefun");
+    assert_eq!(response.status, 405);
+    assert_eq!(response.header("Allow"), Some("POST"));
+}
+
+#[test]
+fn a_body_over_the_limit_is_a_413_on_a_route_too() {
+    let server = with_routes(Server::builder().max_body_size(1000));
+    let big = vec![7u8; 5000];
+
+    let mut by_length = Client::connect(server.local_addr()).unwrap();
+    let response = by_length.post("/echo", &big).unwrap();
+    assert_eq!(response.status, 413, "{}", response.text());
+    assert!(
+        response.text().contains("over the limit of 1000 bytes"),
+        "{}",
+        response.text()
+    );
+    assert!(response.closes());
+
+    let mut by_chunks = Client::connect(server.local_addr()).unwrap();
+    by_chunks
+        .send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    by_chunks.send(&chunked(&big, 600, false)).unwrap();
+    let response = by_chunks.read_response().unwrap();
+    assert_eq!(response.status, 413, "{}", response.text());
+    assert!(response.closes());
+
+    // What fits is answered.
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    assert_eq!(
+        client.post("/echo", &big[..1000]).unwrap().body,
+        &big[..1000]
+    );
+}
+
+#[test]
+fn a_route_request_that_stalls_gets_a_408() {
+    let server = with_routes(Server::builder().read_timeout(Duration::from_millis(300)));
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    client
+        .send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+
+    let response = client.read_response().unwrap();
+
+    assert_eq!(response.status, 408, "{}", response.text());
+    assert!(response.closes());
+}
+
+#[test]
+fn routes_take_a_worker_permit_as_the_functions_do() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (r, m) = (Arc::clone(&running), Arc::clone(&most));
+    let server = start(Server::builder().workers(1).route(
+        "GET",
+        "/slow",
+        move |_: &RequestHead<'_>, _: &[u8]| {
+            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            thread::sleep(Duration::from_millis(100));
+            r.fetch_sub(1, Ordering::SeqCst);
+            Response::text(200, "done\n")
+        },
+    ));
+    let addr = server.local_addr();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut client = Client::connect(addr).unwrap();
+                get(&mut client, "/slow").status
+            })
+        })
+        .collect();
+    for client in clients {
+        assert_eq!(client.join().unwrap(), 200);
+    }
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        1,
+        "one worker, one call at a time"
+    );
+}
+
+#[test]
+fn head_is_a_405_without_a_body_on_the_functions_and_a_get_without_its_body_on_a_route() {
+    let server = with_routes(Server::builder());
+    let mut client = Client::connect(server.local_addr()).unwrap();
+
+    client
+        .send(b"HEAD /statefun HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let head = read_head(&mut client);
+    assert!(head.starts_with("HTTP/1.1 405 "), "{head}");
+
+    client
+        .send(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let head = read_head(&mut client);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("\r\nContent-Length: 3\r\n"), "{head}");
+
+    // Had either reply carried a body, it would be read here as the next response's head.
+    assert_functions_serve(&mut client);
+}
+
+#[test]
+fn a_panicking_route_is_a_500_and_the_server_goes_on() {
+    let server = start(
+        Server::builder()
+            .route("GET", "/boom", |_, _| panic!("a bug in the route"))
+            .route("GET", "/health", |_, _| Response::text(200, "ok\n")),
+    );
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    let response = get(&mut client, "/boom");
+    assert_eq!(response.status, 500, "{}", response.text());
+    assert!(
+        response.text().contains("the handler panicked"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(get(&mut client, "/health").status, 200);
+    assert_functions_serve(&mut client);
+}
+
+#[test]
+fn a_route_on_the_functions_path_takes_its_method_and_a_later_route_replaces_an_earlier() {
+    let server = start(
+        Server::builder()
+            .route("GET", "/statefun", |_, _| Response::text(200, "first\n"))
+            .route("get", "/statefun", |head, _| {
+                Response::text(200, format!("{} {}\n", head.method(), head.target()))
+            }),
+    );
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    assert_eq!(get(&mut client, "/statefun?x").text(), "GET /statefun?x\n");
+    assert_functions_serve(&mut client);
+}
+
+#[test]
+fn an_invalid_route_is_an_error_of_start() {
+    for builder in [
+        Server::builder().route("GE T", "/x", |_, _| Response::text(200, "")),
+        Server::builder().route("", "/x", |_, _| Response::text(200, "")),
+        Server::builder().route("GET", "x", |_, _| Response::text(200, "")),
+    ] {
+        let err = builder.bind("127.0.0.1:0").start(handler()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    }
+    assert!(format!(
+        "{:?}",
+        Server::builder().route("GET", "/health", |_, _| Response::text(200, ""))
+    )
+    .contains("GET /health"));
+}
