@@ -3,7 +3,7 @@
 use prost::Message;
 
 use crate::error::Error;
-use crate::proto::{KafkaProducerRecord, KinesisEgressRecord};
+use crate::proto::io::{KafkaProducerRecord, KinesisEgressRecord};
 
 /// A record for a Kafka generic egress: `value` serialized, produced to `topic` under
 /// `key` (may be empty). Send it with

@@ -62,9 +62,8 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use prost_types::value::Kind;
 use prost_types::{Any, ListValue, Struct, Value};
-use statefun_sync::proto::{
-    self, from_function, to_function, KafkaProducerRecord, KinesisEgressRecord,
-};
+use statefun_sync::proto::io::{KafkaProducerRecord, KinesisEgressRecord};
+use statefun_sync::proto::polyglot::{self as proto, from_function, to_function};
 use statefun_sync::{
     kafka_egress_record, kinesis_egress_record, message_union, pack, Context, FromAny,
     RequestReplyHandler, StatefulFunctions,

@@ -298,7 +298,7 @@ fn an_empty_batch_replies_with_an_empty_invocation_result() {
 
     // `invocation_result` is set (field 100, empty), so the runtime sees a non-empty body.
     assert_eq!(reply, [0xa2, 0x06, 0x00]);
-    let decoded = statefun_sync::proto::FromFunction::decode(reply.as_slice()).unwrap();
+    let decoded = statefun_sync::proto::polyglot::FromFunction::decode(reply.as_slice()).unwrap();
     assert!(decoded.response.is_some());
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }

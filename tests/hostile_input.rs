@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use prost::Message;
 use prost_types::Any;
-use statefun_sync::proto::{self, to_function};
+use statefun_sync::proto::polyglot::{self as proto, to_function};
 use statefun_sync::testing::{Reply, Request};
 use statefun_sync::{Address, Context, Error, RequestReplyHandler, StatefulFunctions};
 use support::ping;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use prost_types::Any;
 use statefun_sync::http::Server;
-use statefun_sync::proto::KafkaProducerRecord;
+use statefun_sync::proto::io::KafkaProducerRecord;
 use statefun_sync::testing::{Reply, Request};
 use statefun_sync::{pack, Address, FromAny, RequestReplyHandler};
 use support::examples::{app, Count, Forget, Response, User, DEPLOY_ENDPOINT};

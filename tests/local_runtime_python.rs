@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use prost_types::Any;
-use statefun_sync::proto::KafkaProducerRecord;
+use statefun_sync::proto::io::KafkaProducerRecord;
 use statefun_sync::testing::{LocalRuntime, RemoteError, RuntimeError};
 use statefun_sync::unpack;
 use statefun_sync::{Context, StatefulFunctions};

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use statefun_sync::proto::{self, from_function, to_function};
+use statefun_sync::proto::polyglot::{self as proto, from_function, to_function};
 use statefun_sync::testing::{LocalRuntime, RemoteError, RuntimeError};
 use statefun_sync::{pack, Address, StatefulFunctions};
 

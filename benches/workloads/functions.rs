@@ -9,7 +9,7 @@
 
 use prost::bytes::Bytes;
 use prost::Message;
-use statefun_sync::proto::{FromFunction, ToFunction};
+use statefun_sync::proto::polyglot::{FromFunction, ToFunction};
 use statefun_sync::testing::Request;
 use statefun_sync::{Address, Context, RequestReplyHandler, StatefulFunctions};
 

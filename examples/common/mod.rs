@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use prost::Name;
 use prost_types::Any;
 use statefun_sync::http::Server;
-use statefun_sync::proto::KafkaProducerRecord;
+use statefun_sync::proto::io::KafkaProducerRecord;
 use statefun_sync::{FromAny, RequestReplyHandler, StatefulFunctions};
 
 /// Implements `prost::Name` for a message of package `example`, with the type URL the

@@ -25,7 +25,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use statefun_sync::http::Server;
-use statefun_sync::proto::FromFunction;
+use statefun_sync::proto::polyglot::FromFunction;
 use statefun_sync_fuzz::{check_text, install_panic_hook, new_handler};
 
 /// Small, so the fuzzer reaches the limit.

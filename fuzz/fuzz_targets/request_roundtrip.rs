@@ -15,7 +15,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use prost_types::Any;
-use statefun_sync::proto::{self, from_function};
+use statefun_sync::proto::polyglot::{self as proto, from_function};
 use statefun_sync::testing::{Reply, Request, StateChange};
 use statefun_sync::{Address, Error};
 use statefun_sync_fuzz::{

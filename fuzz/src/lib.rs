@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use prost::Message;
 use prost_types::Any;
-use statefun_sync::proto::{from_function, FromFunction};
+use statefun_sync::proto::polyglot::{from_function, FromFunction};
 use statefun_sync::testing::{Reply, StateChange};
 use statefun_sync::{
     kafka_egress_record, kinesis_egress_record, Context, Error, RequestReplyHandler,

@@ -26,6 +26,3 @@ pub mod polyglot {
 pub mod io {
     include!("org.apache.flink.statefun.flink.io.rs");
 }
-
-pub use io::{KafkaProducerRecord, KinesisEgressRecord};
-pub use polyglot::{from_function, to_function, Address, FromFunction, ToFunction};
