@@ -1,4 +1,5 @@
-//! The crate's one error type, and how each error maps to an HTTP status.
+//! The crate's one error type. Which HTTP status each error is: `Error::status`, in
+//! `http/endpoint.rs`, with every other status decision.
 
 use std::error::Error as StdError;
 use std::fmt;

@@ -238,14 +238,14 @@ impl<S: Input> Reader<S> {
         match framing {
             Framing::Empty => Ok(Vec::new()),
             Framing::Length(n) => {
-                let too_large = Refusal::BodyTooLarge {
+                let too_large = || Refusal::BodyTooLarge {
                     size: BodySize::Declared(n),
                     limit,
                 };
                 let n = usize::try_from(n)
                     .ok()
                     .filter(|&n| n <= limit)
-                    .ok_or(too_large)?;
+                    .ok_or_else(too_large)?;
                 let mut body = Vec::with_capacity(n.min(1024 * 1024));
                 self.read_exact_into(&mut body, n, deadline)?;
                 Ok(body)
@@ -419,6 +419,7 @@ pub(crate) struct Head {
 
 impl Head {
     /// The head as the endpoint and routes see it.
+    #[inline]
     pub(crate) fn request(&self) -> RequestHead<'_> {
         let mut request = RequestHead::new(&self.method, &self.target);
         if let Some(content_type) = &self.content_type {
@@ -431,6 +432,7 @@ impl Head {
     }
 
     /// Whether the reply goes without its body: the reply to a `HEAD`.
+    #[inline]
     pub(crate) fn is_head(&self) -> bool {
         self.method.eq_ignore_ascii_case("HEAD")
     }

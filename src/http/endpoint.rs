@@ -40,26 +40,12 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 32 * 1024 * 1024;
 /// the method, path, content type and body of a request, and send back the
 /// [`Response`] it returns.
 ///
-/// This is the crate's one table of HTTP statuses; every front (the crate's
-/// [`Server`](crate::http::Server), the [`tiny_http`](crate::http::tiny_http) adapter,
-/// your own server through this type) answers by it:
-///
-/// | request | status |
-/// |---|---|
-/// | `POST` to the path, a batch the handler answers | 200, `Content-Type: application/octet-stream`, the reply |
-/// | a batch the handler refuses, or a function that failed or panicked | the error's [`Error::status`](crate::Error::status) (its table there): 4xx for what the request carries, which no retry fixes (400, 404 for an unknown function type, 413 for a batch over the handler's limits), 500 for a function that failed or panicked |
-/// | another path | 404 |
-/// | another method on the path | 405, with `Allow: POST` |
-/// | a body over [`with_max_body_size`](Self::with_max_body_size) | 413 |
-/// | a `Content-Type` other than `application/octet-stream` (case and parameters are ignored; a request without one is accepted, as the body's meaning does not depend on it) | 415 |
-///
-/// The crate's server adds what only a server can see: 400 for a malformed head or
-/// broken framing, 408 for a request that does not arrive within its read timeout, 431
-/// for a head over 16 KiB or with more than 64 headers, 501 for a transfer coding other
-/// than `chunked`, and 503 for a connection beyond its limit; on the path of a route
-/// of its own ([`ServerBuilder::route`](crate::http::ServerBuilder::route)), 405 for
-/// another method, 413 for a body over the limit, and 500 when the route's handler
-/// panics.
+/// Every front (the crate's [`Server`](crate::http::Server), the
+/// [`tiny_http`](crate::http::tiny_http) adapter, your own server through this type)
+/// answers by the crate's one [table of requests and statuses](crate#serving-over-http);
+/// a batch the handler refuses takes the status of its error, from the
+/// [table of errors](crate#errors-and-http-statuses) ([`Error::status`]). The statuses
+/// are decided in this module and nowhere else.
 ///
 /// The runtime retries 5xx answers and fails the job at once on other 4xx ones. Error
 /// bodies are `text/plain`, at most 1 KiB, and name what was wrong (request text in them
@@ -111,19 +97,13 @@ impl Error {
     /// The HTTP status for this error.
     ///
     /// The 2.2 runtime retries 5xx answers until the function's timeout and fails the
-    /// job at once on other 4xx, so the status is a decision:
-    ///
-    /// | status | errors |
-    /// |---|---|
-    /// | 400 | [`MalformedRequest`](Error::MalformedRequest), [`NoInvocation`](Error::NoInvocation), [`MissingDeclaredState`](Error::MissingDeclaredState), and what the request's data makes a function fail on: [`UnknownState`](Error::UnknownState), [`UnreadableState`](Error::UnreadableState), [`UnexpectedMessageType`](Error::UnexpectedMessageType), [`MalformedArgument`](Error::MalformedArgument) |
-    /// | 404 | [`UnknownFunctionType`](Error::UnknownFunctionType) |
-    /// | 413 | [`TooManyInvocations`](Error::TooManyInvocations), [`TooManyStates`](Error::TooManyStates) |
-    /// | 500 | everything else: a function that failed or panicked, and the errors a function causes through its own calls on the [`Context`](crate::Context) ([`NoCaller`](Error::NoCaller), [`InvalidArgument`](Error::InvalidArgument)) |
+    /// job at once on other 4xx, so the status is a decision: 4xx for what the request
+    /// carries, which no retry fixes, 5xx for what might pass on a retry. Each error's
+    /// status is in the crate's [table of errors](crate#errors-and-http-statuses).
     ///
     /// A [`FunctionFailed`](Error::FunctionFailed) whose cause is one of the 400 errors
-    /// above (a function passed it up with `?` and its own `.context(...)`) is a 400 too.
-    /// The statuses of the HTTP layer itself are on
-    /// [`Endpoint`](crate::http::Endpoint).
+    /// (a function passed it up with `?` and its own `.context(...)`) is a 400 too. The
+    /// statuses of the HTTP layer itself are on [`Endpoint`](crate::http::Endpoint).
     pub fn status(&self) -> u16 {
         match self {
             Error::MalformedRequest { .. }
@@ -185,21 +165,25 @@ impl<'a> RequestHead<'a> {
     }
 
     /// The method, as sent (e.g. `POST`).
+    #[inline]
     pub fn method(&self) -> &'a str {
         self.method
     }
 
     /// The request target, as sent (e.g. `/statefun?x=1`).
+    #[inline]
     pub fn target(&self) -> &'a str {
         self.target
     }
 
     /// The value of the `Content-Type` header, if there was one.
+    #[inline]
     pub fn content_type(&self) -> Option<&'a str> {
         self.content_type
     }
 
     /// The body's declared length, if known.
+    #[inline]
     pub fn content_length(&self) -> Option<u64> {
         self.content_length
     }
@@ -291,27 +275,32 @@ impl Response {
     }
 
     /// The status code.
+    #[inline]
     pub fn status(&self) -> u16 {
         self.status
     }
 
     /// The status line's reason phrase, e.g. `Not Found`.
+    #[inline]
     pub fn reason(&self) -> &'static str {
         reason_phrase(self.status)
     }
 
     /// The value of the `Content-Type` header: exactly `application/octet-stream` for a
     /// reply, `text/plain; charset=utf-8` for an error.
+    #[inline]
     pub fn content_type(&self) -> &'static str {
         self.content_type
     }
 
     /// Headers to send besides `Content-Type` and the framing: `Allow` with a 405.
+    #[inline]
     pub fn headers(&self) -> &[(&'static str, &'static str)] {
         &self.headers
     }
 
     /// The body: the serialized `FromFunction`, or the error's text.
+    #[inline]
     pub fn body(&self) -> &[u8] {
         &self.body
     }
@@ -353,11 +342,13 @@ impl Endpoint {
     }
 
     /// The path served.
+    #[inline]
     pub fn path(&self) -> &str {
         &self.path
     }
 
     /// The body limit, in bytes.
+    #[inline]
     pub fn max_body_size(&self) -> usize {
         self.max_body_size
     }
@@ -528,6 +519,7 @@ impl Endpoint {
 }
 
 /// The start of a request, when its timing is logged.
+#[inline]
 pub(crate) fn timer() -> Option<Instant> {
     log_enabled!(Level::Debug).then(Instant::now)
 }
@@ -739,6 +731,7 @@ fn is_octet_stream(content_type: &str) -> bool {
 
 /// The reason phrase of a status: those this crate sends, and the common ones a route
 /// of a user's may send.
+#[inline]
 pub(crate) fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",

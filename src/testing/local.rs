@@ -896,23 +896,8 @@ impl LocalRuntime {
         endpoint: &Endpoint,
         request: &[u8],
     ) -> Result<from_function::InvocationResponse, RemoteError> {
-        let response = http_client::post(endpoint, request, self.remote_timeout)?;
-        if !(200..300).contains(&response.status) {
-            let end = response.body.len().min(200);
-            return Err(RemoteError::Status {
-                status: response.status,
-                body: String::from_utf8_lossy(&response.body[..end]).into_owned(),
-            });
-        }
-        if response.content_type.as_deref() != Some("application/octet-stream") {
-            return Err(RemoteError::ContentType {
-                content_type: response.content_type,
-            });
-        }
-        if response.body.is_empty() {
-            return Err(RemoteError::EmptyBody);
-        }
-        decode_reply(&response.body).map_err(|reason| RemoteError::MalformedReply { reason })
+        let body = http_client::post_batch(endpoint, request, self.remote_timeout)?;
+        decode_reply(&body).map_err(|reason| RemoteError::MalformedReply { reason })
     }
 
     /// Applies a checked reply of `address`, as the runtime does: state mutations, then

@@ -37,6 +37,12 @@ impl Routes {
         });
     }
 
+    /// Whether there is no route: the functions answer everything.
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Checks that every method is an HTTP token and every path starts with `/`.
     pub(super) fn check(&self) -> io::Result<()> {
         for route in &self.0 {

@@ -48,6 +48,7 @@ impl Semaphore {
 }
 
 impl Drop for Permit<'_> {
+    #[inline]
     fn drop(&mut self) {
         if self.units == 0 {
             return;
