@@ -1,9 +1,9 @@
-//! An existing threaded service that adds the function endpoint next to its own routes,
-//! through the server-neutral rules (`statefun_sync::http::Endpoint`). The service here
-//! runs on tiny_http; with any other blocking server, only the two conversions at the
-//! bottom change (its request into a `RequestHead` and a body, a `Response` into its
-//! response). Every route answers with a `statefun_sync::http::Response`, the service's
-//! own ones too.
+//! An existing threaded tiny_http service that adds the function endpoint next to its own
+//! routes: it answers its own `GET /health`, and hands every other request to
+//! `statefun_sync::http::tiny_http::answer_with`, whose endpoint answers 404 for paths
+//! other than `/statefun`. With another blocking server, `statefun_sync::http::Endpoint`
+//! takes the request's method, path, content type and body, and returns the response to
+//! send (see its documentation).
 //!
 //! ```text
 //! cargo run --example existing_service            # http://127.0.0.1:8000
@@ -19,61 +19,22 @@ mod common;
 
 #[cfg(feature = "tiny-http")]
 fn main() -> anyhow::Result<()> {
-    use std::io::Read;
     use std::sync::Arc;
 
-    use statefun_sync::http::{Endpoint, RequestHead, Response};
+    use statefun_sync::http::{tiny_http::answer_with, Endpoint};
     use statefun_sync::RequestReplyHandler;
 
-    /// The service's routes: its own first; everything else goes to the functions, whose
-    /// endpoint answers 404 for paths other than its own.
-    fn route(
-        endpoint: &Endpoint,
-        handler: &RequestReplyHandler,
-        head: &RequestHead<'_>,
-        body: &mut dyn Read,
-    ) -> Response {
-        match (head.method(), head.path()) {
-            ("GET", "/health") => Response::text(200, "ok\n"),
-            _ => endpoint.respond(handler, head, body),
-        }
-    }
-
-    /// Answers one tiny_http request: its head and body in, the routed `Response` out.
+    /// Answers one request: the service's own routes first, then the functions.
     fn answer(
         endpoint: &Endpoint,
         handler: &RequestReplyHandler,
-        mut request: tiny_http::Request,
+        request: tiny_http::Request,
     ) -> std::io::Result<()> {
-        // tiny_http's request into a `RequestHead`.
-        let method = request.method().as_str().to_owned();
-        let url = request.url().to_owned();
-        let content_type = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Content-Type"))
-            .map(|h| h.value.as_str().to_owned());
-        let mut head = RequestHead::new(&method, &url);
-        if let Some(content_type) = &content_type {
-            head = head.with_content_type(content_type);
+        let path = request.url().split('?').next().unwrap_or_default();
+        if request.method() == &tiny_http::Method::Get && path == "/health" {
+            return request.respond(tiny_http::Response::from_string("ok\n"));
         }
-        if let Some(length) = request.body_length() {
-            head = head.with_content_length(length as u64);
-        }
-
-        let response = route(endpoint, handler, &head, request.as_reader());
-
-        // The `Response` into tiny_http's.
-        let (status, content_type) = (response.status(), response.content_type());
-        let headers = response.headers().to_vec();
-        let mut reply =
-            tiny_http::Response::from_data(response.into_body()).with_status_code(status);
-        for (name, value) in [("Content-Type", content_type)].into_iter().chain(headers) {
-            if let Ok(header) = tiny_http::Header::from_bytes(name, value) {
-                reply.add_header(header);
-            }
-        }
-        request.respond(reply)
+        answer_with(endpoint, handler, request)
     }
 
     let options = common::options();

@@ -11,7 +11,9 @@ use std::thread;
 use std::time::Duration;
 
 use statefun_sync::http::{RequestHead, Response, Server, ServerBuilder};
-use support::http::{chunked, echo_request, handler, Client, HttpResponse};
+use support::http::{
+    assert_body_over_limit_is_413, chunked, echo_request, handler, Client, HttpResponse,
+};
 
 fn start(builder: ServerBuilder) -> Server {
     builder.bind("127.0.0.1:0").start(handler()).unwrap()
@@ -142,32 +144,13 @@ fn another_method_on_a_route_is_a_405_naming_the_routes_methods() {
 #[test]
 fn a_body_over_the_limit_is_a_413_on_a_route_too() {
     let server = with_routes(Server::builder().max_body_size(1000));
-    let big = vec![7u8; 5000];
-
-    let mut by_length = Client::connect(server.local_addr()).unwrap();
-    let response = by_length.post("/echo", &big).unwrap();
-    assert_eq!(response.status, 413, "{}", response.text());
-    assert!(
-        response.text().contains("over the limit of 1000 bytes"),
-        "{}",
-        response.text()
-    );
-    assert!(response.closes());
-
-    let mut by_chunks = Client::connect(server.local_addr()).unwrap();
-    by_chunks
-        .send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-        .unwrap();
-    by_chunks.send(&chunked(&big, 600, false)).unwrap();
-    let response = by_chunks.read_response().unwrap();
-    assert_eq!(response.status, 413, "{}", response.text());
-    assert!(response.closes());
+    assert_body_over_limit_is_413(server.local_addr(), "/echo", 1000, false);
 
     // What fits is answered.
     let mut client = Client::connect(server.local_addr()).unwrap();
     assert_eq!(
-        client.post("/echo", &big[..1000]).unwrap().body,
-        &big[..1000]
+        client.post("/echo", &[7u8; 1000]).unwrap().body,
+        &[7u8; 1000]
     );
 }
 

@@ -12,7 +12,8 @@ use std::time::Duration;
 use statefun_sync::http::Server;
 use statefun_sync::testing::Request;
 use support::http::{
-    burst, chunked, echo_request, error_cases, handler, post, Client, HttpResponse,
+    assert_body_over_limit_is_413, burst, chunked, echo_request, error_cases, handler, post,
+    Client, HttpResponse,
 };
 use support::{ping, raise_fd_limit};
 
@@ -121,26 +122,7 @@ fn a_panicking_function_is_a_500_and_later_requests_are_served() {
 #[test]
 fn a_body_over_the_limit_is_a_413_without_reading_it_and_the_server_goes_on() {
     let server = start_with(Server::builder().max_body_size(1000));
-    let big = vec![7u8; 5000];
-
-    let mut by_length = Client::connect(server.local_addr()).unwrap();
-    let response = by_length.post("/statefun", &big).unwrap();
-    assert_eq!(response.status, 413, "{}", response.text());
-    assert!(
-        response.text().contains("over the limit of 1000 bytes"),
-        "{}",
-        response.text()
-    );
-    assert!(response.closes());
-
-    let mut by_chunks = Client::connect(server.local_addr()).unwrap();
-    by_chunks
-        .send(b"POST /statefun HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-        .unwrap();
-    by_chunks.send(&chunked(&big, 600, true)).unwrap();
-    let response = by_chunks.read_response().unwrap();
-    assert_eq!(response.status, 413, "{}", response.text());
-    assert!(response.closes());
+    assert_body_over_limit_is_413(server.local_addr(), "/statefun", 1000, true);
 
     let fits = echo_request("fits", 1);
     let mut client = Client::connect(server.local_addr()).unwrap();

@@ -126,14 +126,16 @@ fn request_reply_integration() {
         egresses[4].argument.type_url,
         "type.googleapis.com/org.apache.flink.statefun.flink.io.KinesisEgressRecord"
     );
-    let kafka: statefun_sync::proto::io::KafkaProducerRecord = egresses[2].argument.to_msg().unwrap();
+    let kafka: statefun_sync::proto::io::KafkaProducerRecord =
+        egresses[2].argument.to_msg().unwrap();
     assert_eq!(kafka.topic, "hello");
     assert_eq!(kafka.key, "hello world");
     assert_eq!(
         kafka.value_bytes,
         prost::Message::encode_to_vec(&SeenCount { seen: 101 })
     );
-    let kinesis: statefun_sync::proto::io::KinesisEgressRecord = egresses[4].argument.to_msg().unwrap();
+    let kinesis: statefun_sync::proto::io::KinesisEgressRecord =
+        egresses[4].argument.to_msg().unwrap();
     assert_eq!(
         (
             kinesis.stream.as_str(),

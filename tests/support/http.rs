@@ -340,6 +340,42 @@ pub fn post(path: &str, body: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// Checks that `path` on the server at `addr` refuses a body over its limit of `limit`
+/// bytes with a 413 and closes the connection, announced by `Content-Length` and sent
+/// chunked (with chunk extensions and a trailer when `extras`).
+pub fn assert_body_over_limit_is_413(
+    addr: std::net::SocketAddr,
+    path: &str,
+    limit: usize,
+    extras: bool,
+) {
+    let big = vec![7u8; 5 * limit];
+
+    let mut by_length = Client::connect(addr).unwrap();
+    let response = by_length.post(path, &big).unwrap();
+    assert_eq!(response.status, 413, "{}", response.text());
+    assert!(
+        response
+            .text()
+            .contains(&format!("over the limit of {limit} bytes")),
+        "{}",
+        response.text()
+    );
+    assert!(response.closes());
+
+    let mut by_chunks = Client::connect(addr).unwrap();
+    by_chunks
+        .send(
+            format!("POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    by_chunks.send(&chunked(&big, 600, extras)).unwrap();
+    let response = by_chunks.read_response().unwrap();
+    assert_eq!(response.status, 413, "{}", response.text());
+    assert!(response.closes());
+}
+
 /// `body` in chunked framing, in chunks of `size` bytes; with `extras`, an extension on
 /// the first chunk and a trailer field.
 pub fn chunked(body: &[u8], size: usize, extras: bool) -> Vec<u8> {
