@@ -110,10 +110,8 @@ fn main() -> anyhow::Result<()> {
     }
     request = match &o.caller {
         Some(caller) => {
-            let (typename, id) = caller
-                .rsplit_once('/')
-                .context("--caller takes namespace/type/id")?;
-            request.invoke_from(Address::from_typename(typename, id)?, message.clone())
+            let caller: Address = caller.parse().context("--caller takes namespace/type/id")?;
+            request.invoke_from(caller, message.clone())
         }
         None => request.invoke(message.clone()),
     };

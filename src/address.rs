@@ -229,6 +229,32 @@ impl fmt::Display for Address {
     }
 }
 
+/// Parses `namespace/name/id`, what [`Display`](fmt::Display) writes: the id after the
+/// last `/`, the function type before it.
+///
+/// ```
+/// use statefun_sync::Address;
+///
+/// let address: Address = "example/greeter/alice".parse()?;
+/// assert_eq!((address.function_type().to_string().as_str(), address.id()), ("example/greeter", "alice"));
+/// # Ok::<(), statefun_sync::InvalidTypename>(())
+/// ```
+impl FromStr for Address {
+    type Err = InvalidTypename;
+
+    /// # Errors
+    ///
+    /// [`InvalidTypename`] if there is no `/` before the id, or what comes before it is
+    /// not a function type.
+    fn from_str(address: &str) -> Result<Self, InvalidTypename> {
+        let (typename, id) = address.rsplit_once('/').ok_or_else(|| InvalidTypename {
+            input: address.to_owned(),
+            reason: "an address must be of the form `namespace/name/id`",
+        })?;
+        Address::from_typename(typename, id)
+    }
+}
+
 impl From<wire::Address> for Address {
     fn from(address: wire::Address) -> Self {
         Address::new(address.namespace, address.r#type, address.id)
