@@ -229,8 +229,9 @@ impl fmt::Display for Address {
     }
 }
 
-/// Parses `namespace/name/id`, what [`Display`](fmt::Display) writes: the id after the
-/// last `/`, the function type before it.
+/// Parses `namespace/name/id`: the id after the last `/`, the function type before it.
+/// This reads back what [`Display`](fmt::Display) writes unless the id itself has a `/`
+/// (the runtime allows any id), which this reads as part of the function type.
 ///
 /// ```
 /// use statefun_sync::Address;

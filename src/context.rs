@@ -265,13 +265,13 @@ impl<'a> Context<'a> {
     /// runtime sends every state declared in `module.yaml`, so the code and the deployment
     /// disagree); [`Error::UnreadableState`] if its bytes are not a serialized `Any`.
     pub fn get_state(&self, name: &str) -> Result<Option<Any>, Error> {
-        let Some((type_url, value)) = self.current_parts(name)? else {
+        let Some(stored) = self.current(name)? else {
             return Ok(None);
         };
-        Ok(Some(Any {
-            type_url: type_url.to_owned(),
-            value: value.to_vec(),
-        }))
+        self.protocol
+            .state_value_any(stored)
+            .map(Some)
+            .map_err(|source| self.unreadable(name, source))
     }
 
     /// The value of the state `name` unpacked into the message type `M`, or `None` when it

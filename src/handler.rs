@@ -8,7 +8,7 @@ use log::{debug, log_enabled, Level};
 
 use crate::context::Context;
 use crate::error::Error;
-use crate::protocol::{Limits, Protocol, V2};
+use crate::protocol::{Batch, Limits, Protocol, Refused, V2};
 use crate::registry::StatefulFunctions;
 use crate::text::Shown;
 
@@ -114,9 +114,30 @@ impl RequestReplyHandler {
     ///   error or panicked (500; 400 when the error a function passed up with its own
     ///   context is one of the above). The panic is caught; the handler stays usable.
     pub fn handle(&self, request: &[u8]) -> Result<Vec<u8>, Error> {
+        self.run(request).map_err(|failure| failure.error)
+    }
+
+    /// As [`handle`](Self::handle), keeping the target of a request that did not decode
+    /// when it was read before the problem, for the HTTP fronts' log lines (every other
+    /// error names its address itself: [`Error::address`]).
+    pub(crate) fn run(&self, request: &[u8]) -> Result<Vec<u8>, Refused> {
         // Timed only for the debug line: without a logger at that level, nothing is.
         let started = log_enabled!(Level::Debug).then(Instant::now);
         let batch = self.protocol.decode_request(request, self.limits)?;
+        self.run_batch(batch, request.len(), started)
+            .map_err(|error| Refused {
+                error,
+                target: None,
+            })
+    }
+
+    /// Runs a decoded batch: `request_len` and `started` are for the debug line.
+    fn run_batch(
+        &self,
+        batch: Batch<'_>,
+        request_len: usize,
+        started: Option<Instant>,
+    ) -> Result<Vec<u8>, Error> {
         let Some(function) = self.functions.get(batch.target.function_type()) else {
             return Err(Error::UnknownFunctionType {
                 address: Box::new(batch.target),
@@ -156,7 +177,7 @@ impl RequestReplyHandler {
                 "{}: {invocations} invocations, {} states changed, {} bytes in, {} bytes out, {:?}",
                 Shown(&ctx.address().to_string()),
                 ctx.changed_states(),
-                request.len(),
+                request_len,
                 reply.len(),
                 started.elapsed()
             );

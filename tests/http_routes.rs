@@ -5,12 +5,13 @@
 mod support;
 
 use std::io::Read;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use statefun_sync::http::{RequestHead, Response, Server, ServerBuilder};
+use statefun_sync::http::{Response, Server, ServerBuilder};
+use statefun_sync::testing::Request;
+use statefun_sync::{RequestReplyHandler, StatefulFunctions};
 use support::http::{
     assert_body_over_limit_is_413, chunked, echo_request, handler, Client, HttpResponse,
 };
@@ -169,38 +170,43 @@ fn a_route_request_that_stalls_gets_a_408() {
 }
 
 #[test]
-fn routes_take_a_worker_permit_as_the_functions_do() {
-    let running = Arc::new(AtomicUsize::new(0));
-    let most = Arc::new(AtomicUsize::new(0));
-    let (r, m) = (Arc::clone(&running), Arc::clone(&most));
-    let server = start(Server::builder().workers(1).route(
-        "GET",
-        "/slow",
-        move |_: &RequestHead<'_>, _: &[u8]| {
-            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
-            m.fetch_max(now, Ordering::SeqCst);
-            thread::sleep(Duration::from_millis(100));
-            r.fetch_sub(1, Ordering::SeqCst);
-            Response::text(200, "done\n")
-        },
-    ));
-    let addr = server.local_addr();
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            thread::spawn(move || {
-                let mut client = Client::connect(addr).unwrap();
-                get(&mut client, "/slow").status
-            })
+fn a_route_answers_while_every_worker_runs_a_function() {
+    // The one worker runs `test/blocked` until the test lets it go.
+    let (started, is_running) = mpsc::channel();
+    let (release, wait_for_release) = mpsc::channel::<()>();
+    let wait_for_release = Mutex::new(wait_for_release);
+    let mut functions = StatefulFunctions::new();
+    functions
+        .bind("test/blocked", move |_, _| {
+            started.send(()).unwrap();
+            let _ = wait_for_release.lock().unwrap().recv();
+            Ok(())
         })
-        .collect();
-    for client in clients {
-        assert_eq!(client.join().unwrap(), 200);
-    }
-    assert_eq!(
-        most.load(Ordering::SeqCst),
-        1,
-        "one worker, one call at a time"
-    );
+        .unwrap();
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .workers(1)
+        .route("GET", "/health", |_, _| Response::text(200, "ok\n"))
+        .start(RequestReplyHandler::new(functions))
+        .unwrap();
+    let addr = server.local_addr();
+    let batch = thread::spawn(move || {
+        let request = Request::to("test/blocked", "1")
+            .invoke(Default::default())
+            .to_bytes();
+        Client::connect(addr)
+            .unwrap()
+            .post("/statefun", &request)
+            .unwrap()
+            .status
+    });
+    is_running.recv_timeout(Duration::from_secs(10)).unwrap();
+
+    let mut probe = Client::connect(addr).unwrap();
+    assert_eq!(get(&mut probe, "/health").status, 200);
+
+    release.send(()).unwrap();
+    assert_eq!(batch.join().unwrap(), 200);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use prost::Name;
 use prost_types::Any;
-use statefun_sync::http::Server;
+use statefun_sync::http::{Response as HttpResponse, Server};
 use statefun_sync::proto::io::KafkaProducerRecord;
 use statefun_sync::{FromAny, RequestReplyHandler, StatefulFunctions};
 
@@ -147,9 +147,11 @@ pub fn serve_from_args(functions: StatefulFunctions) -> anyhow::Result<()> {
         .collect();
     let server = Server::builder()
         .bind(options.addr.as_str())
+        // A liveness probe for an orchestrator, beside the functions.
+        .route("GET", "/health", |_, _| HttpResponse::text(200, "ok\n"))
         .start(RequestReplyHandler::new(functions))?;
     log::info!(
-        "serving {} at http://{}{} (Ctrl-C to stop)",
+        "serving {} at http://{}{}, and GET /health (Ctrl-C to stop)",
         names.join(", "),
         server.local_addr(),
         server.path()

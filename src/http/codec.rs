@@ -387,13 +387,17 @@ impl<S: Input> Reader<S> {
 /// The size of a chunk from its size line (`line`, without its line end): hexadecimal
 /// digits, then optional whitespace and extensions (`;name=value`), which are ignored.
 ///
-/// httparse reads it (given back its CRLF). The digits are counted first: httparse reads
-/// a line without digits as size 0 and takes a 16th digit, and a chunked body has always
-/// been refused for either here.
+/// httparse reads the size (given back its CRLF). The digits are counted first: httparse
+/// reads a line without digits as size 0 and takes a 16th digit, and a chunked body has
+/// always been refused for either here. The extensions are cut off before httparse sees
+/// them: they are ignored whatever they hold, where httparse refuses a bare CR in one.
 fn chunk_size(mut line: Vec<u8>) -> Option<u64> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if !(1..=15).contains(&digits) {
         return None;
+    }
+    if let Some(extensions) = line.iter().position(|&b| b == b';') {
+        line.truncate(extensions);
     }
     line.extend_from_slice(b"\r\n");
     match httparse::parse_chunk_size(&line) {
@@ -638,8 +642,11 @@ mod tests {
 
     #[test]
     fn chunk_sizes_are_hex_with_optional_extensions() {
-        let cases: [(&[u8], Option<u64>); 11] = [
+        let cases: [(&[u8], Option<u64>); 14] = [
             (b"0", Some(0)),
+            (b"1c;a\rb", Some(28)),
+            (b"1c;x\r\r", Some(28)),
+            (b"1c ;", Some(28)),
             (b"1a", Some(26)),
             (b"FF", Some(255)),
             (b"10;name=value", Some(16)),

@@ -14,6 +14,7 @@ use log::{debug, error, log_enabled, warn, Level};
 use crate::address::Address;
 use crate::error::Error;
 use crate::handler::RequestReplyHandler;
+use crate::protocol::Refused;
 use crate::text::{cut_with_ellipsis, Shown};
 
 /// The content type of every request and reply body of the protocol.
@@ -103,7 +104,8 @@ impl Error {
     ///
     /// A [`FunctionFailed`](Error::FunctionFailed) whose cause is one of the 400 errors
     /// (a function passed it up with `?` and its own `.context(...)`) is a 400 too. The
-    /// statuses of the HTTP layer itself are on [`Endpoint`](crate::http::Endpoint).
+    /// statuses of the HTTP layer itself are in the crate's
+    /// [table of requests and statuses](crate#serving-over-http).
     pub fn status(&self) -> u16 {
         match self {
             Error::MalformedRequest { .. }
@@ -369,7 +371,7 @@ impl Endpoint {
         if let Some(refusal) = self.check_head(head) {
             return refusal;
         }
-        let body = match self.read_body(head, body) {
+        let body = match self.read_body(body) {
             Ok(body) => body,
             Err(response) => return response,
         };
@@ -445,7 +447,7 @@ impl Endpoint {
     }
 
     /// Reads the body, at most the limit + 1 bytes of it.
-    fn read_body(&self, head: &RequestHead<'_>, body: impl Read) -> Result<Vec<u8>, Response> {
+    fn read_body(&self, body: impl Read) -> Result<Vec<u8>, Response> {
         let mut bytes = Vec::new();
         let limit = self.max_body_size as u64;
         let refusal = match body.take(limit.saturating_add(1)).read_to_end(&mut bytes) {
@@ -453,7 +455,10 @@ impl Endpoint {
             Ok(_) => return Ok(bytes),
             Err(err) => Refusal::UnreadableBody(err),
         };
-        Err(self.refuse(head, refusal))
+        // The head passed `check_head`, so the method is POST and the path the served one.
+        let response = refusal.response();
+        warn!("POST {}: {}", Shown(&self.path), error_text(&response));
+        Err(response)
     }
 
     /// Runs the handler on a complete body, which the server has checked against
@@ -472,10 +477,10 @@ impl Endpoint {
         // AssertUnwindSafe: the handler is immutable (functions are `Fn + Sync`), so a
         // panic cannot leave it half-updated; the core catches function panics itself and
         // this only guards against a bug elsewhere taking a server thread down.
-        let outcome = catch_unwind(AssertUnwindSafe(|| handler.handle(body)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| handler.run(body)));
         let response = match outcome {
             Ok(Ok(reply)) => Response::reply(reply),
-            Ok(Err(err)) => {
+            Ok(Err(Refused { error: err, target })) => {
                 let status = err.status();
                 let report = err.report();
                 let level = if status >= 500 {
@@ -483,7 +488,7 @@ impl Endpoint {
                 } else {
                     Level::Warn
                 };
-                let target = Target(err.address());
+                let target = Target(err.address().or(target.as_deref()));
                 log::log!(
                     level,
                     "POST {} {status} for function type {}, address {}: {report}",

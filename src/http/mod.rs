@@ -10,7 +10,8 @@
 //! - [`tiny_http`] (feature `tiny-http`, on by default): one call answers a
 //!   `tiny_http::Request`, for services that already run tiny_http.
 //!
-//! Every front answers the same way; the table is on [`Endpoint`].
+//! Every front answers the same way, by the crate's
+//! [table of requests and statuses](crate#serving-over-http).
 
 pub(crate) mod codec;
 pub(crate) mod endpoint;

@@ -29,7 +29,7 @@ pub(crate) use wire::WireError;
 pub(crate) trait Protocol: fmt::Debug + Send + Sync {
     /// Decodes a request body, borrowing state values and arguments from it where it
     /// can. A batch over `limits` is refused while decoding.
-    fn decode_request<'a>(&self, body: &'a [u8], limits: Limits) -> Result<Batch<'a>, Error>;
+    fn decode_request<'a>(&self, body: &'a [u8], limits: Limits) -> Result<Batch<'a>, Refused>;
 
     /// Records a message to `target`.
     fn message(&self, effects: &mut Effects, target: AddressRef<'_>, payload: &dyn Payload);
@@ -49,11 +49,24 @@ pub(crate) trait Protocol: fmt::Debug + Send + Sync {
     /// Appends `payload` as a state value is stored on the wire.
     fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload);
 
+    /// A state value as the wire stores it, as an `Any`: what
+    /// [`Context::get_state`](crate::Context::get_state) returns.
+    fn state_value_any(&self, stored: &[u8]) -> Result<Any, prost::DecodeError>;
+
     /// The type and the value bytes of a state value as the wire stores it, borrowed.
     fn state_value_parts<'v>(&self, stored: &'v [u8]) -> Result<(&'v str, &'v [u8]), WireError>;
 
     /// The reply to a batch that ran: its state mutations, then its effects.
     fn encode_reply(&self, mutations: Mutations<'_, '_>, effects: &Effects) -> Vec<u8>;
+}
+
+/// A request refused, with its target when the protocol read it before a problem it
+/// found while decoding: the HTTP fronts name the target in their log line without
+/// decoding the body again (an error after decoding names it itself, [`Error::address`]).
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub(crate) error: Error,
+    pub(crate) target: Option<Box<Address>>,
 }
 
 /// How much one request may hold.

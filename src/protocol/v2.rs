@@ -1,6 +1,7 @@
 //! The Stateful Functions 2.2 request-reply protocol: `ToFunction` in, `FromFunction` out.
 
 use prost::Message;
+use prost_types::Any;
 
 use super::wire::{
     bytes_field_len, len_field_len, put_bytes_field, put_len_key, put_varint, varint_len, Reader,
@@ -8,7 +9,7 @@ use super::wire::{
 };
 use super::{
     AddressRef, Batch, Caller, Effects, Invocation, Limits, Mutation, Mutations, Payload, Protocol,
-    RawArgument, RawState, States,
+    RawArgument, RawState, Refused, States,
 };
 use crate::address::Address;
 use crate::error::Error;
@@ -32,8 +33,7 @@ const STATE_VALUE: u32 = 2;
 ///
 /// A batch with more invocations or more states than `limits` allows is refused as soon
 /// as the first one too many is reached, before anything else is decoded.
-pub(crate) fn decode_request(body: &[u8], limits: Limits) -> Result<Batch<'_>, Error> {
-    let mut reader = Reader::new(body);
+pub(crate) fn decode_request(body: &[u8], limits: Limits) -> Result<Batch<'_>, Refused> {
     let mut parts = BatchParts {
         limits,
         target: None,
@@ -42,28 +42,21 @@ pub(crate) fn decode_request(body: &[u8], limits: Limits) -> Result<Batch<'_>, E
         invocations: Vec::new(),
         last_caller: None,
     };
-    let mut seen_batch = false;
-    while !reader.is_empty() {
-        let (tag, wire_type) = reader.key().map_err(malformed("ToFunction"))?;
-        if tag != TO_FUNCTION_INVOCATION {
-            reader
-                .skip(tag, wire_type)
-                .map_err(malformed("ToFunction"))?;
-            continue;
-        }
-        let batch = length_delimited(&mut reader, wire_type, "ToFunction.invocation")?;
-        seen_batch = true;
-        parts.decode_batch(batch)?;
+    match parts.decode_to_function(body) {
+        Ok(true) => Ok(Batch {
+            target: Address::from(parts.target.unwrap_or_default()),
+            states: parts.states,
+            invocations: parts.invocations,
+        }),
+        Ok(false) => Err(Refused {
+            error: Error::NoInvocation,
+            target: None,
+        }),
+        Err(error) => Err(Refused {
+            error,
+            target: parts.target.map(|target| Box::new(Address::from(target))),
+        }),
     }
-    if !seen_batch {
-        return Err(Error::NoInvocation);
-    }
-    let target = parts.target.unwrap_or_default();
-    Ok(Batch {
-        target: Address::from(target),
-        states: parts.states,
-        invocations: parts.invocations,
-    })
 }
 
 /// What the `InvocationBatchRequest`s of one `ToFunction` decoded to so far (a
@@ -79,6 +72,25 @@ struct BatchParts<'a> {
 }
 
 impl<'a> BatchParts<'a> {
+    /// Decodes the `ToFunction` in `body`; whether it carried a batch.
+    fn decode_to_function(&mut self, body: &'a [u8]) -> Result<bool, Error> {
+        let mut reader = Reader::new(body);
+        let mut seen_batch = false;
+        while !reader.is_empty() {
+            let (tag, wire_type) = reader.key().map_err(malformed("ToFunction"))?;
+            if tag != TO_FUNCTION_INVOCATION {
+                reader
+                    .skip(tag, wire_type)
+                    .map_err(malformed("ToFunction"))?;
+                continue;
+            }
+            let batch = length_delimited(&mut reader, wire_type, "ToFunction.invocation")?;
+            seen_batch = true;
+            self.decode_batch(batch)?;
+        }
+        Ok(seen_batch)
+    }
+
     fn decode_batch(&mut self, body: &'a [u8]) -> Result<(), Error> {
         let BatchParts {
             limits,
@@ -370,7 +382,7 @@ fn put_any(buf: &mut Vec<u8>, payload: &dyn Payload) {
 pub(crate) struct V2;
 
 impl Protocol for V2 {
-    fn decode_request<'a>(&self, body: &'a [u8], limits: Limits) -> Result<Batch<'a>, Error> {
+    fn decode_request<'a>(&self, body: &'a [u8], limits: Limits) -> Result<Batch<'a>, Refused> {
         decode_request(body, limits)
     }
 
@@ -433,6 +445,11 @@ impl Protocol for V2 {
         put_any(buf, payload);
     }
 
+    /// A stored value is a serialized `Any`, decoded as prost decodes it.
+    fn state_value_any(&self, stored: &[u8]) -> Result<Any, prost::DecodeError> {
+        Any::decode(stored)
+    }
+
     fn state_value_parts<'v>(&self, stored: &'v [u8]) -> Result<(&'v str, &'v [u8]), WireError> {
         any_parts(stored)
     }
@@ -490,6 +507,38 @@ mod tests {
     use super::*;
     use prost_types::Any;
 
+    /// The error of a request that does not decode, without its target.
+    fn decode(body: &[u8], limits: Limits) -> Result<Batch<'_>, Error> {
+        decode_request(body, limits).map_err(|refused| refused.error)
+    }
+
+    #[test]
+    fn a_request_refused_while_decoding_keeps_the_target_read_before() {
+        let body = request(to_function::InvocationBatchRequest {
+            target: Some(proto::Address {
+                namespace: "ns".into(),
+                r#type: "t".into(),
+                id: "1".into(),
+            }),
+            invocations: vec![Default::default(); 3],
+            ..Default::default()
+        });
+        let limits = Limits {
+            max_invocations: 2,
+            ..Limits::NONE
+        };
+        let refused = decode_request(&body, limits).unwrap_err();
+        assert!(matches!(
+            refused.error,
+            Error::TooManyInvocations { limit: 2 }
+        ));
+        assert_eq!(
+            refused.target.as_deref(),
+            Some(&Address::new("ns", "t", "1"))
+        );
+        assert!(decode_request(&[], limits).unwrap_err().target.is_none());
+    }
+
     fn request(batch: to_function::InvocationBatchRequest) -> Vec<u8> {
         proto::ToFunction {
             request: Some(to_function::Request::Invocation(batch)),
@@ -515,7 +564,7 @@ mod tests {
             state: vec![state("big", &[7; 1000])],
             invocations: vec![Default::default()],
         });
-        let batch = decode_request(&body, Limits::NONE).unwrap();
+        let batch = decode(&body, Limits::NONE).unwrap();
         let value = batch.states.as_slice()[0].value;
         assert_eq!(value, &[7; 1000][..]);
         assert!(
@@ -626,7 +675,7 @@ mod tests {
             state: vec![state("a", b"1"), state("b", b"2"), state("a", b"3")],
             ..Default::default()
         });
-        let batch = decode_request(&body, Limits::NONE).unwrap();
+        let batch = decode(&body, Limits::NONE).unwrap();
         let states: Vec<_> = batch
             .states
             .as_slice()
@@ -646,7 +695,7 @@ mod tests {
             state: request_states,
             ..Default::default()
         });
-        let batch = decode_request(&body, Limits::NONE).unwrap();
+        let batch = decode(&body, Limits::NONE).unwrap();
         let states = batch.states.as_slice();
         assert_eq!(states.len(), 100);
         assert_eq!((states[3].name, states[3].value), ("s3", &b"new"[..]));
@@ -675,7 +724,7 @@ mod tests {
             invocations: vec![Default::default()],
         });
         let body = [first, second].concat();
-        let batch = decode_request(&body, Limits::NONE).unwrap();
+        let batch = decode(&body, Limits::NONE).unwrap();
         assert_eq!(batch.target, Address::new("ns", "t", ""));
         assert_eq!(batch.states.as_slice().len(), 2);
         assert_eq!(batch.invocations.len(), 2);
@@ -701,7 +750,7 @@ mod tests {
             (&[0xa0, 0x06, 0x01], "ToFunction.invocation"),
         ];
         for (body, field) in cases {
-            match decode_request(body, Limits::NONE) {
+            match decode(body, Limits::NONE) {
                 Err(Error::MalformedRequest { field: f, .. }) => {
                     assert!(f.starts_with(field), "body {body:02x?}: field {f}")
                 }
@@ -714,7 +763,7 @@ mod tests {
     fn invalid_utf8_in_a_state_name_is_malformed() {
         // ToFunction{invocation{state{state_name: 0xff}}}
         let body = [0xa2, 0x06, 0x05, 0x12, 0x03, 0x0a, 0x01, 0xff];
-        let err = decode_request(&body, Limits::NONE).unwrap_err();
+        let err = decode(&body, Limits::NONE).unwrap_err();
         assert!(err.to_string().contains("state[0].state_name"), "{err}");
     }
 
@@ -730,12 +779,9 @@ mod tests {
             max_invocations: 3,
             ..Limits::NONE
         };
-        assert_eq!(
-            decode_request(&batch(3), limits).unwrap().invocations.len(),
-            3
-        );
+        assert_eq!(decode(&batch(3), limits).unwrap().invocations.len(), 3);
         assert!(matches!(
-            decode_request(&batch(4), limits),
+            decode(&batch(4), limits),
             Err(Error::TooManyInvocations { limit: 3 })
         ));
     }
@@ -754,10 +800,10 @@ mod tests {
         };
         // A repeated name is no new state.
         let body = with_states(&["a", "b", "a", "b"]);
-        let batch = decode_request(&body, limits).unwrap();
+        let batch = decode(&body, limits).unwrap();
         assert_eq!(batch.states.as_slice().len(), 2);
         assert!(matches!(
-            decode_request(&with_states(&["a", "b", "c"]), limits),
+            decode(&with_states(&["a", "b", "c"]), limits),
             Err(Error::TooManyStates { limit: 2 })
         ));
     }
@@ -771,7 +817,7 @@ mod tests {
         });
         let at = body.iter().rposition(|&b| b == b'x').unwrap();
         body[at] = 0xff;
-        let err = decode_request(&body, Limits::NONE).unwrap_err();
+        let err = decode(&body, Limits::NONE).unwrap_err();
         assert!(err.to_string().contains("state[2].state_name"), "{err}");
     }
 
@@ -779,7 +825,7 @@ mod tests {
     fn a_body_without_a_batch_is_no_invocation() {
         for body in [&[][..], &[0x08, 0x01]] {
             assert!(
-                matches!(decode_request(body, Limits::NONE), Err(Error::NoInvocation)),
+                matches!(decode(body, Limits::NONE), Err(Error::NoInvocation)),
                 "{body:?}"
             );
         }

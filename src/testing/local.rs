@@ -947,6 +947,18 @@ impl fmt::Debug for LocalRuntime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalRuntime")
             .field("functions", self.handler.functions())
+            .field("extra_states", &self.extra_states)
+            .field(
+                "remotes",
+                &self
+                    .remotes
+                    .iter()
+                    .map(|(t, e)| (t, e.url()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("max_batch_size", &self.max_batch_size)
+            .field("max_batches_per_run", &self.max_batches_per_run)
+            .field("remote_timeout", &self.remote_timeout)
             .field("now", &self.now)
             .field("pending_messages", &self.pending_messages())
             .field("pending_delayed", &self.timers.len())

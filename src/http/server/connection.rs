@@ -221,11 +221,14 @@ fn exchange(shared: &Shared, conn: &mut Reader<TcpStream>, deadline: Instant) ->
         Ok(body) => body,
         Err(err) => return fail(conn, err, "request body"),
     };
-    let response = {
-        let _permit = shared.permits.acquire(1);
-        match route {
-            Some(route) => route.respond(&request, &body),
-            None => endpoint.handle_body(&shared.handler, &body),
+    let response = match route {
+        // A route of the service's own (a health check, metrics) takes no worker permit:
+        // it answers even while batches hold every worker, so an orchestrator's probe
+        // does not fail on a server that is only busy.
+        Some(route) => route.respond(&request, &body),
+        None => {
+            let _permit = shared.permits.acquire(1);
+            endpoint.handle_body(&shared.handler, &body)
         }
     };
     reply(conn, &response, &head, shared)

@@ -95,7 +95,8 @@ pub fn serve(
 /// ignored), and `Expect: 100-continue`. A request with both `Content-Length` and
 /// `Transfer-Encoding`, a transfer coding other than `chunked` (501), or broken chunked
 /// framing is refused and its connection closed, so no request can be smuggled past
-/// the framing. Every status it answers with is in the table on [`Endpoint`].
+/// the framing. Every status it answers with is in the crate's
+/// [table of requests and statuses](crate#serving-over-http).
 pub struct Server {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
@@ -253,10 +254,11 @@ impl ServerBuilder {
     /// The handler gets the request's head (its [`path`](RequestHead::path) has no
     /// query string; the [`target`](RequestHead::target) keeps it) and its whole body,
     /// and returns the [`Response`] to send ([`Response::text`], [`Response::new`]).
-    /// A route's requests go through everything a function's do: the head and body
-    /// limits, [`max_body_size`](Self::max_body_size) (413 beyond it), the read timeout,
-    /// a worker permit while the handler runs ([`workers`](Self::workers)), keep-alive
-    /// and `Connection: close`. A panic in the handler is a 500.
+    /// A route's requests go through the head and body limits,
+    /// [`max_body_size`](Self::max_body_size) (413 beyond it), the read timeout,
+    /// keep-alive and `Connection: close`, as a function's do; a panic in the handler is a
+    /// 500. They take no worker permit ([`workers`](Self::workers)), so a health check
+    /// answers while batches hold every worker: keep route handlers short.
     ///
     /// `path` is matched exactly, `method` without regard to case (as the functions'
     /// `POST`); a `GET` route answers `HEAD` too, with the `GET` reply's headers and no
