@@ -16,11 +16,10 @@ use std::fmt;
 
 use prost_types::Any;
 
-pub(crate) use crate::message::Payload;
-
 use crate::address::Address;
 use crate::error::Error;
 
+pub(crate) use crate::message::Payload;
 pub(crate) use v2::V2;
 pub(crate) use wire::WireError;
 
