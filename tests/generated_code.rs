@@ -16,10 +16,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The `.proto` files, relative to the crate root.
-const PROTOS: [&str; 3] = [
+const PROTOS: [&str; 6] = [
     "proto/request-reply.proto",
     "proto/kafka-egress.proto",
     "proto/kinesis-egress.proto",
+    "proto/v3/request-reply.proto",
+    "proto/v3/types.proto",
+    "proto/v3/egress.proto",
 ];
 
 /// Where the generated files are committed, relative to the crate root.
@@ -50,7 +53,10 @@ fn generate(root: &Path, out_dir: &Path) {
     config.type_name_domain(["."], "type.googleapis.com");
     // State values travel as `Bytes`: decoding a request from a `Bytes` buffer then
     // slices big states instead of copying them.
-    config.bytes([".org.apache.flink.statefun.flink.core.polyglot"]);
+    config.bytes([
+        ".org.apache.flink.statefun.flink.core.polyglot",
+        ".io.statefun.sdk.reqreply",
+    ]);
     config
         .compile_protos(&protos, &[root.join("proto")])
         .expect("prost-build failed on proto/");

@@ -26,3 +26,20 @@ pub mod polyglot {
 pub mod io {
     include!("org.apache.flink.statefun.flink.io.rs");
 }
+
+/// The request-reply protocol of Stateful Functions 3.x
+/// (package `io.statefun.sdk.reqreply`).
+pub mod reqreply {
+    include!("io.statefun.sdk.reqreply.rs");
+}
+
+/// The built-in type wrappers of Stateful Functions 3.x (package `io.statefun.sdk.types`).
+pub mod types {
+    include!("io.statefun.sdk.types.rs");
+}
+
+/// The Kafka and Kinesis egress records of Stateful Functions 3.x
+/// (package `io.statefun.sdk.egress`).
+pub mod egress {
+    include!("io.statefun.sdk.egress.rs");
+}
