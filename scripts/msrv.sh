@@ -85,7 +85,8 @@ print(".".join(map(str, version(declared))))
 
 echo "rust-version matches the dependency tree"
 if [ "$install" = 1 ] && command -v rustup >/dev/null; then
-  rustup toolchain install "$toolchain" --profile minimal \
+  # Bounded: where the download is not refused but hangs, CI must not hang with it.
+  timeout 600 rustup toolchain install "$toolchain" --profile minimal \
     || echo "rustup could not install $toolchain: the build check is skipped"
 fi
 if command -v rustup >/dev/null && rustup toolchain list | grep -q "^$toolchain-"; then
