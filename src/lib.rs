@@ -22,7 +22,7 @@ pub use egress::{kafka_egress_record, kinesis_egress_record};
 pub use error::Error;
 pub use handler::RequestReplyHandler;
 #[cfg(feature = "server")]
-pub use http::serve;
+pub use http::server::serve;
 pub use message::{pack, unpack, FromAny, UnpackError};
 pub use module_yaml::ModuleYaml;
 pub use registry::{Binding, Expiration, StateSpec, StatefulFunctions};

@@ -1,7 +1,7 @@
 //! Serving a [`RequestReplyHandler`](crate::RequestReplyHandler) over HTTP, the way the
 //! runtime calls remote functions: one `POST` per batch.
 //!
-//! - [`serve`] and [`Server`] (feature `server`, on by default): the crate's own
+//! - [`serve`](crate::serve) and [`Server`] (feature `server`, on by default): the crate's own
 //!   blocking HTTP/1.1 server, the one to use in production, with room for a few routes
 //!   of your own ([`ServerBuilder::route`]). No async runtime; see [`Server`] for how it
 //!   serves and why.
@@ -16,7 +16,7 @@
 pub(crate) mod codec;
 pub(crate) mod endpoint;
 #[cfg(feature = "server")]
-mod server;
+pub(crate) mod server;
 #[cfg(feature = "tiny-http")]
 pub mod tiny_http;
 
@@ -24,4 +24,4 @@ pub use endpoint::{
     Endpoint, RequestHead, Response, DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, OCTET_STREAM,
 };
 #[cfg(feature = "server")]
-pub use server::{serve, Server, ServerBuilder};
+pub use server::{Server, ServerBuilder};
