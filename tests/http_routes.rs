@@ -120,13 +120,7 @@ fn another_method_on_a_route_is_a_405_naming_the_routes_methods() {
 
     let response = client.post("/health", b"x").unwrap();
     assert_eq!(response.status, 405, "{}", response.text());
-    let allow: Vec<&str> = response
-        .headers
-        .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("Allow"))
-        .map(|(_, value)| value.as_str())
-        .collect();
-    assert_eq!(allow, ["GET", "HEAD"]);
+    assert_eq!(response.headers_named("Allow"), ["GET", "HEAD"]);
     assert!(
         response.text().contains("use GET or HEAD"),
         "{}",
@@ -262,6 +256,15 @@ fn a_route_on_the_functions_path_takes_its_method_and_a_later_route_replaces_an_
     let mut client = Client::connect(server.local_addr()).unwrap();
     assert_eq!(get(&mut client, "/statefun?x").text(), "GET /statefun?x\n");
     assert_functions_serve(&mut client);
+
+    // Another method there is told every method the path takes, the functions' too.
+    client
+        .send(b"PUT /statefun HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let response = client.read_response().unwrap();
+    assert_eq!(response.status, 405, "{}", response.text());
+    // The route's method as it was added (`get`), the HEAD a GET route answers, and POST.
+    assert_eq!(response.headers_named("Allow"), ["get", "HEAD", "POST"]);
 }
 
 #[test]

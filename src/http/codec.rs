@@ -192,10 +192,7 @@ impl<S: Input> Reader<S> {
             match request.parse(bytes) {
                 Ok(httparse::Status::Complete(len)) => Ok(Some((len, interpret(&request)?))),
                 Ok(httparse::Status::Partial) => Ok(None),
-                Err(httparse::Error::TooManyHeaders) => {
-                    Err(Refusal::TooManyHeaders { max: MAX_HEADERS })
-                }
-                Err(err) => Err(Refusal::MalformedHead(err)),
+                Err(err) => Err(head_refusal(err)),
             }
         })
     }
@@ -216,10 +213,7 @@ impl<S: Input> Reader<S> {
                         Ok(Some((len, Some(response_head(status, response.headers)?))))
                     }
                     Ok(httparse::Status::Partial) => Ok(None),
-                    Err(httparse::Error::TooManyHeaders) => {
-                        Err(Refusal::TooManyHeaders { max: MAX_HEADERS })
-                    }
-                    Err(err) => Err(Refusal::MalformedHead(err)),
+                    Err(err) => Err(head_refusal(err)),
                 }
             })?;
             if let Some(head) = head {
@@ -403,6 +397,14 @@ fn chunk_size(mut line: Vec<u8>) -> Option<u64> {
     match httparse::parse_chunk_size(&line) {
         Ok(httparse::Status::Complete((used, size))) if used == line.len() => Some(size),
         _ => None,
+    }
+}
+
+/// Why httparse refused a head: too many headers (431), or anything else (400).
+fn head_refusal(err: httparse::Error) -> Refusal {
+    match err {
+        httparse::Error::TooManyHeaders => Refusal::TooManyHeaders { max: MAX_HEADERS },
+        err => Refusal::MalformedHead(err),
     }
 }
 

@@ -360,7 +360,7 @@ impl Endpoint {
     ///
     /// Never fails and never panics: every problem, including an I/O error while reading
     /// `body` and a panic in a function, becomes an error [`Response`] with the status in
-    /// the table above (an unreadable body is a 400).
+    /// the crate's [table](crate#serving-over-http) (an unreadable body is a 400).
     pub fn respond(
         &self,
         handler: &RequestReplyHandler,

@@ -40,6 +40,15 @@ impl HttpResponse {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The values of every header called `name` (any case), in order.
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }

@@ -178,12 +178,7 @@ fn exchange(shared: &Shared, conn: &mut Reader<TcpStream>, deadline: Instant) ->
         Framing::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
         Framing::Chunked => limit,
     };
-    let found = if shared.routes.is_empty() {
-        Ok(None)
-    } else {
-        shared.routes.find(&request, endpoint.path())
-    };
-    let (route, refusal) = match found {
+    let (route, refusal) = match shared.routes.find(&request, endpoint.path()) {
         Ok(None) => (None, endpoint.check_head(&request)),
         Ok(Some(route)) => {
             let too_large = endpoint.check_length(&request);

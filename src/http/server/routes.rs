@@ -37,12 +37,6 @@ impl Routes {
         });
     }
 
-    /// Whether there is no route: the functions answer everything.
-    #[inline]
-    pub(super) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Checks that every method is an HTTP token and every path starts with `/`.
     pub(super) fn check(&self) -> io::Result<()> {
         for route in &self.0 {
@@ -65,7 +59,9 @@ impl Routes {
 
     /// The route that answers `head`: the one with its method and path (a `GET` route
     /// answers `HEAD` too). `None` for the functions, which answer their path and every
-    /// path without a route; a 405 for another method on a route's path.
+    /// path without a route; a 405 for another method on a route's path, whose `Allow`
+    /// names the route's methods (and `POST` on the functions' path).
+    #[inline]
     pub(super) fn find(
         &self,
         head: &RequestHead<'_>,
@@ -85,12 +81,16 @@ impl Routes {
                 return Ok(Some(route));
             }
         }
-        if path == functions_path || on_path().next().is_none() {
+        let functions = path == functions_path;
+        if on_path().next().is_none() || (functions && method.eq_ignore_ascii_case("POST")) {
             return Ok(None);
         }
         let mut allow: Vec<_> = on_path().map(|r| ("Allow", r.method)).collect();
         if with("GET").is_some() && with("HEAD").is_none() {
             allow.push(("Allow", "HEAD"));
+        }
+        if functions {
+            allow.push(("Allow", "POST"));
         }
         Err(Refusal::MethodNotAllowed {
             method: method.to_owned(),
