@@ -8,11 +8,15 @@ use prost_types::Any;
 
 use crate::address::{Address, FunctionType};
 use crate::error::Error;
-use crate::message::{is_type, Packed};
+use crate::message::{is_type, Packed, Typed, Value};
 use crate::protocol::{
-    AddressRef, Caller, Change, Effects, Mutations, Payload, Protocol, States, WireError,
+    AddressRef, Caller, Change, Delayed, Effects, Mutations, Payload, Protocol, ProtocolVersion,
+    States, WireError,
 };
+use crate::registry::StateSpec;
 use crate::text::Shown;
+use crate::types::Type;
+use crate::value_spec::ValueSpec;
 
 /// What a function sees of the batch it runs in, and how it acts: its address, the
 /// current message's caller, its states, and the messages it sends.
@@ -29,7 +33,9 @@ use crate::text::Shown;
 pub struct Context<'a> {
     /// The wire format of the request, and of the reply being built.
     protocol: &'static dyn Protocol,
-    address: Address,
+    address: &'a Address,
+    /// The states the function's binding declares, which its typed state access checks.
+    declared: &'a [StateSpec],
     caller: Option<Address>,
     invocation: usize,
     /// As the request carried them: serialized `Any`s borrowed from the request body,
@@ -44,12 +50,14 @@ pub struct Context<'a> {
 impl<'a> Context<'a> {
     pub(crate) fn new(
         protocol: &'static dyn Protocol,
-        address: Address,
+        address: &'a Address,
+        declared: &'a [StateSpec],
         states: States<'a>,
     ) -> Self {
         Context {
             protocol,
             address,
+            declared,
             caller: None,
             invocation: 0,
             states,
@@ -90,7 +98,17 @@ impl<'a> Context<'a> {
 
     /// The address being invoked: this function's type and the id of the instance.
     pub fn address(&self) -> &Address {
-        &self.address
+        self.address
+    }
+
+    /// The address being invoked, for as long as the batch runs.
+    pub(crate) fn target(&self) -> &'a Address {
+        self.address
+    }
+
+    /// The protocol version of the batch (the handler's).
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.protocol.version()
     }
 
     /// The address of the function that sent the current message, or `None` when the
@@ -99,15 +117,18 @@ impl<'a> Context<'a> {
         self.caller.as_ref()
     }
 
-    /// Sends `message` to the function instance `id` of type `typename` (`namespace/name`).
+    /// Sends `message` to the function instance `id` of type `typename` (`namespace/name`):
+    /// an [`Any`], or a reference to a value of any [`Type`] (`&42`, `&my_message`), which
+    /// travels under its type's typename.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidTypename`] if `typename` is not `namespace/name`;
     /// [`Error::InvalidArgument`] if `id` is empty.
-    pub fn send(&mut self, typename: &str, id: &str, message: Any) -> Result<(), Error> {
+    pub fn send<V: Value>(&mut self, typename: &str, id: &str, message: V) -> Result<(), Error> {
         let target = target_address("send", typename, id)?;
-        self.protocol.message(&mut self.effects, target, &message);
+        self.protocol
+            .message(&mut self.effects, target, &message.payload());
         Ok(())
     }
 
@@ -128,13 +149,15 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
-    /// Sends `message` to the caller of the current message.
+    /// Sends `message` (an [`Any`] or `&` a [`Type`]) to the caller of the current
+    /// message. The 2.2 SDKs call this `reply`; the 3.x SDKs have no such call, and send to
+    /// [`caller`](Self::caller) instead, which is what this does on either protocol.
     ///
     /// # Errors
     ///
     /// [`Error::NoCaller`] if the current message came from an ingress.
-    pub fn reply(&mut self, message: Any) -> Result<(), Error> {
-        self.push_reply(&message)
+    pub fn reply<V: Value>(&mut self, message: V) -> Result<(), Error> {
+        self.push_reply(&message.payload())
     }
 
     /// Packs `message` into an `Any` and [replies](Self::reply) with it.
@@ -160,24 +183,70 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Sends `message` to the instance `id` of `typename` after `delay`, which the runtime
-    /// receives in whole milliseconds (rounded down). The function keeps processing
-    /// messages meanwhile; a function may send itself a delayed message as a timer.
+    /// Sends `message` (an [`Any`] or `&` a [`Type`]) to the instance `id` of `typename`
+    /// after `delay`, which the runtime receives in whole milliseconds (rounded down,
+    /// exactly: the Python SDK goes through float seconds and can lose a millisecond). The
+    /// function keeps processing messages meanwhile; a function may send itself a delayed
+    /// message as a timer.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] if `delay` is zero (as in the Python SDK, where a zero
-    /// `timedelta` is a "missing delay"; use [`send`](Self::send)) or longer than
-    /// `i64::MAX` milliseconds, or if `id` is empty; [`Error::InvalidTypename`] if
-    /// `typename` is not `namespace/name`.
-    pub fn send_after(
+    /// [`Error::InvalidArgument`] if `delay` is longer than `i64::MAX` milliseconds, or
+    /// zero on the 2.2 protocol (as in its Python SDK, where a zero `timedelta` is a
+    /// "missing delay"; use [`send`](Self::send)), or if `id` is empty;
+    /// [`Error::InvalidTypename`] if `typename` is not `namespace/name`.
+    pub fn send_after<V: Value>(
         &mut self,
         delay: Duration,
         typename: &str,
         id: &str,
-        message: Any,
+        message: V,
     ) -> Result<(), Error> {
-        self.push_delayed("send_after", delay, typename, id, &message)
+        self.push_delayed("send_after", delay, typename, id, &message.payload(), None)
+    }
+
+    /// As [`send_after`](Self::send_after), with a cancellation `token` that
+    /// [`cancel_delayed_message`](Self::cancel_delayed_message) can cancel it by, in this
+    /// batch or a later one, until it is delivered. 3.x only.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_after`](Self::send_after); [`Error::InvalidArgument`] if `token` is
+    /// empty (the runtime rejects an empty token) or the handler speaks 2.2.
+    pub fn send_after_cancellable<V: Value>(
+        &mut self,
+        delay: Duration,
+        typename: &str,
+        id: &str,
+        message: V,
+        token: &str,
+    ) -> Result<(), Error> {
+        self.push_delayed(
+            "send_after_cancellable",
+            delay,
+            typename,
+            id,
+            &message.payload(),
+            Some(token),
+        )
+    }
+
+    /// Cancels the delayed message sent with `token` (by any function), if the runtime
+    /// has not delivered it yet; a token that names no pending message is no error. The
+    /// cancellation goes out in the same list and order as the delayed messages, so a
+    /// message sent and cancelled in one batch is never delivered. 3.x only.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if `token` is empty (the runtime rejects it; the Python
+    /// SDK sends it anyway) or the handler speaks 2.2.
+    pub fn cancel_delayed_message(&mut self, token: &str) -> Result<(), Error> {
+        self.protocol
+            .delayed(&mut self.effects, Delayed::Cancel { token })
+            .map_err(|reason| Error::InvalidArgument {
+                operation: "cancel_delayed_message",
+                reason: reason.to_owned(),
+            })
     }
 
     /// Packs `message` into an `Any` and [sends it after `delay`](Self::send_after).
@@ -198,6 +267,7 @@ impl<'a> Context<'a> {
             typename,
             id,
             &Packed::new(message),
+            None,
         )
     }
 
@@ -208,21 +278,26 @@ impl<'a> Context<'a> {
         typename: &str,
         id: &str,
         payload: &dyn Payload,
+        token: Option<&str>,
     ) -> Result<(), Error> {
-        if delay.is_zero() {
-            return Err(Error::InvalidArgument {
-                operation,
-                reason: "the delay is zero; send the message without a delay instead".into(),
-            });
-        }
         let delay_ms = i64::try_from(delay.as_millis()).map_err(|_| Error::InvalidArgument {
             operation,
             reason: format!("the delay {delay:?} is longer than i64::MAX milliseconds"),
         })?;
         let target = target_address(operation, typename, id)?;
+        let delayed = Delayed::Send {
+            delay,
+            delay_ms,
+            target,
+            payload,
+            token,
+        };
         self.protocol
-            .delayed(&mut self.effects, delay_ms, target, payload);
-        Ok(())
+            .delayed(&mut self.effects, delayed)
+            .map_err(|reason| Error::InvalidArgument {
+                operation,
+                reason: reason.to_owned(),
+            })
     }
 
     /// Sends `message` to the egress `typename` (`namespace/name`, as its egress
@@ -234,10 +309,10 @@ impl<'a> Context<'a> {
     /// # Errors
     ///
     /// [`Error::InvalidTypename`] if `typename` is not `namespace/name`.
-    pub fn send_egress(&mut self, typename: &str, message: Any) -> Result<(), Error> {
+    pub fn send_egress<V: Value>(&mut self, typename: &str, message: V) -> Result<(), Error> {
         let (namespace, name) = FunctionType::split(typename)?;
         self.protocol
-            .egress(&mut self.effects, namespace, name, &message);
+            .egress(&mut self.effects, namespace, name, &message.payload());
         Ok(())
     }
 
@@ -307,7 +382,7 @@ impl<'a> Context<'a> {
     ///
     /// [`Error::UnknownState`] if the request did not carry a state called `name`.
     pub fn set_state(&mut self, name: &str, value: Any) -> Result<(), Error> {
-        self.set(name, &value)
+        self.store(name, &value)
     }
 
     /// Packs `message` into an `Any` and [sets the state `name`](Self::set_state) to it.
@@ -320,7 +395,7 @@ impl<'a> Context<'a> {
         name: &str,
         message: &M,
     ) -> Result<(), Error> {
-        self.set(name, &Packed::new(message))
+        self.store(name, &Packed::new(message))
     }
 
     /// Clears the state `name`. Later invocations in the same batch read `None`; the reply
@@ -333,6 +408,84 @@ impl<'a> Context<'a> {
     pub fn delete_state(&mut self, name: &str) -> Result<(), Error> {
         *self.change_mut(name)? = Change::Deleted;
         Ok(())
+    }
+
+    /// The value of the state `spec`, or `None` when it has no value.
+    ///
+    /// ```
+    /// # use statefun_sync::{Context, Message, ValueSpec};
+    /// const SEEN: ValueSpec<i32> = ValueSpec::named("seen");
+    ///
+    /// fn count(ctx: &mut Context, _: Message) -> anyhow::Result<()> {
+    ///     let seen = ctx.get(&SEEN)?.unwrap_or(0);
+    ///     ctx.set(&SEEN, &(seen + 1))?;
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UndeclaredState`] if the function's binding does not declare `spec`
+    /// (with its type); [`Error::UnreadableState`] if the value is of another typename
+    /// (as the Python SDK checks) or does not decode.
+    pub fn get<T: Type>(&self, spec: &ValueSpec<T>) -> Result<Option<T>, Error> {
+        self.check_declared(spec)?;
+        let Some((typename, value)) = self.current_parts(spec.name())? else {
+            return Ok(None);
+        };
+        if !T::type_name().is(typename) {
+            let holds = format!(
+                "it holds a value of type {}, not {}",
+                Shown(typename),
+                T::type_name()
+            );
+            return Err(self.unreadable(spec.name(), holds));
+        }
+        T::decode(value)
+            .map(Some)
+            .map_err(|source| self.unreadable(spec.name(), source))
+    }
+
+    /// Sets the state `spec` to `value`. Later invocations in the same batch see the new
+    /// value; the reply carries one `MODIFY` per changed state, however often it was set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UndeclaredState`] if the function's binding does not declare `spec`.
+    pub fn set<T: Type>(&mut self, spec: &ValueSpec<T>, value: &T) -> Result<(), Error> {
+        self.check_declared(spec)?;
+        self.store(spec.name(), &Typed::new(value))
+    }
+
+    /// Clears the state `spec`. Later invocations in the same batch read `None`; the reply
+    /// carries a `DELETE` for it (even if it had no value), unless a later invocation sets
+    /// it again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UndeclaredState`] if the function's binding does not declare `spec`.
+    pub fn remove<T: Type>(&mut self, spec: &ValueSpec<T>) -> Result<(), Error> {
+        self.check_declared(spec)?;
+        *self.change_mut(spec.name())? = Change::Deleted;
+        Ok(())
+    }
+
+    /// Whether the binding declares `spec`, name and type.
+    fn check_declared<T: Type>(&self, spec: &ValueSpec<T>) -> Result<(), Error> {
+        let declared = self.declared.iter().any(|state| {
+            state.name() == spec.name()
+                && state
+                    .typename()
+                    .is_some_and(|typename| T::type_name().is(typename))
+        });
+        if declared {
+            return Ok(());
+        }
+        Err(Error::UndeclaredState {
+            address: Box::new(self.address.clone()),
+            state: spec.name().to_owned(),
+            typename: T::type_name().to_string(),
+        })
     }
 
     /// The type and bytes of the current value of the state `name`; `None` when it has
@@ -377,7 +530,7 @@ impl<'a> Context<'a> {
 
     /// Sets the state `name` to `value`. A state set again in the same batch reuses its
     /// buffer.
-    fn set(&mut self, name: &str, value: &dyn Payload) -> Result<(), Error> {
+    fn store(&mut self, name: &str, value: &dyn Payload) -> Result<(), Error> {
         let protocol = self.protocol;
         let change = self.change_mut(name)?;
         let mut buf = match std::mem::take(change) {

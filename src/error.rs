@@ -98,10 +98,30 @@ pub enum Error {
         address: Box<Address>,
         /// The invocation's index in the batch.
         invocation: usize,
-        /// The argument's type URL.
+        /// The argument's type URL (on 3.x, its typename).
         type_url: String,
-        /// What prost could not decode.
-        source: prost::DecodeError,
+        /// Why its bytes do not decode.
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// A function read or wrote a typed state ([`ValueSpec`](crate::ValueSpec)) that its
+    /// binding does not declare, or declares with another type: the function's code and
+    /// its binding disagree.
+    UndeclaredState {
+        /// The address being invoked (boxed to keep `Result<_, Error>` small).
+        address: Box<Address>,
+        /// The state's name.
+        state: String,
+        /// The typename the function used it with.
+        typename: String,
+    },
+    /// A 3.x handler was built for a function that declares a state without a type (a
+    /// name or a [`StateSpec`](crate::StateSpec), not a [`ValueSpec`](crate::ValueSpec)):
+    /// 3.x announces each state's type to the runtime.
+    UntypedState {
+        /// The function type (boxed to keep `Result<_, Error>` small).
+        function_type: Box<FunctionType>,
+        /// The state's name.
+        state: String,
     },
     /// [`Context::reply`](crate::Context::reply) was called for a message without a caller
     /// (it came from an ingress).
@@ -156,6 +176,7 @@ impl Error {
             | Error::UnexpectedMessageType { address, .. }
             | Error::MalformedArgument { address, .. }
             | Error::NoCaller { address, .. }
+            | Error::UndeclaredState { address, .. }
             | Error::FunctionFailed { address, .. }
             | Error::FunctionPanicked { address, .. } => Some(address),
             Error::InvalidTypename(_)
@@ -164,6 +185,7 @@ impl Error {
             | Error::NoInvocation
             | Error::TooManyInvocations { .. }
             | Error::TooManyStates { .. }
+            | Error::UntypedState { .. }
             | Error::InvalidArgument { .. } => None,
         }
     }
@@ -254,6 +276,28 @@ impl fmt::Display for Error {
                 "the request for {} did not carry state {}, which the function declares \
                  (add it to the function's states in module.yaml)",
                 Shown(&address.function_type().to_string()),
+                Shown(state)
+            ),
+            Error::UndeclaredState {
+                address,
+                state,
+                typename,
+            } => write!(
+                f,
+                "function {} used state {} of type {}, which its binding does not declare \
+                 with that type (declare it with `.state(&SPEC)` when binding the function)",
+                Shown(&address.function_type().to_string()),
+                Shown(state),
+                Shown(typename)
+            ),
+            Error::UntypedState {
+                function_type,
+                state,
+            } => write!(
+                f,
+                "function {} declares state {} without a type, and a 3.x handler tells the \
+                 runtime each state's type (declare it with a ValueSpec)",
+                Shown(&function_type.to_string()),
                 Shown(state)
             ),
             Error::UnknownState {
@@ -352,10 +396,9 @@ impl From<InvalidTypename> for Error {
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            Error::MalformedRequest { source, .. } | Error::UnreadableState { source, .. } => {
-                Some(source.as_ref())
-            }
-            Error::MalformedArgument { source, .. } => Some(source),
+            Error::MalformedRequest { source, .. }
+            | Error::UnreadableState { source, .. }
+            | Error::MalformedArgument { source, .. } => Some(source.as_ref()),
             Error::FunctionFailed { source, .. } => Some(source.as_ref()),
             _ => None,
         }

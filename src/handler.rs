@@ -8,8 +8,8 @@ use log::{debug, log_enabled, Level};
 
 use crate::context::Context;
 use crate::error::Error;
-use crate::protocol::{Batch, Limits, Protocol, Refused, V2};
-use crate::registry::StatefulFunctions;
+use crate::protocol::{Batch, Limits, Protocol, ProtocolVersion, Refused, V2, V3};
+use crate::registry::{StateSpec, StatefulFunctions};
 use crate::text::Shown;
 
 /// Answers the runtime's requests with the bound functions: request bytes in, reply bytes
@@ -47,16 +47,65 @@ impl RequestReplyHandler {
     /// `module.yaml` declares, a handful per function.
     pub const DEFAULT_MAX_STATES: usize = 100_000;
 
-    /// A handler for `functions`.
+    /// A handler for `functions` that speaks the Stateful Functions 2.2 protocol.
     pub fn new(functions: StatefulFunctions) -> Self {
+        Self::speaking(&V2, functions)
+    }
+
+    /// A handler for `functions` that speaks the Stateful Functions 3.x protocol (the
+    /// runtimes 3.0 to 3.3): values travel as typed values, and the functions declare
+    /// their states to the runtime through the handshake (see the crate's "2.2 or 3.x").
+    ///
+    /// ```
+    /// use statefun_sync::{Context, Message, RequestReplyHandler, StatefulFunctions, ValueSpec};
+    ///
+    /// const SEEN: ValueSpec<i32> = ValueSpec::named("seen");
+    ///
+    /// let mut functions = StatefulFunctions::new();
+    /// functions
+    ///     .bind_message("example/counter", |ctx: &mut Context, _: Message| {
+    ///         let seen = ctx.get(&SEEN)?.unwrap_or(0);
+    ///         Ok(ctx.set(&SEEN, &(seen + 1))?)
+    ///     })?
+    ///     .state(&SEEN);
+    /// let handler = RequestReplyHandler::v3(functions)?;
+    /// # Ok::<(), statefun_sync::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UntypedState`] if a function declares a state by name only: 3.x tells
+    /// the runtime each state's type, so its states are [`ValueSpec`](crate::ValueSpec)s.
+    pub fn v3(functions: StatefulFunctions) -> Result<Self, Error> {
+        for function in functions.bindings() {
+            if let Some(untyped) = function
+                .declared_states()
+                .iter()
+                .find(|state| state.typename().is_none())
+            {
+                return Err(Error::UntypedState {
+                    function_type: Box::new(function.function_type().clone()),
+                    state: untyped.name().to_owned(),
+                });
+            }
+        }
+        Ok(Self::speaking(&V3, functions))
+    }
+
+    fn speaking(protocol: &'static dyn Protocol, functions: StatefulFunctions) -> Self {
         RequestReplyHandler {
             functions,
             limits: Limits {
                 max_invocations: Self::DEFAULT_MAX_INVOCATIONS,
                 max_states: Self::DEFAULT_MAX_STATES,
             },
-            protocol: &V2,
+            protocol,
         }
+    }
+
+    /// The protocol version the handler speaks.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.protocol.version()
     }
 
     /// Refuses batches of more than `max` invocations with [`Error::TooManyInvocations`]
@@ -143,16 +192,24 @@ impl RequestReplyHandler {
                 address: Box::new(batch.target),
             });
         };
-        if let Some(missing) = function.missing_state(|name| batch.states.position(name).is_some())
+        let carried = |state: &&StateSpec| batch.states.position(state.name()).is_some();
+        if !function
+            .declared_states()
+            .iter()
+            .all(|state| carried(&state))
         {
-            return Err(Error::MissingDeclaredState {
-                address: Box::new(batch.target),
-                state: missing.name().to_owned(),
-            });
+            let mut missing = function.declared_states().iter().filter(|s| !carried(s));
+            return self.protocol.missing_states(batch.target, &mut missing);
         }
 
         let invocations = batch.invocations.len();
-        let mut ctx = Context::new(self.protocol, batch.target, batch.states);
+        let target = batch.target;
+        let mut ctx = Context::new(
+            self.protocol,
+            &target,
+            function.declared_states(),
+            batch.states,
+        );
         for (index, invocation) in batch.invocations.into_iter().enumerate() {
             ctx.begin_invocation(index, invocation.caller);
             // AssertUnwindSafe: after a panic the Context is dropped unread, so no
@@ -164,7 +221,7 @@ impl RequestReplyHandler {
                 Ok(Ok(())) => continue,
                 Ok(Err(error)) => function_error(&ctx, index, error),
                 Err(payload) => Error::FunctionPanicked {
-                    address: Box::new(ctx.address().clone()),
+                    address: Box::new(target.clone()),
                     invocation: index,
                     message: panic_message(payload.as_ref()),
                 },

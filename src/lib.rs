@@ -15,6 +15,8 @@ mod protocol;
 mod registry;
 pub mod testing;
 mod text;
+pub mod types;
+mod value_spec;
 
 pub use address::{Address, FunctionType, InvalidTypename};
 pub use context::Context;
@@ -23,9 +25,11 @@ pub use error::Error;
 pub use handler::RequestReplyHandler;
 #[cfg(feature = "server")]
 pub use http::server::serve;
-pub use message::{pack, unpack, FromAny, UnpackError};
+pub use message::{pack, unpack, FromAny, Message, UnpackError, Value};
 pub use module_yaml::ModuleYaml;
+pub use protocol::ProtocolVersion;
 pub use registry::{Binding, Expiration, StateSpec, StatefulFunctions};
+pub use value_spec::ValueSpec;
 
 /// The prost version this crate's generated types and traits come from: name it as
 /// `statefun_sync::prost` to be sure your messages implement the same [`prost::Message`]

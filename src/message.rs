@@ -3,8 +3,12 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use prost::{Message, Name};
+use prost::{Message as ProstMessage, Name};
 use prost_types::Any;
+
+use crate::address::Address;
+use crate::error::Error;
+use crate::types::{Type, TypeName};
 
 /// A function argument that can be decoded from the `Any` a message travels in: any
 /// prost message with [`prost::Name`] (generated with `enable_type_names()`), or an enum of
@@ -33,7 +37,7 @@ pub trait FromAny: Sized {
     }
 }
 
-impl<M: Message + Name + Default> FromAny for M {
+impl<M: ProstMessage + Name + Default> FromAny for M {
     fn type_names() -> Vec<String> {
         vec![M::full_name()]
     }
@@ -70,10 +74,12 @@ pub(crate) fn is_type<M: Name>(type_url: &str) -> bool {
 }
 
 /// A value to send or store: its type and its bytes, written straight into the reply by
-/// the protocol, in whatever message the protocol wraps values in (2.2: `Any`). This is
-/// the one shape in which the core hands a value to a protocol.
-pub(crate) trait Payload {
-    /// The length of the type (a type URL), in bytes; 0 for none.
+/// the protocol, in whatever message the protocol wraps values in (2.2: `Any`; 3.x:
+/// `TypedValue`). This is the one shape in which the core hands a value to a protocol.
+///
+/// Public only so that [`Value`] can name it: the module is private, so no user can.
+pub trait Payload {
+    /// The length of the type (a type URL or typename), in bytes; 0 for none.
     fn type_len(&self) -> usize;
     /// Appends the type.
     fn put_type(&self, buf: &mut Vec<u8>);
@@ -102,14 +108,22 @@ impl Payload for Any {
     }
 }
 
-/// The type URL prefix the runtime and every Stateful Functions SDK pack with.
-const TYPE_URL_PREFIX: &str = "type.googleapis.com/";
+impl<P: Payload + ?Sized> Payload for &P {
+    fn type_len(&self) -> usize {
+        (**self).type_len()
+    }
 
-/// The pieces of `type.googleapis.com/<package>.<name>`: the one place a type URL is
-/// written, whether into a `String` ([`pack`]) or straight into a reply ([`Packed`]).
-fn type_url_parts<M: Name>() -> [&'static str; 4] {
-    let dot = if M::PACKAGE.is_empty() { "" } else { "." };
-    [TYPE_URL_PREFIX, M::PACKAGE, dot, M::NAME]
+    fn put_type(&self, buf: &mut Vec<u8>) {
+        (**self).put_type(buf)
+    }
+
+    fn value_len(&self) -> usize {
+        (**self).value_len()
+    }
+
+    fn put_value(&self, buf: &mut Vec<u8>) {
+        (**self).put_value(buf)
+    }
 }
 
 /// Packs `message` into an `Any` with the type URL `type.googleapis.com/<full name>`.
@@ -118,9 +132,9 @@ fn type_url_parts<M: Name>() -> [&'static str; 4] {
 /// whatever [`Name::type_url`] says: prost's default for a hand-written `Name` impl is
 /// `/<full name>`. Encoding into a growing `Vec` cannot fail, so unlike
 /// `prost_types::Any::from_msg` this returns no `Result`.
-pub fn pack<M: Message + Name>(message: &M) -> Any {
+pub fn pack<M: ProstMessage + Name>(message: &M) -> Any {
     Any {
-        type_url: type_url_parts::<M>().concat(),
+        type_url: TypeName::of_message::<M>().to_string(),
         value: message.encode_to_vec(),
     }
 }
@@ -133,7 +147,7 @@ pub(crate) struct Packed<'a, M> {
     value_len: usize,
 }
 
-impl<'a, M: Message + Name> Packed<'a, M> {
+impl<'a, M: ProstMessage + Name> Packed<'a, M> {
     pub(crate) fn new(message: &'a M) -> Self {
         Packed {
             message,
@@ -142,15 +156,13 @@ impl<'a, M: Message + Name> Packed<'a, M> {
     }
 }
 
-impl<M: Message + Name> Payload for Packed<'_, M> {
+impl<M: ProstMessage + Name> Payload for Packed<'_, M> {
     fn type_len(&self) -> usize {
-        type_url_parts::<M>().iter().map(|part| part.len()).sum()
+        TypeName::of_message::<M>().len()
     }
 
     fn put_type(&self, buf: &mut Vec<u8>) {
-        for part in type_url_parts::<M>() {
-            buf.extend_from_slice(part.as_bytes());
-        }
+        TypeName::of_message::<M>().put(buf)
     }
 
     fn value_len(&self) -> usize {
@@ -160,6 +172,184 @@ impl<M: Message + Name> Payload for Packed<'_, M> {
     fn put_value(&self, buf: &mut Vec<u8>) {
         // Encoding into a `Vec` cannot run out of room: it grows.
         let _ = self.message.encode(buf);
+    }
+}
+
+/// A value of a [`Type`], encoded as it is written. Public only so that [`Value`] can
+/// name it: the module is private, so no user can.
+#[derive(Debug)]
+pub struct Typed<'a, T> {
+    value: &'a T,
+    value_len: usize,
+}
+
+impl<'a, T: Type> Typed<'a, T> {
+    pub(crate) fn new(value: &'a T) -> Self {
+        Typed {
+            value,
+            value_len: value.encoded_len(),
+        }
+    }
+}
+
+impl<T: Type> Payload for Typed<'_, T> {
+    fn type_len(&self) -> usize {
+        T::type_name().len()
+    }
+
+    fn put_type(&self, buf: &mut Vec<u8>) {
+        T::type_name().put(buf)
+    }
+
+    fn value_len(&self) -> usize {
+        self.value_len
+    }
+
+    fn put_value(&self, buf: &mut Vec<u8>) {
+        let start = buf.len();
+        self.value.encode(buf);
+        debug_assert_eq!(
+            buf.len() - start,
+            self.value_len,
+            "Type::encoded_len of {} disagrees with Type::encode",
+            T::type_name()
+        );
+    }
+}
+
+/// A value a [`Context`](crate::Context) can send: an [`Any`] as it is (on 3.x its type
+/// URL is the typename), or a reference to a value of any [`Type`], e.g. `&42`,
+/// `&"hello".to_string()` or `&my_message`.
+pub trait Value: private::Sealed {
+    /// What the protocol writes.
+    #[doc(hidden)]
+    type Payload<'p>: Payload
+    where
+        Self: 'p;
+
+    #[doc(hidden)]
+    fn payload(&self) -> Self::Payload<'_>;
+}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for prost_types::Any {}
+    impl Sealed for &prost_types::Any {}
+    impl<T: super::Type> Sealed for &T {}
+}
+
+impl Value for Any {
+    type Payload<'p> = &'p Any;
+
+    fn payload(&self) -> &Any {
+        self
+    }
+}
+
+impl Value for &Any {
+    type Payload<'p>
+        = &'p Any
+    where
+        Self: 'p;
+
+    fn payload(&self) -> &Any {
+        self
+    }
+}
+
+impl<T: Type> Value for &T {
+    type Payload<'p>
+        = Typed<'p, T>
+    where
+        Self: 'p;
+
+    fn payload(&self) -> Typed<'_, T> {
+        Typed::new(*self)
+    }
+}
+
+/// A message a function received: its typename and bytes, read as a [`Type`] on demand.
+/// What [`StatefulFunctions::bind_message`](crate::StatefulFunctions::bind_message) hands
+/// the function, borrowed from the request.
+///
+/// ```
+/// # use statefun_sync::{Context, Message};
+/// fn greet(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
+///     if message.is::<String>() {
+///         let name: String = message.get()?;
+///         println!("hello {name}");
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    typename: &'a str,
+    value: &'a [u8],
+    address: &'a Address,
+    invocation: usize,
+}
+
+impl<'a> Message<'a> {
+    pub(crate) fn new(
+        typename: &'a str,
+        value: &'a [u8],
+        address: &'a Address,
+        invocation: usize,
+    ) -> Self {
+        Message {
+            typename,
+            value,
+            address,
+            invocation,
+        }
+    }
+
+    /// The message's typename (on 2.2, its `Any`'s type URL).
+    pub fn typename(&self) -> &'a str {
+        self.typename
+    }
+
+    /// The message's bytes, as its type encodes them.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.value
+    }
+
+    /// Whether the message is of type `T`: whether its typename is `T`'s.
+    pub fn is<T: Type>(&self) -> bool {
+        T::type_name().is(self.typename)
+    }
+
+    /// The message decoded as a `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnexpectedMessageType`] if the message is of another type;
+    /// [`Error::MalformedArgument`] if its bytes do not decode as a `T`. Both are the
+    /// request's fault (400) when a function passes them up with `?`.
+    pub fn get<T: Type>(&self) -> Result<T, Error> {
+        if !self.is::<T>() {
+            return Err(Error::UnexpectedMessageType {
+                address: Box::new(self.address.clone()),
+                invocation: self.invocation,
+                expected: vec![T::type_name().to_string()],
+                actual: self.typename.to_owned(),
+            });
+        }
+        T::decode(self.value).map_err(|source| Error::MalformedArgument {
+            address: Box::new(self.address.clone()),
+            invocation: self.invocation,
+            type_url: self.typename.to_owned(),
+            source,
+        })
+    }
+
+    /// The message as an `Any`: its typename as the type URL.
+    pub fn to_any(&self) -> Any {
+        Any {
+            type_url: self.typename.to_owned(),
+            value: self.value.to_vec(),
+        }
     }
 }
 
@@ -179,7 +369,7 @@ impl<M: Message + Name> Payload for Packed<'_, M> {
 ///
 /// [`UnpackError::WrongType`] if `any` holds another message type;
 /// [`UnpackError::Malformed`] if its bytes do not decode as `M`.
-pub fn unpack<M: Message + Name + Default>(any: &Any) -> Result<M, UnpackError> {
+pub fn unpack<M: ProstMessage + Name + Default>(any: &Any) -> Result<M, UnpackError> {
     if !is_type::<M>(&any.type_url) {
         return Err(UnpackError::WrongType {
             expected: M::full_name(),

@@ -8,8 +8,9 @@ use prost_types::Any;
 use crate::address::FunctionType;
 use crate::context::Context;
 use crate::error::Error;
-use crate::message::FromAny;
+use crate::message::{FromAny, Message};
 use crate::protocol::RawArgument;
+use crate::types::TypeName;
 
 /// A bound function, type-erased: every binding becomes one of these.
 /// It takes the argument as the request carries it, so a typed binding decodes its message
@@ -74,11 +75,6 @@ impl BoundFunction {
     /// The states the binding declares, in declaration order.
     pub(crate) fn declared_states(&self) -> &[StateSpec] {
         &self.spec.states
-    }
-
-    /// The first declared state that `carried` says the request lacks.
-    pub(crate) fn missing_state(&self, carried: impl Fn(&str) -> bool) -> Option<&StateSpec> {
-        self.spec.states.iter().find(|state| !carried(state.name()))
     }
 
     pub(crate) fn max_num_batch_requests(&self) -> Option<u32> {
@@ -161,7 +157,7 @@ impl StatefulFunctions {
                             address: Box::new(ctx.address().clone()),
                             invocation: ctx.invocation_index(),
                             type_url: argument.type_url().to_owned(),
-                            source,
+                            source: source.into(),
                         }
                         .into())
                     }
@@ -175,6 +171,48 @@ impl StatefulFunctions {
                         .into())
                     }
                 };
+                function(ctx, message)
+            }),
+        )
+    }
+
+    /// Binds `function` to `typename`; it receives each message as a [`Message`], read as
+    /// any [`Type`](crate::types::Type) on demand: the 3.x SDKs' way.
+    ///
+    /// ```
+    /// use statefun_sync::{Context, Message, StatefulFunctions, ValueSpec};
+    ///
+    /// const SEEN: ValueSpec<i32> = ValueSpec::named("seen");
+    ///
+    /// fn greet(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
+    ///     let name: String = message.get()?;
+    ///     let seen = ctx.get(&SEEN)?.unwrap_or(0) + 1;
+    ///     ctx.set(&SEEN, &seen)?;
+    ///     ctx.send("example/printer", &name, &format!("Hello {name} #{seen}"))?;
+    ///     Ok(())
+    /// }
+    ///
+    /// let mut functions = StatefulFunctions::new();
+    /// functions.bind_message("example/greeter", greet)?.state(&SEEN);
+    /// # Ok::<(), statefun_sync::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Self::bind).
+    pub fn bind_message<F>(&mut self, typename: &str, function: F) -> Result<Binding<'_>, Error>
+    where
+        F: Fn(&mut Context<'_>, Message<'_>) -> anyhow::Result<()> + Send + Sync + 'static,
+    {
+        self.insert(
+            typename,
+            Box::new(move |ctx: &mut Context<'_>, argument: RawArgument<'_>| {
+                let message = Message::new(
+                    argument.type_url(),
+                    argument.value(),
+                    ctx.target(),
+                    ctx.invocation_index(),
+                );
                 function(ctx, message)
             }),
         )
@@ -251,7 +289,8 @@ pub struct Binding<'a> {
 }
 
 impl Binding<'_> {
-    /// Declares a state the function uses: a name, or a [`StateSpec`] with an expiration.
+    /// Declares a state the function uses: a typed [`ValueSpec`](crate::ValueSpec) (`&SPEC`),
+    /// or, for the 2.2 protocol's untyped states, a name or a [`StateSpec`].
     pub fn state(self, state: impl Into<StateSpec>) -> Self {
         self.entry.spec.states.push(state.into());
         self
@@ -281,20 +320,35 @@ impl fmt::Debug for Binding<'_> {
     }
 }
 
-/// A state a function declares: its name and, optionally, when it expires.
+/// A state a function declares: its name, its typename when it was declared through a
+/// typed [`ValueSpec`](crate::ValueSpec), and, optionally, when it expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateSpec {
     name: String,
+    typename: Option<String>,
     expiration: Option<Expiration>,
 }
 
 impl StateSpec {
-    /// A state that never expires.
+    /// An untyped state that never expires (2.2 only: a 3.x function declares the type of
+    /// each state, through a [`ValueSpec`](crate::ValueSpec)).
     pub fn new(name: impl Into<String>) -> Self {
         StateSpec {
             name: name.into(),
+            typename: None,
             expiration: None,
         }
+    }
+
+    /// Gives the state the typename of its values.
+    pub(crate) fn typed(mut self, typename: TypeName) -> Self {
+        self.typename = Some(typename.to_string());
+        self
+    }
+
+    /// The typename of the state's values; `None` for an untyped state.
+    pub fn typename(&self) -> Option<&str> {
+        self.typename.as_deref()
     }
 
     /// Lets the runtime drop the state's value after `expiration`.

@@ -4,12 +4,20 @@
 //! [`Protocol`] trait: the handler decodes a request into a version-neutral [`Batch`],
 //! runs it through a [`Context`](crate::Context), and the context hands what the functions
 //! did to the protocol, which encodes it on its own wire format as it happens (an
-//! outgoing message costs no allocation of its own that way). A version lives in a
-//! directory or file of its own beside [`v2`] (Stateful Functions 2.2), over the shared
-//! wire primitives of [`wire`]; the core does not change when one is added.
+//! outgoing message costs no allocation of its own that way).
+//!
+//! The outer messages of a request and a reply have the same fields on every version, so
+//! [`request`] decodes and [`reply`] encodes them once, generic over the one thing that
+//! differs, the message a value travels in ([`ValueFormat`]). A version is a file of its
+//! own: [`v2`] (Stateful Functions 2.2, values in `Any`) and [`v3`] (3.x, values in
+//! `TypedValue`, with the state handshake and cancellation), over the wire primitives of
+//! [`wire`].
 
+mod reply;
+mod request;
 mod v2;
-mod wire;
+mod v3;
+pub(crate) mod wire;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,29 +26,59 @@ use prost_types::Any;
 
 use crate::address::Address;
 use crate::error::Error;
+use crate::registry::StateSpec;
 
 pub(crate) use crate::message::Payload;
 pub(crate) use v2::V2;
+pub(crate) use v3::V3;
 pub(crate) use wire::WireError;
+
+/// The version of the request-reply protocol a handler speaks, chosen when it is built:
+/// a 2.2 deployment and a 3.x deployment are different runtimes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProtocolVersion {
+    /// Stateful Functions 2.2: values in `google.protobuf.Any`, states declared in
+    /// `module.yaml`.
+    V2,
+    /// Stateful Functions 3.0 to 3.3: values in `TypedValue`, states declared by the
+    /// functions through the handshake, cancellable delayed messages.
+    V3,
+}
+
+impl fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProtocolVersion::V2 => "2.2",
+            ProtocolVersion::V3 => "3.x",
+        })
+    }
+}
 
 /// A version of the request-reply protocol: how a request decodes, and how what a batch
 /// did encodes into the reply.
 pub(crate) trait Protocol: fmt::Debug + Send + Sync {
+    /// Which version this is.
+    fn version(&self) -> ProtocolVersion;
+
     /// Decodes a request body, borrowing state values and arguments from it where it
     /// can. A batch over `limits` is refused while decoding.
     fn decode_request<'a>(&self, body: &'a [u8], limits: Limits) -> Result<Batch<'a>, Refused>;
 
+    /// What to do when a request lacks states the function declares (`missing`, in
+    /// declaration order, at least one): the reply that asks for them (3.x's
+    /// handshake), or the error (2.2, whose states come from `module.yaml`).
+    fn missing_states(
+        &self,
+        target: Address,
+        missing: &mut dyn Iterator<Item = &StateSpec>,
+    ) -> Result<Vec<u8>, Error>;
+
     /// Records a message to `target`.
     fn message(&self, effects: &mut Effects, target: AddressRef<'_>, payload: &dyn Payload);
 
-    /// Records a message to `target` after `delay_ms` milliseconds.
-    fn delayed(
-        &self,
-        effects: &mut Effects,
-        delay_ms: i64,
-        target: AddressRef<'_>,
-        payload: &dyn Payload,
-    );
+    /// Records a delayed message or a cancellation, or says why this version cannot.
+    fn delayed(&self, effects: &mut Effects, delayed: Delayed<'_>) -> Result<(), &'static str>;
 
     /// Records a message to the egress `namespace/name`.
     fn egress(&self, effects: &mut Effects, namespace: &str, name: &str, payload: &dyn Payload);
@@ -50,13 +88,61 @@ pub(crate) trait Protocol: fmt::Debug + Send + Sync {
 
     /// A state value as the wire stores it, as an `Any`: what
     /// [`Context::get_state`](crate::Context::get_state) returns.
-    fn state_value_any(&self, stored: &[u8]) -> Result<Any, prost::DecodeError>;
+    fn state_value_any(&self, stored: &[u8]) -> Result<Any, crate::types::DecodeError>;
 
     /// The type and the value bytes of a state value as the wire stores it, borrowed.
     fn state_value_parts<'v>(&self, stored: &'v [u8]) -> Result<(&'v str, &'v [u8]), WireError>;
 
     /// The reply to a batch that ran: its state mutations, then its effects.
     fn encode_reply(&self, mutations: Mutations<'_, '_>, effects: &Effects) -> Vec<u8>;
+}
+
+/// How a version wraps a value in its messages (2.2: `google.protobuf.Any`; 3.x:
+/// `TypedValue`): the one thing [`request`] and [`reply`] are generic over.
+pub(crate) trait ValueFormat {
+    /// Whether a caller address with all three fields empty means no caller.
+    const EMPTY_CALLER_IS_NONE: bool;
+
+    /// A state's value as the request carries it, checked as far as the version checks
+    /// it while decoding; empty when the state has no value.
+    fn state_value(bytes: &[u8]) -> Result<&[u8], WireError>;
+
+    /// The type and bytes of an argument of the plain shape (each field at most once,
+    /// nothing else), borrowed; `None` for any other shape, which
+    /// [`decode_invocation`](Self::decode_invocation) decodes.
+    fn plain_parts(bytes: &[u8]) -> Option<(&str, &[u8])>;
+
+    /// Decodes an invocation that is not of the plain shape, with prost: its caller and
+    /// its argument as an `Any` (a 3.x typename as the type URL).
+    fn decode_invocation(
+        bytes: &[u8],
+    ) -> Result<(Option<crate::proto::polyglot::Address>, Any), prost::DecodeError>;
+
+    /// The size of `payload` as a value message (without key and length).
+    fn value_len(payload: &dyn Payload) -> usize;
+
+    /// Appends `payload` as a value message (no key, no length).
+    fn put_value(buf: &mut Vec<u8>, payload: &dyn Payload);
+
+    /// The type and the bytes of a stored value, borrowed.
+    fn stored_parts(stored: &[u8]) -> Result<(&str, &[u8]), WireError>;
+}
+
+/// A delayed message to record, or the cancellation of one.
+#[derive(Clone, Copy)]
+pub(crate) enum Delayed<'a> {
+    Send {
+        /// The delay asked for, and in whole milliseconds (rounded down).
+        delay: std::time::Duration,
+        delay_ms: i64,
+        target: AddressRef<'a>,
+        payload: &'a dyn Payload,
+        /// The cancellation token, if the message can be cancelled.
+        token: Option<&'a str>,
+    },
+    Cancel {
+        token: &'a str,
+    },
 }
 
 /// A request refused, with its target when the protocol read it before a problem it

@@ -1,511 +1,205 @@
-//! The Stateful Functions 2.2 request-reply protocol: `ToFunction` in, `FromFunction` out.
+//! The Stateful Functions 2.2 request-reply protocol: `ToFunction` in, `FromFunction` out,
+//! values in `google.protobuf.Any`.
 
 use prost::Message;
 use prost_types::Any;
 
-use super::wire::{
-    bytes_field_len, len_field_len, put_bytes_field, put_len_key, put_varint, varint_len, Reader,
-    WireError, WireType,
-};
+use super::wire::{len_field_len, put_len_key, Reader, WireError, WireType};
 use super::{
-    AddressRef, Batch, Caller, Effects, Invocation, Limits, Mutation, Mutations, Payload, Protocol,
-    RawArgument, RawState, Refused, States,
+    reply, request, AddressRef, Batch, Delayed, Effects, Limits, Mutations, Payload, Protocol,
+    ProtocolVersion, Refused, ValueFormat,
 };
 use crate::address::Address;
 use crate::error::Error;
-use crate::proto::polyglot::{self as proto, to_function};
+use crate::proto::polyglot::to_function;
+use crate::registry::StateSpec;
 
-/// `ToFunction.invocation`
-const TO_FUNCTION_INVOCATION: u32 = 100;
-/// `InvocationBatchRequest.target`, `.state` and `.invocations`
-const BATCH_TARGET: u32 = 1;
-const BATCH_STATE: u32 = 2;
-const BATCH_INVOCATIONS: u32 = 3;
-/// `PersistedValue.state_name` and `.state_value`
-const STATE_NAME: u32 = 1;
-const STATE_VALUE: u32 = 2;
-
-/// Decodes a serialized `ToFunction`, borrowing the state values from `body`.
-///
-/// Protobuf merge rules apply as in every protobuf parser: a message field that occurs
-/// twice is merged, repeated fields concatenate, a scalar's last occurrence wins, and
-/// unknown fields are skipped. A known field with the wrong wire type is an error.
-///
-/// A batch with more invocations or more states than `limits` allows is refused as soon
-/// as the first one too many is reached, before anything else is decoded.
-pub(crate) fn decode_request(body: &[u8], limits: Limits) -> Result<Batch<'_>, Refused> {
-    let mut parts = BatchParts {
-        limits,
-        target: None,
-        states: States::default(),
-        states_seen: 0,
-        invocations: Vec::new(),
-        last_caller: None,
-    };
-    match parts.decode_to_function(body) {
-        Ok(true) => Ok(Batch {
-            target: Address::from(parts.target.unwrap_or_default()),
-            states: parts.states,
-            invocations: parts.invocations,
-        }),
-        Ok(false) => Err(Refused {
-            error: Error::NoInvocation,
-            target: None,
-        }),
-        Err(error) => Err(Refused {
-            error,
-            target: parts.target.map(|target| Box::new(Address::from(target))),
-        }),
-    }
-}
-
-/// What the `InvocationBatchRequest`s of one `ToFunction` decoded to so far (a
-/// `ToFunction` may carry several, which merge).
-struct BatchParts<'a> {
-    limits: Limits,
-    target: Option<proto::Address>,
-    states: States<'a>,
-    /// States on the wire so far, repeated names included: the index errors name.
-    states_seen: usize,
-    invocations: Vec<Invocation<'a>>,
-    last_caller: LastCaller<'a>,
-}
-
-impl<'a> BatchParts<'a> {
-    /// Decodes the `ToFunction` in `body`; whether it carried a batch.
-    fn decode_to_function(&mut self, body: &'a [u8]) -> Result<bool, Error> {
-        let mut reader = Reader::new(body);
-        let mut seen_batch = false;
-        while !reader.is_empty() {
-            let (tag, wire_type) = reader.key().map_err(malformed("ToFunction"))?;
-            if tag != TO_FUNCTION_INVOCATION {
-                reader
-                    .skip(tag, wire_type)
-                    .map_err(malformed("ToFunction"))?;
-                continue;
-            }
-            let batch = length_delimited(&mut reader, wire_type, "ToFunction.invocation")?;
-            seen_batch = true;
-            self.decode_batch(batch)?;
-        }
-        Ok(seen_batch)
-    }
-
-    fn decode_batch(&mut self, body: &'a [u8]) -> Result<(), Error> {
-        let BatchParts {
-            limits,
-            target,
-            states,
-            states_seen,
-            invocations,
-            last_caller,
-        } = self;
-        let mut reader = Reader::new(body);
-        while !reader.is_empty() {
-            let (tag, wire_type) = reader.key().map_err(malformed("ToFunction.invocation"))?;
-            match tag {
-                BATCH_TARGET => {
-                    let field = "ToFunction.invocation.target";
-                    let bytes = length_delimited(&mut reader, wire_type, field)?;
-                    target
-                        .get_or_insert_with(Default::default)
-                        .merge(bytes)
-                        .map_err(malformed(field))?;
-                }
-                BATCH_STATE => {
-                    // Field names are formatted only on the error path: a request carries
-                    // many states, and a name per state would cost an allocation each.
-                    let index = *states_seen;
-                    *states_seen += 1;
-                    let field = || format!("ToFunction.invocation.state[{index}]");
-                    let bytes = length_delimited_at(&mut reader, wire_type)
-                        .map_err(|source| malformed_at(field(), source))?;
-                    let state = decode_state(bytes, field)?;
-                    if states.as_slice().len() == limits.max_states
-                        && states.position(state.name).is_none()
-                    {
-                        return Err(Error::TooManyStates {
-                            limit: limits.max_states,
-                        });
-                    }
-                    states.insert(state);
-                }
-                BATCH_INVOCATIONS => {
-                    let index = invocations.len();
-                    if index == limits.max_invocations {
-                        return Err(Error::TooManyInvocations {
-                            limit: limits.max_invocations,
-                        });
-                    }
-                    let field = || format!("ToFunction.invocation.invocations[{index}]");
-                    let bytes = length_delimited_at(&mut reader, wire_type)
-                        .map_err(|source| malformed_at(field(), source))?;
-                    let invocation = decode_invocation(bytes, last_caller)
-                        .map_err(|source| malformed_at(field(), source))?;
-                    invocations.push(invocation);
-                }
-                _ => reader
-                    .skip(tag, wire_type)
-                    .map_err(malformed("ToFunction.invocation"))?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The serialized caller of the invocation decoded last (`Some(None)`: it had none), or
-/// `None` when it is not known.
-type LastCaller<'a> = Option<Option<&'a [u8]>>;
-
-/// Decodes one `ToFunction.Invocation`.
-///
-/// The shape the runtime sends (a caller and an argument, each once, nothing else) is
-/// read in place: the argument stays borrowed from the body, and a caller with the same
-/// bytes as the previous invocation's is not decoded again. Any other shape goes to
-/// prost, so merged fields, unknown fields and errors are exactly prost's.
-fn decode_invocation<'a>(
-    bytes: &'a [u8],
-    last_caller: &mut LastCaller<'a>,
-) -> Result<Invocation<'a>, prost::DecodeError> {
-    if let Some(invocation) = decode_plain_invocation(bytes, last_caller) {
-        return Ok(invocation);
-    }
-    *last_caller = None;
-    let invocation = to_function::Invocation::decode(bytes)?;
-    Ok(Invocation {
-        caller: Caller::Is(invocation.caller.map(Address::from)),
-        argument: RawArgument::Owned(invocation.argument.unwrap_or_default()),
-    })
-}
-
-/// An invocation of the plain shape, or `None` (and `last_caller` untouched) for prost.
-fn decode_plain_invocation<'a>(
-    bytes: &'a [u8],
-    last_caller: &mut LastCaller<'a>,
-) -> Option<Invocation<'a>> {
-    let mut reader = Reader::new(bytes);
-    let (mut caller, mut argument) = (None, None);
-    while !reader.is_empty() {
-        match reader.key().ok()? {
-            (1, WireType::LengthDelimited) if caller.is_none() => {
-                caller = Some(reader.bytes().ok()?);
-            }
-            (2, WireType::LengthDelimited) if argument.is_none() => {
-                argument = Some(reader.bytes().ok()?);
-            }
-            _ => return None,
-        }
-    }
-    let (type_url, value) = match argument {
-        Some(any) => plain_any(any)?,
-        None => ("", &[][..]),
-    };
-    let changed = if *last_caller == Some(caller) {
-        Caller::Unchanged
-    } else {
-        Caller::Is(match caller {
-            Some(bytes) => Some(Address::from(proto::Address::decode(bytes).ok()?)),
-            None => None,
-        })
-    };
-    *last_caller = Some(caller);
-    Some(Invocation {
-        caller: changed,
-        argument: RawArgument::Borrowed { type_url, value },
-    })
-}
-
-/// The fields of an `Any` that has each at most once and nothing else, borrowed.
-fn plain_any(bytes: &[u8]) -> Option<(&str, &[u8])> {
-    let mut reader = Reader::new(bytes);
-    let (mut type_url, mut value) = (None, None);
-    while !reader.is_empty() {
-        match reader.key().ok()? {
-            (1, WireType::LengthDelimited) if type_url.is_none() => {
-                type_url = Some(std::str::from_utf8(reader.bytes().ok()?).ok()?);
-            }
-            (2, WireType::LengthDelimited) if value.is_none() => {
-                value = Some(reader.bytes().ok()?);
-            }
-            _ => return None,
-        }
-    }
-    Some((type_url.unwrap_or(""), value.unwrap_or(&[])))
-}
-
-/// Decodes one `PersistedValue`; `field` names it, for errors only.
-fn decode_state<'a>(body: &'a [u8], field: impl Fn() -> String) -> Result<RawState<'a>, Error> {
-    let mut reader = Reader::new(body);
-    let mut state = RawState {
-        name: "",
-        value: &[],
-    };
-    while !reader.is_empty() {
-        let (tag, wire_type) = reader
-            .key()
-            .map_err(|source| malformed_at(field(), source))?;
-        match tag {
-            STATE_NAME => {
-                let name = || format!("{}.state_name", field());
-                let bytes = length_delimited_at(&mut reader, wire_type)
-                    .map_err(|source| malformed_at(name(), source))?;
-                state.name = std::str::from_utf8(bytes).map_err(|_| {
-                    malformed_at(name(), WireError("invalid UTF-8 in a string field"))
-                })?;
-            }
-            STATE_VALUE => {
-                state.value = length_delimited_at(&mut reader, wire_type)
-                    .map_err(|source| malformed_at(format!("{}.state_value", field()), source))?;
-            }
-            _ => reader
-                .skip(tag, wire_type)
-                .map_err(|source| malformed_at(field(), source))?,
-        }
-    }
-    Ok(state)
-}
-
-fn length_delimited<'a>(
-    reader: &mut Reader<'a>,
-    wire_type: WireType,
-    field: &str,
-) -> Result<&'a [u8], Error> {
-    length_delimited_at(reader, wire_type).map_err(malformed(field))
-}
-
-fn length_delimited_at<'a>(
-    reader: &mut Reader<'a>,
-    wire_type: WireType,
-) -> Result<&'a [u8], WireError> {
-    if wire_type != WireType::LengthDelimited {
-        return Err(WireError(
-            "expected a length-delimited field, found another wire type",
-        ));
-    }
-    reader.bytes()
-}
-
-fn malformed<E>(field: &str) -> impl FnOnce(E) -> Error + '_
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    move |source| malformed_at(field.to_owned(), source)
-}
-
-fn malformed_at<E>(field: String, source: E) -> Error
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    Error::MalformedRequest {
-        field,
-        source: Box::new(source),
-    }
-}
-
-/// The type URL and value of a serialized `Any`, borrowed: reading a state into a
-/// message type then copies nothing but the message's own fields.
-fn any_parts(bytes: &[u8]) -> Result<(&str, &[u8]), WireError> {
-    let mut reader = Reader::new(bytes);
-    let (mut type_url, mut value): (&str, &[u8]) = ("", &[]);
-    while !reader.is_empty() {
-        match reader.key()? {
-            (1, WireType::LengthDelimited) => {
-                type_url = std::str::from_utf8(reader.bytes()?)
-                    .map_err(|_| WireError("the type URL is not valid UTF-8"))?;
-            }
-            (2, WireType::LengthDelimited) => value = reader.bytes()?,
-            (1 | 2, _) => return Err(WireError("an Any field has the wrong wire type")),
-            (tag, wire_type) => reader.skip(tag, wire_type)?,
-        }
-    }
-    Ok((type_url, value))
-}
-
-/// `FromFunction.invocation_result`
-const FROM_FUNCTION_INVOCATION_RESULT: u32 = 100;
-/// `InvocationResponse.state_mutations`, `.outgoing_messages`, `.delayed_invocations` and
-/// `.outgoing_egresses`
-const RESPONSE_MUTATIONS: u32 = 1;
-const RESPONSE_MESSAGES: u32 = 2;
-const RESPONSE_DELAYED: u32 = 3;
-const RESPONSE_EGRESSES: u32 = 4;
-
-/// The size of an `Address` message (without key and length).
-fn address_len(address: AddressRef<'_>) -> usize {
-    bytes_field_len(1, address.namespace.as_bytes())
-        + bytes_field_len(2, address.name.as_bytes())
-        + bytes_field_len(3, address.id.as_bytes())
-}
-
-/// Appends `address` as the message field `tag`, whose size is `len`.
-fn put_address(buf: &mut Vec<u8>, tag: u32, address: AddressRef<'_>, len: usize) {
-    put_len_key(buf, tag, len);
-    put_bytes_field(buf, 1, address.namespace.as_bytes());
-    put_bytes_field(buf, 2, address.name.as_bytes());
-    put_bytes_field(buf, 3, address.id.as_bytes());
-}
-
-/// The size of `payload` as an `Any` message (without key and length).
-fn any_len(payload: &dyn Payload) -> usize {
-    let (type_len, value_len) = (payload.type_len(), payload.value_len());
-    let type_url = if type_len == 0 {
-        0
-    } else {
-        len_field_len(1, type_len)
-    };
-    let value = if value_len == 0 {
-        0
-    } else {
-        len_field_len(2, value_len)
-    };
-    type_url + value
-}
-
-/// Appends `payload` as a serialized `Any` (no key, no length); empty fields are left
-/// out, as prost leaves out proto3 defaults.
-fn put_any(buf: &mut Vec<u8>, payload: &dyn Payload) {
-    let type_len = payload.type_len();
-    if type_len > 0 {
-        put_len_key(buf, 1, type_len);
-        payload.put_type(buf);
-    }
-    let value_len = payload.value_len();
-    if value_len > 0 {
-        put_len_key(buf, 2, value_len);
-        payload.put_value(buf);
-    }
-}
-
-/// The Stateful Functions 2.2 protocol: `ToFunction` in, `FromFunction` out, values in
-/// `google.protobuf.Any`.
+/// The Stateful Functions 2.2 protocol.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct V2;
 
-impl Protocol for V2 {
-    fn decode_request<'a>(&self, body: &'a [u8], limits: Limits) -> Result<Batch<'a>, Refused> {
-        decode_request(body, limits)
+/// 2.2 values: a `google.protobuf.Any` (`type_url` = 1, `value` = 2); a state without a
+/// value is empty bytes.
+pub(crate) struct AnyValue;
+
+impl ValueFormat for AnyValue {
+    const EMPTY_CALLER_IS_NONE: bool = false;
+
+    /// A state value is kept as the bytes of its `Any`, read only if a function reads it.
+    fn state_value(bytes: &[u8]) -> Result<&[u8], WireError> {
+        Ok(bytes)
     }
 
-    fn message(&self, effects: &mut Effects, target: AddressRef<'_>, payload: &dyn Payload) {
-        let (target_len, argument_len) = (address_len(target), any_len(payload));
-        let len = len_field_len(1, target_len) + len_field_len(2, argument_len);
-        let buf = &mut effects.messages;
-        // Once per message, not once per field: growth by single pushes would
-        // reallocate a young buffer several times.
-        buf.reserve(len_field_len(RESPONSE_MESSAGES, len));
-        put_len_key(buf, RESPONSE_MESSAGES, len);
-        put_address(buf, 1, target, target_len);
-        put_len_key(buf, 2, argument_len);
-        put_any(buf, payload);
+    /// The fields of an `Any` that has each at most once and nothing else, borrowed.
+    fn plain_parts(bytes: &[u8]) -> Option<(&str, &[u8])> {
+        let mut reader = Reader::new(bytes);
+        let (mut type_url, mut value) = (None, None);
+        while !reader.is_empty() {
+            match reader.key().ok()? {
+                (1, WireType::LengthDelimited) if type_url.is_none() => {
+                    type_url = Some(std::str::from_utf8(reader.bytes().ok()?).ok()?);
+                }
+                (2, WireType::LengthDelimited) if value.is_none() => {
+                    value = Some(reader.bytes().ok()?);
+                }
+                _ => return None,
+            }
+        }
+        Some((type_url.unwrap_or(""), value.unwrap_or(&[])))
     }
 
-    fn delayed(
-        &self,
-        effects: &mut Effects,
-        delay_ms: i64,
-        target: AddressRef<'_>,
-        payload: &dyn Payload,
-    ) {
-        let (target_len, argument_len) = (address_len(target), any_len(payload));
-        // An int64 is a varint of its two's complement; zero is left out.
-        let delay_len = if delay_ms == 0 {
+    fn decode_invocation(
+        bytes: &[u8],
+    ) -> Result<(Option<crate::proto::polyglot::Address>, Any), prost::DecodeError> {
+        let invocation = to_function::Invocation::decode(bytes)?;
+        Ok((invocation.caller, invocation.argument.unwrap_or_default()))
+    }
+
+    /// The size of `payload` as an `Any` message (without key and length).
+    fn value_len(payload: &dyn Payload) -> usize {
+        let (type_len, value_len) = (payload.type_len(), payload.value_len());
+        let type_url = if type_len == 0 {
             0
         } else {
-            1 + varint_len(delay_ms as u64)
+            len_field_len(1, type_len)
         };
-        let len = delay_len + len_field_len(2, target_len) + len_field_len(3, argument_len);
-        let buf = &mut effects.delayed;
-        buf.reserve(len_field_len(RESPONSE_DELAYED, len));
-        put_len_key(buf, RESPONSE_DELAYED, len);
-        if delay_ms != 0 {
-            buf.push(1 << 3); // `delay_in_ms`, a varint
-            put_varint(buf, delay_ms as u64);
+        let value = if value_len == 0 {
+            0
+        } else {
+            len_field_len(2, value_len)
+        };
+        type_url + value
+    }
+
+    /// Appends `payload` as a serialized `Any` (no key, no length); empty fields are left
+    /// out, as prost leaves out proto3 defaults.
+    fn put_value(buf: &mut Vec<u8>, payload: &dyn Payload) {
+        let type_len = payload.type_len();
+        if type_len > 0 {
+            put_len_key(buf, 1, type_len);
+            payload.put_type(buf);
         }
-        put_address(buf, 2, target, target_len);
-        put_len_key(buf, 3, argument_len);
-        put_any(buf, payload);
+        let value_len = payload.value_len();
+        if value_len > 0 {
+            put_len_key(buf, 2, value_len);
+            payload.put_value(buf);
+        }
     }
 
-    fn egress(&self, effects: &mut Effects, namespace: &str, name: &str, payload: &dyn Payload) {
-        let argument_len = any_len(payload);
-        let len = bytes_field_len(1, namespace.as_bytes())
-            + bytes_field_len(2, name.as_bytes())
-            + len_field_len(3, argument_len);
-        let buf = &mut effects.egresses;
-        buf.reserve(len_field_len(RESPONSE_EGRESSES, len));
-        put_len_key(buf, RESPONSE_EGRESSES, len);
-        put_bytes_field(buf, 1, namespace.as_bytes());
-        put_bytes_field(buf, 2, name.as_bytes());
-        put_len_key(buf, 3, argument_len);
-        put_any(buf, payload);
-    }
-
-    fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload) {
-        buf.reserve(any_len(payload));
-        put_any(buf, payload);
-    }
-
-    /// A stored value is a serialized `Any`, decoded as prost decodes it.
-    fn state_value_any(&self, stored: &[u8]) -> Result<Any, prost::DecodeError> {
-        Any::decode(stored)
-    }
-
-    fn state_value_parts<'v>(&self, stored: &'v [u8]) -> Result<(&'v str, &'v [u8]), WireError> {
-        any_parts(stored)
-    }
-
-    /// Encodes what a batch did as a serialized `FromFunction`: the state mutations, then
-    /// the effects, in one allocation of the exact size.
-    ///
-    /// The `invocation_result` is always set, even when the batch did nothing: the
-    /// runtime then sees a non-empty body.
-    fn encode_reply(&self, mutations: Mutations<'_, '_>, effects: &Effects) -> Vec<u8> {
-        encode_reply(mutations.iter(), effects)
+    /// The type URL and value of a serialized `Any`, borrowed: reading a state into a
+    /// message type then copies nothing but the message's own fields.
+    fn stored_parts(stored: &[u8]) -> Result<(&str, &[u8]), WireError> {
+        let mut reader = Reader::new(stored);
+        let (mut type_url, mut value): (&str, &[u8]) = ("", &[]);
+        while !reader.is_empty() {
+            match reader.key()? {
+                (1, WireType::LengthDelimited) => {
+                    type_url = std::str::from_utf8(reader.bytes()?)
+                        .map_err(|_| WireError("the type URL is not valid UTF-8"))?;
+                }
+                (2, WireType::LengthDelimited) => value = reader.bytes()?,
+                (1 | 2, _) => return Err(WireError("an Any field has the wrong wire type")),
+                (tag, wire_type) => reader.skip(tag, wire_type)?,
+            }
+        }
+        Ok((type_url, value))
     }
 }
 
-fn encode_reply<'a>(
-    mutations: impl Iterator<Item = Mutation<'a>> + Clone,
-    effects: &Effects,
-) -> Vec<u8> {
-    // `PersistedValueMutation`: MODIFY (1) is written, DELETE (0) is the default.
-    let mutation_len = |m: &Mutation<'_>| {
-        let (kind, value) = match m.value {
-            Some(value) => (2, value),
-            None => (0, &[][..]),
-        };
-        kind + bytes_field_len(2, m.name.as_bytes()) + bytes_field_len(3, value)
-    };
-    let response_len = mutations
-        .clone()
-        .map(|m| len_field_len(RESPONSE_MUTATIONS, mutation_len(&m)))
-        .sum::<usize>()
-        + effects.messages.len()
-        + effects.delayed.len()
-        + effects.egresses.len();
-    let mut reply =
-        Vec::with_capacity(len_field_len(FROM_FUNCTION_INVOCATION_RESULT, response_len));
-    put_len_key(&mut reply, FROM_FUNCTION_INVOCATION_RESULT, response_len);
-    for m in mutations {
-        put_len_key(&mut reply, RESPONSE_MUTATIONS, mutation_len(&m));
-        if let Some(value) = m.value {
-            reply.extend_from_slice(&[1 << 3, 1]); // `mutation_type` = MODIFY
-            put_bytes_field(&mut reply, 2, m.name.as_bytes());
-            put_bytes_field(&mut reply, 3, value);
-        } else {
-            put_bytes_field(&mut reply, 2, m.name.as_bytes());
+impl Protocol for V2 {
+    fn version(&self) -> ProtocolVersion {
+        ProtocolVersion::V2
+    }
+
+    fn decode_request<'a>(&self, body: &'a [u8], limits: Limits) -> Result<Batch<'a>, Refused> {
+        request::decode_request::<AnyValue>(body, limits)
+    }
+
+    /// 2.2 has no handshake: the states come from `module.yaml`, and a request without
+    /// one the function declares fails, naming the first.
+    fn missing_states(
+        &self,
+        target: Address,
+        missing: &mut dyn Iterator<Item = &StateSpec>,
+    ) -> Result<Vec<u8>, Error> {
+        let state = missing
+            .next()
+            .map(|s| s.name().to_owned())
+            .unwrap_or_default();
+        Err(Error::MissingDeclaredState {
+            address: Box::new(target),
+            state,
+        })
+    }
+
+    fn message(&self, effects: &mut Effects, target: AddressRef<'_>, payload: &dyn Payload) {
+        reply::message::<AnyValue>(effects, target, payload);
+    }
+
+    /// 2.2 knows no cancellation, and a zero delay is a "missing delay" in its Python SDK.
+    fn delayed(&self, effects: &mut Effects, delayed: Delayed<'_>) -> Result<(), &'static str> {
+        match delayed {
+            Delayed::Send { delay, .. } if delay.is_zero() => {
+                Err("the delay is zero; send the message without a delay instead")
+            }
+            Delayed::Send { token: Some(_), .. } | Delayed::Cancel { .. } => Err(
+                "cancelling delayed messages needs the Stateful Functions 3.x protocol; this \
+                 handler speaks 2.2",
+            ),
+            Delayed::Send {
+                delay_ms,
+                target,
+                payload,
+                token: None,
+                ..
+            } => {
+                reply::delayed::<AnyValue>(effects, delay_ms, target, payload, "");
+                Ok(())
+            }
         }
     }
-    reply.extend_from_slice(&effects.messages);
-    reply.extend_from_slice(&effects.delayed);
-    reply.extend_from_slice(&effects.egresses);
-    reply
+
+    fn egress(&self, effects: &mut Effects, namespace: &str, name: &str, payload: &dyn Payload) {
+        reply::egress::<AnyValue>(effects, namespace, name, payload);
+    }
+
+    fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload) {
+        buf.reserve(AnyValue::value_len(payload));
+        AnyValue::put_value(buf, payload);
+    }
+
+    /// A stored value is a serialized `Any`, decoded as prost decodes it.
+    fn state_value_any(&self, stored: &[u8]) -> Result<Any, crate::types::DecodeError> {
+        Ok(Any::decode(stored)?)
+    }
+
+    fn state_value_parts<'v>(&self, stored: &'v [u8]) -> Result<(&'v str, &'v [u8]), WireError> {
+        AnyValue::stored_parts(stored)
+    }
+
+    fn encode_reply(&self, mutations: Mutations<'_, '_>, effects: &Effects) -> Vec<u8> {
+        reply::encode_reply(mutations.iter(), effects)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost_types::Any;
+    use crate::proto::polyglot as proto;
+    use crate::protocol::{Caller, Mutation};
+
+    fn decode_request(body: &[u8], limits: Limits) -> Result<Batch<'_>, Refused> {
+        request::decode_request::<AnyValue>(body, limits)
+    }
+
+    fn decode_invocation<'a>(
+        bytes: &'a [u8],
+        last_caller: &mut Option<Option<&'a [u8]>>,
+    ) -> Result<crate::protocol::Invocation<'a>, prost::DecodeError> {
+        request::decode_invocation::<AnyValue>(bytes, last_caller)
+    }
+
+    use reply::encode_reply;
 
     /// The error of a request that does not decode, without its target.
     fn decode(body: &[u8], limits: Limits) -> Result<Batch<'_>, Error> {
@@ -886,7 +580,7 @@ mod tests {
         }
         for delay_ms in [1, 300, i64::MAX, -1, 0] {
             let (target, proto_target) = addr("ns", "f", "3");
-            V2.delayed(&mut effects, delay_ms, target, &Packed::new(&duration));
+            reply::delayed::<AnyValue>(&mut effects, delay_ms, target, &Packed::new(&duration), "");
             expected.delayed_invocations.push(ff::DelayedInvocation {
                 delay_in_ms: delay_ms,
                 target: Some(proto_target),

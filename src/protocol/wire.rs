@@ -110,6 +110,15 @@ impl<'a> Reader<'a> {
         Ok(payload)
     }
 
+    /// `N` bytes of a fixed-width field (`fixed32`, `fixed64` and their kin).
+    pub(crate) fn fixed<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let Some((bytes, rest)) = self.buf.split_first_chunk::<N>() else {
+            return Err(WireError("truncated fixed-width field"));
+        };
+        self.buf = rest;
+        Ok(*bytes)
+    }
+
     /// Skips the value of a field that the caller does not read.
     pub(crate) fn skip(&mut self, tag: u32, wire_type: WireType) -> Result<(), WireError> {
         self.skip_at_depth(tag, wire_type, 0)
