@@ -8,23 +8,25 @@
 //! STATEFUN_BENCH_RUN="w1_greet handle 1000" target/release/deps/handler-<hash>
 //! ```
 //!
-//! The request is a workload name, `batch<N>` or `state<N>[K|M]` (see
+//! The request is a workload name (`w1_greet`, ...; `v3_w1_greet`, ... and `v3_h1_handshake`
+//! for 3.x), `batch<N>` or `state<N>[K|M]` (see
 //! `workloads/functions.rs`); the mode is `handle` or `floor`.
 
 use std::hint::black_box;
 use std::process::ExitCode;
 
 use criterion::{Criterion, Throughput};
+use statefun_sync::ProtocolVersion;
 
 #[path = "workloads/functions.rs"]
 mod workloads;
 
-use workloads::{Floor, WORKLOADS};
+use workloads::Floor;
 
 fn fixed_workloads(c: &mut Criterion) {
-    let handler = workloads::handler();
-    for workload in WORKLOADS {
-        let floor = Floor::new(workload.request, workload.expected);
+    for workload in workloads::all_workloads() {
+        let handler = workloads::handler_for(workload.version);
+        let floor = Floor::of(workload.version, workload.request, workload.expected);
         let mut group = c.benchmark_group(workload.name);
         group.throughput(Throughput::Bytes(workload.request.len() as u64));
         group.bench_function("handle", |b| {
@@ -46,7 +48,10 @@ fn run_iterations(spec: &str) -> Result<(), String> {
         .parse()
         .map_err(|_| format!("{usage}: `{iterations}` is not a count"))?;
     let request = workloads::request(name).ok_or_else(|| format!("no request called `{name}`"))?;
-    let handler = workloads::handler();
+    let version = workloads::all_workloads()
+        .find(|w| w.name == name)
+        .map_or(ProtocolVersion::V2, |w| w.version);
+    let handler = workloads::handler_for(version);
     match mode {
         "handle" => {
             for _ in 0..iterations {
@@ -55,7 +60,7 @@ fn run_iterations(spec: &str) -> Result<(), String> {
         }
         "floor" => {
             let reply = handler.handle(&request).map_err(|e| e.to_string())?;
-            let floor = Floor::new(&request, &reply);
+            let floor = Floor::of(version, &request, &reply);
             for _ in 0..iterations {
                 black_box(black_box(&floor).run());
             }

@@ -123,6 +123,14 @@ pub enum Error {
         /// The state's name.
         state: String,
     },
+    /// A 3.x handler was built for a function that declares two states with one name (the
+    /// Python SDK refuses it too): the handshake would announce the name twice.
+    DuplicateState {
+        /// The function type (boxed to keep `Result<_, Error>` small).
+        function_type: Box<FunctionType>,
+        /// The state's name.
+        state: String,
+    },
     /// [`Context::reply`](crate::Context::reply) was called for a message without a caller
     /// (it came from an ingress).
     NoCaller {
@@ -186,6 +194,7 @@ impl Error {
             | Error::TooManyInvocations { .. }
             | Error::TooManyStates { .. }
             | Error::UntypedState { .. }
+            | Error::DuplicateState { .. }
             | Error::InvalidArgument { .. } => None,
         }
     }
@@ -297,6 +306,15 @@ impl fmt::Display for Error {
                 f,
                 "function {} declares state {} without a type, and a 3.x handler tells the \
                  runtime each state's type (declare it with a ValueSpec)",
+                Shown(&function_type.to_string()),
+                Shown(state)
+            ),
+            Error::DuplicateState {
+                function_type,
+                state,
+            } => write!(
+                f,
+                "function {} declares state {} twice",
                 Shown(&function_type.to_string()),
                 Shown(state)
             ),

@@ -76,17 +76,25 @@ impl RequestReplyHandler {
     ///
     /// [`Error::UntypedState`] if a function declares a state by name only: 3.x tells
     /// the runtime each state's type, so its states are [`ValueSpec`](crate::ValueSpec)s.
+    /// [`Error::DuplicateState`] if a function declares two states with one name.
     pub fn v3(functions: StatefulFunctions) -> Result<Self, Error> {
         for function in functions.bindings() {
-            if let Some(untyped) = function
-                .declared_states()
-                .iter()
-                .find(|state| state.typename().is_none())
-            {
-                return Err(Error::UntypedState {
-                    function_type: Box::new(function.function_type().clone()),
-                    state: untyped.name().to_owned(),
-                });
+            let states = function.declared_states();
+            for (i, state) in states.iter().enumerate() {
+                let function_type = || Box::new(function.function_type().clone());
+                let state_name = state.name().to_owned();
+                if state.typename().is_none() {
+                    return Err(Error::UntypedState {
+                        function_type: function_type(),
+                        state: state_name,
+                    });
+                }
+                if states[..i].iter().any(|s| s.name() == state.name()) {
+                    return Err(Error::DuplicateState {
+                        function_type: function_type(),
+                        state: state_name,
+                    });
+                }
             }
         }
         Ok(Self::speaking(&V3, functions))

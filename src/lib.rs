@@ -20,13 +20,18 @@ mod value_spec;
 
 pub use address::{Address, FunctionType, InvalidTypename};
 pub use context::Context;
-pub use egress::{kafka_egress_record, kinesis_egress_record};
+pub use egress::{
+    kafka_egress_record, kafka_record, kinesis_egress_record, kinesis_record, RecordValue,
+};
 pub use error::Error;
 pub use handler::RequestReplyHandler;
 #[cfg(feature = "server")]
 pub use http::server::serve;
 pub use message::{pack, unpack, FromAny, Message, UnpackError, Value};
-pub use module_yaml::ModuleYaml;
+pub use module_yaml::{
+    DeliverySemantic, KafkaEgress, KafkaIngress, ModuleYaml, ModuleYamlV3, StartupPosition,
+    Transport,
+};
 pub use protocol::ProtocolVersion;
 pub use registry::{Binding, Expiration, StateSpec, StatefulFunctions};
 pub use value_spec::ValueSpec;

@@ -80,6 +80,7 @@ const PROTOBUF_PREFIX: &str = "type.googleapis.com/";
 
 impl TypeName {
     /// The typename `typename`, e.g. `"com.example/Greeting"`.
+    #[inline]
     pub const fn new(typename: &'static str) -> Self {
         TypeName {
             parts: [typename, "", "", ""],
@@ -89,6 +90,7 @@ impl TypeName {
     /// The typename of the protobuf message type `M`: `type.googleapis.com/<full name>`,
     /// whatever [`Name::type_url`] says (prost's default for a hand-written `Name` impl
     /// is `/<full name>`).
+    #[inline]
     pub fn of_message<M: Name>() -> Self {
         let dot = if M::PACKAGE.is_empty() { "" } else { "." };
         TypeName {
@@ -97,6 +99,7 @@ impl TypeName {
     }
 
     /// The typename's length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.parts.iter().map(|part| part.len()).sum()
     }
@@ -107,6 +110,7 @@ impl TypeName {
     }
 
     /// Whether the typename is `typename`, compared without allocating.
+    #[inline]
     pub fn is(&self, typename: &str) -> bool {
         let mut rest = typename;
         for part in self.parts {
@@ -119,6 +123,9 @@ impl TypeName {
     }
 
     /// Appends the typename to `buf`.
+    // Inlined, so that the pieces are constants where the type is known: a protobuf
+    // type's typename is then written with no loop and no call.
+    #[inline]
     pub(crate) fn put(&self, buf: &mut Vec<u8>) {
         for part in self.parts {
             buf.extend_from_slice(part.as_bytes());
@@ -385,6 +392,11 @@ impl Type for String {
 /// Makes prost message types [`Type`]s, named `type.googleapis.com/<full name>` (the
 /// Python SDK's `make_protobuf_type`, the Go SDK's `MakeProtobufType`). The types need
 /// [`prost::Name`] (prost-build's `enable_type_names()`).
+///
+/// `Type` and `prost::Message` both have `decode` and `encoded_len`: where both traits
+/// are imported, name the one meant, `<Greeting as prost::Message>::decode(bytes)`. Code
+/// that reads values through [`Message::get`](crate::Message::get) and
+/// [`Context::get`](crate::Context::get) never imports `Type`.
 ///
 /// ```
 /// // What prost-build generates for `message Greeting { string text = 1; }` in package

@@ -152,8 +152,9 @@ impl<T: Type> From<ValueSpec<T>> for StateSpec {
     }
 }
 
-/// Checks a state name against the rule of the 3.x SDKs (Java's and Go's
-/// `[a-zA-Z_][a-zA-Z_0-9]*`; Python's `str.isidentifier`, for ASCII).
+/// Checks a state name against the rule of the 3.x SDKs: Java's and Go's
+/// `[a-zA-Z_][a-zA-Z_0-9]*`. (The Python SDK also refuses Python keywords such as `def`,
+/// which no other SDK and not the runtime care about; they are accepted here.)
 const fn check_name(name: &str) -> Result<(), &'static str> {
     let bytes = name.as_bytes();
     if bytes.is_empty() {

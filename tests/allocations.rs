@@ -87,6 +87,26 @@ fn handling_w3_bigstate_allocates_less_than_16_kib() {
     );
 }
 
+#[test]
+fn handling_w3_bigstate_in_3x_form_allocates_less_than_16_kib() {
+    let handler = workloads::handler3();
+    let workload = workloads::WORKLOADS3[2];
+    assert_eq!(workload.name, "v3_w3_bigstate");
+
+    let (reply, allocations, bytes) = allocations_of(|| handler.handle(workload.request));
+
+    assert_eq!(reply.unwrap(), workload.expected);
+    println!(
+        "v3_w3_bigstate ({} B request): {allocations} allocations, {bytes} B in total",
+        workload.request.len()
+    );
+    assert!(
+        bytes < 16 * 1024,
+        "handle() allocated {bytes} B in {allocations} allocations for a {} B request",
+        workload.request.len()
+    );
+}
+
 // The counter itself: copying one untouched state (64 KiB) would be seen.
 #[test]
 fn the_counter_sees_a_copy_of_one_state() {

@@ -1,6 +1,8 @@
 //! The benchmark functions `bench/greeter` and `bench/fanout`, exactly as the workload
 //! specification (`WORKLOADS.md` of the shared benchmark set, summarized in BENCHMARKS.md)
-//! defines them, the four fixed workloads, the scaling requests, and the protobuf floor.
+//! defines them, the four fixed workloads, the scaling requests, and the protobuf floor;
+//! and the same for the 3.x protocol (`workloads3/README.md`): the functions written with
+//! the typed API, the four workloads and the handshake request in 3.x form.
 //!
 //! One file shared by the benches, the tests and the bench server, each of which pulls it
 //! in as `mod workloads` with a `#[path]` attribute (the tests once, in `tests/support/`).
@@ -8,10 +10,12 @@
 #![allow(dead_code)] // each includer uses a different part
 
 use prost::bytes::Bytes;
-use prost::Message;
-use statefun_sync::proto::polyglot::{FromFunction, ToFunction};
+use prost::Message as _;
+use statefun_sync::proto::{polyglot, reqreply};
 use statefun_sync::testing::Request;
-use statefun_sync::{Address, Context, RequestReplyHandler, StatefulFunctions};
+use statefun_sync::{
+    Address, Context, Message, ProtocolVersion, RequestReplyHandler, StatefulFunctions, ValueSpec,
+};
 
 /// `bench.Greet` (`proto/bench.proto` of the reference).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -53,6 +57,7 @@ macro_rules! bench_name {
 bench_name!(Greet);
 bench_name!(Count);
 bench_name!(Blob);
+statefun_sync::protobuf_type!(Greet, Count, Blob);
 
 /// `bench/greeter`: counts the greetings in state `seen` and greets the caller with the count.
 pub fn greeter(ctx: &mut Context<'_>, message: Greet) -> anyhow::Result<()> {
@@ -90,10 +95,57 @@ pub fn handler() -> RequestReplyHandler {
     RequestReplyHandler::new(functions)
 }
 
+/// 3.x's `bench/greeter` state `seen`: an `io.statefun.types/int`.
+pub const SEEN: ValueSpec<i32> = ValueSpec::named("seen");
+
+/// 3.x's `bench/greeter`: as [`greeter`], with the count in an `int` state and the
+/// greeting sent to the caller (3.x has no reply; `Context::reply` sends to the caller).
+pub fn greeter3(ctx: &mut Context<'_>, message: Message<'_>) -> anyhow::Result<()> {
+    let greet: Greet = message.get()?;
+    let count = ctx.get(&SEEN)?.unwrap_or(0) + 1;
+    ctx.set(&SEEN, &count)?;
+    ctx.reply(&Greet {
+        name: format!("Hello {} #{}", greet.name, count),
+    })?;
+    Ok(())
+}
+
+/// 3.x's `bench/fanout`, as [`fanout`] with typed values.
+pub fn fanout3(ctx: &mut Context<'_>, message: Message<'_>) -> anyhow::Result<()> {
+    let greet: Greet = message.get()?;
+    for i in 0..100 {
+        ctx.send("bench/greeter", &i.to_string(), &greet)?;
+    }
+    ctx.send_egress("bench/out", &Count { value: 100 })?;
+    Ok(())
+}
+
+/// Both 3.x functions, bound as an application would bind them.
+pub fn handler3() -> RequestReplyHandler {
+    let mut functions = StatefulFunctions::new();
+    functions
+        .bind_message("bench/greeter", greeter3)
+        .expect("a valid, unbound typename")
+        .state(&SEEN);
+    functions
+        .bind_message("bench/fanout", fanout3)
+        .expect("a valid, unbound typename");
+    RequestReplyHandler::v3(functions).expect("typed states")
+}
+
+/// The handler of the workloads of `version`.
+pub fn handler_for(version: ProtocolVersion) -> RequestReplyHandler {
+    match version {
+        ProtocolVersion::V3 => handler3(),
+        _ => handler(),
+    }
+}
+
 /// One fixed workload: the request and the Python SDK's byte-exact reply.
 #[derive(Debug, Clone, Copy)]
 pub struct Workload {
     pub name: &'static str,
+    pub version: ProtocolVersion,
     pub request: &'static [u8],
     pub expected: &'static [u8],
 }
@@ -102,8 +154,17 @@ macro_rules! workload {
     ($name:literal) => {
         Workload {
             name: $name,
+            version: ProtocolVersion::V2,
             request: include_bytes!(concat!($name, ".bin")),
             expected: include_bytes!(concat!($name, ".expected.bin")),
+        }
+    };
+    (v3 $name:literal) => {
+        Workload {
+            name: concat!("v3_", $name),
+            version: ProtocolVersion::V3,
+            request: include_bytes!(concat!("../workloads3/", $name, ".bin")),
+            expected: include_bytes!(concat!("../workloads3/", $name, ".expected.bin")),
         }
     };
 }
@@ -115,6 +176,21 @@ pub const WORKLOADS: [Workload; 4] = [
     workload!("w3_bigstate"),
     workload!("w4_fanout"),
 ];
+
+/// The same four in 3.x form, with the Python SDK 3.3.0's replies, and `v3_h1_handshake`:
+/// a greeting without the state `seen`, answered with the handshake.
+pub const WORKLOADS3: [Workload; 5] = [
+    workload!(v3 "w1_greet"),
+    workload!(v3 "w2_batch100"),
+    workload!(v3 "w3_bigstate"),
+    workload!(v3 "w4_fanout"),
+    workload!(v3 "h1_handshake"),
+];
+
+/// Every fixed workload, 2.2 then 3.x.
+pub fn all_workloads() -> impl Iterator<Item = Workload> {
+    WORKLOADS.into_iter().chain(WORKLOADS3)
+}
 
 /// The caller of every workload invocation, `bench/caller/c1`.
 pub fn caller() -> Address {
@@ -162,7 +238,7 @@ pub fn bigstate_request(state_bytes: usize) -> Vec<u8> {
 /// `state<N>` ([`bigstate_request`], `N` bytes per untouched state, with an optional `K` or
 /// `M` suffix).
 pub fn request(name: &str) -> Option<Vec<u8>> {
-    if let Some(w) = WORKLOADS.iter().find(|w| w.name == name) {
+    if let Some(w) = all_workloads().find(|w| w.name == name) {
         return Some(w.request.to_vec());
     }
     if let Some(n) = name.strip_prefix("batch") {
@@ -182,28 +258,62 @@ pub fn request(name: &str) -> Option<Vec<u8>> {
         .map(|n| bigstate_request(n * unit))
 }
 
-/// The floor for one request: decoding it into the crate's generated protocol types
-/// (from a `Bytes` buffer, so the state values are slices, not copies) and encoding the
-/// reply from prebuilt protocol types. No SDK does less.
+/// The floor for one request: decoding it into the crate's generated protocol types of
+/// its version (from a `Bytes` buffer, so the state values are slices, not copies) and
+/// encoding the reply from prebuilt protocol types. No SDK does less.
 #[derive(Debug, Clone)]
-pub struct Floor {
-    request: Bytes,
-    reply: FromFunction,
+pub enum Floor {
+    V2 {
+        request: Bytes,
+        reply: polyglot::FromFunction,
+    },
+    V3 {
+        request: Bytes,
+        reply: reqreply::FromFunction,
+    },
 }
 
 impl Floor {
-    /// The floor of `request`, whose reply is `reply` (a serialized `FromFunction`).
+    /// The 2.2 floor of `request`, whose reply is `reply` (a serialized `FromFunction`).
     pub fn new(request: &[u8], reply: &[u8]) -> Floor {
-        Floor {
-            request: Bytes::copy_from_slice(request),
-            reply: FromFunction::decode(reply).expect("the reply is a FromFunction"),
+        Floor::of(ProtocolVersion::V2, request, reply)
+    }
+
+    /// The floor of `request` of `version`, whose reply is `reply`.
+    pub fn of(version: ProtocolVersion, request: &[u8], reply: &[u8]) -> Floor {
+        let request = Bytes::copy_from_slice(request);
+        match version {
+            ProtocolVersion::V3 => Floor::V3 {
+                request,
+                reply: reqreply::FromFunction::decode(reply).expect("a FromFunction"),
+            },
+            _ => Floor::V2 {
+                request,
+                reply: polyglot::FromFunction::decode(reply).expect("a FromFunction"),
+            },
         }
     }
 
     /// Decodes the request and encodes the reply; returns both, so that neither is
-    /// optimized away.
-    pub fn run(&self) -> (ToFunction, Vec<u8>) {
-        let request = ToFunction::decode(self.request.clone()).expect("a valid request");
-        (request, self.reply.encode_to_vec())
+    /// optimized away (and the request is freed after the reply is encoded, as a handler
+    /// frees it).
+    pub fn run(&self) -> (Decoded, Vec<u8>) {
+        match self {
+            Floor::V2 { request, reply } => {
+                let request = polyglot::ToFunction::decode(request.clone()).expect("a request");
+                (Decoded::V2(request), reply.encode_to_vec())
+            }
+            Floor::V3 { request, reply } => {
+                let request = reqreply::ToFunction::decode(request.clone()).expect("a request");
+                (Decoded::V3(request), reply.encode_to_vec())
+            }
+        }
     }
+}
+
+/// A request the floor decoded.
+#[derive(Debug)]
+pub enum Decoded {
+    V2(polyglot::ToFunction),
+    V3(reqreply::ToFunction),
 }

@@ -73,6 +73,16 @@ example_message!(Response);
 pub struct Forget {}
 example_message!(Forget);
 
+/// What `example/greeter` of the 3.x greeter (`greeter3`) takes: a user to greet.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GreetRequest {
+    #[prost(string, tag = "1")]
+    pub name: String,
+}
+example_message!(GreetRequest);
+// A 3.x typed value named `type.googleapis.com/example.GreetRequest`.
+statefun_sync::protobuf_type!(GreetRequest);
+
 /// The `module.yaml` endpoint the files in `examples/deploy/` use: the functions run in
 /// a container (or host) called `functions`, port 8000.
 pub const DEPLOY_ENDPOINT: &str = "http://functions:8000/statefun";
@@ -140,18 +150,25 @@ pub fn serve_from_args(functions: StatefulFunctions) -> anyhow::Result<()> {
         print!("{}", functions.module_yaml(&options.endpoint));
         return Ok(());
     }
+    serve(RequestReplyHandler::new(functions), &options)
+}
+
+/// Serves `handler` on the crate's server, with `GET /health`, until killed.
+pub fn serve(handler: RequestReplyHandler, options: &Options) -> anyhow::Result<()> {
     init_logging();
-    let names: Vec<String> = functions
+    let names: Vec<String> = handler
+        .functions()
         .function_types()
         .map(ToString::to_string)
         .collect();
+    let version = handler.protocol_version();
     let server = Server::builder()
         .bind(options.addr.as_str())
         // A liveness probe for an orchestrator, beside the functions.
         .route("GET", "/health", |_, _| HttpResponse::text(200, "ok\n"))
-        .start(RequestReplyHandler::new(functions))?;
+        .start(handler)?;
     log::info!(
-        "serving {} at http://{}{}, and GET /health (Ctrl-C to stop)",
+        "serving {} (protocol {version}) at http://{}{}, and GET /health (Ctrl-C to stop)",
         names.join(", "),
         server.local_addr(),
         server.path()
