@@ -1,19 +1,22 @@
-//! The reference implementation for tests: a Python interpreter with the Stateful
-//! Functions Python SDK 2.2.2 installed.
+//! The reference implementations for tests: Python interpreters with a Stateful
+//! Functions Python SDK installed, 2.2.2 (the 2.2 protocol) or 3.3.0 (the 3.x protocol).
 //!
-//! [`python`] returns the interpreter to run. When the environment variable
-//! `STATEFUN_PYTHON` names one, that one is used; it must already have the
-//! [`REFERENCE_PACKAGES`]. Otherwise a virtualenv at
-//! `<CARGO_TARGET_TMPDIR>/python-reference` is made on first use (`python3 -m venv`, then
-//! `pip install` from PyPI, so that first run needs network access) and reused by every
-//! later run. [`python_with`] also installs extra pip packages into it.
+//! [`python`] returns the interpreter with the 2.2.2 SDK, [`python3`] the one with the
+//! 3.3.0 SDK. When the environment variable `STATEFUN_PYTHON` (for 2.2.2) or
+//! `STATEFUN_PYTHON3` (for 3.3.0) names one, that one is used; it must already have the
+//! [`REFERENCE_PACKAGES`] or [`REFERENCE3_PACKAGES`]. Otherwise a virtualenv at
+//! `<CARGO_TARGET_TMPDIR>/python-reference` (or `python-reference-3`) is made on first
+//! use (`python3 -m venv`, then `pip install` from PyPI, so that first run needs network
+//! access) and reused by every later run. [`python_with`] also installs extra pip packages
+//! into the 2.2.2 one.
 //!
 //! Several test binaries, and several tests in one binary, may ask at once: within a
-//! process a mutex serialises them, and across processes whoever changes the virtualenv
-//! holds a lock directory next to it (`python-reference.lock`) while the others wait.
+//! process a mutex per SDK serialises them, and across processes whoever changes a
+//! virtualenv holds a lock directory next to it (`python-reference.lock`,
+//! `python-reference-3.lock`) while the others wait.
 //!
 //! Every failure panics with what went wrong and what to install or fix: a test that
-//! needs the reference implementation never skips silently.
+//! needs a reference implementation never skips silently.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -23,19 +26,56 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-/// The pip requirements of the reference implementation.
+/// The pip requirements of the 2.2 reference implementation.
 pub const REFERENCE_PACKAGES: &[&str] = &["apache-flink-statefun==2.2.2", "protobuf==3.20.3"];
 
-/// The environment variable that names a ready interpreter, skipping the virtualenv.
+/// The environment variable that names a ready 2.2 interpreter, skipping the virtualenv.
 pub const PYTHON_ENV: &str = "STATEFUN_PYTHON";
+
+/// The pip requirements of the 3.x reference implementation. The SDK asks for
+/// `protobuf>=3.11.3,<4`, but its generated code needs 3.20 (PROTOCOL3.md).
+pub const REFERENCE3_PACKAGES: &[&str] = &["apache-flink-statefun==3.3.0", "protobuf==3.20.3"];
+
+/// The environment variable that names a ready 3.x interpreter, skipping the virtualenv.
+pub const PYTHON3_ENV: &str = "STATEFUN_PYTHON3";
+
+/// One reference SDK: what to install, where, and how to recognise it.
+struct Reference {
+    /// For messages, e.g. "the reference Python SDK 2.2.2".
+    title: &'static str,
+    packages: &'static [&'static str],
+    /// The variable that names a ready interpreter.
+    env: &'static str,
+    /// The virtualenv's directory under `CARGO_TARGET_TMPDIR`; its lock is `<dir>.lock`.
+    dir: &'static str,
+    /// The versions `importlib.metadata` must report for `apache-flink-statefun`, and
+    /// `google.protobuf.__version__`.
+    versions: (&'static str, &'static str),
+}
+
+const SDK_2: Reference = Reference {
+    title: "the reference Python SDK 2.2.2",
+    packages: REFERENCE_PACKAGES,
+    env: PYTHON_ENV,
+    dir: "python-reference",
+    versions: ("2.2.2", "3.20.3"),
+};
+
+const SDK_3: Reference = Reference {
+    title: "the reference Python SDK 3.3.0",
+    packages: REFERENCE3_PACKAGES,
+    env: PYTHON3_ENV,
+    dir: "python-reference-3",
+    versions: ("3.3.0", "3.20.3"),
+};
 
 /// How long to wait for another process that is building the virtualenv.
 const LOCK_WAIT: Duration = Duration::from_secs(15 * 60);
 /// A lock directory older than this was left by a process that died holding it.
 const STALE_LOCK: Duration = Duration::from_secs(30 * 60);
 
-/// The Python interpreter that has [`REFERENCE_PACKAGES`]: `$STATEFUN_PYTHON`, or the
-/// test virtualenv, created on first use.
+/// The Python interpreter that has [`REFERENCE_PACKAGES`] (the 2.2.2 SDK):
+/// `$STATEFUN_PYTHON`, or the test virtualenv, created on first use.
 ///
 /// # Panics
 ///
@@ -61,9 +101,29 @@ pub fn python_with(packages: &[&str]) -> PathBuf {
     let mut ready = READY
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    match prepare(&mut ready, packages) {
+    match prepare(&SDK_2, &mut ready, packages) {
         Ok(python) => python,
-        Err(message) => panic!("the reference Python SDK is not available: {message}"),
+        Err(message) => panic!("{} is not available: {message}", SDK_2.title),
+    }
+}
+
+/// The Python interpreter that has [`REFERENCE3_PACKAGES`] (the 3.3.0 SDK, whose
+/// `RequestReplyHandler.handle_sync` speaks the 3.x protocol): `$STATEFUN_PYTHON3`, or its
+/// own test virtualenv, created on first use.
+///
+/// # Panics
+///
+/// As [`python`]: if there is no usable interpreter, pip cannot install the packages, or
+/// `$STATEFUN_PYTHON3` lacks them. The message says what to install.
+pub fn python3() -> PathBuf {
+    static READY: Mutex<Option<Ready>> = Mutex::new(None);
+    // As in `python_with`: a poisoned lock still holds `None` or a complete `Ready`.
+    let mut ready = READY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match prepare(&SDK_3, &mut ready, &[]) {
+        Ok(python) => python,
+        Err(message) => panic!("{} is not available: {message}", SDK_3.title),
     }
 }
 
@@ -73,9 +133,13 @@ struct Ready {
     installed: BTreeSet<String>,
 }
 
-fn prepare(ready: &mut Option<Ready>, packages: &[&str]) -> Result<PathBuf, String> {
+fn prepare(
+    sdk: &Reference,
+    ready: &mut Option<Ready>,
+    packages: &[&str],
+) -> Result<PathBuf, String> {
     if ready.is_none() {
-        *ready = Some(reference()?);
+        *ready = Some(reference(sdk)?);
     }
     let ready = ready.as_mut().expect("set above");
     let missing: Vec<&str> = packages
@@ -84,7 +148,7 @@ fn prepare(ready: &mut Option<Ready>, packages: &[&str]) -> Result<PathBuf, Stri
         .filter(|package| !ready.installed.contains(*package))
         .collect();
     if !missing.is_empty() {
-        let _lock = DirLock::acquire(&work_dir()?.join("python-reference.lock"))?;
+        let _lock = DirLock::acquire(&lock_path(sdk)?)?;
         pip_install(&ready.python, &missing)?;
         ready
             .installed
@@ -93,15 +157,15 @@ fn prepare(ready: &mut Option<Ready>, packages: &[&str]) -> Result<PathBuf, Stri
     Ok(ready.python.clone())
 }
 
-fn reference() -> Result<Ready, String> {
-    let python = match std::env::var_os(PYTHON_ENV) {
+fn reference(sdk: &Reference) -> Result<Ready, String> {
+    let python = match std::env::var_os(sdk.env) {
         Some(python) if !python.is_empty() => PathBuf::from(python),
-        _ => reference_venv()?,
+        _ => reference_venv(sdk)?,
     };
-    check_reference(&python)?;
+    check_reference(sdk, &python)?;
     Ok(Ready {
         python,
-        installed: REFERENCE_PACKAGES.iter().map(|p| p.to_string()).collect(),
+        installed: sdk.packages.iter().map(|p| p.to_string()).collect(),
     })
 }
 
@@ -112,18 +176,23 @@ fn work_dir() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// The interpreter of the test virtualenv, built if it is not complete yet.
-fn reference_venv() -> Result<PathBuf, String> {
-    let dir = work_dir()?.join("python-reference");
+/// The lock directory of `sdk`'s virtualenv.
+fn lock_path(sdk: &Reference) -> Result<PathBuf, String> {
+    Ok(work_dir()?.join(format!("{}.lock", sdk.dir)))
+}
+
+/// The interpreter of `sdk`'s test virtualenv, built if it is not complete yet.
+fn reference_venv(sdk: &Reference) -> Result<PathBuf, String> {
+    let dir = work_dir()?.join(sdk.dir);
     let python = venv_python(&dir);
     // Written last, so its presence means the virtualenv is complete.
     let marker = dir.join("statefun-sync-complete");
-    let pins = REFERENCE_PACKAGES.join(" ");
+    let pins = sdk.packages.join(" ");
     let complete = || fs::read_to_string(&marker).is_ok_and(|content| content == pins);
     if complete() {
         return Ok(python);
     }
-    let _lock = DirLock::acquire(&work_dir()?.join("python-reference.lock"))?;
+    let _lock = DirLock::acquire(&lock_path(sdk)?)?;
     if complete() {
         return Ok(python); // another process built it while this one waited
     }
@@ -131,13 +200,13 @@ fn reference_venv() -> Result<PathBuf, String> {
         // Left half-made by an interrupted run, or made for other pins.
         fs::remove_dir_all(&dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
     }
-    let base = base_interpreter()?;
+    let base = base_interpreter(sdk)?;
     run(
         Command::new(&base).arg("-m").arg("venv").arg(&dir),
         &format!("`{} -m venv {}`", base, dir.display()),
         "install the venv module (Debian/Ubuntu: `apt-get install python3-venv`)",
     )?;
-    pip_install(&python, REFERENCE_PACKAGES)?;
+    pip_install(&python, sdk.packages)?;
     fs::write(&marker, &pins).map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
     Ok(python)
 }
@@ -151,7 +220,7 @@ fn venv_python(dir: &Path) -> PathBuf {
 }
 
 /// The first of `python3` and `python` that is a Python 3.7 or newer with `venv`.
-fn base_interpreter() -> Result<String, String> {
+fn base_interpreter(sdk: &Reference) -> Result<String, String> {
     let check = "import sys, venv; sys.exit(0 if sys.version_info >= (3, 7) else 1)";
     for candidate in ["python3", "python"] {
         let works = Command::new(candidate)
@@ -165,9 +234,9 @@ fn base_interpreter() -> Result<String, String> {
     Err(format!(
         "no Python 3.7+ with the venv module on PATH (tried `python3` and `python`). \
          Install Python 3 with venv and pip (Debian/Ubuntu: `apt-get install python3 \
-         python3-venv python3-pip`), or set {PYTHON_ENV} to an interpreter that has `pip \
-         install {}`",
-        REFERENCE_PACKAGES.join(" ")
+         python3-venv python3-pip`), or set {} to an interpreter that has `pip install {}`",
+        sdk.env,
+        sdk.packages.join(" ")
     ))
 }
 
@@ -186,21 +255,25 @@ fn pip_install(python: &Path, packages: &[&str]) -> Result<(), String> {
     )
 }
 
-/// Checks that `python` imports the SDK, at the pinned versions.
-fn check_reference(python: &Path) -> Result<(), String> {
-    let check = "import statefun, google.protobuf\n\
-                 from importlib.metadata import version\n\
-                 found = (version('apache-flink-statefun'), google.protobuf.__version__)\n\
-                 assert found == ('2.2.2', '3.20.3'), found";
+/// Checks that `python` imports `sdk`, at the pinned versions.
+fn check_reference(sdk: &Reference, python: &Path) -> Result<(), String> {
+    let (statefun, protobuf) = sdk.versions;
+    let check = format!(
+        "import statefun, google.protobuf\n\
+         from importlib.metadata import version\n\
+         found = (version('apache-flink-statefun'), google.protobuf.__version__)\n\
+         assert found == ('{statefun}', '{protobuf}'), found"
+    );
     run(
-        Command::new(python).args(["-c", check]),
+        Command::new(python).args(["-c", &check]),
         &format!("importing statefun with {}", python.display()),
         &format!(
-            "that interpreter needs `pip install {}`; unset {PYTHON_ENV} to let the tests \
-             build their own virtualenv, or delete {} to rebuild it",
-            REFERENCE_PACKAGES.join(" "),
+            "that interpreter needs `pip install {}`; unset {} to let the tests build their \
+             own virtualenv, or delete {} to rebuild it",
+            sdk.packages.join(" "),
+            sdk.env,
             Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .join("python-reference")
+                .join(sdk.dir)
                 .display()
         ),
     )

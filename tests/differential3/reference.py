@@ -1,0 +1,230 @@
+"""The Python half of tests/differential3.rs: runs requests through the Stateful
+Functions Python SDK 3.3.0 (apache-flink-statefun==3.3.0, protobuf==3.20.3), the 3.x
+protocol.
+
+Usage: reference.py < REQUESTS > REPLIES
+
+Stdin holds requests (serialized ToFunction), each preceded by its length as a 4-byte
+little-endian integer. For each one, stdout gets, in the same framing, either
+b"\\x00" + the bytes RequestReplyHandler.handle_sync returned, or b"\\x01" + the error it
+raised ("<exception type>: <message>"). Nothing else may be written to stdout.
+
+The functions are written as a user would, with the SDK's own API. What they do is
+driven by the message: a google.protobuf.Value (make_protobuf_type) holding a list of
+operations, each a list whose first element names the operation. A message of another
+type is reported instead. The Rust half interprets the same operations with the crate's
+API (`run_script` in differential3.rs); keep the two interpreters in step.
+"""
+
+import json
+import struct
+import sys
+from datetime import timedelta
+
+from google.protobuf.struct_pb2 import Value
+
+from statefun import (
+    BoolType,
+    DoubleType,
+    FloatType,
+    IntType,
+    LongType,
+    RequestReplyHandler,
+    StatefulFunctions,
+    StringType,
+    ValueSpec,
+    egress_message_builder,
+    make_json_type,
+    make_protobuf_type,
+    message_builder,
+    simple_type,
+)
+
+# The scripts, and the protobuf-typed state: type.googleapis.com/google.protobuf.Value.
+SCRIPT_TYPE = make_protobuf_type(Value)
+# The JSON-typed state and values.
+JSON_TYPE = make_json_type("diff3.types/Doc")
+# Where "get", "address", "caller" and messages of the built-in types report what they saw.
+PROBE = "probe/out"
+# Where messages of any other type are reported, as "<typename> <hex of the bytes>".
+ECHO = "probe/echo"
+# Sent by "get" for a state without a value.
+NONE_TYPE = simple_type("probe/None", serialize_fn=lambda _: b"", deserialize_fn=lambda _: None)
+
+BUILTINS = {t.typename: t for t in (IntType, LongType, FloatType, DoubleType, BoolType, StringType)}
+
+# Every state name a script may use, with its type (whichever function declares it).
+STATE_TYPES = {
+    "int_v": IntType,
+    "long_v": LongType,
+    "float_v": FloatType,
+    "double_v": DoubleType,
+    "bool_v": BoolType,
+    "str_v": StringType,
+    "proto_v": SCRIPT_TYPE,
+    "json_v": JSON_TYPE,
+}
+
+
+def raw_type(typename):
+    return simple_type(typename, serialize_fn=bytes, deserialize_fn=bytes)
+
+
+def typed(value):
+    """A script's typed value, [kind, ...], as (Python value, Type)."""
+    parts = value.list_value.values
+    kind = parts[0].string_value
+    if kind == "int":
+        return int(parts[1].number_value), IntType
+    if kind == "long":
+        return int(parts[1].string_value), LongType
+    if kind == "float":
+        return parts[1].number_value, FloatType
+    if kind == "double":
+        return parts[1].number_value, DoubleType
+    if kind == "bool":
+        return parts[1].bool_value, BoolType
+    if kind == "string":
+        return parts[1].string_value, StringType
+    if kind == "proto":
+        message = Value()
+        message.CopyFrom(parts[1])
+        return message, SCRIPT_TYPE
+    if kind == "json":
+        return json.loads(parts[1].string_value), JSON_TYPE
+    if kind == "raw":
+        return bytes.fromhex(parts[2].string_value), raw_type(parts[1].string_value)
+    raise ValueError("the test sent an unknown value kind %r" % kind)
+
+
+def delay(value):
+    return timedelta(microseconds=int(value.number_value))
+
+
+def probe(context, id, value, value_type):
+    context.send(message_builder(PROBE, id, value=value, value_type=value_type))
+
+
+def run_script(context, script):
+    for op_value in script.list_value.values:
+        op = op_value.list_value.values
+
+        def s(i):
+            return op[i].string_value
+
+        name = s(0)
+        if name == "get":
+            value = getattr(context.storage, s(1))
+            if value is None:
+                probe(context, "get", b"", NONE_TYPE)
+            else:
+                probe(context, "get", value, STATE_TYPES[s(1)])
+        elif name == "set":
+            setattr(context.storage, s(1), typed(op[2])[0])
+        elif name == "remove":
+            delattr(context.storage, s(1))
+        elif name == "send":
+            value, value_type = typed(op[3])
+            context.send(message_builder(s(1), s(2), value=value, value_type=value_type))
+        elif name == "reply":
+            value, value_type = typed(op[1])
+            caller = context.caller
+            context.send(
+                message_builder(caller.typename, caller.id, value=value, value_type=value_type)
+            )
+        elif name == "send_after":
+            value, value_type = typed(op[4])
+            message = message_builder(s(2), s(3), value=value, value_type=value_type)
+            context.send_after(delay(op[1]), message)
+        elif name == "send_after_token":
+            value, value_type = typed(op[4])
+            message = message_builder(s(2), s(3), value=value, value_type=value_type)
+            context.send_after(delay(op[1]), message, cancellation_token=s(5))
+        elif name == "cancel":
+            context.cancel_delayed_message(s(1))
+        elif name == "egress":
+            value, value_type = typed(op[2])
+            context.send_egress(egress_message_builder(s(1), value, value_type))
+        elif name == "address":
+            a = context.address
+            probe(context, "address", "%s|%s|%s" % (a.namespace, a.name, a.id), StringType)
+        elif name == "caller":
+            c = context.caller
+            text = "none" if c is None else "%s|%s|%s" % (c.namespace, c.name, c.id)
+            probe(context, "caller", text, StringType)
+        elif name in ("fail", "panic"):
+            raise RuntimeError(s(1))
+        else:
+            raise ValueError("the test sent an unknown operation %r" % name)
+
+
+def interpreter(context, message):
+    """Every function: runs scripts, reports any other message."""
+    if message.is_type(SCRIPT_TYPE):
+        run_script(context, message.as_type(SCRIPT_TYPE))
+        return
+    typename = message.value_typename()
+    builtin = BUILTINS.get(typename)
+    if builtin is not None:
+        probe(context, "message", message.as_type(builtin), builtin)
+    else:
+        raw = message.raw_value() or b""
+        text = "%s %s" % (typename, raw.hex())
+        context.send_egress(egress_message_builder(ECHO, text, StringType))
+
+
+def functions():
+    functions = StatefulFunctions()
+    functions.register(
+        "diff3/builtins",
+        interpreter,
+        [
+            ValueSpec("int_v", IntType, expire_after_call=timedelta(hours=1)),
+            ValueSpec("long_v", LongType, expire_after_write=timedelta(milliseconds=1500)),
+            ValueSpec("float_v", FloatType),
+            ValueSpec("double_v", DoubleType, expire_after_call=timedelta(0)),
+            ValueSpec("bool_v", BoolType, expire_after_write=timedelta(days=1)),
+            ValueSpec("str_v", StringType),
+        ],
+    )
+    functions.register(
+        "diff3/proto",
+        interpreter,
+        [
+            ValueSpec("proto_v", SCRIPT_TYPE, expire_after_write=timedelta(minutes=1)),
+            ValueSpec("int_v", IntType),
+        ],
+    )
+    functions.register(
+        "diff3/json",
+        interpreter,
+        [
+            ValueSpec("json_v", JSON_TYPE, expire_after_call=timedelta(milliseconds=10)),
+            ValueSpec("str_v", StringType, expire_after_write=timedelta(seconds=5)),
+        ],
+    )
+    functions.register("diff3/stateless", interpreter)
+    functions.register("diff3.app/nested/fn", interpreter)
+    return functions
+
+
+def main():
+    handler = RequestReplyHandler(functions())
+    data = sys.stdin.buffer.read()
+    out = sys.stdout.buffer
+    pos = 0
+    while pos < len(data):
+        (length,) = struct.unpack_from("<I", data, pos)
+        request = data[pos + 4 : pos + 4 + length]
+        pos += 4 + length
+        try:
+            result = b"\x00" + handler.handle_sync(request)
+        except Exception as e:  # every error is an answer here
+            result = b"\x01" + ("%s: %s" % (type(e).__name__, e)).encode("utf-8", "replace")
+        out.write(struct.pack("<I", len(result)))
+        out.write(result)
+    out.flush()
+
+
+if __name__ == "__main__":
+    main()
