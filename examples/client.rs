@@ -8,21 +8,28 @@
 //! cargo run --example client -- --function example/delay
 //! cargo run --example client -- --function example/caller
 //! cargo run --example client -- --function example/goodbye --admin
+//! cargo run --example greeter3      # the 3.x greeter, in one terminal
+//! cargo run --example client -- --v3                     # greets Joe through example/greeter/alice
+//! cargo run --example client -- --v3 --count 41          # with `seen` = 41
 //! ```
 //!
 //! It builds the request with `statefun_sync::testing::Request` (carrying the states
 //! the app declares for the function), and sends it with `testing::call_remote`, which
-//! POSTs it as the runtime would and decodes the reply into a `testing::Reply`.
+//! POSTs it as the runtime would and decodes the reply into a `testing::Reply`. With
+//! `--v3` it speaks 3.x as the runtime does (`testing::v3`): the first request carries no
+//! state, the function answers with the states it declares (the handshake), and the
+//! request goes again with them.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use statefun_sync::testing::v3::{self, StateDeclaration};
 use statefun_sync::testing::{call_remote, RemoteError, Reply, Request, StateChange};
 use statefun_sync::{pack, Address};
 
-use common::{describe, Admin, Count, Forget, User};
+use common::{describe, Admin, Count, Forget, GreetRequest, User};
 
 const USAGE: &str = "options:
   --addr HOST:PORT     the server (default 127.0.0.1:8000)
@@ -34,7 +41,9 @@ const USAGE: &str = "options:
   --forget             send a Forget (example/count deletes its state)
   --count N            the value of the state `count` in the request (default: none)
   --caller TYPE/ID     the caller (default example/client/1)
-  --no-caller          send the message as from an ingress";
+  --no-caller          send the message as from an ingress
+  --v3                 speak 3.x, to `cargo run --example greeter3` (default function
+                       example/greeter; --count sets its int state `seen`)";
 
 struct Options {
     addr: String,
@@ -46,6 +55,7 @@ struct Options {
     forget: bool,
     count: Option<i64>,
     caller: Option<String>,
+    v3: bool,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -59,14 +69,19 @@ fn options() -> anyhow::Result<Options> {
         forget: false,
         count: None,
         caller: Some("example/client/1".into()),
+        v3: false,
     };
+    let mut function_given = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || common::value(&mut args, &arg);
         match arg.as_str() {
             "--addr" => o.addr = value(),
             "--path" => o.path = value(),
-            "--function" => o.function = value(),
+            "--function" => {
+                o.function = value();
+                function_given = true;
+            }
             "--id" => o.id = value(),
             "--name" => o.name = value(),
             "--admin" => o.admin = true,
@@ -74,6 +89,7 @@ fn options() -> anyhow::Result<Options> {
             "--count" => o.count = Some(value().parse().context("--count takes a number")?),
             "--caller" => o.caller = Some(value()),
             "--no-caller" => o.caller = None,
+            "--v3" => o.v3 = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -81,11 +97,17 @@ fn options() -> anyhow::Result<Options> {
             other => bail!("unknown option `{other}`\n{USAGE}"),
         }
     }
+    if o.v3 && !function_given {
+        o.function = "example/greeter".into();
+    }
     Ok(o)
 }
 
 fn main() -> anyhow::Result<()> {
     let o = options()?;
+    if o.v3 {
+        return main_v3(&o);
+    }
 
     let message = if o.forget {
         pack(&Forget {})
@@ -147,6 +169,120 @@ fn main() -> anyhow::Result<()> {
     println!("reply in {:.1?}", started.elapsed());
     print_reply(&reply);
     Ok(())
+}
+
+/// The 3.x exchange: the request, the handshake if the function asks for states, and the
+/// request again with them, as the runtime does it.
+fn main_v3(o: &Options) -> anyhow::Result<()> {
+    let url = format!("http://{}{}", o.addr, o.path);
+    let message = GreetRequest {
+        name: o.name.clone(),
+    };
+    let caller: Option<Address> = match &o.caller {
+        Some(caller) => Some(caller.parse().context("--caller takes namespace/type/id")?),
+        None => None,
+    };
+    let seen = o
+        .count
+        .map(i32::try_from)
+        .transpose()
+        .context("--count is an i32 for the 3.x greeter")?;
+    println!("POST {url} (Stateful Functions 3.x)");
+    println!("  to {}/{}", o.function, o.id);
+    if let Some(caller) = &caller {
+        println!("  from {caller}");
+    }
+    println!("  message {message:?}");
+
+    let mut states: Vec<StateDeclaration> = Vec::new();
+    loop {
+        let mut request = v3::Request::to(&o.function, &o.id);
+        for state in &states {
+            request = match (state.name.as_str(), seen) {
+                ("seen", Some(value)) => request.with_state_value("seen", &value),
+                (name, _) => request.with_state_raw(name, None),
+            };
+        }
+        request = match &caller {
+            Some(caller) => request.invoke_from(caller.clone(), &message),
+            None => request.invoke(&message),
+        };
+        let started = Instant::now();
+        let reply = match v3::call_remote(&url, &request, Duration::from_secs(30)) {
+            Ok(reply) => reply,
+            Err(RemoteError::Status { status, body }) => {
+                eprintln!(
+                    "the server refused the batch: HTTP {status}: {}",
+                    body.trim_end()
+                );
+                std::process::exit(1);
+            }
+            Err(err @ RemoteError::Io { .. }) => {
+                return Err(err).with_context(|| {
+                    format!(
+                        "no reply from {}: is `cargo run --example greeter3` running?",
+                        o.addr
+                    )
+                })
+            }
+            Err(err) => return Err(err.into()),
+        };
+        println!("reply in {:.1?}", started.elapsed());
+        let Some(missing) = reply.missing_states() else {
+            print_reply_v3(&reply);
+            return Ok(());
+        };
+        if missing.is_empty() || !states.is_empty() {
+            bail!("the function asked for states it was sent: {missing:?}");
+        }
+        println!("handshake: the function declares");
+        for state in missing {
+            println!(
+                "  {} of type {}, expiring {:?}",
+                state.name, state.typename, state.expiration
+            );
+        }
+        println!("sending the batch again with them");
+        states = missing.to_vec();
+    }
+}
+
+fn print_reply_v3(reply: &v3::Reply) {
+    println!("state mutations:{}", none(reply.state_changes().is_empty()));
+    for (name, change) in reply.state_changes() {
+        match change {
+            StateChange::Modified(value) => println!("  {name} = {}", describe(value)),
+            StateChange::Deleted => println!("  {name} deleted"),
+        }
+    }
+    println!("messages:{}", none(reply.messages().is_empty()));
+    for sent in reply.messages() {
+        println!("  to {}: {}", sent.target, describe(&sent.argument));
+    }
+    println!(
+        "delayed messages and cancellations:{}",
+        none(reply.delayed().is_empty())
+    );
+    for delayed in reply.delayed() {
+        match delayed {
+            v3::Delayed::Send {
+                message,
+                cancellation_token,
+            } => println!(
+                "  to {} after {:?} (token {cancellation_token:?}): {}",
+                message.target,
+                message.delay,
+                describe(&message.argument)
+            ),
+            v3::Delayed::Cancel { cancellation_token } => {
+                println!("  cancel {cancellation_token:?}")
+            }
+        }
+    }
+    println!("egress messages:{}", none(reply.egresses().is_empty()));
+    for emitted in reply.egresses() {
+        println!("  to {}: {}", emitted.egress, describe(&emitted.argument));
+    }
 }
 
 fn print_reply(reply: &Reply) {

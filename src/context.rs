@@ -231,8 +231,9 @@ impl<'a> Context<'a> {
         )
     }
 
-    /// Cancels the delayed message sent with `token` (by any function), if the runtime
-    /// has not delivered it yet; a token that names no pending message is no error. The
+    /// Cancels the delayed message sent with `token`, if the runtime has not delivered it
+    /// yet; a token that names no pending message is no error. The runtime keeps tokens
+    /// per sending address (its id), so a function cancels what its own address sent. The
     /// cancellation goes out in the same list and order as the delayed messages, so a
     /// message sent and cancelled in one batch is never delivered. 3.x only.
     ///
@@ -332,7 +333,8 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
-    /// The value of the state `name`, or `None` when it has no value.
+    /// The value of the state `name`, or `None` when it has no value. On 3.x, the `Any`'s
+    /// type URL is the value's typename.
     ///
     /// # Errors
     ///

@@ -144,11 +144,13 @@ impl RequestReplyHandler {
     /// Runs one batch: decodes `request` (a serialized `ToFunction`), calls the target's
     /// function once per invocation, in order, and returns the serialized `FromFunction`.
     ///
-    /// Semantics are those of the Python SDK 2.2.2: a state change is visible to later
-    /// invocations of the batch; the reply carries one mutation per changed state
-    /// (`MODIFY` with the final value, or `DELETE`) in the request's state order, nothing
-    /// for unchanged states, and the messages, delayed messages and egress messages in the
-    /// order they were sent.
+    /// Semantics are those of the Python SDK of the handler's protocol, 2.2.2 or 3.3.0: a
+    /// state change is visible to later invocations of the batch; the reply carries one
+    /// mutation per changed state (`MODIFY` with the final value, or `DELETE`) in the
+    /// request's state order, nothing for unchanged states, and the messages, delayed
+    /// messages (and, on 3.x, cancellations) and egress messages in the order they were
+    /// sent. On 3.x, a request that lacks a declared state gets the handshake reply
+    /// (`incomplete_invocation_context`, listing the missing specs) and nothing runs.
     ///
     /// # Errors
     ///
@@ -156,13 +158,14 @@ impl RequestReplyHandler {
     /// reply as a whole, so a partial one would lose or duplicate effects.
     ///
     /// - [`Error::MalformedRequest`], [`Error::NoInvocation`]: the bytes are not a batch
+    ///   (on 3.x, also a batch without a target, or with invocations for an empty id)
     ///   (400). Nothing runs.
     /// - [`Error::TooManyInvocations`], [`Error::TooManyStates`]: the batch is over
     ///   [`max_invocations`](Self::max_invocations) or [`max_states`](Self::max_states)
     ///   (413). Nothing runs.
     /// - [`Error::UnknownFunctionType`]: no function is bound to the target's type (404).
-    /// - [`Error::MissingDeclaredState`]: the request lacks a state the binding declares
-    ///   (400). Nothing runs.
+    /// - [`Error::MissingDeclaredState`]: on 2.2, the request lacks a state the binding
+    ///   declares (400). Nothing runs.
     /// - [`Error::UnknownState`], [`Error::UnreadableState`],
     ///   [`Error::UnexpectedMessageType`], [`Error::MalformedArgument`]: an invocation used
     ///   a state the request did not carry or whose value it cannot read, or its argument

@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 use prost::Name;
 use prost_types::Any;
 use statefun_sync::http::{Response as HttpResponse, Server};
+use statefun_sync::proto::egress;
 use statefun_sync::proto::io::KafkaProducerRecord;
+use statefun_sync::types::{Type, TypeName};
 use statefun_sync::{FromAny, RequestReplyHandler, StatefulFunctions};
 
 /// Implements `prost::Name` for a message of package `example`, with the type URL the
@@ -177,9 +179,12 @@ pub fn serve(handler: RequestReplyHandler, options: &Options) -> anyhow::Result<
     Ok(())
 }
 
-/// A readable form of a message: decoded when its type is one of the examples' or a
-/// Kafka record, else its type URL and size.
+/// A readable form of a message: decoded when its type is one of the examples', a 3.x
+/// built-in type or a Kafka record, else its type URL (on 3.x, its typename) and size.
 pub fn describe(any: &Any) -> String {
+    if let Some(text) = describe_typed(any) {
+        return text;
+    }
     fn decoded<M: FromAny + std::fmt::Debug>(any: &Any) -> Option<String> {
         match M::from_any(any)? {
             Ok(message) => Some(format!("{message:?}")),
@@ -202,9 +207,37 @@ pub fn describe(any: &Any) -> String {
         return text;
     }
     decoded::<User>(any)
+        .or_else(|| decoded::<GreetRequest>(any))
         .or_else(|| decoded::<Admin>(any))
         .or_else(|| decoded::<Count>(any))
         .or_else(|| decoded::<Response>(any))
         .or_else(|| decoded::<Forget>(any))
         .unwrap_or_else(|| format!("{} ({} bytes)", any.type_url, any.value.len()))
+}
+
+/// A 3.x value of a built-in type, or a 3.x Kafka record, decoded.
+fn describe_typed(any: &Any) -> Option<String> {
+    fn typed<T: Type + std::fmt::Debug>(any: &Any) -> Option<String> {
+        T::type_name()
+            .is(&any.type_url)
+            .then(|| match T::decode(&any.value) {
+                Ok(value) => format!("{value:?} ({})", any.type_url),
+                Err(err) => format!("{} that does not decode: {err}", any.type_url),
+            })
+    }
+    if TypeName::of_message::<egress::KafkaProducerRecord>().is(&any.type_url) {
+        let record =
+            <egress::KafkaProducerRecord as prost::Message>::decode(&any.value[..]).ok()?;
+        return Some(format!(
+            "KafkaProducerRecord {{ topic: {:?}, key: {:?}, value: {:?} }}",
+            record.topic,
+            record.key,
+            String::from_utf8_lossy(&record.value_bytes)
+        ));
+    }
+    typed::<String>(any)
+        .or_else(|| typed::<i32>(any))
+        .or_else(|| typed::<i64>(any))
+        .or_else(|| typed::<bool>(any))
+        .or_else(|| typed::<f64>(any))
 }

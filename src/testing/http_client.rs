@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::{Reply, Request};
 use crate::http::codec::{encode_request, Framing, Input, ReadError, Reader, ResponseHead};
 use crate::http::OCTET_STREAM;
+use crate::protocol::ProtocolVersion;
 
 /// The most a response head (status line and headers) may take.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -121,7 +122,8 @@ pub enum RemoteError {
         /// The `Content-Type` header, if there was one.
         content_type: Option<String>,
     },
-    /// The response has an empty body.
+    /// The response has an empty body (which only the 3.x runtime reads as an empty
+    /// reply).
     EmptyBody,
     /// The body is not a serialized `FromFunction` with an invocation result.
     MalformedReply {
@@ -246,12 +248,14 @@ pub(crate) fn post(
     })
 }
 
-/// POSTs a batch and checks the response as the runtime does: a 2xx status, the content
-/// type exactly `application/octet-stream`, a body. Returns the body.
+/// POSTs a batch and checks the response as the runtime of `version` does: a 2xx status,
+/// the content type exactly `application/octet-stream`, and, on 2.2, a body (the 3.x
+/// runtime reads an empty body as an empty `FromFunction`). Returns the body.
 pub(crate) fn post_batch(
     endpoint: &Endpoint,
     body: &[u8],
     timeout: Duration,
+    version: ProtocolVersion,
 ) -> Result<Vec<u8>, RemoteError> {
     let response = post(endpoint, body, timeout)?;
     if !(200..300).contains(&response.status) {
@@ -266,14 +270,29 @@ pub(crate) fn post_batch(
             content_type: response.content_type,
         });
     }
-    if response.body.is_empty() {
+    if response.body.is_empty() && version == ProtocolVersion::V2 {
         return Err(RemoteError::EmptyBody);
     }
     Ok(response.body)
 }
 
-/// Sends `request` to the function endpoint at `url` (`http://host:port/path`) as the
-/// runtime would, and decodes the reply: a blocking call on a new connection, for a
+/// Parses `url` and [`post_batch`]es `body` to it: what [`call_remote`] and
+/// [`v3::call_remote`](super::v3::call_remote) share.
+pub(crate) fn exchange(
+    url: &str,
+    body: &[u8],
+    timeout: Duration,
+    version: ProtocolVersion,
+) -> Result<Vec<u8>, RemoteError> {
+    let endpoint = Endpoint::parse(url).map_err(|reason| RemoteError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    })?;
+    post_batch(&endpoint, body, timeout, version)
+}
+
+/// Sends the 2.2 `request` to the function endpoint at `url` (`http://host:port/path`) as
+/// the runtime would, and decodes the reply (for 3.x: [`v3::call_remote`](super::v3::call_remote)): a blocking call on a new connection, for a
 /// tool or a test that talks to a running service.
 ///
 /// The response must be what the runtime accepts: a 2xx status, exactly
@@ -307,11 +326,7 @@ pub(crate) fn post_batch(
 /// `http://host[:port]/path`, [`Io`](RemoteError::Io) when the service cannot be
 /// reached, and the others when its answer is not a reply.
 pub fn call_remote(url: &str, request: &Request, timeout: Duration) -> Result<Reply, RemoteError> {
-    let endpoint = Endpoint::parse(url).map_err(|reason| RemoteError::InvalidUrl {
-        url: url.to_owned(),
-        reason: reason.to_owned(),
-    })?;
-    let body = post_batch(&endpoint, &request.to_bytes(), timeout)?;
+    let body = exchange(url, &request.to_bytes(), timeout, ProtocolVersion::V2)?;
     Reply::decode(&body).map_err(|error| RemoteError::MalformedReply {
         reason: format!("it does not decode as a FromFunction: {error}"),
     })

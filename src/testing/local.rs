@@ -11,18 +11,29 @@ use prost::{Message, Name};
 use prost_types::Any;
 
 use super::http_client::{self, Endpoint};
+use super::v3::{self, StateDeclaration};
 use super::{
-    invocation_result, read_kafka_record, read_kinesis_record, KafkaRecord, KinesisRecord,
-    RemoteError,
+    invocation_result, read, read_kafka_record, read_kinesis_record, to_any, KafkaRecord,
+    KinesisRecord, ReadError, RemoteError,
 };
 use crate::address::{Address, FunctionType};
 use crate::error::Error;
 use crate::handler::RequestReplyHandler;
-use crate::message::pack;
-use crate::message::{unpack, UnpackError};
+use crate::message::{pack, unpack, UnpackError, Value};
 use crate::proto::polyglot::{self as proto, from_function, to_function};
-use crate::registry::StatefulFunctions;
+use crate::proto::reqreply as proto3;
+use crate::protocol::ProtocolVersion;
+use crate::registry::{Expiration, StatefulFunctions};
 use crate::text::Shown;
+use crate::types::Type;
+use crate::value_spec::ValueSpec;
+
+/// The type the 3.x runtime gives a state declared with an empty typename.
+const UNSET_TYPENAME: &str = "io.statefun.types/unset";
+
+/// The most handshakes one batch may answer before the runtime gives up on it: each must
+/// ask for a new state, so only a function that invents states forever reaches it.
+const MAX_HANDSHAKES_PER_BATCH: usize = 100;
 
 /// An in-process stand-in for the Flink Stateful Functions runtime, to run a whole app
 /// in a test or on a laptop: no cluster, no Kafka, no waiting.
@@ -31,13 +42,25 @@ use crate::text::Shown;
 /// production: for every batch it builds a `ToFunction`, calls
 /// [`RequestReplyHandler::handle`] (or POSTs it to a [remote
 /// endpoint](Self::route_to_endpoint)), decodes the `FromFunction` and applies it as the
-/// runtime does:
+/// runtime does. [`new`](Self::new) speaks the 2.2 protocol, [`v3`](Self::v3) the 3.x
+/// protocol, and [`from_handler`](Self::from_handler) the protocol of a handler built
+/// beforehand; remote endpoints are spoken to in the same version.
 ///
-/// - **State.** Each address has the states its function type declares: those its
+/// - **State (2.2).** Each address has the states its function type declares: those its
 ///   [`Binding`](crate::Binding) declares, plus those given to
 ///   [`declare_states`](Self::declare_states). Every request carries all of them (empty
 ///   when without a value); a reply's `MODIFY` and `DELETE` mutations are applied; a
 ///   mutation of a state that is not declared fails the batch.
+/// - **State (3.x).** As the 3.x runtime: it knows no state of a function type until the
+///   function asks for it, so the first request for a type carries none. A reply with
+///   the handshake (`incomplete_invocation_context`) registers the states it lists (name,
+///   typename, expiration) for the whole function type, and the same batch is sent again
+///   with every registered state attached, those without a value as no value. A later
+///   handshake that gives a registered state another typename, a `MODIFY` whose typename
+///   is not the registered one, and a mutation of an unregistered state fail the batch,
+///   as they fail the job. States expire on the virtual clock: `AFTER_INVOKE` (the
+///   SDKs' `expire_after_call`) when no request reached the address for the duration,
+///   `AFTER_WRITE` when the state was not written for the duration.
 /// - **Batching.** One request is in flight per address: the messages that arrive for an
 ///   address before its turn go together in its next batch, up to the binding's
 ///   `max_num_batch_requests`, else [`max_batch_size`](Self::max_batch_size)
@@ -51,19 +74,27 @@ use crate::text::Shown;
 ///   moves: delayed messages arrive when it reaches their due time, in due-time order,
 ///   ties in the order they were sent, and each due time's work runs to completion
 ///   before the clock moves on. A 30-minute timer takes no real time.
+/// - **Cancellation (3.x).** A delayed message sent with a cancellation token is removed
+///   by a later cancellation with that token, as the runtime keys it: by the token and
+///   the id of the address that sends or cancels (the runtime's state key is the id
+///   alone, so functions of different types with one id share their tokens). A
+///   cancellation of a message already delivered, or never sent, does nothing; a second
+///   message with a token still pending, a cancellation with an empty token and a
+///   negative delay fail the batch, as they fail the job.
 /// - **Ingress and egress.** [`send`](Self::send) delivers a message without a caller,
 ///   as from an ingress; messages to an egress are recorded per egress
 ///   ([`egress`](Self::egress)).
 /// - **Failure.** A batch that fails (the function returned an error or panicked, the
-///   handler refused the request, a remote endpoint did not answer with a reply) is not
-///   applied: no state changes, no messages, no egress. The error names the address and
-///   the message, and the runtime stops, as a Flink job fails: later
-///   [`send`](Self::send), [`run`](Self::run) and [`advance`](Self::advance) return
-///   [`RuntimeError::Stopped`]. The states stay readable.
+///   handler refused the request, a remote endpoint did not answer with a reply, the
+///   reply asks for what the runtime refuses) is not applied: no state changes, no
+///   messages, no egress. The error names the address and the message, and the runtime
+///   stops, as a Flink job fails: later [`send`](Self::send), [`run`](Self::run) and
+///   [`advance`](Self::advance) return [`RuntimeError::Stopped`]. The states stay
+///   readable.
 ///
 /// Not simulated: retries (the runtime retries a failed call until the function's
-/// timeout; here the first failure counts), checkpoints and restarts, and state
-/// expiration (`expireAfter`).
+/// timeout; here the first failure counts), checkpoints and restarts, and, on 2.2, state
+/// expiration (`expireAfter` in `module.yaml`).
 ///
 /// ```
 /// use statefun_sync::testing::LocalRuntime;
@@ -80,21 +111,55 @@ use crate::text::Shown;
 /// assert_eq!(runtime.egress("example/out").len(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// On 3.x, the handshake happens once per function type:
+///
+/// ```
+/// use statefun_sync::testing::LocalRuntime;
+/// use statefun_sync::{Context, Message, StatefulFunctions, ValueSpec};
+///
+/// const TOTAL: ValueSpec<i64> = ValueSpec::named("total");
+///
+/// let mut functions = StatefulFunctions::new();
+/// functions
+///     .bind_message("example/adder", |ctx: &mut Context, message: Message| {
+///         let total = ctx.get(&TOTAL)?.unwrap_or(0) + message.get::<i64>()?;
+///         Ok(ctx.set(&TOTAL, &total)?)
+///     })?
+///     .state(&TOTAL);
+///
+/// let mut runtime = LocalRuntime::v3(functions)?;
+/// runtime.send("example/adder", "a", &2i64)?;
+/// runtime.run()?;
+/// runtime.send("example/adder", "a", &3i64)?;
+/// runtime.run()?;
+/// assert_eq!(runtime.get("example/adder", "a", &TOTAL)?, Some(5));
+/// // The first batch was sent twice: without states, then with them.
+/// assert_eq!(runtime.history().len(), 3);
+/// assert_eq!(runtime.registered_states("example/adder")[0].name, "total");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct LocalRuntime {
     handler: RequestReplyHandler,
-    /// Per function type: states declared with `declare_states`, beyond the binding's.
+    /// Per function type (2.2): states declared with `declare_states`, beyond the binding's.
     extra_states: HashMap<FunctionType, Vec<String>>,
+    /// Per function type (3.x): the states registered through the handshake, in
+    /// registration order.
+    registered: HashMap<FunctionType, Vec<StateDeclaration>>,
     remotes: HashMap<FunctionType, Endpoint>,
     max_batch_size: usize,
     max_batches_per_run: usize,
     remote_timeout: Duration,
-    /// Per address: the states that have a value, as serialized `Any`s.
-    states: BTreeMap<Address, BTreeMap<String, Bytes>>,
+    /// Per address: the states that have a value.
+    states: BTreeMap<Address, BTreeMap<String, Stored>>,
     mailboxes: HashMap<Address, VecDeque<Envelope>>,
     /// The addresses with pending messages, each once, in the order they take turns.
     ready: VecDeque<Address>,
     /// Delayed messages by due time, then by the order they were sent.
-    timers: BTreeMap<(Duration, u64), (Address, Envelope)>,
+    timers: BTreeMap<TimerKey, Timer>,
+    /// The pending delayed messages sent with a cancellation token (3.x), by the sender's
+    /// id and the token.
+    tokens: HashMap<(String, String), TimerKey>,
     timers_sent: u64,
     now: Duration,
     egresses: BTreeMap<String, Vec<Any>>,
@@ -103,27 +168,62 @@ pub struct LocalRuntime {
     stopped: Option<String>,
 }
 
+/// A delayed message's due time and the order it was sent in.
+type TimerKey = (Duration, u64);
+
+/// A delayed message waiting for its due time.
+#[derive(Debug)]
+struct Timer {
+    target: Address,
+    envelope: Envelope,
+    /// The sender's id and the cancellation token, when it can be cancelled.
+    token: Option<(String, String)>,
+}
+
+/// A state's value: on 2.2 the serialized `Any`, on 3.x the bytes of the `TypedValue`
+/// (whose typename is the registered one); and when it was last written and last sent
+/// or written, for expiration.
+#[derive(Debug, Clone)]
+struct Stored {
+    bytes: Bytes,
+    written: Duration,
+    touched: Duration,
+}
+
+impl Stored {
+    fn new(bytes: Bytes, now: Duration) -> Self {
+        Stored {
+            bytes,
+            written: now,
+            touched: now,
+        }
+    }
+
+    /// Whether `expiration` has dropped the value by `now` (Flink's TTL: expired once
+    /// `last update + TTL <= now`).
+    fn expired(&self, expiration: Option<Expiration>, now: Duration) -> bool {
+        match expiration {
+            Some(Expiration::AfterInvoke(ttl)) => self.touched.saturating_add(ttl) <= now,
+            Some(Expiration::AfterWrite(ttl)) => self.written.saturating_add(ttl) <= now,
+            None => false,
+        }
+    }
+}
+
 /// A message on its way to a function: who sent it (`None` from an ingress) and what.
+///
+/// Its typed accessors (`typename`, `bytes`, `get`, `unpack`) are those of
+/// [`Sent`](super::Sent).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
     /// The sending function, or `None` when the message came from an ingress.
     pub caller: Option<Address>,
-    /// The message.
+    /// The message (on 3.x, its typename as the type URL).
     pub argument: Any,
 }
 
-impl Envelope {
-    /// The message unpacked into `M`.
-    ///
-    /// # Errors
-    ///
-    /// [`UnpackError`] if it holds another message type, or does not decode.
-    pub fn unpack<M: Message + Name + Default>(&self) -> Result<M, UnpackError> {
-        unpack(&self.argument)
-    }
-}
-
-/// One batch that [`LocalRuntime`] sent: when, to whom, how many messages.
+/// One request that [`LocalRuntime`] sent: when, to whom, how many messages. On 3.x a
+/// batch that needed the handshake is sent twice, and recorded twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchRecord {
     /// The virtual time, since the runtime was created.
@@ -185,19 +285,21 @@ pub enum RuntimeError {
         /// How many messages were pending, delayed ones due by then included.
         pending: usize,
     },
-    /// A function type, id or endpoint given to the runtime is malformed.
+    /// A function type, id or endpoint given to the runtime is malformed, or a 2.2-only
+    /// setting was given to a 3.x runtime.
     InvalidArgument {
         /// What is wrong: [`Error::InvalidTypename`] or [`Error::InvalidArgument`].
         source: Error,
     },
-    /// A state was read or set that the function type does not declare.
+    /// A state was read or set that the function type does not declare (on 3.x: that
+    /// the runtime has not registered and its binding does not declare).
     UnknownState {
         /// The function type.
         function_type: FunctionType,
         /// The state's name.
         state: String,
     },
-    /// A state's value is not a serialized `Any`, or not the message type asked for.
+    /// A state's value is not a serialized `Any`, or not the message type asked for (2.2).
     UnreadableState {
         /// The address (boxed to keep `Result<_, RuntimeError>` small).
         address: Box<Address>,
@@ -205,6 +307,55 @@ pub enum RuntimeError {
         state: String,
         /// Why it cannot be read.
         source: UnpackError,
+    },
+    /// A state read as a [`Type`] holds a value of another type, or one that does not
+    /// decode.
+    UnreadableTypedState {
+        /// The address (boxed to keep `Result<_, RuntimeError>` small).
+        address: Box<Address>,
+        /// The state's name.
+        state: String,
+        /// Why it cannot be read.
+        source: ReadError,
+    },
+    /// A 3.x handshake declares a state that the runtime registered for the function type
+    /// with another typename: the runtime cannot change a state's type, and fails the job.
+    /// The batch was not applied and the runtime stopped.
+    StateTypeChanged {
+        /// The address whose reply it was (boxed to keep `Result<_, RuntimeError>` small);
+        /// the states belong to its function type.
+        address: Box<Address>,
+        /// The state's name.
+        state: String,
+        /// The typename the state was registered with.
+        registered: String,
+        /// The typename the handshake declares.
+        declared: String,
+    },
+    /// A 3.x state was given a value of another type than the one registered for it: by
+    /// a reply's `MODIFY` (the runtime fails the job; the batch was not applied and the
+    /// runtime stopped), or by [`LocalRuntime::set`] or [`LocalRuntime::set_state`].
+    StateTypeMismatch {
+        /// The address (boxed to keep `Result<_, RuntimeError>` small).
+        address: Box<Address>,
+        /// The state's name.
+        state: String,
+        /// The typename the state is registered with.
+        registered: String,
+        /// The typename of the value (`io.statefun.types/unset` for an empty one, as the
+        /// runtime reads it).
+        found: String,
+    },
+    /// A 3.x reply asks for what the runtime refuses, failing the job: a cancellation
+    /// with an empty token, a second delayed message with a token still pending, a
+    /// negative delay, a state that expires after a duration that is not positive, a
+    /// handshake that asks for no new state. The batch was not applied and the runtime
+    /// stopped.
+    RejectedReply {
+        /// The address whose reply it was (boxed to keep `Result<_, RuntimeError>` small).
+        address: Box<Address>,
+        /// What the runtime refuses.
+        reason: String,
     },
 }
 
@@ -275,7 +426,8 @@ impl fmt::Display for RuntimeError {
                 Shown(&function_type.to_string()),
                 Shown(state)
             ),
-            RuntimeError::UnreadableState { address, state, .. } => {
+            RuntimeError::UnreadableState { address, state, .. }
+            | RuntimeError::UnreadableTypedState { address, state, .. } => {
                 write!(
                     f,
                     "cannot read state {} of {}",
@@ -283,6 +435,40 @@ impl fmt::Display for RuntimeError {
                     Shown(&address.to_string())
                 )
             }
+            RuntimeError::StateTypeChanged {
+                address,
+                state,
+                registered,
+                declared,
+            } => write!(
+                f,
+                "the handshake of {} declares state {} of {} with type {}, but the runtime \
+                 registered it with type {} (a state cannot change its type)",
+                Shown(&address.to_string()),
+                Shown(state),
+                Shown(&address.function_type().to_string()),
+                Shown(declared),
+                Shown(registered)
+            ),
+            RuntimeError::StateTypeMismatch {
+                address,
+                state,
+                registered,
+                found,
+            } => write!(
+                f,
+                "state {} of {} was given a value of type {}, but {} registered it with type {}",
+                Shown(state),
+                Shown(&address.to_string()),
+                Shown(found),
+                Shown(&address.function_type().to_string()),
+                Shown(registered)
+            ),
+            RuntimeError::RejectedReply { address, reason } => write!(
+                f,
+                "the runtime rejects the reply for {}: {reason}",
+                Shown(&address.to_string())
+            ),
         }
     }
 }
@@ -294,6 +480,7 @@ impl StdError for RuntimeError {
             | RuntimeError::InvalidArgument { source } => Some(source),
             RuntimeError::RemoteFailed { source, .. } => Some(source),
             RuntimeError::UnreadableState { source, .. } => Some(source),
+            RuntimeError::UnreadableTypedState { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -334,12 +521,32 @@ impl LocalRuntime {
     /// the runtime's default connect, read and write timeouts.
     pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
 
-    /// A runtime for the functions in `functions`, at virtual time zero, with no state
-    /// and no pending messages.
+    /// A runtime for the functions in `functions` that speaks the 2.2 protocol, at
+    /// virtual time zero, with no state and no pending messages.
     pub fn new(functions: StatefulFunctions) -> Self {
+        Self::from_handler(RequestReplyHandler::new(functions))
+    }
+
+    /// A runtime for the functions in `functions` that speaks the 3.x protocol, as the
+    /// Stateful Functions 3.0 to 3.3 runtimes do: the state handshake, typed values,
+    /// cancellable delayed messages and state expiration, at virtual time zero, with no
+    /// registered state and no pending messages.
+    ///
+    /// # Errors
+    ///
+    /// As [`RequestReplyHandler::v3`]: [`Error::UntypedState`] if a function declares a
+    /// state by name only.
+    pub fn v3(functions: StatefulFunctions) -> Result<Self, Error> {
+        Ok(Self::from_handler(RequestReplyHandler::v3(functions)?))
+    }
+
+    /// A runtime for the functions of `handler`, speaking the handler's protocol version
+    /// (to remote endpoints too), with the handler's limits.
+    pub fn from_handler(handler: RequestReplyHandler) -> Self {
         LocalRuntime {
-            handler: RequestReplyHandler::new(functions),
+            handler,
             extra_states: HashMap::new(),
+            registered: HashMap::new(),
             remotes: HashMap::new(),
             max_batch_size: Self::DEFAULT_MAX_BATCH_SIZE,
             max_batches_per_run: Self::DEFAULT_MAX_BATCHES_PER_RUN,
@@ -348,6 +555,7 @@ impl LocalRuntime {
             mailboxes: HashMap::new(),
             ready: VecDeque::new(),
             timers: BTreeMap::new(),
+            tokens: HashMap::new(),
             timers_sent: 0,
             now: Duration::ZERO,
             egresses: BTreeMap::new(),
@@ -356,21 +564,41 @@ impl LocalRuntime {
         }
     }
 
+    /// The protocol version the runtime speaks.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.handler.protocol_version()
+    }
+
+    fn is_v3(&self) -> bool {
+        self.protocol_version() == ProtocolVersion::V3
+    }
+
     /// Declares states for the function type `typename`, beyond those its binding
-    /// declares: what `module.yaml` would list. Needed for a function
+    /// declares: what `module.yaml` would list (2.2). Needed for a function
     /// [routed to an endpoint](Self::route_to_endpoint), and for a bound function that
     /// uses states without declaring them on its binding. Declaring a state twice is
     /// harmless.
     ///
     /// # Errors
     ///
-    /// [`RuntimeError::InvalidArgument`] if `typename` is not `namespace/name`.
+    /// [`RuntimeError::InvalidArgument`] if `typename` is not `namespace/name`, or if the
+    /// runtime speaks 3.x, where functions declare their states through the handshake.
     pub fn declare_states<S: Into<String>>(
         mut self,
         typename: &str,
         states: impl IntoIterator<Item = S>,
     ) -> Result<Self, RuntimeError> {
         let function_type = typename.parse::<FunctionType>().map_err(invalid)?;
+        if self.is_v3() {
+            return Err(invalid(Error::InvalidArgument {
+                operation: "LocalRuntime::declare_states",
+                reason: format!(
+                    "a 3.x function declares its states through the handshake; {} needs no \
+                     declaration here",
+                    Shown(typename)
+                ),
+            }));
+        }
         let declared = self.extra_states.entry(function_type).or_default();
         for state in states {
             let state = state.into();
@@ -383,10 +611,12 @@ impl LocalRuntime {
 
     /// Sends the batches for function type `typename` to the remote function at `url`
     /// (`http://host:port/path`) instead of the registry, as a `POST` of the
-    /// `ToFunction` bytes; the answer must be a 2xx with content type
-    /// `application/octet-stream` and a `FromFunction` body, as the runtime requires.
-    /// The remote function's states must be declared with
-    /// [`declare_states`](Self::declare_states).
+    /// `ToFunction` bytes, in the runtime's protocol version; the answer must be a 2xx
+    /// with content type `application/octet-stream` and a `FromFunction` body, as the
+    /// runtime requires (on 3.x an empty body is an empty reply, as there). On 2.2 the
+    /// remote function's states must be declared with
+    /// [`declare_states`](Self::declare_states); on 3.x the remote function asks for
+    /// them through the handshake.
     ///
     /// The client is blocking, one connection per batch, bounded by
     /// [`remote_timeout`](Self::remote_timeout). Use a loopback address in tests.
@@ -428,14 +658,21 @@ impl LocalRuntime {
     }
 
     /// Queues `message` for the instance `id` of `typename`, without a caller, as an
-    /// ingress would. Nothing runs until [`run`](Self::run) or [`advance`](Self::advance):
-    /// messages sent meanwhile to one address go in one batch.
+    /// ingress would: an `Any` (on 3.x its type URL is the typename), or `&T` for any
+    /// [`Type`] (`&5i32`, `&"x".to_string()`, `&my_message`). Nothing runs until
+    /// [`run`](Self::run) or [`advance`](Self::advance): messages sent meanwhile to one
+    /// address go in one batch.
     ///
     /// # Errors
     ///
     /// [`RuntimeError::InvalidArgument`] if `typename` is not `namespace/name` or `id`
     /// is empty; [`RuntimeError::Stopped`] after a failure.
-    pub fn send(&mut self, typename: &str, id: &str, message: Any) -> Result<(), RuntimeError> {
+    pub fn send<V: Value>(
+        &mut self,
+        typename: &str,
+        id: &str,
+        message: V,
+    ) -> Result<(), RuntimeError> {
         self.check_running()?;
         let address = Address::from_typename(typename, id).map_err(invalid)?;
         if id.is_empty() {
@@ -448,7 +685,7 @@ impl LocalRuntime {
             address,
             Envelope {
                 caller: None,
-                argument: message,
+                argument: to_any(message),
             },
         );
         Ok(())
@@ -469,15 +706,18 @@ impl LocalRuntime {
     }
 
     /// Runs batches until no message is pending, delayed messages due by now included,
-    /// and returns how many batches ran. The clock does not move.
+    /// and returns how many batches ran (a 3.x batch sent again after the handshake
+    /// counts once). The clock does not move.
     ///
     /// # Errors
     ///
-    /// [`RuntimeError::FunctionFailed`], [`RuntimeError::RemoteFailed`] or
-    /// [`RuntimeError::UndeclaredStateMutation`] for a batch that failed (it is not
-    /// applied, and the runtime stops); [`RuntimeError::BatchLimitReached`] if
-    /// messages are still pending after the maximum number of batches;
-    /// [`RuntimeError::Stopped`] after an earlier failure.
+    /// [`RuntimeError::FunctionFailed`], [`RuntimeError::RemoteFailed`],
+    /// [`RuntimeError::UndeclaredStateMutation`] and, on 3.x,
+    /// [`RuntimeError::StateTypeChanged`], [`RuntimeError::StateTypeMismatch`] or
+    /// [`RuntimeError::RejectedReply`] for a batch that failed (it is not applied, and
+    /// the runtime stops); [`RuntimeError::BatchLimitReached`] if messages are still
+    /// pending after the maximum number of batches; [`RuntimeError::Stopped`] after an
+    /// earlier failure.
     pub fn run(&mut self) -> Result<usize, RuntimeError> {
         self.run_until(self.now)
     }
@@ -508,20 +748,32 @@ impl LocalRuntime {
         self.mailboxes.values().map(VecDeque::len).sum()
     }
 
-    /// The delayed messages not delivered yet: due time and target, in delivery order.
+    /// The delayed messages not delivered (nor cancelled) yet: due time and target, in
+    /// delivery order.
     pub fn pending_delayed(&self) -> impl Iterator<Item = (Duration, &Address)> + '_ {
         self.timers
             .iter()
-            .map(|((due, _), (target, _))| (*due, target))
+            .map(|((due, _), timer)| (*due, &timer.target))
     }
 
-    /// Every batch sent so far, in order.
+    /// Every request sent so far, in order.
     pub fn history(&self) -> &[BatchRecord] {
         &self.history
     }
 
+    /// The states the runtime registered for the function type `typename` through the
+    /// 3.x handshake (or [`set`](Self::set)), in registration order; empty when it has
+    /// none, and always on 2.2.
+    pub fn registered_states(&self, typename: &str) -> &[StateDeclaration] {
+        typename
+            .parse::<FunctionType>()
+            .ok()
+            .and_then(|function_type| self.registered.get(&function_type))
+            .map_or(&[], Vec::as_slice)
+    }
+
     /// The messages sent to the egress `typename` (`namespace/name`) so far, in order;
-    /// empty if none.
+    /// empty if none. On 3.x each one's type URL is its typename.
     pub fn egress(&self, typename: &str) -> &[Any] {
         self.egresses.get(typename).map_or(&[], Vec::as_slice)
     }
@@ -539,8 +791,22 @@ impl LocalRuntime {
         self.egress(typename).iter().map(unpack).collect()
     }
 
-    /// The Kafka records sent to the egress `typename` so far, their values decoded as
-    /// `M` (see [`read_kafka_record`](super::read_kafka_record)).
+    /// The messages sent to the egress `typename` so far, each read as a `T`: a built-in
+    /// type, a [`protobuf_type!`](crate::protobuf_type) (3.x Kafka and Kinesis records
+    /// among them: [`proto::egress::KafkaProducerRecord`](crate::proto::egress::KafkaProducerRecord)),
+    /// a JSON type (`json_type!`, feature `json`), any other [`Type`].
+    ///
+    /// # Errors
+    ///
+    /// The first [`ReadError`]: a message of another typename, or one that does not
+    /// decode.
+    pub fn egress_values<T: Type>(&self, typename: &str) -> Result<Vec<T>, ReadError> {
+        self.egress(typename).iter().map(read).collect()
+    }
+
+    /// The 2.2 Kafka records sent to the egress `typename` so far, their values decoded
+    /// as `M` (see [`read_kafka_record`](super::read_kafka_record)). On 3.x, read the
+    /// records with [`egress_values`](Self::egress_values).
     ///
     /// ```
     /// use statefun_sync::testing::LocalRuntime;
@@ -577,8 +843,9 @@ impl LocalRuntime {
             .collect()
     }
 
-    /// The Kinesis records sent to the egress `typename` so far, their values decoded
-    /// as `M` (see [`read_kinesis_record`](super::read_kinesis_record)).
+    /// The 2.2 Kinesis records sent to the egress `typename` so far, their values decoded
+    /// as `M` (see [`read_kinesis_record`](super::read_kinesis_record)). On 3.x, read the
+    /// records with [`egress_values`](Self::egress_values).
     ///
     /// # Errors
     ///
@@ -605,24 +872,33 @@ impl LocalRuntime {
     }
 
     /// The current value of the state `name` of the instance `id` of `typename`, or
-    /// `None` when it has no value.
+    /// `None` when it has no value (on 3.x: or it expired by now). On 3.x the type URL
+    /// is the state's registered typename.
     ///
     /// # Errors
     ///
     /// [`RuntimeError::InvalidArgument`] if `typename` is not `namespace/name`;
-    /// [`RuntimeError::UnknownState`] if the function type does not declare `name`;
-    /// [`RuntimeError::UnreadableState`] if the value is not a serialized `Any` (a
+    /// [`RuntimeError::UnknownState`] if the function type does not declare `name` (on
+    /// 3.x: the runtime has not registered it and the binding does not declare it);
+    /// [`RuntimeError::UnreadableState`] if a 2.2 value is not a serialized `Any` (a
     /// remote function can store any bytes).
     pub fn state(&self, typename: &str, id: &str, name: &str) -> Result<Option<Any>, RuntimeError> {
         let address = Address::from_typename(typename, id).map_err(invalid)?;
+        if self.is_v3() {
+            let declaration = self.known_state(&address, name)?;
+            return Ok(self.live_value(&address, &declaration).map(|stored| Any {
+                type_url: declaration.typename.clone(),
+                value: stored.bytes.to_vec(),
+            }));
+        }
         self.check_declared(&address, name)?;
-        let Some(bytes) = self.states.get(&address).and_then(|s| s.get(name)) else {
+        let Some(stored) = self.states.get(&address).and_then(|s| s.get(name)) else {
             return Ok(None);
         };
-        if bytes.is_empty() {
+        if stored.bytes.is_empty() {
             return Ok(None);
         }
-        Any::decode(bytes.as_ref())
+        Any::decode(stored.bytes.as_ref())
             .map(Some)
             .map_err(|source| RuntimeError::UnreadableState {
                 address: Box::new(address),
@@ -660,13 +936,72 @@ impl LocalRuntime {
             })
     }
 
-    /// Sets the state `name` of the instance `id` of `typename` to `value` (`None`
-    /// clears it), as if a reply had: to start a test from a given state.
+    /// The current value of the state of `spec` of the instance `id` of `typename`, read
+    /// as the spec's type, or `None` when it has no value (on 3.x: or it expired by now).
+    /// Reading does not count as a call for `expire_after_call`.
+    ///
+    /// # Errors
+    ///
+    /// As [`state`](Self::state), and [`RuntimeError::UnreadableTypedState`] if the value
+    /// has another typename than the spec's, or does not decode.
+    pub fn get<T: Type>(
+        &self,
+        typename: &str,
+        id: &str,
+        spec: &ValueSpec<T>,
+    ) -> Result<Option<T>, RuntimeError> {
+        let Some(any) = self.state(typename, id, spec.name())? else {
+            return Ok(None);
+        };
+        read(&any)
+            .map(Some)
+            .map_err(|source| RuntimeError::UnreadableTypedState {
+                // `state` succeeded, so the typename parses.
+                address: Box::new(Address::from_typename(typename, id).unwrap_or_default()),
+                state: spec.name().to_owned(),
+                source,
+            })
+    }
+
+    /// Sets the state of `spec` of the instance `id` of `typename` to `value`, as if a
+    /// reply had: to start a test from a given state. On 3.x a state the runtime has not
+    /// registered yet is registered as the handshake would: as the binding declares it,
+    /// or, for a remote function, as `spec` says.
     ///
     /// # Errors
     ///
     /// [`RuntimeError::InvalidArgument`] if `typename` is not `namespace/name`;
-    /// [`RuntimeError::UnknownState`] if the function type does not declare `name`.
+    /// [`RuntimeError::UnknownState`] if a 2.2 function type does not declare the state;
+    /// [`RuntimeError::StateTypeMismatch`] if a 3.x state is registered (or declared)
+    /// with another type than the spec's.
+    pub fn set<T: Type>(
+        &mut self,
+        typename: &str,
+        id: &str,
+        spec: &ValueSpec<T>,
+        value: &T,
+    ) -> Result<(), RuntimeError> {
+        if self.is_v3() {
+            let address = Address::from_typename(typename, id).map_err(invalid)?;
+            let fallback = StateDeclaration::from(spec);
+            let declaration = self.known_state_or(&address, spec.name(), Some(fallback))?;
+            self.register_for_set(&address, declaration);
+        }
+        self.set_state(typename, id, spec.name(), Some(to_any(value)))
+    }
+
+    /// Sets the state `name` of the instance `id` of `typename` to `value` (`None`
+    /// clears it), as if a reply had: to start a test from a given state. On 3.x the
+    /// value's type URL is its typename, and a state the runtime has not registered yet
+    /// is registered as its binding declares it.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::InvalidArgument`] if `typename` is not `namespace/name`;
+    /// [`RuntimeError::UnknownState`] if the function type does not declare `name` (on
+    /// 3.x: the runtime has not registered it and the binding does not declare it);
+    /// [`RuntimeError::StateTypeMismatch`] if a 3.x value has another typename than the
+    /// state's.
     pub fn set_state(
         &mut self,
         typename: &str,
@@ -675,15 +1010,36 @@ impl LocalRuntime {
         value: Option<Any>,
     ) -> Result<(), RuntimeError> {
         let address = Address::from_typename(typename, id).map_err(invalid)?;
-        self.check_declared(&address, name)?;
-        let states = self.states.entry(address).or_default();
-        match value {
-            Some(any) => {
-                states.insert(name.to_owned(), Bytes::from(any.encode_to_vec()));
+        let bytes = if self.is_v3() {
+            let declaration = self.known_state(&address, name)?;
+            if let Some(any) = &value {
+                if any.type_url != declaration.typename {
+                    return Err(RuntimeError::StateTypeMismatch {
+                        address: Box::new(address),
+                        state: name.to_owned(),
+                        registered: declaration.typename,
+                        found: any.type_url.clone(),
+                    });
+                }
+            }
+            self.register_for_set(&address, declaration);
+            value.map(|any| Bytes::from(any.value))
+        } else {
+            self.check_declared(&address, name)?;
+            value.map(|any| Bytes::from(any.encode_to_vec()))
+        };
+        let now = self.now;
+        let states = self.states.entry(address.clone()).or_default();
+        match bytes {
+            Some(bytes) => {
+                states.insert(name.to_owned(), Stored::new(bytes, now));
             }
             None => {
                 states.remove(name);
             }
+        }
+        if states.is_empty() {
+            self.states.remove(&address);
         }
         Ok(())
     }
@@ -708,15 +1064,85 @@ impl LocalRuntime {
         }
     }
 
-    /// The states the runtime sends to `address`: the binding's (unless the type is
-    /// routed to an endpoint), then those given to `declare_states`.
+    /// The 3.x state `name` of `address`'s function type: as registered, else as its
+    /// (local) binding declares it.
+    fn known_state(&self, address: &Address, name: &str) -> Result<StateDeclaration, RuntimeError> {
+        self.known_state_or(address, name, None)
+    }
+
+    /// As [`known_state`](Self::known_state), with `fallback` for a state neither
+    /// registered nor declared.
+    fn known_state_or(
+        &self,
+        address: &Address,
+        name: &str,
+        fallback: Option<StateDeclaration>,
+    ) -> Result<StateDeclaration, RuntimeError> {
+        let function_type = address.function_type();
+        let registered = self
+            .registered
+            .get(function_type)
+            .and_then(|states| states.iter().find(|s| s.name == name));
+        if let Some(registered) = registered {
+            return Ok(registered.clone());
+        }
+        let declared = self
+            .local_function(function_type)
+            .and_then(|function| function.declared_states().iter().find(|s| s.name() == name))
+            .map(StateDeclaration::from);
+        declared
+            .or(fallback)
+            .map(|mut declaration| {
+                if declaration.typename.is_empty() {
+                    declaration.typename = UNSET_TYPENAME.to_owned();
+                }
+                declaration
+            })
+            .ok_or_else(|| RuntimeError::UnknownState {
+                function_type: function_type.clone(),
+                state: name.to_owned(),
+            })
+    }
+
+    /// Registers `declaration` for `address`'s function type unless a state of that
+    /// name is registered already.
+    fn register_for_set(&mut self, address: &Address, declaration: StateDeclaration) {
+        let registered = self
+            .registered
+            .entry(address.function_type().clone())
+            .or_default();
+        if !registered.iter().any(|s| s.name == declaration.name) {
+            registered.push(declaration);
+        }
+    }
+
+    /// The function bound in the registry for `function_type`, unless the type is routed
+    /// to an endpoint.
+    fn local_function(
+        &self,
+        function_type: &FunctionType,
+    ) -> Option<&crate::registry::BoundFunction> {
+        if self.remotes.contains_key(function_type) {
+            return None;
+        }
+        self.handler.functions().get(function_type)
+    }
+
+    /// The value of a 3.x state, unless it has none or expired by now.
+    fn live_value(&self, address: &Address, declaration: &StateDeclaration) -> Option<&Stored> {
+        self.states
+            .get(address)
+            .and_then(|states| states.get(&declaration.name))
+            .filter(|stored| !stored.expired(declaration.expiration, self.now))
+    }
+
+    /// The states the runtime sends to `address` on 2.2: the binding's (unless the type
+    /// is routed to an endpoint), then those given to `declare_states`.
     fn declared_states(&self, address: &Address) -> Vec<&str> {
         let function_type = address.function_type();
         let mut names: Vec<&str> = Vec::new();
-        if !self.remotes.contains_key(function_type) {
-            if let Some(function) = self.handler.functions().get(function_type) {
-                names.extend(function.declared_states().iter().map(|s| s.name()));
-            }
+        if let Some(function) = self.local_function(function_type) {
+            names.extend(function.declared_states().iter().map(|s| s.name()));
         }
         if let Some(extra) = self.extra_states.get(function_type) {
             for name in extra {
@@ -729,12 +1155,7 @@ impl LocalRuntime {
     }
 
     fn max_batch_for(&self, address: &Address) -> usize {
-        if self.remotes.contains_key(address.function_type()) {
-            return self.max_batch_size;
-        }
-        self.handler
-            .functions()
-            .get(address.function_type())
+        self.local_function(address.function_type())
             .and_then(|function| function.max_num_batch_requests())
             .map_or(self.max_batch_size, |max| (max as usize).max(1))
     }
@@ -755,8 +1176,11 @@ impl LocalRuntime {
             if entry.key().0 > self.now {
                 break;
             }
-            let (target, envelope) = entry.remove();
-            self.deliver(target, envelope);
+            let timer = entry.remove();
+            if let Some(token) = timer.token {
+                self.tokens.remove(&token);
+            }
+            self.deliver(timer.target, timer.envelope);
         }
     }
 
@@ -798,15 +1222,10 @@ impl LocalRuntime {
         } else {
             self.ready.push_back(address.clone());
         }
-        self.history.push(BatchRecord {
-            at: self.now,
-            target: address.clone(),
-            size: batch.len(),
-        });
 
-        match self.call(&address, &batch) {
-            Ok(response) => {
-                self.apply(address, response);
+        match self.exchange(&address, &batch) {
+            Ok(outcome) => {
+                self.apply(address, outcome);
                 Ok(())
             }
             Err(error) => {
@@ -821,15 +1240,43 @@ impl LocalRuntime {
         }
     }
 
-    /// One request-reply round trip for `batch`, checked but not applied.
-    fn call(
-        &self,
-        address: &Address,
-        batch: &[Envelope],
-    ) -> Result<from_function::InvocationResponse, RuntimeError> {
+    /// Sends `batch` to `address` until it ran (on 3.x, registering the states each
+    /// handshake asks for, and sending the batch again), and checks the reply; does not
+    /// apply it.
+    fn exchange(&mut self, address: &Address, batch: &[Envelope]) -> Result<Outcome, RuntimeError> {
+        for _ in 0..=MAX_HANDSHAKES_PER_BATCH {
+            let request = self.request(address, batch);
+            self.history.push(BatchRecord {
+                at: self.now,
+                target: address.clone(),
+                size: batch.len(),
+            });
+            match self.call(address, batch, &request)? {
+                Answer::Ran(outcome) => {
+                    self.check(address, &outcome)?;
+                    return Ok(outcome);
+                }
+                Answer::Handshake(declarations) => self.register(address, declarations)?,
+            }
+        }
+        Err(rejected(
+            address,
+            format!(
+                "the function answered {MAX_HANDSHAKES_PER_BATCH} handshakes in a row, each \
+                 asking for states it had not asked for before"
+            ),
+        ))
+    }
+
+    /// The request for `batch`, with the states of `address` attached. On 3.x, expired
+    /// values are dropped first, and attaching counts as a call for `AFTER_INVOKE`.
+    fn request(&mut self, address: &Address, batch: &[Envelope]) -> Vec<u8> {
+        if self.is_v3() {
+            return self.request_v3(address, batch);
+        }
         let declared = self.declared_states(address);
         let values = self.states.get(address);
-        let request = proto::ToFunction {
+        proto::ToFunction {
             request: Some(to_function::Request::Invocation(
                 to_function::InvocationBatchRequest {
                     target: Some(address.into()),
@@ -839,7 +1286,7 @@ impl LocalRuntime {
                             state_name: (*name).to_owned(),
                             state_value: values
                                 .and_then(|v| v.get(*name))
-                                .cloned()
+                                .map(|stored| stored.bytes.clone())
                                 .unwrap_or_default(),
                         })
                         .collect(),
@@ -853,19 +1300,89 @@ impl LocalRuntime {
                 },
             )),
         }
-        .encode_to_vec();
+        .encode_to_vec()
+    }
 
-        let response = match self.remotes.get(address.function_type()) {
-            Some(endpoint) => self.call_remote(endpoint, &request).map_err(|source| {
-                RuntimeError::RemoteFailed {
+    fn request_v3(&mut self, address: &Address, batch: &[Envelope]) -> Vec<u8> {
+        let now = self.now;
+        let declarations = self
+            .registered
+            .get(address.function_type())
+            .map_or(&[][..], Vec::as_slice);
+        let mut values = self.states.get_mut(address);
+        let mut state = Vec::with_capacity(declarations.len());
+        for declaration in declarations {
+            let stored = values.as_mut().and_then(|values| {
+                let expired = values
+                    .get(&declaration.name)
+                    .is_some_and(|stored| stored.expired(declaration.expiration, now));
+                if expired {
+                    values.remove(&declaration.name);
+                }
+                values.get_mut(&declaration.name)
+            });
+            let state_value = stored.map(|stored| {
+                // Flink's TTL `OnReadAndWrite`: the runtime reads each state to attach it.
+                if matches!(declaration.expiration, Some(Expiration::AfterInvoke(_))) {
+                    stored.touched = now;
+                }
+                proto3::TypedValue {
+                    typename: declaration.typename.clone(),
+                    has_value: true,
+                    value: stored.bytes.clone(),
+                }
+            });
+            state.push(proto3::to_function::PersistedValue {
+                state_name: declaration.name.clone(),
+                state_value,
+            });
+        }
+        if self.states.get(address).is_some_and(BTreeMap::is_empty) {
+            self.states.remove(address);
+        }
+        proto3::ToFunction {
+            request: Some(proto3::to_function::Request::Invocation(
+                proto3::to_function::InvocationBatchRequest {
+                    target: Some(v3::address_to_proto(address)),
+                    state,
+                    invocations: batch
+                        .iter()
+                        .map(|envelope| proto3::to_function::Invocation {
+                            caller: envelope.caller.as_ref().map(v3::address_to_proto),
+                            argument: Some(v3::typed_value(envelope.argument.clone())),
+                        })
+                        .collect(),
+                },
+            )),
+        }
+        .encode_to_vec()
+    }
+
+    /// One request-reply round trip, decoded but neither checked nor applied.
+    fn call(
+        &self,
+        address: &Address,
+        batch: &[Envelope],
+        request: &[u8],
+    ) -> Result<Answer, RuntimeError> {
+        let version = self.protocol_version();
+        match self.remotes.get(address.function_type()) {
+            Some(endpoint) => {
+                let answer =
+                    http_client::post_batch(endpoint, request, self.remote_timeout, version)
+                        .and_then(|body| {
+                            decode_answer(version, &body)
+                                .map_err(|reason| RemoteError::MalformedReply { reason })
+                        });
+                answer.map_err(|source| RuntimeError::RemoteFailed {
                     address: Box::new(address.clone()),
                     message: Box::new(batch[0].clone()),
                     endpoint: endpoint.url().to_owned(),
                     source,
-                }
-            })?,
+                })
+            }
             None => {
-                let reply = self.handler.handle(&request).map_err(|source| {
+                let reply = self.handler.handle(request).map_err(|source| {
                     let index = failed_invocation(&source).filter(|&i| i < batch.len());
                     RuntimeError::FunctionFailed {
                         address: Box::new(address.clone()),
@@ -873,72 +1390,223 @@ impl LocalRuntime {
                         source,
                     }
                 })?;
-                // The handler's own reply always decodes; a default would apply nothing.
-                decode_reply(&reply).unwrap_or_default()
+                // The handler's own reply always decodes; an empty one would apply nothing.
+                Ok(decode_answer(version, &reply).unwrap_or(Answer::Ran(Outcome::default())))
             }
-        };
-
-        if let Some(mutation) = response
-            .state_mutations
-            .iter()
-            .find(|m| !declared.contains(&m.state_name.as_str()))
-        {
-            return Err(RuntimeError::UndeclaredStateMutation {
-                address: Box::new(address.clone()),
-                state: mutation.state_name.clone(),
-            });
         }
-        Ok(response)
     }
 
-    fn call_remote(
-        &self,
-        endpoint: &Endpoint,
-        request: &[u8],
-    ) -> Result<from_function::InvocationResponse, RemoteError> {
-        let body = http_client::post_batch(endpoint, request, self.remote_timeout)?;
-        decode_reply(&body).map_err(|reason| RemoteError::MalformedReply { reason })
+    /// Registers the states a 3.x handshake asks for, as the runtime does: a new name is
+    /// registered with its typename and expiration; a known one must keep its typename.
+    fn register(
+        &mut self,
+        address: &Address,
+        declarations: Vec<StateDeclaration>,
+    ) -> Result<(), RuntimeError> {
+        let function_type = address.function_type();
+        let registered = self
+            .registered
+            .get(function_type)
+            .map_or(&[][..], Vec::as_slice);
+        let mut new = Vec::new();
+        for mut declaration in declarations {
+            if declaration.typename.is_empty() {
+                declaration.typename = UNSET_TYPENAME.to_owned();
+            }
+            let known = registered
+                .iter()
+                .chain(&new)
+                .find(|s: &&StateDeclaration| s.name == declaration.name);
+            match known {
+                Some(known) if known.typename != declaration.typename => {
+                    return Err(RuntimeError::StateTypeChanged {
+                        address: Box::new(address.clone()),
+                        state: declaration.name,
+                        registered: known.typename.clone(),
+                        declared: declaration.typename,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    if let Err(reason) = check_declaration(&declaration) {
+                        return Err(rejected(address, reason));
+                    }
+                    new.push(declaration);
+                }
+            }
+        }
+        if new.is_empty() {
+            return Err(rejected(
+                address,
+                "its handshake asks for no state that the request lacked (the runtime would \
+                 send the batch again forever)"
+                    .to_owned(),
+            ));
+        }
+        self.registered
+            .entry(function_type.clone())
+            .or_default()
+            .extend(new);
+        Ok(())
+    }
+
+    /// Checks a reply as the runtime does before it applies it: every mutated state is
+    /// declared (2.2) or registered (3.x) and, on 3.x, of the registered type; on 3.x,
+    /// delays are not negative and cancellation tokens are not empty or still pending.
+    fn check(&self, address: &Address, outcome: &Outcome) -> Result<(), RuntimeError> {
+        if self.is_v3() {
+            return self.check_v3(address, outcome);
+        }
+        let declared = self.declared_states(address);
+        match outcome
+            .mutations
+            .iter()
+            .find(|m| !declared.contains(&m.name.as_str()))
+        {
+            Some(mutation) => Err(RuntimeError::UndeclaredStateMutation {
+                address: Box::new(address.clone()),
+                state: mutation.name.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn check_v3(&self, address: &Address, outcome: &Outcome) -> Result<(), RuntimeError> {
+        let registered = self
+            .registered
+            .get(address.function_type())
+            .map_or(&[][..], Vec::as_slice);
+        for mutation in &outcome.mutations {
+            let Some(declaration) = registered.iter().find(|s| s.name == mutation.name) else {
+                return Err(RuntimeError::UndeclaredStateMutation {
+                    address: Box::new(address.clone()),
+                    state: mutation.name.clone(),
+                });
+            };
+            if let Some(typename) = &mutation.typename {
+                let found = if typename.is_empty() {
+                    UNSET_TYPENAME
+                } else {
+                    typename
+                };
+                if found != declaration.typename {
+                    return Err(RuntimeError::StateTypeMismatch {
+                        address: Box::new(address.clone()),
+                        state: mutation.name.clone(),
+                        registered: declaration.typename.clone(),
+                        found: found.to_owned(),
+                    });
+                }
+            }
+        }
+        // Which tokens are pending as the reply is applied in order: what the reply
+        // changed, else what was pending before it.
+        let mut changed: HashMap<&str, bool> = HashMap::new();
+        let id = address.id();
+        for delayed in &outcome.delayed {
+            match delayed {
+                DelayedCommand::Send { delay_ms, .. } if *delay_ms < 0 => {
+                    return Err(rejected(
+                        address,
+                        format!("a delayed message has the negative delay {delay_ms} ms"),
+                    ));
+                }
+                DelayedCommand::Send {
+                    token: Some(token), ..
+                } => {
+                    let pending = changed.get(token.as_str()).copied().unwrap_or_else(|| {
+                        self.tokens.contains_key(&(id.to_owned(), token.clone()))
+                    });
+                    if pending {
+                        return Err(rejected(
+                            address,
+                            format!(
+                                "a delayed message reuses the cancellation token {} of a \
+                                 message still pending",
+                                Shown(token)
+                            ),
+                        ));
+                    }
+                    changed.insert(token, true);
+                }
+                DelayedCommand::Send { token: None, .. } => {}
+                DelayedCommand::Cancel { token } if token.is_empty() => {
+                    return Err(rejected(
+                        address,
+                        "a cancellation has an empty token".to_owned(),
+                    ));
+                }
+                DelayedCommand::Cancel { token } => {
+                    changed.insert(token, false);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Applies a checked reply of `address`, as the runtime does: state mutations, then
-    /// messages, delayed messages and egress messages, each in the reply's order.
-    fn apply(&mut self, address: Address, response: from_function::InvocationResponse) {
+    /// messages, delayed messages and cancellations, and egress messages, each in the
+    /// reply's order.
+    fn apply(&mut self, address: Address, outcome: Outcome) {
+        let now = self.now;
         let states = self.states.entry(address.clone()).or_default();
-        for mutation in response.state_mutations {
-            let modify = mutation.mutation_type
-                == from_function::persisted_value_mutation::MutationType::Modify as i32;
-            if modify && !mutation.state_value.is_empty() {
-                states.insert(mutation.state_name, mutation.state_value);
-            } else {
-                states.remove(&mutation.state_name);
+        for mutation in outcome.mutations {
+            match mutation.value {
+                Some(bytes) => {
+                    states.insert(mutation.name, Stored::new(bytes, now));
+                }
+                None => {
+                    states.remove(&mutation.name);
+                }
             }
         }
         if states.is_empty() {
             self.states.remove(&address);
         }
-        for message in response.outgoing_messages {
+        for (target, argument) in outcome.messages {
             let envelope = Envelope {
                 caller: Some(address.clone()),
-                argument: message.argument.unwrap_or_default(),
+                argument,
             };
-            self.deliver(message.target.unwrap_or_default().into(), envelope);
+            self.deliver(target, envelope);
         }
-        for delayed in response.delayed_invocations {
-            let delay = Duration::from_millis(delayed.delay_in_ms.max(0) as u64);
-            let envelope = Envelope {
-                caller: Some(address.clone()),
-                argument: delayed.argument.unwrap_or_default(),
-            };
-            let key = (self.now.saturating_add(delay), self.timers_sent);
-            self.timers_sent += 1;
-            self.timers
-                .insert(key, (delayed.target.unwrap_or_default().into(), envelope));
+        for delayed in outcome.delayed {
+            match delayed {
+                DelayedCommand::Send {
+                    delay_ms,
+                    target,
+                    argument,
+                    token,
+                } => {
+                    let delay = Duration::from_millis(u64::try_from(delay_ms).unwrap_or(0));
+                    let key = (now.saturating_add(delay), self.timers_sent);
+                    self.timers_sent += 1;
+                    let token = token.map(|token| (address.id().to_owned(), token));
+                    if let Some(token) = &token {
+                        self.tokens.insert(token.clone(), key);
+                    }
+                    let envelope = Envelope {
+                        caller: Some(address.clone()),
+                        argument,
+                    };
+                    self.timers.insert(
+                        key,
+                        Timer {
+                            target,
+                            envelope,
+                            token,
+                        },
+                    );
+                }
+                DelayedCommand::Cancel { token } => {
+                    if let Some(key) = self.tokens.remove(&(address.id().to_owned(), token)) {
+                        self.timers.remove(&key);
+                    }
+                }
+            }
         }
-        for egress in response.outgoing_egresses {
-            self.egresses
-                .entry(FunctionType::new(egress.egress_namespace, egress.egress_type).to_string())
-                .or_default()
-                .push(egress.argument.unwrap_or_default());
+        for (egress, argument) in outcome.egresses {
+            self.egresses.entry(egress).or_default().push(argument);
         }
     }
 }
@@ -946,8 +1614,10 @@ impl LocalRuntime {
 impl fmt::Debug for LocalRuntime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalRuntime")
+            .field("protocol_version", &self.protocol_version())
             .field("functions", self.handler.functions())
             .field("extra_states", &self.extra_states)
+            .field("registered_states", &self.registered)
             .field(
                 "remotes",
                 &self
@@ -965,6 +1635,221 @@ impl fmt::Debug for LocalRuntime {
             .field("batches", &self.history.len())
             .field("stopped", &self.stopped)
             .finish_non_exhaustive()
+    }
+}
+
+/// What a reply asks of the runtime, whatever the version.
+#[derive(Debug, Default)]
+struct Outcome {
+    mutations: Vec<Mutation>,
+    messages: Vec<(Address, Any)>,
+    delayed: Vec<DelayedCommand>,
+    egresses: Vec<(String, Any)>,
+}
+
+/// A state mutation: the new value as the runtime stores it, or `None` to delete it.
+#[derive(Debug)]
+struct Mutation {
+    name: String,
+    value: Option<Bytes>,
+    /// A 3.x `MODIFY`'s typename.
+    typename: Option<String>,
+}
+
+/// A delayed message, or (3.x) the cancellation of one.
+#[derive(Debug)]
+enum DelayedCommand {
+    Send {
+        delay_ms: i64,
+        target: Address,
+        argument: Any,
+        token: Option<String>,
+    },
+    Cancel {
+        token: String,
+    },
+}
+
+/// A reply: the batch ran, or (3.x) the handshake asks for states.
+#[derive(Debug)]
+enum Answer {
+    Ran(Outcome),
+    Handshake(Vec<StateDeclaration>),
+}
+
+/// Decodes a reply of `version` as the runtime reads it: on 2.2 it must carry an
+/// invocation result; on 3.x an empty `FromFunction` is an empty result.
+fn decode_answer(version: ProtocolVersion, bytes: &[u8]) -> Result<Answer, String> {
+    match version {
+        ProtocolVersion::V3 => decode_answer_v3(bytes),
+        _ => decode_answer_v2(bytes),
+    }
+}
+
+fn decode_answer_v2(bytes: &[u8]) -> Result<Answer, String> {
+    let response = invocation_result(bytes)
+        .map_err(|e| format!("it does not decode as a FromFunction: {e}"))?
+        .ok_or_else(|| "the FromFunction has no invocation_result (field 100)".to_owned())?;
+    let modify = from_function::persisted_value_mutation::MutationType::Modify as i32;
+    Ok(Answer::Ran(Outcome {
+        mutations: response
+            .state_mutations
+            .into_iter()
+            .map(|m| Mutation {
+                name: m.state_name,
+                // An empty value is no value on 2.2.
+                value: (m.mutation_type == modify && !m.state_value.is_empty())
+                    .then_some(m.state_value),
+                typename: None,
+            })
+            .collect(),
+        messages: response
+            .outgoing_messages
+            .into_iter()
+            .map(|m| {
+                (
+                    m.target.unwrap_or_default().into(),
+                    m.argument.unwrap_or_default(),
+                )
+            })
+            .collect(),
+        delayed: response
+            .delayed_invocations
+            .into_iter()
+            .map(|d| DelayedCommand::Send {
+                // The 2.2 runtime reads a negative delay as none.
+                delay_ms: d.delay_in_ms.max(0),
+                target: d.target.unwrap_or_default().into(),
+                argument: d.argument.unwrap_or_default(),
+                token: None,
+            })
+            .collect(),
+        egresses: response
+            .outgoing_egresses
+            .into_iter()
+            .map(|e| {
+                (
+                    FunctionType::new(e.egress_namespace, e.egress_type).to_string(),
+                    e.argument.unwrap_or_default(),
+                )
+            })
+            .collect(),
+    }))
+}
+
+fn decode_answer_v3(bytes: &[u8]) -> Result<Answer, String> {
+    use proto3::from_function::persisted_value_mutation::MutationType;
+    use proto3::from_function::Response;
+
+    let reply = proto3::FromFunction::decode(bytes)
+        .map_err(|e| format!("it does not decode as a 3.x FromFunction: {e}"))?;
+    let response = match reply.response {
+        None => return Ok(Answer::Ran(Outcome::default())),
+        Some(Response::IncompleteInvocationContext(context)) => {
+            return Ok(Answer::Handshake(
+                context
+                    .missing_values
+                    .into_iter()
+                    .map(StateDeclaration::from_proto)
+                    .collect(),
+            ))
+        }
+        Some(Response::InvocationResult(response)) => response,
+    };
+    let mut mutations = Vec::with_capacity(response.state_mutations.len());
+    for m in response.state_mutations {
+        let mutation = match MutationType::try_from(m.mutation_type) {
+            Ok(MutationType::Delete) => Mutation {
+                name: m.state_name,
+                value: None,
+                typename: None,
+            },
+            Ok(MutationType::Modify) => {
+                // The runtime stores a MODIFY's bytes whatever `has_value` says.
+                let value = m.state_value.unwrap_or_default();
+                Mutation {
+                    name: m.state_name,
+                    value: Some(value.value),
+                    typename: Some(value.typename),
+                }
+            }
+            Err(_) => {
+                return Err(format!(
+                    "the mutation of state {} has the unknown mutation type {}",
+                    Shown(&m.state_name),
+                    m.mutation_type
+                ))
+            }
+        };
+        mutations.push(mutation);
+    }
+    Ok(Answer::Ran(Outcome {
+        mutations,
+        messages: response
+            .outgoing_messages
+            .into_iter()
+            .map(|m| (v3::address_from_proto(m.target), v3::any_of(m.argument)))
+            .collect(),
+        delayed: response
+            .delayed_invocations
+            .into_iter()
+            .map(|d| {
+                if d.is_cancellation_request {
+                    DelayedCommand::Cancel {
+                        token: d.cancellation_token,
+                    }
+                } else {
+                    DelayedCommand::Send {
+                        delay_ms: d.delay_in_ms,
+                        target: v3::address_from_proto(d.target),
+                        argument: v3::any_of(d.argument),
+                        // The runtime sends without a token when it is empty.
+                        token: Some(d.cancellation_token).filter(|t| !t.is_empty()),
+                    }
+                }
+            })
+            .collect(),
+        egresses: response
+            .outgoing_egresses
+            .into_iter()
+            .map(|e| {
+                (
+                    FunctionType::new(e.egress_namespace, e.egress_type).to_string(),
+                    v3::any_of(e.argument),
+                )
+            })
+            .collect(),
+    }))
+}
+
+/// Whether the runtime can register `declaration`: a typename it parses, and a TTL
+/// that is positive (Flink refuses any other).
+fn check_declaration(declaration: &StateDeclaration) -> Result<(), String> {
+    if let Err(invalid) = declaration.typename.parse::<FunctionType>() {
+        return Err(format!(
+            "its handshake declares state {} with the typename {}, which is not \
+             `namespace/name` ({})",
+            Shown(&declaration.name),
+            Shown(&declaration.typename),
+            invalid.reason()
+        ));
+    }
+    match declaration.expiration {
+        Some(Expiration::AfterInvoke(ttl) | Expiration::AfterWrite(ttl)) if ttl.is_zero() => {
+            Err(format!(
+                "its handshake declares state {} to expire after 0 ms; the runtime refuses \
+                 a time-to-live that is not positive",
+                Shown(&declaration.name)
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn rejected(address: &Address, reason: String) -> RuntimeError {
+    RuntimeError::RejectedReply {
+        address: Box::new(address.clone()),
+        reason,
     }
 }
 
@@ -999,13 +1884,6 @@ fn failed_invocation(error: &Error) -> Option<usize> {
         | Error::FunctionPanicked { invocation, .. } => Some(*invocation),
         _ => None,
     }
-}
-
-/// Decodes a `FromFunction` that must carry an invocation result, as the runtime requires.
-fn decode_reply(bytes: &[u8]) -> Result<from_function::InvocationResponse, String> {
-    invocation_result(bytes)
-        .map_err(|e| format!("it does not decode as a FromFunction: {e}"))?
-        .ok_or_else(|| "the FromFunction has no invocation_result (field 100)".to_owned())
 }
 
 #[cfg(test)]

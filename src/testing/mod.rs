@@ -1,5 +1,8 @@
 //! Helpers for testing functions: build a request, run it, read the reply; or run a
-//! whole app on a [`LocalRuntime`].
+//! whole app on a [`LocalRuntime`]. Both protocol versions are covered: [`Request`] and
+//! [`Reply`] speak 2.2, [`v3::Request`] and [`v3::Reply`] speak 3.x, and one
+//! [`LocalRuntime`] runs either ([`LocalRuntime::new`] for 2.2, [`LocalRuntime::v3`] for
+//! 3.x).
 //!
 //! # Testing a function
 //!
@@ -32,12 +35,52 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Testing a 3.x function
+//!
+//! [`v3::Request`] takes typed values: states through their [`ValueSpec`](crate::ValueSpec)
+//! and arguments of any [`Type`]. [`v3::Reply`] reads them back the
+//! same way ([`Sent::get`], [`v3::Reply::modified`]), and reads the state handshake as the
+//! list of states the function asks for ([`v3::Reply::missing_states`]).
+//!
+//! ```
+//! use statefun_sync::testing::v3::{Reply, Request, StateDeclaration};
+//! use statefun_sync::{Address, Context, Message, RequestReplyHandler, StatefulFunctions, ValueSpec};
+//!
+//! const SEEN: ValueSpec<i32> = ValueSpec::named("seen");
+//!
+//! let mut functions = StatefulFunctions::new();
+//! functions
+//!     .bind_message("example/greeter", |ctx: &mut Context, message: Message| {
+//!         let seen = ctx.get(&SEEN)?.unwrap_or(0) + 1;
+//!         ctx.set(&SEEN, &seen)?;
+//!         let name: String = message.get()?;
+//!         ctx.send("example/printer", &name, &format!("hello {name} #{seen}"))?;
+//!         Ok(())
+//!     })?
+//!     .state(&SEEN);
+//! let handler = RequestReplyHandler::v3(functions)?;
+//!
+//! // Without its state, the function answers with the handshake.
+//! let request = Request::to("example/greeter", "alice").invoke(&"alice".to_string());
+//! let reply = Reply::decode(&handler.handle(&request.to_bytes())?)?;
+//! assert_eq!(reply.missing_states(), Some(&[StateDeclaration::from(&SEEN)][..]));
+//!
+//! // With it, the function runs.
+//! let request = request.with_state(&SEEN, Some(&1));
+//! let reply = Reply::decode(&handler.handle(&request.to_bytes())?)?;
+//! assert_eq!(reply.modified(&SEEN)?, Some(2));
+//! assert_eq!(reply.messages()[0].get::<String>()?, "hello alice #2");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Running an app locally
 //!
 //! [`LocalRuntime`] stands in for the Flink runtime: it keeps every address's state,
 //! routes messages between functions in batches, delivers delayed messages on a virtual
 //! clock, and records what reaches the egresses. It drives the functions through the
-//! same request and reply bytes as production, so what passes here passes there.
+//! same request and reply bytes as production, so what passes here passes there. On
+//! 3.x it also does the state handshake, cancels delayed messages by token, and expires
+//! states on the virtual clock.
 //!
 //! ```
 //! use std::time::Duration;
@@ -77,135 +120,75 @@
 //! assert_eq!(runtime.egress("example/out").len(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The same app on 3.x, with a typed state that expires after a day without a call:
+//!
+//! ```
+//! use std::time::Duration;
+//! use statefun_sync::testing::LocalRuntime;
+//! use statefun_sync::{Context, Message, StatefulFunctions, ValueSpec};
+//!
+//! const SEEN: ValueSpec<i64> = ValueSpec::named("seen").expire_after_call(Duration::from_secs(86_400));
+//!
+//! let mut functions = StatefulFunctions::new();
+//! functions
+//!     .bind_message("example/counter", |ctx: &mut Context, _: Message| {
+//!         let seen = ctx.get(&SEEN)?.unwrap_or(0) + 1;
+//!         ctx.set(&SEEN, &seen)?;
+//!         if seen == 3 {
+//!             let id = ctx.address().id().to_owned();
+//!             ctx.send_after(Duration::from_secs(1800), "example/reporter", &id, &seen)?;
+//!         }
+//!         Ok(())
+//!     })?
+//!     .state(&SEEN);
+//! functions.bind_message("example/reporter", |ctx: &mut Context, message: Message| {
+//!     Ok(ctx.send_egress("example/out", &message.get::<i64>()?)?)
+//! })?;
+//!
+//! let mut runtime = LocalRuntime::v3(functions)?;
+//! for _ in 0..3 {
+//!     runtime.send("example/counter", "alice", &"ping".to_string())?;
+//! }
+//! runtime.run()?;
+//! assert_eq!(runtime.get("example/counter", "alice", &SEEN)?, Some(3));
+//!
+//! runtime.advance(Duration::from_secs(1800))?;
+//! assert_eq!(runtime.egress_values::<i64>("example/out")?, [3]);
+//! runtime.advance(Duration::from_secs(86_400))?; // a day without a call: expired
+//! assert_eq!(runtime.get("example/counter", "alice", &SEEN)?, None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod egress;
 mod http_client;
 mod local;
+mod v2;
+pub mod v3;
 
 pub use egress::{read_kafka_record, read_kinesis_record, KafkaRecord, KinesisRecord};
 pub use http_client::{call_remote, RemoteError};
 pub use local::{BatchRecord, Envelope, LocalRuntime, RuntimeError};
+pub use v2::{Reply, Request};
 
+pub(crate) use v2::invocation_result;
+
+use std::error::Error as StdError;
+use std::fmt;
 use std::time::Duration;
 
 use prost::{Message, Name};
 use prost_types::Any;
 
 use crate::address::{Address, FunctionType};
-use crate::message::{pack, unpack, UnpackError};
-use crate::proto::polyglot::{self as proto, from_function, to_function};
-
-/// Builds a request (a serialized `ToFunction`) the way the runtime would send it.
-#[derive(Debug, Clone)]
-pub struct Request {
-    batch: to_function::InvocationBatchRequest,
-}
-
-impl Request {
-    /// A batch for the instance `id` of `typename` (`namespace/name`, split at the last
-    /// `/`). The typename is not checked, so a test can build a request for a malformed
-    /// one.
-    pub fn to(typename: &str, id: &str) -> Self {
-        let (namespace, name) = FunctionType::split_unchecked(typename);
-        Request::to_address(&Address::new(namespace, name, id))
-    }
-
-    /// A batch for `target`.
-    pub fn to_address(target: &Address) -> Self {
-        Request {
-            batch: to_function::InvocationBatchRequest {
-                target: Some(target.into()),
-                ..Default::default()
-            },
-        }
-    }
-
-    /// Adds the state `name` with `value` (`None`: declared, but without a value).
-    pub fn with_state(self, name: &str, value: Option<Any>) -> Self {
-        let bytes = value.map(|any| any.encode_to_vec()).unwrap_or_default();
-        self.with_state_bytes(name, bytes)
-    }
-
-    /// Adds the state `name` holding `message` packed into an `Any`.
-    pub fn with_packed_state<M: Message + Name>(self, name: &str, message: &M) -> Self {
-        self.with_state(name, Some(pack(message)))
-    }
-
-    /// Adds the state `name` with raw bytes as its value (normally a serialized `Any`; empty
-    /// for no value), to test what a function does with bytes it cannot read.
-    pub fn with_state_bytes(mut self, name: &str, bytes: impl Into<prost::bytes::Bytes>) -> Self {
-        self.batch.state.push(to_function::PersistedValue {
-            state_name: name.to_owned(),
-            state_value: bytes.into(),
-        });
-        self
-    }
-
-    /// Adds an invocation without a caller, as from an ingress.
-    pub fn invoke(mut self, argument: Any) -> Self {
-        self.batch.invocations.push(to_function::Invocation {
-            caller: None,
-            argument: Some(argument),
-        });
-        self
-    }
-
-    /// Adds an invocation sent by `caller`.
-    pub fn invoke_from(mut self, caller: Address, argument: Any) -> Self {
-        self.batch.invocations.push(to_function::Invocation {
-            caller: Some((&caller).into()),
-            argument: Some(argument),
-        });
-        self
-    }
-
-    /// Adds an invocation without a caller whose argument is `message` packed into an `Any`.
-    pub fn pack_and_invoke<M: Message + Name>(self, message: &M) -> Self {
-        self.invoke(pack(message))
-    }
-
-    /// Adds an invocation sent by `caller` whose argument is `message` packed into an `Any`.
-    pub fn pack_and_invoke_from<M: Message + Name>(self, caller: Address, message: &M) -> Self {
-        self.invoke_from(caller, pack(message))
-    }
-
-    /// The request as the protocol's message.
-    pub fn to_proto(&self) -> proto::ToFunction {
-        proto::ToFunction {
-            request: Some(to_function::Request::Invocation(self.batch.clone())),
-        }
-    }
-
-    /// The request body.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        self.to_proto().encode_to_vec()
-    }
-}
-
-/// The invocation result of a serialized `FromFunction`, `None` when it carries none: the
-/// one reply decoder of the testing kit.
-pub(crate) fn invocation_result(
-    bytes: &[u8],
-) -> Result<Option<from_function::InvocationResponse>, prost::DecodeError> {
-    let reply = proto::FromFunction::decode(bytes)?;
-    Ok(reply
-        .response
-        .map(|from_function::Response::InvocationResult(response)| response))
-}
-
-/// A reply (a serialized `FromFunction`), decoded into what is easy to assert on.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Reply {
-    state_changes: Vec<(String, StateChange)>,
-    messages: Vec<Sent>,
-    delayed: Vec<SentAfter>,
-    egresses: Vec<Emitted>,
-}
+use crate::message::{unpack, Payload, UnpackError, Value};
+use crate::text::Shown;
+use crate::types::{DecodeError, Type};
 
 /// What a reply does to one state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StateChange {
-    /// `MODIFY`: the state's new value.
+    /// `MODIFY`: the state's new value (on 3.x, its typename as the type URL).
     Modified(Any),
     /// `DELETE`.
     Deleted,
@@ -216,18 +199,18 @@ pub enum StateChange {
 pub struct Sent {
     /// The receiving function instance.
     pub target: Address,
-    /// The message.
+    /// The message (on 3.x, its typename as the type URL).
     pub argument: Any,
 }
 
 /// A message sent to a function after a delay.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SentAfter {
-    /// The delay, in whole milliseconds as on the wire.
+    /// The delay, in whole milliseconds as on the wire (a negative one reads as zero).
     pub delay: Duration,
     /// The receiving function instance.
     pub target: Address,
-    /// The message.
+    /// The message (on 3.x, its typename as the type URL).
     pub argument: Any,
 }
 
@@ -236,124 +219,128 @@ pub struct SentAfter {
 pub struct Emitted {
     /// The egress, `namespace/name`.
     pub egress: String,
-    /// The message.
+    /// The message (on 3.x, its typename as the type URL).
     pub argument: Any,
 }
 
-impl Reply {
-    /// Decodes a reply body.
-    ///
-    /// # Errors
-    ///
-    /// The [`prost::DecodeError`] if `bytes` are not a `FromFunction`, or if a mutation has
-    /// a `MODIFY` value that is not a serialized `Any`.
-    pub fn decode(bytes: &[u8]) -> Result<Reply, prost::DecodeError> {
-        let Some(response) = invocation_result(bytes)? else {
-            return Ok(Reply::default());
-        };
-        let mut reply = Reply::default();
-        for mutation in response.state_mutations {
-            let change = if mutation.mutation_type
-                == from_function::persisted_value_mutation::MutationType::Modify as i32
-            {
-                StateChange::Modified(Any::decode(mutation.state_value)?)
-            } else {
-                StateChange::Deleted
-            };
-            reply.state_changes.push((mutation.state_name, change));
+/// Why a value could not be read as a [`Type`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The value has another typename than the type asked for.
+    WrongType {
+        /// The typename of the type asked for.
+        expected: String,
+        /// The value's typename.
+        actual: String,
+    },
+    /// The value has the typename asked for, but its bytes do not decode.
+    Malformed {
+        /// The value's typename.
+        typename: String,
+        /// What the type's decoder said.
+        source: DecodeError,
+    },
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::WrongType { expected, actual } => write!(
+                f,
+                "expected a value of type {}, found one of type {}",
+                Shown(expected),
+                Shown(actual)
+            ),
+            ReadError::Malformed { typename, .. } => {
+                write!(f, "a value of type {} does not decode", Shown(typename))
+            }
         }
-        reply.messages = response
-            .outgoing_messages
-            .into_iter()
-            .map(|m| Sent {
-                target: m.target.unwrap_or_default().into(),
-                argument: m.argument.unwrap_or_default(),
-            })
-            .collect();
-        reply.delayed = response
-            .delayed_invocations
-            .into_iter()
-            .map(|d| SentAfter {
-                delay: Duration::from_millis(d.delay_in_ms.max(0) as u64),
-                target: d.target.unwrap_or_default().into(),
-                argument: d.argument.unwrap_or_default(),
-            })
-            .collect();
-        reply.egresses = response
-            .outgoing_egresses
-            .into_iter()
-            .map(|e| Emitted {
-                egress: FunctionType::new(e.egress_namespace, e.egress_type).to_string(),
-                argument: e.argument.unwrap_or_default(),
-            })
-            .collect();
-        Ok(reply)
     }
+}
 
-    /// Every state mutation, in the reply's order.
-    pub fn state_changes(&self) -> &[(String, StateChange)] {
-        &self.state_changes
+impl StdError for ReadError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            ReadError::WrongType { .. } => None,
+            ReadError::Malformed { source, .. } => Some(source.as_ref()),
+        }
     }
+}
 
-    /// The new value of the state `name`, if the reply modifies it.
-    pub fn modified(&self, name: &str) -> Option<Any> {
-        self.state_changes
-            .iter()
-            .find_map(|(n, change)| match change {
-                StateChange::Modified(any) if n == name => Some(any.clone()),
-                _ => None,
-            })
+/// Reads `value` (a typename as its type URL, and bytes) as a `T`: the one typed reader
+/// of the testing kit.
+pub(crate) fn read<T: Type>(value: &Any) -> Result<T, ReadError> {
+    let expected = T::type_name();
+    if !expected.is(&value.type_url) {
+        return Err(ReadError::WrongType {
+            expected: expected.to_string(),
+            actual: value.type_url.clone(),
+        });
     }
+    T::decode(&value.value).map_err(|source| ReadError::Malformed {
+        typename: value.type_url.clone(),
+        source,
+    })
+}
 
-    /// Whether the reply deletes the state `name`.
-    pub fn deleted(&self, name: &str) -> bool {
-        self.state_changes
-            .iter()
-            .any(|(n, change)| n == name && *change == StateChange::Deleted)
+/// A value a [`Context`](crate::Context) could send (an `Any` as it is, or `&T` for any
+/// [`Type`]) as an `Any` whose type URL is its typename.
+pub(crate) fn to_any<V: Value>(value: V) -> Any {
+    let payload = value.payload();
+    let mut typename = Vec::with_capacity(payload.type_len());
+    payload.put_type(&mut typename);
+    let mut bytes = Vec::with_capacity(payload.value_len());
+    payload.put_value(&mut bytes);
+    Any {
+        // A type URL and a typename are UTF-8 already; nothing is lost.
+        type_url: String::from_utf8_lossy(&typename).into_owned(),
+        value: bytes,
     }
+}
 
-    /// The messages sent to functions, in order.
-    pub fn messages(&self) -> &[Sent] {
-        &self.messages
-    }
+/// A delay on the wire, in milliseconds, as a `Duration` (a negative one is zero).
+pub(crate) fn delay_of(millis: i64) -> Duration {
+    Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}
 
-    /// The delayed messages, in order.
-    pub fn delayed_messages(&self) -> &[SentAfter] {
-        &self.delayed
-    }
+/// An egress's `namespace/name`.
+pub(crate) fn egress_name(namespace: String, name: String) -> String {
+    FunctionType::new(namespace, name).to_string()
+}
 
-    /// The egress messages, in order.
-    pub fn egresses(&self) -> &[Emitted] {
-        &self.egresses
-    }
+/// What every version's reply carries alike, found by state name, target or egress: the
+/// one place the readers of both versions look things up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Effects {
+    pub(crate) state_changes: Vec<(String, StateChange)>,
+    pub(crate) messages: Vec<Sent>,
+    pub(crate) egresses: Vec<Emitted>,
+}
 
-    /// What the reply does to the state `name`: `None` if it leaves it unchanged.
-    pub fn state_change(&self, name: &str) -> Option<&StateChange> {
+impl Effects {
+    pub(crate) fn state_change(&self, name: &str) -> Option<&StateChange> {
         self.state_changes
             .iter()
             .find_map(|(n, change)| (n == name).then_some(change))
     }
 
-    /// The new value of the state `name` unpacked into `M`, or `None` if the reply does
-    /// not modify it.
-    ///
-    /// # Errors
-    ///
-    /// [`UnpackError`] if the new value holds another message type, or does not decode.
-    pub fn modified_as<M: Message + Name + Default>(
-        &self,
-        name: &str,
-    ) -> Result<Option<M>, UnpackError> {
-        self.modified(name).map(|any| unpack(&any)).transpose()
+    pub(crate) fn modified(&self, name: &str) -> Option<&Any> {
+        match self.state_change(name) {
+            Some(StateChange::Modified(any)) => Some(any),
+            _ => None,
+        }
     }
 
-    /// The messages sent to `target`, in order.
-    pub fn messages_to<'a>(&'a self, target: &'a Address) -> impl Iterator<Item = &'a Sent> {
+    pub(crate) fn deleted(&self, name: &str) -> bool {
+        self.state_change(name) == Some(&StateChange::Deleted)
+    }
+
+    pub(crate) fn messages_to<'a>(&'a self, target: &'a Address) -> impl Iterator<Item = &'a Sent> {
         self.messages.iter().filter(move |m| m.target == *target)
     }
 
-    /// The messages sent to the egress `egress` (`namespace/name`), in order.
-    pub fn egresses_to<'a>(&'a self, egress: &'a str) -> impl Iterator<Item = &'a Emitted> {
+    pub(crate) fn egresses_to<'a>(&'a self, egress: &'a str) -> impl Iterator<Item = &'a Emitted> {
         self.egresses.iter().filter(move |e| e.egress == egress)
     }
 }
@@ -370,42 +357,64 @@ impl StateChange {
             StateChange::Deleted => Ok(None),
         }
     }
-}
 
-impl Sent {
-    /// The message unpacked into `M`.
+    /// The new value read as a `T`, or `None` for a `DELETE`.
     ///
     /// # Errors
     ///
-    /// [`UnpackError`] if it holds another message type, or does not decode.
-    pub fn unpack<M: Message + Name + Default>(&self) -> Result<M, UnpackError> {
-        unpack(&self.argument)
+    /// [`ReadError`] if the new value has another typename than `T`'s, or does not decode.
+    pub fn get<T: Type>(&self) -> Result<Option<T>, ReadError> {
+        match self {
+            StateChange::Modified(any) => read(any).map(Some),
+            StateChange::Deleted => Ok(None),
+        }
     }
 }
 
-impl SentAfter {
-    /// The message unpacked into `M`.
-    ///
-    /// # Errors
-    ///
-    /// [`UnpackError`] if it holds another message type, or does not decode.
-    pub fn unpack<M: Message + Name + Default>(&self) -> Result<M, UnpackError> {
-        unpack(&self.argument)
-    }
+/// The typed accessors of a message with an `argument`: its typename, its bytes, and the
+/// value read as a [`Type`] or unpacked as a protobuf message.
+macro_rules! argument_accessors {
+    ($($message:ty),+) => {$(
+        impl $message {
+            /// The message's typename (on 2.2, its `Any`'s type URL).
+            pub fn typename(&self) -> &str {
+                &self.argument.type_url
+            }
+
+            /// The message's bytes, as its type encodes them.
+            pub fn bytes(&self) -> &[u8] {
+                &self.argument.value
+            }
+
+            /// The message read as a `T`, e.g. `get::<String>()` or `get::<MyMessage>()`
+            /// for a [`protobuf_type!`](crate::protobuf_type).
+            ///
+            /// # Errors
+            ///
+            /// [`ReadError`] if the message has another typename than `T`'s, or its bytes
+            /// do not decode as a `T`.
+            pub fn get<T: Type>(&self) -> Result<T, ReadError> {
+                read(&self.argument)
+            }
+
+            /// The message unpacked into `M`.
+            ///
+            /// # Errors
+            ///
+            /// [`UnpackError`] if it holds another message type, or does not decode.
+            pub fn unpack<M: Message + Name + Default>(&self) -> Result<M, UnpackError> {
+                unpack(&self.argument)
+            }
+        }
+    )+};
 }
+
+argument_accessors!(Sent, SentAfter, Emitted, Envelope);
 
 impl Emitted {
-    /// The message unpacked into `M`.
-    ///
-    /// # Errors
-    ///
-    /// [`UnpackError`] if it holds another message type, or does not decode.
-    pub fn unpack<M: Message + Name + Default>(&self) -> Result<M, UnpackError> {
-        unpack(&self.argument)
-    }
-
-    /// The Kafka record the message carries, its value decoded as `M` (see
-    /// [`read_kafka_record`]).
+    /// The 2.2 Kafka record the message carries, its value decoded as `M` (see
+    /// [`read_kafka_record`]). A 3.x record reads with
+    /// [`get`](Self::get)`::<`[`proto::egress::KafkaProducerRecord`](crate::proto::egress::KafkaProducerRecord)`>()`.
     ///
     /// # Errors
     ///
@@ -415,8 +424,9 @@ impl Emitted {
         read_kafka_record(&self.argument)
     }
 
-    /// The Kinesis record the message carries, its value decoded as `M` (see
-    /// [`read_kinesis_record`]).
+    /// The 2.2 Kinesis record the message carries, its value decoded as `M` (see
+    /// [`read_kinesis_record`]). A 3.x record reads with
+    /// [`get`](Self::get)`::<`[`proto::egress::KinesisEgressRecord`](crate::proto::egress::KinesisEgressRecord)`>()`.
     ///
     /// # Errors
     ///
@@ -432,131 +442,38 @@ impl Emitted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Context, RequestReplyHandler, StatefulFunctions};
-
-    // A well-known type stands in for a user's message type.
-    fn seconds(seconds: i64) -> prost_types::Duration {
-        prost_types::Duration { seconds, nanos: 0 }
-    }
-
-    /// `example/all` keeps the message in "last", clears "old", and sends it on: to a
-    /// function, after a second, and to an egress.
-    fn handler() -> RequestReplyHandler {
-        let mut functions = StatefulFunctions::new();
-        functions
-            .bind("example/all", |ctx: &mut Context, message: Any| {
-                ctx.set_state("last", message.clone())?;
-                ctx.delete_state("old")?;
-                ctx.send("example/next", "n", message.clone())?;
-                ctx.send_after(
-                    Duration::from_secs(1),
-                    "example/later",
-                    "l",
-                    message.clone(),
-                )?;
-                ctx.send_egress("example/out", message)?;
-                Ok(())
-            })
-            .unwrap();
-        RequestReplyHandler::new(functions)
-    }
-
-    fn reply() -> Reply {
-        let request = Request::to("example/all", "a")
-            .with_state("last", None)
-            .with_packed_state("old", &seconds(1))
-            .with_state("kept", None)
-            .pack_and_invoke(&seconds(7))
-            .to_bytes();
-        Reply::decode(&handler().handle(&request).unwrap()).unwrap()
-    }
 
     #[test]
-    fn every_argument_unpacks_into_its_message_type() {
-        let reply = reply();
-        assert_eq!(
-            reply.messages()[0].unpack::<prost_types::Duration>(),
-            Ok(seconds(7))
-        );
-        assert_eq!(
-            reply.delayed_messages()[0].unpack::<prost_types::Duration>(),
-            Ok(seconds(7))
-        );
-        assert_eq!(
-            reply.egresses()[0].unpack::<prost_types::Duration>(),
-            Ok(seconds(7))
-        );
-    }
+    fn typed_reads_name_both_typenames_or_the_decoding_failure() {
+        let five = to_any(&5i32);
+        assert_eq!(five.type_url, "io.statefun.types/int");
+        assert_eq!(five.value, [0x0d, 5, 0, 0, 0]);
+        assert_eq!(read::<i32>(&five).unwrap(), 5);
 
-    #[test]
-    fn unpacking_into_another_type_names_both_types() {
-        let err = reply().messages()[0]
-            .unpack::<prost_types::Timestamp>()
-            .unwrap_err();
-        assert_eq!(
-            err,
-            UnpackError::WrongType {
-                expected: "google.protobuf.Timestamp".into(),
-                actual: "type.googleapis.com/google.protobuf.Duration".into(),
-            }
-        );
+        let err = read::<i64>(&five).unwrap_err();
         assert!(
-            err.to_string().contains("google.protobuf.Timestamp"),
-            "{err}"
+            matches!(&err, ReadError::WrongType { expected, actual }
+                if expected == "io.statefun.types/long" && actual == "io.statefun.types/int"),
+            "{err:?}"
         );
-    }
+        assert_eq!(
+            err.to_string(),
+            "expected a value of type `io.statefun.types/long`, found one of type \
+             `io.statefun.types/int`"
+        );
 
-    #[test]
-    fn undecodable_bytes_are_a_malformed_error_not_a_panic() {
-        let any = Any {
-            type_url: "type.googleapis.com/google.protobuf.Duration".into(),
-            value: vec![0xff],
+        let truncated = Any {
+            type_url: "io.statefun.types/int".into(),
+            value: vec![0x0d, 5],
         };
-        let err = unpack::<prost_types::Duration>(&any).unwrap_err();
-        assert!(matches!(err, UnpackError::Malformed { .. }), "{err:?}");
-        assert!(std::error::Error::source(&err).is_some());
+        let err = read::<i32>(&truncated).unwrap_err();
+        assert!(matches!(err, ReadError::Malformed { .. }), "{err:?}");
+        assert!(StdError::source(&err).is_some());
     }
 
     #[test]
-    fn mutations_are_found_by_state_name() {
-        let reply = reply();
-        assert_eq!(
-            reply.modified_as::<prost_types::Duration>("last"),
-            Ok(Some(seconds(7)))
-        );
-        assert_eq!(reply.state_change("old"), Some(&StateChange::Deleted));
-        assert_eq!(
-            reply.state_change("kept"),
-            None,
-            "unchanged states are not in a reply"
-        );
-        assert_eq!(reply.modified_as::<prost_types::Duration>("old"), Ok(None));
-        assert!(reply.modified_as::<prost_types::Timestamp>("last").is_err());
-        assert_eq!(
-            reply
-                .state_change("last")
-                .unwrap()
-                .unpack::<prost_types::Duration>(),
-            Ok(Some(seconds(7)))
-        );
-        assert_eq!(
-            StateChange::Deleted.unpack::<prost_types::Duration>(),
-            Ok(None)
-        );
-    }
-
-    #[test]
-    fn messages_and_egresses_are_filtered_by_target() {
-        let reply = reply();
-        let next = Address::new("example", "next", "n");
-        assert_eq!(reply.messages_to(&next).count(), 1);
-        assert_eq!(
-            reply
-                .messages_to(&Address::new("example", "next", "x"))
-                .count(),
-            0
-        );
-        assert_eq!(reply.egresses_to("example/out").count(), 1);
-        assert_eq!(reply.egresses_to("example/other").count(), 0);
+    fn negative_delays_read_as_zero() {
+        assert_eq!(delay_of(-5), Duration::ZERO);
+        assert_eq!(delay_of(1500), Duration::from_millis(1500));
     }
 }
