@@ -294,11 +294,11 @@ fn delays_and_cancellation_follow_each_protocols_rules() {
         v3::Reply::decode(&v3.handle(&request).unwrap()).unwrap()
     };
     assert!(matches!(
-        &reply(0).delayed()[..],
+        reply(0).delayed(),
         [v3::Delayed::Send { message, cancellation_token: None }] if message.delay.is_zero()
     ));
     assert!(matches!(
-        &reply(1).delayed()[..],
+        reply(1).delayed(),
         [v3::Delayed::Send { message, cancellation_token: Some(token) }]
             if token == "tok" && message.delay == Duration::from_millis(1500)
     ));
