@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use statefun_sync::testing::v3::{self, StateDeclaration};
-use statefun_sync::testing::{call_remote, RemoteError, Reply, Request, StateChange};
+use statefun_sync::testing::{
+    call_remote, Emitted, RemoteError, Reply, Request, Sent, StateChange,
+};
 use statefun_sync::{pack, Address};
 
 use common::{describe, Admin, Count, Forget, GreetRequest, User};
@@ -150,22 +152,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     let started = Instant::now();
-    let reply = match call_remote(&url, &request, Duration::from_secs(30)) {
-        Ok(reply) => reply,
-        Err(RemoteError::Status { status, body }) => {
-            eprintln!(
-                "the server refused the batch: HTTP {status}: {}",
-                body.trim_end()
-            );
-            std::process::exit(1);
-        }
-        Err(err @ RemoteError::Io { .. }) => {
-            return Err(err).with_context(|| {
-                format!("no reply from {}: is the example server running?", o.addr)
-            })
-        }
-        Err(err) => return Err(err.into()),
-    };
+    let reply = call_remote(&url, &request, Duration::from_secs(30))
+        .map_err(|err| failed_call(err, &o.addr, "cargo run --example server"))?;
     println!("reply in {:.1?}", started.elapsed());
     print_reply(&reply);
     Ok(())
@@ -208,25 +196,8 @@ fn main_v3(o: &Options) -> anyhow::Result<()> {
             None => request.invoke(&message),
         };
         let started = Instant::now();
-        let reply = match v3::call_remote(&url, &request, Duration::from_secs(30)) {
-            Ok(reply) => reply,
-            Err(RemoteError::Status { status, body }) => {
-                eprintln!(
-                    "the server refused the batch: HTTP {status}: {}",
-                    body.trim_end()
-                );
-                std::process::exit(1);
-            }
-            Err(err @ RemoteError::Io { .. }) => {
-                return Err(err).with_context(|| {
-                    format!(
-                        "no reply from {}: is `cargo run --example greeter3` running?",
-                        o.addr
-                    )
-                })
-            }
-            Err(err) => return Err(err.into()),
-        };
+        let reply = v3::call_remote(&url, &request, Duration::from_secs(30))
+            .map_err(|err| failed_call(err, &o.addr, "cargo run --example greeter3"))?;
         println!("reply in {:.1?}", started.elapsed());
         let Some(missing) = reply.missing_states() else {
             print_reply_v3(&reply);
@@ -248,17 +219,8 @@ fn main_v3(o: &Options) -> anyhow::Result<()> {
 }
 
 fn print_reply_v3(reply: &v3::Reply) {
-    println!("state mutations:{}", none(reply.state_changes().is_empty()));
-    for (name, change) in reply.state_changes() {
-        match change {
-            StateChange::Modified(value) => println!("  {name} = {}", describe(value)),
-            StateChange::Deleted => println!("  {name} deleted"),
-        }
-    }
-    println!("messages:{}", none(reply.messages().is_empty()));
-    for sent in reply.messages() {
-        println!("  to {}: {}", sent.target, describe(&sent.argument));
-    }
+    print_state_changes(reply.state_changes());
+    print_messages(reply.messages());
     println!(
         "delayed messages and cancellations:{}",
         none(reply.delayed().is_empty())
@@ -279,24 +241,12 @@ fn print_reply_v3(reply: &v3::Reply) {
             }
         }
     }
-    println!("egress messages:{}", none(reply.egresses().is_empty()));
-    for emitted in reply.egresses() {
-        println!("  to {}: {}", emitted.egress, describe(&emitted.argument));
-    }
+    print_egresses(reply.egresses());
 }
 
 fn print_reply(reply: &Reply) {
-    println!("state mutations:{}", none(reply.state_changes().is_empty()));
-    for (name, change) in reply.state_changes() {
-        match change {
-            StateChange::Modified(value) => println!("  {name} = {}", describe(value)),
-            StateChange::Deleted => println!("  {name} deleted"),
-        }
-    }
-    println!("messages:{}", none(reply.messages().is_empty()));
-    for sent in reply.messages() {
-        println!("  to {}: {}", sent.target, describe(&sent.argument));
-    }
+    print_state_changes(reply.state_changes());
+    print_messages(reply.messages());
     println!(
         "delayed messages:{}",
         none(reply.delayed_messages().is_empty())
@@ -309,9 +259,48 @@ fn print_reply(reply: &Reply) {
             describe(&sent.argument)
         );
     }
-    println!("egress messages:{}", none(reply.egresses().is_empty()));
-    for emitted in reply.egresses() {
+    print_egresses(reply.egresses());
+}
+
+fn print_state_changes(changes: &[(String, StateChange)]) {
+    println!("state mutations:{}", none(changes.is_empty()));
+    for (name, change) in changes {
+        match change {
+            StateChange::Modified(value) => println!("  {name} = {}", describe(value)),
+            StateChange::Deleted => println!("  {name} deleted"),
+        }
+    }
+}
+
+fn print_messages(messages: &[Sent]) {
+    println!("messages:{}", none(messages.is_empty()));
+    for sent in messages {
+        println!("  to {}: {}", sent.target, describe(&sent.argument));
+    }
+}
+
+fn print_egresses(egresses: &[Emitted]) {
+    println!("egress messages:{}", none(egresses.is_empty()));
+    for emitted in egresses {
         println!("  to {}: {}", emitted.egress, describe(&emitted.argument));
+    }
+}
+
+/// What a failed call becomes: a refusal by the server is printed, and the client exits
+/// with 1; no reply at all is an error that says which server to start.
+fn failed_call(err: RemoteError, addr: &str, server: &str) -> anyhow::Error {
+    match err {
+        RemoteError::Status { status, body } => {
+            eprintln!(
+                "the server refused the batch: HTTP {status}: {}",
+                body.trim_end()
+            );
+            std::process::exit(1);
+        }
+        err @ RemoteError::Io { .. } => {
+            anyhow::Error::new(err).context(format!("no reply from {addr}: is `{server}` running?"))
+        }
+        err => err.into(),
     }
 }
 
