@@ -1,5 +1,5 @@
-//! The greeter on the Stateful Functions **3.x** protocol (runtimes 3.0 to 3.3), at
-//! http://127.0.0.1:8000/statefun.
+//! The greeter on the Stateful Functions **3.x** protocol (runtimes 3.0 to 3.3), served by
+//! `statefun_sync::serve` at http://127.0.0.1:8000/statefun.
 //!
 //! ```text
 //! cargo run --example greeter3                    # then, in another terminal:
@@ -94,7 +94,13 @@ fn main() -> anyhow::Result<()> {
         print!("{}", module_yaml(&functions, &options.endpoint)?);
         return Ok(());
     }
-    common::serve(RequestReplyHandler::v3(functions)?, &options)
+    common::init_logging();
+    log::info!(
+        "serving the 3.x greeter at http://{}/statefun (Ctrl-C to stop)",
+        options.addr
+    );
+    statefun_sync::serve(RequestReplyHandler::v3(functions)?, options.addr.as_str())?;
+    Ok(())
 }
 
 #[cfg(test)]
