@@ -94,11 +94,8 @@ fn main() -> anyhow::Result<()> {
         print!("{}", module_yaml(&functions, &options.endpoint)?);
         return Ok(());
     }
+    // `serve` logs where it listens, at `info`.
     common::init_logging();
-    log::info!(
-        "serving the 3.x greeter at http://{}/statefun (Ctrl-C to stop)",
-        options.addr
-    );
     statefun_sync::serve(RequestReplyHandler::v3(functions)?, options.addr.as_str())?;
     Ok(())
 }
