@@ -6,7 +6,8 @@
 # 1. sets up the Python reference (StateFun Python SDK 2.2.2) from ../shared/bench into
 #    target/bench-ref (pure-Python protobuf on CPython 3.11, and the C++ backend on
 #    CPython 3.10 when python3.10 is there);
-# 2. runs the Python handler benchmark (py_handler_bench.py) with each backend;
+# 2. runs the Python handler benchmark (py_handler_bench.py) with each backend, and the
+#    Python SDK 3.3.0's on the 3.x workloads (benches/workloads3/py_handler_bench.py);
 # 3. runs `cargo bench` (handle() against the floor, and the scaling benches);
 # 4. counts instructions under callgrind (scripts/callgrind.sh);
 # 5. runs wrk (http_bench.sh of the reference: 16 connections and 1, keep-alive, w1_greet)
@@ -64,6 +65,9 @@ if [ -x "$REF/.venv310/bin/python" ]; then
   PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=cpp "$REF/.venv310/bin/python" "$REF/py_handler_bench.py" \
     "${PY_ARGS[@]}" --json "$OUT/python_cpp.json"
 fi
+# The 3.x workloads against the Python SDK 3.3.0 (handle_sync, pure-Python protobuf).
+[ -x target/py33/bin/python ] || benches/workloads3/setup.sh target/py33
+target/py33/bin/python benches/workloads3/py_handler_bench.py "${PY_ARGS[@]}" --json "$OUT/python3.json"
 
 echo "== 3. cargo bench"
 export CRITERION_HOME=$OUT/criterion

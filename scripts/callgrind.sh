@@ -3,7 +3,8 @@
 #
 #   scripts/callgrind.sh [REQUEST...]      (default: the four workloads and the scaling requests)
 #
-# REQUEST is a workload (w1_greet, w2_batch100, w3_bigstate, w4_fanout), batch<N> or
+# REQUEST is a workload (w1_greet, w2_batch100, w3_bigstate, w4_fanout; v3_w1_greet ...
+# v3_w4_fanout and v3_h1_handshake for 3.x), batch<N> or
 # state<N>[K|M] (see benches/workloads/functions.rs). Each request runs in the `handler`
 # bench binary (STATEFUN_BENCH_RUN mode, no criterion) N and 2N times; the difference of
 # the two totals divided by N is the cost of one call, without the set-up (building the
@@ -15,6 +16,7 @@ command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install -y
 
 REQUESTS=("$@")
 [ ${#REQUESTS[@]} -gt 0 ] || REQUESTS=(w1_greet w2_batch100 w3_bigstate w4_fanout
+  v3_w1_greet v3_w2_batch100 v3_w3_bigstate v3_w4_fanout v3_h1_handshake
   batch1 batch10 batch100 batch1000 state1K state64K state1M state16M)
 
 BIN=$(cargo bench --bench handler --no-run --message-format=json 2>/dev/null \
