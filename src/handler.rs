@@ -209,6 +209,14 @@ impl RequestReplyHandler {
             .iter()
             .all(|state| carried(&state))
         {
+            if started.is_some() {
+                let count = function.declared_states().iter().filter(|s| !carried(s));
+                debug!(
+                    "{}: the request lacks {} declared states",
+                    Shown(&batch.target.to_string()),
+                    count.count()
+                );
+            }
             let mut missing = function.declared_states().iter().filter(|s| !carried(s));
             return self.protocol.missing_states(batch.target, &mut missing);
         }
