@@ -510,9 +510,7 @@ impl<'a> Context<'a> {
             .position(name)
             .ok_or_else(|| self.unknown_state(name))?;
         Ok(match self.changes.get(at) {
-            None | Some(Change::Unchanged) => {
-                Some(self.states.as_slice()[at].value).filter(|v| !v.is_empty())
-            }
+            None | Some(Change::Unchanged) => Some(self.states.value(at)).filter(|v| !v.is_empty()),
             Some(Change::Set(bytes)) => Some(bytes),
             Some(Change::Deleted) => None,
         })

@@ -54,19 +54,19 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use prost_types::value::Kind;
-use prost_types::{Any, ListValue, Struct, Value};
+use prost_types::{Any, Value};
 use statefun_sync::proto::io::{KafkaProducerRecord, KinesisEgressRecord};
 use statefun_sync::proto::polyglot::{self as proto, from_function, to_function};
 use statefun_sync::{
     kafka_egress_record, kinesis_egress_record, message_union, pack, Context, FromAny,
     RequestReplyHandler, StatefulFunctions,
+};
+use support::differential::{
+    self as diff, env_number, hex, items, list, n, number, python_delay_is_exact, python_delay_ms,
+    s, show_value, text, unhex, PbValue, Rng, Target, DELIBERATE_PANIC, FAILURE_MESSAGE,
 };
 
 const DEFAULT_SEED: u64 = 0x5EED_0222;
@@ -74,11 +74,6 @@ const DEFAULT_CASES: usize = 1000;
 
 /// Where "get", "unpack", "address" and "caller" report what they saw.
 const PROBE: &str = "probe/out";
-/// What the "panic" operation panics with (in Python: raises); the panic hook keeps it
-/// off stderr.
-const DELIBERATE_PANIC: &str = "the script asked for a panic";
-/// What the generated "fail" operations fail with.
-const FAILURE_MESSAGE: &str = "the script asked for an error";
 /// Sent by "get" and "unpack" for a state without a value.
 const NONE_TYPE_URL: &str = "probe/None";
 
@@ -123,7 +118,7 @@ fn replies_match_the_python_sdk() {
     let python_time = started.elapsed();
 
     let started = Instant::now();
-    quiet_deliberate_panics();
+    diff::quiet_deliberate_panics();
     let handler = rust_handler();
     let rust_outcomes: Vec<Outcome> = cases
         .iter()
@@ -159,14 +154,11 @@ fn replies_match_the_python_sdk() {
             Expect::Either => true,
         };
         // A deliberate failure must be the one that stopped the batch, on both sides.
-        let message = [FAILURE_MESSAGE, DELIBERATE_PANIC]
-            .into_iter()
-            .find(|message| case.note.contains(message));
-        if let (Some(message), Outcome::Error(p), Outcome::Error(r)) = (message, python, rust) {
-            if !p.contains(message) || !r.contains(message) {
-                problems.push(format!("the batch did not fail with {message:?}"));
-            }
-        }
+        problems.extend(diff::deliberate_failure_problem(
+            &case.note,
+            python.error(),
+            rust.error(),
+        ));
         if !expected {
             problems.push(format!(
                 "the generator built this case to end in {:?} on both sides",
@@ -178,14 +170,7 @@ fn replies_match_the_python_sdk() {
         }
     }
 
-    let invocations: usize = cases.iter().map(|c| c.invocations).sum();
-    println!(
-        "differential: seed {seed:#x}, {count} requests, {invocations} invocations; \
-         Python SDK {python_time:?}, crate {rust_time:?}"
-    );
-    for (kind, n) in &stats {
-        println!("  {n:5}  {kind}");
-    }
+    diff::print_summary("differential", seed, &cases, python_time, rust_time, &stats);
     // Information only: parsed equality is the contract (Python writes no bytes for a
     // batch that did nothing, and may order map entries differently).
     println!("  byte-identical replies: {identical}");
@@ -209,15 +194,7 @@ fn replies_match_the_python_sdk() {
             );
         }
     }
-    if !failures.is_empty() {
-        let shown: Vec<&String> = failures.iter().take(8).collect();
-        panic!(
-            "{} of {count} requests differ from the Python SDK (seed {seed:#x}); the first {}:\n\n{}",
-            failures.len(),
-            shown.len(),
-            shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n\n")
-        );
-    }
+    diff::assert_no_failures(&failures, count, seed);
 }
 
 /// The generator's own arithmetic for the Python SDK's delay, checked against the SDK so
@@ -234,20 +211,8 @@ fn the_python_delay_model_matches_the_python_sdk() {
         2_000_000,
         86_400_000_123,
     ];
-    let program = format!(
-        "from datetime import timedelta\nprint(' '.join(str(int(timedelta(microseconds=us)\
-         .total_seconds() * 1000.0)) for us in {delays_us:?}))"
-    );
-    let output = Command::new(support::python::python())
-        .args(["-c", &program])
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let python: Vec<u64> = String::from_utf8_lossy(&output.stdout)
+    let program = diff::python_delay_program(&delays_us);
+    let python: Vec<u64> = diff::python_output(&support::python::python(), &program)
         .split_whitespace()
         .map(|n| n.parse().expect("a number"))
         .collect();
@@ -269,20 +234,6 @@ message_union! {
         Script(PbValue),
         Text(String),
     }
-}
-
-/// Keeps the scripts' deliberate panics (hundreds of them) from printing a message and,
-/// under `RUST_BACKTRACE`, a backtrace each; every other panic reports as usual.
-fn quiet_deliberate_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&DELIBERATE_PANIC) {
-                report(info);
-            }
-        }));
-    });
 }
 
 fn rust_handler() -> RequestReplyHandler {
@@ -366,45 +317,6 @@ fn run_script(ctx: &mut Context<'_>, script: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `google.protobuf.Value`, which prost-types ships without [`prost::Name`]: the same
-/// message under its protobuf name, so that it packs as
-/// `type.googleapis.com/google.protobuf.Value`, as the Python SDK packs a `Value`.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct PbValue(Value);
-
-impl Message for PbValue {
-    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
-        self.0.encode_raw(buf)
-    }
-
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: prost::encoding::WireType,
-        buf: &mut impl prost::bytes::Buf,
-        ctx: prost::encoding::DecodeContext,
-    ) -> Result<(), prost::DecodeError> {
-        self.0.merge_field(tag, wire_type, buf, ctx)
-    }
-
-    fn encoded_len(&self) -> usize {
-        self.0.encoded_len()
-    }
-
-    fn clear(&mut self) {
-        self.0.clear()
-    }
-}
-
-impl prost::Name for PbValue {
-    const NAME: &'static str = "Value";
-    const PACKAGE: &'static str = "google.protobuf";
-
-    fn type_url() -> String {
-        "type.googleapis.com/google.protobuf.Value".to_owned()
-    }
-}
-
 fn pb(value: &Value) -> PbValue {
     PbValue(value.clone())
 }
@@ -416,27 +328,6 @@ fn none_marker() -> Any {
     }
 }
 
-fn items(value: &Value) -> &[Value] {
-    match &value.kind {
-        Some(Kind::ListValue(list)) => &list.values,
-        _ => &[],
-    }
-}
-
-fn text(value: &Value) -> &str {
-    match &value.kind {
-        Some(Kind::StringValue(text)) => text,
-        _ => "",
-    }
-}
-
-fn number(value: &Value) -> f64 {
-    match value.kind {
-        Some(Kind::NumberValue(n)) => n,
-        _ => 0.0,
-    }
-}
-
 /// An `Any`, written in a script as `[type_url, hex of the value bytes]`.
 fn any_of(value: &Value) -> anyhow::Result<Any> {
     let parts = items(value);
@@ -444,10 +335,7 @@ fn any_of(value: &Value) -> anyhow::Result<Any> {
         [type_url, hex] => (text(type_url), text(hex)),
         _ => anyhow::bail!("an Any in a script is [type_url, hex]"),
     };
-    let value = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("?"), 16))
-        .collect::<Result<Vec<u8>, _>>()?;
+    let value = unhex(hex)?;
     Ok(Any {
         type_url: type_url.to_owned(),
         value,
@@ -459,15 +347,7 @@ fn any_of(value: &Value) -> anyhow::Result<Any> {
 // ------------------------------------------------------------------------------------
 
 /// One generated request.
-struct Case {
-    /// What sort of case, for the statistics and the failure report.
-    kind: &'static str,
-    /// What the generator did to make it fail, if anything.
-    note: String,
-    bytes: Vec<u8>,
-    invocations: usize,
-    expect: Expect,
-}
+type Case = diff::Case<Expect>;
 
 /// What the generator built a case to do on both sides.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -490,37 +370,6 @@ enum Held {
     Unreadable,
 }
 
-/// SplitMix64: small, fast and good enough to vary requests; fully determined by the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// A number in `low..=high`.
-    fn between(&mut self, low: usize, high: usize) -> usize {
-        low + self.below(high - low + 1)
-    }
-
-    fn percent(&mut self, p: usize) -> bool {
-        self.below(100) < p
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
 const FUNCTION_TYPES: &[&str] = &[
     "example/greeter",
     "com.example.app/counter",
@@ -532,6 +381,8 @@ const BAD_TYPENAMES: &[&str] = &["", "no-slash", "/name", "namespace/"];
 const IDS: &[&str] = &["alice", "bob", "42", "user 7", "ünïcødé", "a/b", "0"];
 const STATE_NAMES: &[&str] = &["count", "seen", "profile", "a.b-c", "ünï", ""];
 const UNDECLARED_STATE: &str = "undeclared";
+/// The numbers of generated `Value`s, beside a random whole one.
+const NUMBERS: &[f64] = &[0.0, -0.0, 1.0, -1.5, 42.0, 1e300, std::f64::consts::PI];
 const WORDS: &[&str] = &[
     "",
     "hello",
@@ -773,11 +624,11 @@ impl Generator {
                     Expect::Error,
                 )
             }
-            _ => {
-                let length = self.rng.between(1, 40);
-                let bytes = (0..length).map(|_| self.rng.next() as u8).collect();
-                ("random bytes".to_owned(), bytes, Expect::Either)
-            }
+            _ => (
+                "random bytes".to_owned(),
+                self.rng.bytes(1, 40),
+                Expect::Either,
+            ),
         };
         Case {
             kind: "malformed request",
@@ -921,16 +772,16 @@ impl Generator {
                 8 => vec![
                     s("kafka"),
                     self.egress_type(),
-                    self.one_of(&["topic", "greetings", "ünï"]),
-                    self.one_of(&["", "key", "alice"]),
+                    self.rng.one_of(&["topic", "greetings", "ünï"]),
+                    self.rng.one_of(&["", "key", "alice"]),
                     self.value(0),
                 ],
                 9 => vec![
                     s("kinesis"),
                     self.egress_type(),
-                    self.one_of(&["stream", "events"]),
-                    self.one_of(&["pk", "alice"]),
-                    self.one_of(&["", "1234"]),
+                    self.rng.one_of(&["stream", "events"]),
+                    self.rng.one_of(&["pk", "alice"]),
+                    self.rng.one_of(&["", "1234"]),
                     self.value(0),
                 ],
                 10..=11 if !states.is_empty() => {
@@ -1027,10 +878,10 @@ impl Generator {
 
     /// An operation that fails: kind 0 to 17 (2 and 3 need an invocation without a caller).
     fn failing_op(&mut self, kind: usize, batch: &Batch) -> Value {
-        let bad = self.one_of(BAD_TYPENAMES);
+        let bad = self.rng.one_of(BAD_TYPENAMES);
         let op = match kind {
             0 => vec![
-                self.one_of(&["get", "unpack", "delete"]),
+                self.rng.one_of(&["get", "unpack", "delete"]),
                 s(UNDECLARED_STATE),
             ],
             1 => {
@@ -1090,7 +941,7 @@ impl Generator {
                     vec![s("fail"), s(FAILURE_MESSAGE)]
                 } else {
                     let name = unreadable[self.rng.below(unreadable.len())];
-                    vec![self.one_of(&["get", "unpack"]), s(name)]
+                    vec![self.rng.one_of(&["get", "unpack"]), s(name)]
                 }
             }
             _ => vec![s("fail"), s(FAILURE_MESSAGE)],
@@ -1101,16 +952,7 @@ impl Generator {
     // Pieces.
 
     fn id(&mut self) -> String {
-        if self.rng.percent(70) {
-            (*self.rng.pick(IDS)).to_owned()
-        } else {
-            format!("id-{}", self.rng.below(1000))
-        }
-    }
-
-    /// One of `texts`, as a script string.
-    fn one_of(&mut self, texts: &[&str]) -> Value {
-        s(texts[self.rng.below(texts.len())])
+        self.rng.id(IDS)
     }
 
     fn id_value(&mut self) -> Value {
@@ -1118,11 +960,11 @@ impl Generator {
     }
 
     fn function_type(&mut self) -> Value {
-        self.one_of(FUNCTION_TYPES)
+        self.rng.one_of(FUNCTION_TYPES)
     }
 
     fn egress_type(&mut self) -> Value {
-        self.one_of(EGRESS_TYPES)
+        self.rng.one_of(EGRESS_TYPES)
     }
 
     /// A caller as the runtime sends one: namespace, type (no `/`) and id all non-empty.
@@ -1154,45 +996,12 @@ impl Generator {
     }
 
     fn text(&mut self) -> String {
-        if self.rng.percent(70) {
-            (*self.rng.pick(WORDS)).to_owned()
-        } else {
-            format!("w{}", self.rng.next() % 100_000)
-        }
+        self.rng.word(WORDS)
     }
 
     /// A `google.protobuf.Value` of any kind, nested at most two deep.
     fn value(&mut self, depth: usize) -> Value {
-        let kinds = if depth >= 2 { 4 } else { 6 };
-        let kind = match self.rng.below(kinds) {
-            0 => Kind::NullValue(0),
-            1 => Kind::BoolValue(self.rng.percent(50)),
-            2 => {
-                let random = (self.rng.next() % 1_000_000) as f64;
-                Kind::NumberValue(*self.rng.pick(&[
-                    0.0,
-                    -0.0,
-                    1.0,
-                    -1.5,
-                    42.0,
-                    1e300,
-                    std::f64::consts::PI,
-                    random,
-                ]))
-            }
-            3 => Kind::StringValue(self.text()),
-            4 => Kind::ListValue(ListValue {
-                values: (0..self.rng.between(0, 3))
-                    .map(|_| self.value(depth + 1))
-                    .collect(),
-            }),
-            _ => Kind::StructValue(Struct {
-                fields: (0..self.rng.between(0, 3))
-                    .map(|_| (self.text(), self.value(depth + 1)))
-                    .collect(),
-            }),
-        };
-        Value { kind: Some(kind) }
+        self.rng.value(depth, NUMBERS, WORDS)
     }
 
     /// An `Any`: a packed `Value`, a packed string, or an opaque message.
@@ -1220,9 +1029,7 @@ impl Generator {
 
     fn blob(&mut self) -> (Any, Held) {
         let type_url = (*self.rng.pick(BLOB_TYPE_URLS)).to_owned();
-        let value = (0..self.rng.between(0, 12))
-            .map(|_| self.rng.next() as u8)
-            .collect();
+        let value = self.rng.bytes(0, 12);
         (Any { type_url, value }, Held::Other)
     }
 
@@ -1245,50 +1052,8 @@ fn address(typename: &str, id: &str) -> proto::Address {
     }
 }
 
-/// What the Python SDK sends for a delay of `us` microseconds:
-/// `int(timedelta(microseconds=us).total_seconds() * 1000.0)`. `total_seconds` divides
-/// the whole microseconds by 10**6, correctly rounded, as an `f64` division does for the
-/// integers the generator uses (below 2**53).
-fn python_delay_ms(us: u64) -> u64 {
-    ((us as f64 / 1e6) * 1000.0).trunc() as u64
-}
-
-/// Whether the Python SDK sends the delay of `us` microseconds as the crate does, in
-/// whole milliseconds rounded down.
-fn python_delay_is_exact(us: u64) -> bool {
-    python_delay_ms(us) == us / 1000
-}
-
-fn s(text: &str) -> Value {
-    Value {
-        kind: Some(Kind::StringValue(text.to_owned())),
-    }
-}
-
-fn n(number: f64) -> Value {
-    Value {
-        kind: Some(Kind::NumberValue(number)),
-    }
-}
-
-fn list(values: Vec<Value>) -> Value {
-    Value {
-        kind: Some(Kind::ListValue(ListValue { values })),
-    }
-}
-
 fn any_value(any: &Any) -> Value {
-    let hex: String = any.value.iter().map(|b| format!("{b:02x}")).collect();
-    list(vec![s(&any.type_url), s(&hex)])
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    let parsed = match value.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => value.parse(),
-    };
-    Some(parsed.unwrap_or_else(|_| panic!("{name}={value:?} is not a number")))
+    list(vec![s(&any.type_url), s(&hex(&any.value))])
 }
 
 // ------------------------------------------------------------------------------------
@@ -1297,55 +1062,18 @@ fn env_number(name: &str) -> Option<u64> {
 
 /// Runs every case through the Python SDK, in one process.
 fn run_python(cases: &[Case]) -> Vec<Outcome> {
-    let python = support::python::python();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/differential/reference.py");
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("differential-{}", std::process::id()));
-    fs::create_dir_all(&dir).expect("creates the exchange directory");
-    let requests = dir.join("requests.bin");
-    let replies = dir.join("replies.bin");
-    let mut framed = Vec::new();
-    for case in cases {
-        framed.extend((case.bytes.len() as u32).to_le_bytes());
-        framed.extend(&case.bytes);
-    }
-    fs::write(&requests, framed).expect("writes the requests");
-
-    let output = Command::new(&python)
-        .arg(&script)
-        .arg(&requests)
-        .arg(&replies)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-    assert!(
-        output.status.success(),
-        "{} {} failed ({}):\n{}",
-        python.display(),
-        script.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let data = fs::read(&replies).expect("reads the replies");
-    let _ = fs::remove_dir_all(&dir);
-
-    let mut outcomes = Vec::with_capacity(cases.len());
-    let mut rest = data.as_slice();
-    while let Some((length, tail)) = rest.split_first_chunk::<4>() {
-        let length = u32::from_le_bytes(*length) as usize;
-        let (record, tail) = tail.split_at(length);
-        rest = tail;
-        outcomes.push(match record.split_first() {
-            Some((0, reply)) => Outcome::from_reply(reply),
-            Some((_, error)) => Outcome::Error(String::from_utf8_lossy(error).into_owned()),
-            None => panic!("reference.py wrote an empty record"),
-        });
-    }
-    assert_eq!(
-        outcomes.len(),
-        cases.len(),
-        "reference.py answered every request"
-    );
-    outcomes
+    let requests = cases.iter().map(|case| case.bytes.as_slice());
+    diff::run_reference(
+        &support::python::python(),
+        "tests/differential/reference.py",
+        requests,
+    )
+    .into_iter()
+    .map(|answer| match answer {
+        Ok(reply) => Outcome::from_reply(&reply),
+        Err(error) => Outcome::Error(error),
+    })
+    .collect()
 }
 
 // ------------------------------------------------------------------------------------
@@ -1362,30 +1090,9 @@ enum Outcome {
     Error(String),
 }
 
-/// A reply's content, with every `Any` decoded where its type is known.
-#[derive(Debug, PartialEq)]
-struct Effects {
-    /// By state name: `MODIFY` with the new value, or `DELETE` (`None`).
-    mutations: BTreeMap<String, Option<Canonical>>,
-    messages: Vec<(Target, Canonical)>,
-    delayed: Vec<(i64, Target, Canonical)>,
-    egresses: Vec<(Target, Canonical)>,
-}
-
-/// An address as its fields (namespace, type, id), or an egress (namespace, type, ""):
-/// the fields, not `namespace/type/id`, which cannot tell `a`,`b/c` from `a/b`,`c`.
-#[derive(Debug, PartialEq)]
-struct Target(String, String, String);
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "(namespace {:?}, type {:?}, id {:?})",
-            self.0, self.1, self.2
-        )
-    }
-}
+/// A reply's content, with every `Any` decoded where its type is known; a delayed
+/// message is its delay in milliseconds, target and argument.
+type Effects = diff::Effects<Canonical, (i64, Target, Canonical)>;
 
 /// An `Any`, decoded where the type is one the test sends, so that two encodings of one
 /// message (Python and prost may order map entries differently) compare equal.
@@ -1418,6 +1125,22 @@ impl Outcome {
         match parse_reply(bytes) {
             Ok(effects) => Outcome::Reply(effects, bytes.to_vec()),
             Err(error) => Outcome::Unparsable(format!("{error} in {bytes:02x?}")),
+        }
+    }
+
+    fn error(&self) -> Option<&str> {
+        match self {
+            Outcome::Error(error) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// For the failure report.
+    fn describe(&self) -> String {
+        match self {
+            Outcome::Error(error) => format!("error: {error}"),
+            Outcome::Unparsable(error) => format!("unparsable reply: {error}"),
+            Outcome::Reply(effects, _) => effects.summary(),
         }
     }
 }
@@ -1516,80 +1239,9 @@ fn compare(python: &Outcome, rust: &Outcome) -> Vec<String> {
         (Outcome::Reply(python, _), Outcome::Reply(rust, _)) => (python, rust),
         _ => return vec!["one side replied, the other did not".to_owned()],
     };
-    let mut problems = Vec::new();
-    for name in python.mutations.keys().chain(rust.mutations.keys()) {
-        let (p, r) = (python.mutations.get(name), rust.mutations.get(name));
-        if p != r
-            && !problems
-                .iter()
-                .any(|m: &String| m.contains(&format!("state {name:?}")))
-        {
-            problems.push(format!(
-                "state {name:?}: Python {}, crate {}",
-                show_mutation(p),
-                show_mutation(r)
-            ));
-        }
-    }
-    compare_lists(
-        "message",
-        &python.messages,
-        &rust.messages,
-        &mut problems,
-        |(t, a)| format!("to {t}: {}", show(a)),
-    );
-    compare_lists(
-        "delayed message",
-        &python.delayed,
-        &rust.delayed,
-        &mut problems,
-        |(d, t, a)| format!("after {d} ms to {t}: {}", show(a)),
-    );
-    compare_lists(
-        "egress message",
-        &python.egresses,
-        &rust.egresses,
-        &mut problems,
-        |(e, a)| format!("to {e}: {}", show(a)),
-    );
-    problems
-}
-
-fn compare_lists<T: PartialEq>(
-    what: &str,
-    python: &[T],
-    rust: &[T],
-    problems: &mut Vec<String>,
-    show: impl Fn(&T) -> String,
-) {
-    if python.len() != rust.len() {
-        problems.push(format!(
-            "{} {what}s from Python, {} from the crate",
-            python.len(),
-            rust.len()
-        ));
-    }
-    let differing = python
-        .iter()
-        .zip(rust)
-        .enumerate()
-        .filter(|(_, (p, r))| p != r)
-        .take(3);
-    for (i, (p, r)) in differing {
-        problems.push(format!(
-            "{what} {i}: Python {}\n    crate  {}",
-            show(p),
-            show(r)
-        ));
-    }
-}
-
-fn show_mutation(mutation: Option<&Option<Canonical>>) -> String {
-    match mutation {
-        None => "leaves it alone".to_owned(),
-        Some(None) => "deletes it".to_owned(),
-        Some(Some(value)) => format!("sets {}", show(value)),
-    }
+    diff::compare_effects(python, rust, show, |(d, t, a)| {
+        format!("after {d} ms to {t}: {}", show(a))
+    })
 }
 
 fn show(any: &Canonical) -> String {
@@ -1610,34 +1262,6 @@ fn show(any: &Canonical) -> String {
     format!("{} {body}", any.type_url)
 }
 
-/// A `Value` as JSON-like text.
-fn show_value(value: &Value) -> String {
-    match &value.kind {
-        None => "<unset>".to_owned(),
-        Some(Kind::NullValue(_)) => "null".to_owned(),
-        Some(Kind::BoolValue(b)) => b.to_string(),
-        Some(Kind::NumberValue(n)) => n.to_string(),
-        Some(Kind::StringValue(text)) => format!("{text:?}"),
-        Some(Kind::ListValue(list)) => format!(
-            "[{}]",
-            list.values
-                .iter()
-                .map(show_value)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Some(Kind::StructValue(fields)) => format!(
-            "{{{}}}",
-            fields
-                .fields
-                .iter()
-                .map(|(k, v)| format!("{k:?}: {}", show_value(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 /// A failing case, for the panic message; its request is saved to replay.
 fn report(
     seed: u64,
@@ -1647,40 +1271,15 @@ fn report(
     rust: &Outcome,
     problems: &[String],
 ) -> String {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("differential-failures");
-    let file = dir.join(format!("seed-{seed:x}-case-{index}.bin"));
-    let saved = fs::create_dir_all(&dir)
-        .and_then(|()| fs::write(&file, &case.bytes))
-        .map_or_else(
-            |e| format!("not saved: {e}"),
-            |()| format!("saved as {}", file.display()),
-        );
-    let mut text = format!(
-        "case {index} ({}{}{}), {} bytes, {saved}\n",
-        case.kind,
-        if case.note.is_empty() { "" } else { ": " },
-        case.note,
-        case.bytes.len()
-    );
-    for problem in problems {
-        let _ = writeln!(text, "  - {problem}");
-    }
-    let _ = writeln!(text, "  request: {}", show_request(&case.bytes));
-    for (side, outcome) in [("Python", python), ("crate", rust)] {
-        let shown = match outcome {
-            Outcome::Error(error) => format!("error: {error}"),
-            Outcome::Unparsable(error) => format!("unparsable reply: {error}"),
-            Outcome::Reply(effects, _) => format!(
-                "reply with {} mutations, {} messages, {} delayed, {} egress",
-                effects.mutations.len(),
-                effects.messages.len(),
-                effects.delayed.len(),
-                effects.egresses.len()
-            ),
-        };
-        let _ = writeln!(text, "  {side}: {shown}");
-    }
-    text
+    diff::report(
+        "differential",
+        seed,
+        index,
+        case,
+        problems,
+        &show_request(&case.bytes),
+        [("Python", python.describe()), ("crate", rust.describe())],
+    )
 }
 
 /// A request as readable text, cut short when long.
@@ -1710,14 +1309,5 @@ fn show_request(bytes: &[u8]) -> String {
         let argument = show(&canonical(&invocation.argument.clone().unwrap_or_default()));
         let _ = write!(text, "\n    [{i}] from {caller}: {argument}");
     }
-    const LIMIT: usize = 6000;
-    if text.len() > LIMIT {
-        let cut = (0..=LIMIT)
-            .rev()
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(0);
-        text.truncate(cut);
-        text.push_str(" ...");
-    }
-    text
+    diff::cut_short(text, 6000)
 }

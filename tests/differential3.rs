@@ -90,20 +90,20 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs;
-use std::io::{Read as _, Write as _};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use prost::Message as _;
 use prost_types::value::Kind as ValueKind;
-use prost_types::{Any, ListValue, Struct, Value};
+use prost_types::{Any, Value};
 use statefun_sync::proto::reqreply::{self as proto, from_function, to_function};
 use statefun_sync::proto::types as wrappers;
 use statefun_sync::types::builtin;
 use statefun_sync::{Context, Message, RequestReplyHandler, StatefulFunctions, ValueSpec};
+use support::differential::{
+    self as diff, env_number, hex, items, list, n, number, python_delay_is_exact, python_delay_ms,
+    s, show_value, text, unhex, PbValue, Rng, Target, DELIBERATE_PANIC, FAILURE_MESSAGE,
+};
 
 const DEFAULT_SEED: u64 = 0x5EED_0330;
 const DEFAULT_CASES: usize = 1000;
@@ -118,11 +118,6 @@ const NONE_TYPENAME: &str = "probe/None";
 const SCRIPT_TYPENAME: &str = "type.googleapis.com/google.protobuf.Value";
 /// The typename of the JSON-typed state and values (`make_json_type` in reference.py).
 const JSON_TYPENAME: &str = "diff3.types/Doc";
-/// What the "fail" operation fails with.
-const FAILURE_MESSAGE: &str = "the script asked for an error";
-/// What the "panic" operation panics with (in Python: raises); the panic hook keeps it
-/// off stderr.
-const DELIBERATE_PANIC: &str = "the script asked for a panic";
 
 const BUILTINS_FN: &str = "diff3/builtins";
 const PROTO_FN: &str = "diff3/proto";
@@ -184,28 +179,24 @@ fn replies_match_the_python_sdk() {
         let mut problems = compare(python, rust);
         problems.extend(case.expect.check(python, rust));
         // A deliberate failure must be the one that stopped the batch, on both sides.
-        let message = [FAILURE_MESSAGE, DELIBERATE_PANIC]
-            .into_iter()
-            .find(|message| case.note.contains(message));
-        if let (Some(message), Outcome::Error(p, _), Outcome::Error(r, _)) = (message, python, rust)
-        {
-            if !p.contains(message) || !r.contains(message) {
-                problems.push(format!("the batch did not fail with {message:?}"));
-            }
-        }
+        problems.extend(diff::deliberate_failure_problem(
+            &case.note,
+            python.error(),
+            rust.error(),
+        ));
         if !problems.is_empty() {
             failures.push(report(seed, index, case, python, rust, &problems));
         }
     }
 
-    let invocations: usize = cases.iter().map(|c| c.invocations).sum();
-    println!(
-        "differential3: seed {seed:#x}, {count} requests, {invocations} invocations; \
-         Python SDK {python_time:?}, crate {rust_time:?}"
+    diff::print_summary(
+        "differential3",
+        seed,
+        &cases,
+        python_time,
+        rust_time,
+        &stats,
     );
-    for (kind, n) in &stats {
-        println!("  {n:5}  {kind}");
-    }
     println!("  generated: {:?}", generator.seen);
     if count >= DEFAULT_CASES {
         // The generator does what this file says it does.
@@ -215,15 +206,7 @@ fn replies_match_the_python_sdk() {
             .collect();
         assert!(missing.is_empty(), "never generated: {missing:?}");
     }
-    if !failures.is_empty() {
-        let shown: Vec<&String> = failures.iter().take(8).collect();
-        panic!(
-            "{} of {count} requests differ from the Python SDK (seed {seed:#x}); the first {}:\n\n{}",
-            failures.len(),
-            shown.len(),
-            shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n\n")
-        );
-    }
+    diff::assert_no_failures(&failures, count, seed);
 }
 
 /// Each deliberate difference listed at the top of this file, still different: when one
@@ -417,10 +400,7 @@ fn the_python_delay_model_matches_the_python_sdk() {
         2_000_000,
         86_400_000_123,
     ];
-    let program = format!(
-        "from datetime import timedelta\nprint(' '.join(str(int(timedelta(microseconds=us)\
-         .total_seconds() * 1000.0)) for us in {delays_us:?}))"
-    );
+    let program = diff::python_delay_program(&delays_us);
     let python: Vec<u64> = python_output(&program)
         .split_whitespace()
         .map(|n| n.parse().expect("a number"))
@@ -436,42 +416,10 @@ fn the_python_delay_model_matches_the_python_sdk() {
 // The Rust functions: one interpreter of the scripts, bound five ways.
 // ------------------------------------------------------------------------------------
 
-/// `google.protobuf.Value` under its protobuf name, so that it is a [`Type`] named
-/// `type.googleapis.com/google.protobuf.Value`, as `make_protobuf_type(Value)` names it
-/// (prost-types ships `Value` without [`prost::Name`], and this crate may not implement
-/// [`Type`] for it).
-#[derive(Debug, Clone, Default, PartialEq)]
-struct PbValue(Value);
-
-impl prost::Message for PbValue {
-    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
-        self.0.encode_raw(buf)
-    }
-
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: prost::encoding::WireType,
-        buf: &mut impl prost::bytes::Buf,
-        ctx: prost::encoding::DecodeContext,
-    ) -> Result<(), prost::DecodeError> {
-        self.0.merge_field(tag, wire_type, buf, ctx)
-    }
-
-    fn encoded_len(&self) -> usize {
-        self.0.encoded_len()
-    }
-
-    fn clear(&mut self) {
-        self.0.clear()
-    }
-}
-
-impl prost::Name for PbValue {
-    const NAME: &'static str = "Value";
-    const PACKAGE: &'static str = "google.protobuf";
-}
-
+// `PbValue`, `google.protobuf.Value` under its protobuf name, is a [`Type`] named
+// `type.googleapis.com/google.protobuf.Value`, as `make_protobuf_type(Value)` names it
+// (prost-types ships `Value` without [`prost::Name`], and this crate may not implement
+// [`Type`] for it).
 statefun_sync::protobuf_type!(PbValue);
 
 /// Any JSON value, as `make_json_type` holds any Python object that `json` writes.
@@ -737,55 +685,9 @@ fn none_marker() -> Any {
     }
 }
 
-fn items(value: &Value) -> &[Value] {
-    match &value.kind {
-        Some(ValueKind::ListValue(list)) => &list.values,
-        _ => &[],
-    }
-}
-
-fn text(value: &Value) -> &str {
-    match &value.kind {
-        Some(ValueKind::StringValue(text)) => text,
-        _ => "",
-    }
-}
-
-fn number(value: &Value) -> f64 {
-    match value.kind {
-        Some(ValueKind::NumberValue(n)) => n,
-        _ => 0.0,
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(hex: &str) -> anyhow::Result<Vec<u8>> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| Ok(u8::from_str_radix(hex.get(i..i + 2).unwrap_or("?"), 16)?))
-        .collect()
-}
-
-/// Keeps the scripts' deliberate panics from printing a message each; every other panic
-/// reports as usual.
-fn quiet_deliberate_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&DELIBERATE_PANIC) {
-                report(info);
-            }
-        }));
-    });
-}
-
 /// Runs `requests` through the crate's 3.x handler.
 fn run_rust<'a>(requests: impl Iterator<Item = &'a [u8]>) -> Vec<Outcome> {
-    quiet_deliberate_panics();
+    diff::quiet_deliberate_panics();
     let handler = rust_handler();
     requests
         .map(|request| match handler.handle(request) {
@@ -800,15 +702,7 @@ fn run_rust<'a>(requests: impl Iterator<Item = &'a [u8]>) -> Vec<Outcome> {
 // ------------------------------------------------------------------------------------
 
 /// One generated request.
-struct Case {
-    /// What sort of case, for the statistics and the failure report.
-    kind: &'static str,
-    /// What the generator did to make it fail, if anything.
-    note: String,
-    bytes: Vec<u8>,
-    invocations: usize,
-    expect: Expect,
-}
+type Case = diff::Case<Expect>;
 
 /// What the generator built a case to do on both sides.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -1050,37 +944,6 @@ impl Sample {
     }
 }
 
-/// SplitMix64: small, fast and good enough to vary requests; fully determined by the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// A number in `low..=high`.
-    fn between(&mut self, low: usize, high: usize) -> usize {
-        low + self.below(high - low + 1)
-    }
-
-    fn percent(&mut self, p: usize) -> bool {
-        self.below(100) < p
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
 const TARGET_TYPES: &[&str] = &[
     "example/greeter",
     "com.example.app/counter",
@@ -1092,6 +955,8 @@ const EGRESS_TYPES: &[&str] = &["example/out", "com.example/kafka-egress", "a/b/
 const BAD_TYPENAMES: &[&str] = &["", "no-slash", "/name", "namespace/"];
 const IDS: &[&str] = &["alice", "bob", "42", "user 7", "ünïcødé", "a/b", "0"];
 const TOKENS: &[&str] = &["t1", "token-2", "ünï", "a b"];
+/// The numbers of generated `Value`s, beside a random whole one.
+const NUMBERS: &[f64] = &[0.0, -0.0, 1.0, -1.5, 1e300, std::f64::consts::PI];
 const WORDS: &[&str] = &[
     "",
     "hello",
@@ -1638,7 +1503,7 @@ impl Generator {
                 }
                 7..=8 => vec![
                     s("send"),
-                    self.one_of(TARGET_TYPES),
+                    self.rng.one_of(TARGET_TYPES),
                     s(&self.id()),
                     self.any_sample().script(),
                 ],
@@ -1646,22 +1511,22 @@ impl Generator {
                 10..=11 => vec![
                     s("send_after"),
                     n(self.delay_us() as f64),
-                    self.one_of(TARGET_TYPES),
+                    self.rng.one_of(TARGET_TYPES),
                     s(&self.id()),
                     self.any_sample().script(),
                 ],
                 12 => vec![
                     s("send_after_token"),
                     n(self.delay_us() as f64),
-                    self.one_of(TARGET_TYPES),
+                    self.rng.one_of(TARGET_TYPES),
                     s(&self.id()),
                     self.any_sample().script(),
-                    self.one_of(TOKENS),
+                    self.rng.one_of(TOKENS),
                 ],
-                13 => vec![s("cancel"), self.one_of(TOKENS)],
+                13 => vec![s("cancel"), self.rng.one_of(TOKENS)],
                 14..=16 => vec![
                     s("egress"),
-                    self.one_of(EGRESS_TYPES),
+                    self.rng.one_of(EGRESS_TYPES),
                     self.any_sample().script(),
                 ],
                 17..=18 => vec![s("address")],
@@ -1757,7 +1622,7 @@ impl Generator {
 
     /// An operation that fails: `FAILURES` kinds 0 to 9.
     fn failing_op(&mut self, kind: usize, batch: &Batch) -> Value {
-        let bad = self.one_of(BAD_TYPENAMES);
+        let bad = self.rng.one_of(BAD_TYPENAMES);
         let op = match kind {
             0 => {
                 let declared = |name: &str| batch.function.states.iter().any(|(d, _)| *d == name);
@@ -1777,7 +1642,7 @@ impl Generator {
             2 => vec![s("send"), bad, s(&self.id()), self.any_sample().script()],
             3 => vec![
                 s("send"),
-                self.one_of(TARGET_TYPES),
+                self.rng.one_of(TARGET_TYPES),
                 s(""),
                 self.any_sample().script(),
             ],
@@ -1785,14 +1650,14 @@ impl Generator {
                 let (typename, id) = if self.rng.percent(50) {
                     (bad, s(&self.id()))
                 } else {
-                    (self.one_of(TARGET_TYPES), s(""))
+                    (self.rng.one_of(TARGET_TYPES), s(""))
                 };
                 let delay = n(self.delay_us() as f64);
                 let value = self.any_sample().script();
                 if self.rng.percent(50) {
                     vec![s("send_after"), delay, typename, id, value]
                 } else {
-                    let token = self.one_of(TOKENS);
+                    let token = self.rng.one_of(TOKENS);
                     vec![s("send_after_token"), delay, typename, id, value, token]
                 }
             }
@@ -1986,30 +1851,15 @@ impl Generator {
     // Pieces.
 
     fn id(&mut self) -> String {
-        if self.rng.percent(70) {
-            (*self.rng.pick(IDS)).to_owned()
-        } else {
-            format!("id-{}", self.rng.below(1000))
-        }
-    }
-
-    /// One of `texts`, as a script string.
-    fn one_of(&mut self, texts: &[&str]) -> Value {
-        s(texts[self.rng.below(texts.len())])
+        self.rng.id(IDS)
     }
 
     fn random_bytes(&mut self, max: usize) -> Vec<u8> {
-        (0..self.rng.between(0, max))
-            .map(|_| self.rng.next() as u8)
-            .collect()
+        self.rng.bytes(0, max)
     }
 
     fn text(&mut self) -> String {
-        if self.rng.percent(70) {
-            (*self.rng.pick(WORDS)).to_owned()
-        } else {
-            format!("w{}", self.rng.next() % 100_000)
-        }
+        self.rng.word(WORDS)
     }
 
     /// A delay, in microseconds, that the Python SDK turns into the right milliseconds.
@@ -2103,35 +1953,7 @@ impl Generator {
 
     /// A `google.protobuf.Value` of any kind, nested at most two deep.
     fn value(&mut self, depth: usize) -> Value {
-        let kinds = if depth >= 2 { 4 } else { 6 };
-        let kind = match self.rng.below(kinds) {
-            0 => ValueKind::NullValue(0),
-            1 => ValueKind::BoolValue(self.rng.percent(50)),
-            2 => {
-                let random = (self.rng.next() % 1_000_000) as f64;
-                ValueKind::NumberValue(*self.rng.pick(&[
-                    0.0,
-                    -0.0,
-                    1.0,
-                    -1.5,
-                    1e300,
-                    std::f64::consts::PI,
-                    random,
-                ]))
-            }
-            3 => ValueKind::StringValue(self.text()),
-            4 => ValueKind::ListValue(ListValue {
-                values: (0..self.rng.between(0, 3))
-                    .map(|_| self.value(depth + 1))
-                    .collect(),
-            }),
-            _ => ValueKind::StructValue(Struct {
-                fields: (0..self.rng.between(0, 3))
-                    .map(|_| (self.text(), self.value(depth + 1)))
-                    .collect(),
-            }),
-        };
-        Value { kind: Some(kind) }
+        self.rng.value(depth, NUMBERS, WORDS)
     }
 
     /// JSON text that Python's `json` and serde_json read alike: no `NaN`, no BOM, no lone
@@ -2237,47 +2059,6 @@ fn script(ops: Vec<Value>) -> proto::TypedValue {
     typed_value(SCRIPT_TYPENAME, &PbValue(list(ops)).encode_to_vec())
 }
 
-/// What the Python SDK sends for a delay of `us` microseconds:
-/// `int(timedelta(microseconds=us).total_seconds() * 1000.0)`. `total_seconds` divides
-/// the whole microseconds by 10**6, correctly rounded, as an `f64` division does for the
-/// integers the generator uses (below 2**53).
-fn python_delay_ms(us: u64) -> u64 {
-    ((us as f64 / 1e6) * 1000.0).trunc() as u64
-}
-
-/// Whether the Python SDK sends the delay of `us` microseconds as the crate does, in
-/// whole milliseconds rounded down.
-fn python_delay_is_exact(us: u64) -> bool {
-    python_delay_ms(us) == us / 1000
-}
-
-fn s(text: &str) -> Value {
-    Value {
-        kind: Some(ValueKind::StringValue(text.to_owned())),
-    }
-}
-
-fn n(number: f64) -> Value {
-    Value {
-        kind: Some(ValueKind::NumberValue(number)),
-    }
-}
-
-fn list(values: Vec<Value>) -> Value {
-    Value {
-        kind: Some(ValueKind::ListValue(ListValue { values })),
-    }
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    let parsed = match value.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => value.parse(),
-    };
-    Some(parsed.unwrap_or_else(|_| panic!("{name}={value:?} is not a number")))
-}
-
 // ------------------------------------------------------------------------------------
 // Running the Python SDK.
 // ------------------------------------------------------------------------------------
@@ -2285,71 +2066,18 @@ fn env_number(name: &str) -> Option<u64> {
 /// Runs every request through the Python SDK, in one process fed through stdin.
 fn run_python<'a>(requests: impl Iterator<Item = &'a [u8]>) -> Vec<Outcome> {
     let python = support::python::python3();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/differential3/reference.py");
-    let mut framed = Vec::new();
-    let mut count = 0;
-    for request in requests {
-        framed.extend((request.len() as u32).to_le_bytes());
-        framed.extend(request);
-        count += 1;
-    }
-    let mut child = Command::new(&python)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-    let mut stdin = child.stdin.take().expect("piped");
-    // Written from another thread, so that neither pipe fills while the other waits.
-    let writer = std::thread::spawn(move || stdin.write_all(&framed));
-    let mut data = Vec::new();
-    child
-        .stdout
-        .take()
-        .expect("piped")
-        .read_to_end(&mut data)
-        .expect("reads the replies");
-    let output = child.wait_with_output().expect("reference.py ends");
-    let written = writer.join().expect("the writer does not panic");
-    assert!(
-        output.status.success() && written.is_ok(),
-        "{} {} failed ({}, {written:?}):\n{}",
-        python.display(),
-        script.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-
-    let mut outcomes = Vec::with_capacity(count);
-    let mut rest = data.as_slice();
-    while let Some((length, tail)) = rest.split_first_chunk::<4>() {
-        let length = u32::from_le_bytes(*length) as usize;
-        assert!(length <= tail.len(), "reference.py wrote a cut record");
-        let (record, tail) = tail.split_at(length);
-        rest = tail;
-        outcomes.push(match record.split_first() {
-            Some((0, reply)) => Outcome::from_reply(reply),
-            Some((_, error)) => Outcome::Error(String::from_utf8_lossy(error).into_owned(), None),
-            None => panic!("reference.py wrote an empty record"),
-        });
-    }
-    assert_eq!(outcomes.len(), count, "reference.py answered every request");
-    outcomes
+    diff::run_reference(&python, "tests/differential3/reference.py", requests)
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(reply) => Outcome::from_reply(&reply),
+            Err(error) => Outcome::Error(error, None),
+        })
+        .collect()
 }
 
 /// What `program` prints, run by the Python with the 3.3.0 SDK.
 fn python_output(program: &str) -> String {
-    let output = Command::new(support::python::python3())
-        .args(["-c", program])
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    diff::python_output(&support::python::python3(), program)
 }
 
 // ------------------------------------------------------------------------------------
@@ -2385,6 +2113,24 @@ impl Outcome {
             Outcome::Error(..) => "error",
         }
     }
+
+    fn error(&self) -> Option<&str> {
+        match self {
+            Outcome::Error(error, _) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// For the failure report.
+    fn describe(&self) -> String {
+        match self {
+            Outcome::Error(error, Some(status)) => format!("error {status}: {error}"),
+            Outcome::Error(error, None) => format!("error: {error}"),
+            Outcome::Unparsable(error) => format!("unparsable reply: {error}"),
+            Outcome::Handshake(specs) => format!("handshake {specs:?}"),
+            Outcome::Reply(effects) => effects.summary(),
+        }
+    }
 }
 
 /// A `PersistedValueSpec` of the handshake; `mode` and `millis` are 0 when
@@ -2398,14 +2144,7 @@ struct MissingSpec {
 }
 
 /// A reply's content, with every `TypedValue` decoded where its type is known.
-#[derive(Debug, PartialEq)]
-struct Effects {
-    /// By state name: `MODIFY` with the new value, or `DELETE` (`None`).
-    mutations: BTreeMap<String, Option<Canonical>>,
-    messages: Vec<(Target, Canonical)>,
-    delayed: Vec<Delayed>,
-    egresses: Vec<(Target, Canonical)>,
-}
+type Effects = diff::Effects<Canonical, Delayed>;
 
 #[derive(Debug, PartialEq)]
 struct Delayed {
@@ -2414,17 +2153,6 @@ struct Delayed {
     argument: Canonical,
     is_cancellation: bool,
     token: String,
-}
-
-/// An address as its fields (namespace, type, id), or an egress (namespace, type, ""); a
-/// missing one is all-empty.
-#[derive(Debug, PartialEq)]
-struct Target(String, String, String);
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "({:?}, {:?}, {:?})", self.0, self.1, self.2)
-    }
 }
 
 /// A `TypedValue`, decoded where the typename is one the test uses, so that two encodings
@@ -2575,98 +2303,24 @@ fn compare(python: &Outcome, rust: &Outcome) -> Vec<String> {
             )]
         }
     };
-    let mut problems = Vec::new();
-    let names: std::collections::BTreeSet<&String> = python
-        .mutations
-        .keys()
-        .chain(rust.mutations.keys())
-        .collect();
-    for name in names {
-        let (p, r) = (python.mutations.get(name), rust.mutations.get(name));
-        if p != r {
-            problems.push(format!(
-                "state {name:?}: Python {}, crate {}",
-                show_mutation(p),
-                show_mutation(r)
-            ));
+    diff::compare_effects(python, rust, show, |d| {
+        if d.is_cancellation {
+            format!(
+                "cancel {:?} (to {}: {})",
+                d.token,
+                d.target,
+                show(&d.argument)
+            )
+        } else {
+            format!(
+                "after {} ms to {}, token {:?}: {}",
+                d.delay_ms,
+                d.target,
+                d.token,
+                show(&d.argument)
+            )
         }
-    }
-    compare_lists(
-        "message",
-        &python.messages,
-        &rust.messages,
-        &mut problems,
-        |(t, a)| format!("to {t}: {}", show(a)),
-    );
-    compare_lists(
-        "delayed message",
-        &python.delayed,
-        &rust.delayed,
-        &mut problems,
-        |d| {
-            if d.is_cancellation {
-                format!(
-                    "cancel {:?} (to {}: {})",
-                    d.token,
-                    d.target,
-                    show(&d.argument)
-                )
-            } else {
-                format!(
-                    "after {} ms to {}, token {:?}: {}",
-                    d.delay_ms,
-                    d.target,
-                    d.token,
-                    show(&d.argument)
-                )
-            }
-        },
-    );
-    compare_lists(
-        "egress message",
-        &python.egresses,
-        &rust.egresses,
-        &mut problems,
-        |(e, a)| format!("to {e}: {}", show(a)),
-    );
-    problems
-}
-
-fn compare_lists<T: PartialEq>(
-    what: &str,
-    python: &[T],
-    rust: &[T],
-    problems: &mut Vec<String>,
-    show: impl Fn(&T) -> String,
-) {
-    if python.len() != rust.len() {
-        problems.push(format!(
-            "{} {what}s from Python, {} from the crate",
-            python.len(),
-            rust.len()
-        ));
-    }
-    let differing = python
-        .iter()
-        .zip(rust)
-        .enumerate()
-        .filter(|(_, (p, r))| p != r)
-        .take(3);
-    for (i, (p, r)) in differing {
-        problems.push(format!(
-            "{what} {i}: Python {}\n    crate  {}",
-            show(p),
-            show(r)
-        ));
-    }
-}
-
-fn show_mutation(mutation: Option<&Option<Canonical>>) -> String {
-    match mutation {
-        None => "leaves it alone".to_owned(),
-        Some(None) => "deletes it".to_owned(),
-        Some(Some(value)) => format!("sets {}", show(value)),
-    }
+    })
 }
 
 fn show(value: &Canonical) -> String {
@@ -2679,34 +2333,6 @@ fn show(value: &Canonical) -> String {
     format!("{}{has_value} {body}", value.typename)
 }
 
-/// A `Value` as JSON-like text.
-fn show_value(value: &Value) -> String {
-    match &value.kind {
-        None => "<unset>".to_owned(),
-        Some(ValueKind::NullValue(_)) => "null".to_owned(),
-        Some(ValueKind::BoolValue(b)) => b.to_string(),
-        Some(ValueKind::NumberValue(n)) => n.to_string(),
-        Some(ValueKind::StringValue(text)) => format!("{text:?}"),
-        Some(ValueKind::ListValue(list)) => format!(
-            "[{}]",
-            list.values
-                .iter()
-                .map(show_value)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Some(ValueKind::StructValue(fields)) => format!(
-            "{{{}}}",
-            fields
-                .fields
-                .iter()
-                .map(|(k, v)| format!("{k:?}: {}", show_value(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 /// A failing case, for the panic message; its request is saved to replay.
 fn report(
     seed: u64,
@@ -2716,44 +2342,15 @@ fn report(
     rust: &Outcome,
     problems: &[String],
 ) -> String {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("differential3-failures");
-    let file = dir.join(format!("seed-{seed:x}-case-{index}.bin"));
-    let saved = fs::create_dir_all(&dir)
-        .and_then(|()| fs::write(&file, &case.bytes))
-        .map_or_else(
-            |e| format!("not saved: {e}"),
-            |()| format!("saved as {}", file.display()),
-        );
-    let mut text = format!(
-        "case {index} ({}{}{}), {} bytes, {saved}\n",
-        case.kind,
-        if case.note.is_empty() { "" } else { ": " },
-        case.note,
-        case.bytes.len()
-    );
-    for problem in problems {
-        let _ = writeln!(text, "  - {problem}");
-    }
-    let _ = writeln!(text, "  request: {}", show_request(&case.bytes));
-    for (side, outcome) in [("Python", python), ("crate", rust)] {
-        let shown = match outcome {
-            Outcome::Error(error, status) => match status {
-                Some(status) => format!("error {status}: {error}"),
-                None => format!("error: {error}"),
-            },
-            Outcome::Unparsable(error) => format!("unparsable reply: {error}"),
-            Outcome::Handshake(specs) => format!("handshake {specs:?}"),
-            Outcome::Reply(effects) => format!(
-                "reply with {} mutations, {} messages, {} delayed, {} egress",
-                effects.mutations.len(),
-                effects.messages.len(),
-                effects.delayed.len(),
-                effects.egresses.len()
-            ),
-        };
-        let _ = writeln!(text, "  {side}: {shown}");
-    }
-    text
+    diff::report(
+        "differential3",
+        seed,
+        index,
+        case,
+        problems,
+        &show_request(&case.bytes),
+        [("Python", python.describe()), ("crate", rust.describe())],
+    )
 }
 
 /// A request as readable text, cut short when long.
@@ -2782,14 +2379,5 @@ fn show_request(bytes: &[u8]) -> String {
         let argument = show(&canonical(invocation.argument.clone()));
         let _ = write!(text, "\n    [{i}] from {caller}: {argument}");
     }
-    const LIMIT: usize = 6000;
-    if text.len() > LIMIT {
-        let cut = (0..=LIMIT)
-            .rev()
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(0);
-        text.truncate(cut);
-        text.push_str(" ...");
-    }
-    text
+    diff::cut_short(text, 6000)
 }

@@ -3,11 +3,10 @@
 //! read-back, and remote endpoints (the crate's server, and a scripted endpoint that
 //! checks the bytes on the wire and says what an SDK should not).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+mod support;
+
 use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prost::Message as _;
 use prost_types::Any;
@@ -19,6 +18,7 @@ use statefun_sync::{
     Context, Error, Expiration, Message, ProtocolVersion, RequestReplyHandler, StatefulFunctions,
     ValueSpec,
 };
+use support::scripted::{http_response, scripted_endpoint};
 
 const SEEN: ValueSpec<i32> = ValueSpec::named("seen");
 const NAME: ValueSpec<String> = ValueSpec::named("name");
@@ -482,63 +482,11 @@ fn a_3x_function_behind_the_crates_server_does_the_handshake_over_http() {
 /// (3.x `FromFunction` bodies, 200 and octet-stream), and hands back each request body.
 /// It gives up after 10 seconds without a client.
 fn scripted(replies: Vec<Vec<u8>>) -> (String, mpsc::Receiver<Vec<u8>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let (requests, received) = mpsc::channel();
-    thread::spawn(move || {
-        for reply in replies {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let mut stream = loop {
-                match listener.accept() {
-                    Ok((stream, _)) => break stream,
-                    Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
-                    Err(_) => return,
-                }
-            };
-            stream.set_nonblocking(false).unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let Some(body) = read_request(&mut stream) else {
-                return;
-            };
-            let _ = requests.send(body);
-            let mut response = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n",
-                reply.len()
-            )
-            .into_bytes();
-            response.extend_from_slice(&reply);
-            let _ = stream.write_all(&response);
-        }
-    });
-    (format!("http://{addr}/statefun"), received)
-}
-
-fn read_request(stream: &mut impl Read) -> Option<Vec<u8>> {
-    let mut request = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut chunk).unwrap_or(0);
-        if n == 0 {
-            return None;
-        }
-        request.extend_from_slice(&chunk[..n]);
-        let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        if request.len() >= end + 4 + length {
-            return Some(request[end + 4..end + 4 + length].to_vec());
-        }
-    }
+    let responses = replies
+        .iter()
+        .map(|reply| http_response("200 OK", "application/octet-stream", reply))
+        .collect();
+    scripted_endpoint(responses)
 }
 
 fn handshake(specs: &[(&str, &str)]) -> Vec<u8> {

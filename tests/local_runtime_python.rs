@@ -7,9 +7,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use prost_types::Any;
@@ -17,6 +14,7 @@ use statefun_sync::proto::io::KafkaProducerRecord;
 use statefun_sync::testing::{LocalRuntime, RemoteError, RuntimeError};
 use statefun_sync::unpack;
 use statefun_sync::{Context, StatefulFunctions};
+use support::python::{python, PythonApp};
 
 /// `google.protobuf.StringValue`, which the Python side uses from `wrappers_pb2`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -48,48 +46,9 @@ fn string(value: &str) -> StringValue {
     }
 }
 
-/// The Python app, killed when dropped (it also exits by itself when its stdin closes).
-struct PythonApp {
-    child: Child,
-    port: u16,
-}
-
-impl PythonApp {
-    fn start() -> PythonApp {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/local_runtime/python_app.py");
-        let mut child = Command::new(support::python::python())
-            .arg(&script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
-        let mut first_line = String::new();
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let read = BufReader::new(stdout).read_line(&mut first_line);
-        let port = read.ok().and_then(|_| first_line.trim().parse().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{} did not print its port; it printed {first_line:?}",
-                script.display()
-            );
-        };
-        PythonApp { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/statefun", self.port)
-    }
-}
-
-impl Drop for PythonApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `tests/local_runtime/python_app.py`, running.
+fn start_python_app() -> PythonApp {
+    PythonApp::script(&python(), "tests/local_runtime/python_app.py")
 }
 
 /// `rust/visitor/<name>` (in process) greets `py/greeter/<name>` (Python, over HTTP) for
@@ -126,7 +85,7 @@ fn heard(runtime: &LocalRuntime) -> Vec<String> {
 
 #[test]
 fn the_python_sdk_and_a_rust_function_message_each_other() {
-    let python = PythonApp::start();
+    let python = start_python_app();
     let mut runtime = runtime(&python);
     runtime
         .pack_and_send("rust/visitor", "alice", &string("alice"))
@@ -190,7 +149,7 @@ fn the_python_sdk_and_a_rust_function_message_each_other() {
 
 #[test]
 fn a_python_function_error_stops_the_runtime_naming_the_address() {
-    let python = PythonApp::start();
+    let python = start_python_app();
     let mut runtime = runtime(&python);
     runtime
         .pack_and_send("rust/visitor", "x", &string("fail"))

@@ -8,8 +8,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use statefun_sync::proto::egress::KafkaProducerRecord;
@@ -17,6 +15,7 @@ use statefun_sync::testing::v3::StateDeclaration;
 use statefun_sync::testing::{LocalRuntime, RemoteError, RuntimeError};
 use statefun_sync::types::{DecodeError, Type, TypeName};
 use statefun_sync::{Context, Message, StatefulFunctions, ValueSpec};
+use support::python::{python3, PythonApp};
 
 /// `py/greeter`, a Python SDK 3.3.0 function with the states `seen` (`IntType`) and
 /// `profile` (a JSON type, `py/Profile`), over plain `http.server`:
@@ -31,15 +30,14 @@ use statefun_sync::{Context, Message, StatefulFunctions, ValueSpec};
 /// - a protobuf `google.protobuf.Duration`: answers the caller its seconds × 1000 as a
 ///   `long`, and a `Duration` of twice its seconds.
 ///
-/// It serves on 127.0.0.1 at a free port, prints the port as its first line on stdout,
-/// and exits when its stdin closes (the test ended or died) or after 120 seconds.
+/// It serves through `serve` of `tests/support/http_app.py` ([`PythonApp`]).
 const PYTHON_APP: &str = r#"
-import os, sys, threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from google.protobuf.duration_pb2 import Duration
 from statefun import *
+
+from http_app import serve
 
 COMMAND = make_json_type("py/Command")
 PROFILE = make_json_type("py/Profile")
@@ -87,37 +85,7 @@ def greeter(context: Context, message: Message):
 handler = RequestReplyHandler(functions)
 
 
-class Endpoint(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        try:
-            reply = handler.handle_sync(body)
-            status, content_type = 200, "application/octet-stream"
-        except Exception as error:  # the runtime retries a 500
-            reply = ("%s: %s" % (type(error).__name__, error)).encode()
-            status, content_type = 500, "text/plain"
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, format, *args):
-        pass
-
-
-def exit_when_stdin_closes():
-    sys.stdin.read()
-    os._exit(0)
-
-
-server = HTTPServer(("127.0.0.1", 0), Endpoint)
-print(server.server_address[1], flush=True)
-threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
-watchdog = threading.Timer(120, lambda: os._exit(0))
-watchdog.daemon = True
-watchdog.start()
-server.serve_forever()
+serve(handler.handle_sync)
 "#;
 
 /// `google.protobuf.Duration`, which the Python side uses from `duration_pb2`.
@@ -167,43 +135,9 @@ json_text_type!(PyCommand => "py/Command", Profile => "py/Profile");
 const SEEN: ValueSpec<i32> = ValueSpec::named("seen");
 const PROFILE: ValueSpec<Profile> = ValueSpec::named("profile");
 
-/// The Python app, killed when dropped (it also exits by itself when its stdin closes).
-struct PythonApp {
-    child: Child,
-    port: u16,
-}
-
-impl PythonApp {
-    fn start() -> PythonApp {
-        let mut child = Command::new(support::python::python3())
-            .args(["-c", PYTHON_APP])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the Python 3.3.0 app: {e}"));
-        let mut first_line = String::new();
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let read = BufReader::new(stdout).read_line(&mut first_line);
-        let port = read.ok().and_then(|_| first_line.trim().parse().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the Python 3.3.0 app did not print its port; it printed {first_line:?}");
-        };
-        PythonApp { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/statefun", self.port)
-    }
-}
-
-impl Drop for PythonApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// [`PYTHON_APP`], running.
+fn start_python_app() -> PythonApp {
+    PythonApp::program(&python3(), PYTHON_APP, "the Python 3.3.0 app")
 }
 
 /// `rust/visitor/<id>` (in process) passes each ingress message on to `py/greeter/<id>`
@@ -244,7 +178,7 @@ fn heard(runtime: &LocalRuntime) -> Vec<String> {
 
 #[test]
 fn the_python_3_sdk_and_a_rust_function_exchange_typed_values() {
-    let python = PythonApp::start();
+    let python = start_python_app();
     let mut runtime = runtime(&python);
     runtime
         .send("rust/visitor", "alice", &"alice".to_string())
@@ -345,7 +279,7 @@ fn the_python_3_sdk_and_a_rust_function_exchange_typed_values() {
 
 #[test]
 fn a_python_3_function_error_stops_the_runtime_naming_the_address() {
-    let python = PythonApp::start();
+    let python = start_python_app();
     let mut runtime = runtime(&python);
     runtime
         .send("rust/visitor", "x", &"fail".to_string())

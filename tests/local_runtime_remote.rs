@@ -2,16 +2,16 @@
 //! tiny_http adapter serving Rust functions, and a scripted endpoint for what a remote
 //! function can get wrong.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::net::TcpListener;
+use std::time::Duration;
 
 use prost::Message;
 use statefun_sync::proto::polyglot::{self as proto, from_function, to_function};
 use statefun_sync::testing::{LocalRuntime, RemoteError, RuntimeError};
 use statefun_sync::{pack, Address, StatefulFunctions};
+use support::scripted::{http_response, scripted_endpoint};
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct Count {
@@ -32,6 +32,8 @@ fn count(n: i64) -> Count {
 /// a local one.
 #[cfg(any(feature = "server", feature = "tiny-http"))]
 mod behind_a_server {
+    use std::thread;
+
     use prost_types::Any;
     use statefun_sync::{Context, RequestReplyHandler};
 
@@ -140,64 +142,6 @@ mod behind_a_server {
     }
 }
 
-/// A one-connection endpoint: sends back the request body it got, and answers with
-/// `response` (raw HTTP). It gives up after 10 seconds without a client.
-fn scripted_endpoint(response: Vec<u8>) -> (String, mpsc::Receiver<Vec<u8>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let (requests, received) = mpsc::channel();
-    thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut stream = loop {
-            match listener.accept() {
-                Ok((stream, _)) => break stream,
-                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
-                Err(_) => return,
-            }
-        };
-        stream.set_nonblocking(false).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut request = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let body = loop {
-            let n = stream.read(&mut chunk).unwrap_or(0);
-            if n == 0 {
-                return;
-            }
-            request.extend_from_slice(&chunk[..n]);
-            let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
-                continue;
-            };
-            let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if request.len() >= end + 4 + length {
-                break request[end + 4..end + 4 + length].to_vec();
-            }
-        };
-        let _ = requests.send(body);
-        let _ = stream.write_all(&response);
-    });
-    (format!("http://{addr}/statefun"), received)
-}
-
-fn http_response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    response.extend_from_slice(body);
-    response
-}
-
 fn reply_bytes(response: from_function::InvocationResponse) -> Vec<u8> {
     proto::FromFunction {
         response: Some(from_function::Response::InvocationResult(response)),
@@ -216,11 +160,11 @@ fn remote_only(url: &str) -> LocalRuntime {
 
 #[test]
 fn the_request_is_a_to_function_with_every_declared_state_and_the_batch() {
-    let (url, received) = scripted_endpoint(http_response(
+    let (url, received) = scripted_endpoint(vec![http_response(
         "200 OK",
         "application/octet-stream",
         &reply_bytes(Default::default()),
-    ));
+    )]);
     let mut runtime = remote_only(&url);
     runtime
         .set_state("remote/f", "x", "b", Some(pack(&count(7))))
@@ -288,11 +232,11 @@ fn a_remote_reply_is_applied_as_the_runtime_does() {
         }],
         ..Default::default()
     };
-    let (url, _received) = scripted_endpoint(http_response(
+    let (url, _received) = scripted_endpoint(vec![http_response(
         "200 OK",
         "application/octet-stream",
         &reply_bytes(reply),
-    ));
+    )]);
     let mut runtime = remote_only(&url);
     runtime.pack_and_send("remote/f", "x", &count(1)).unwrap();
 
@@ -319,7 +263,7 @@ fn a_remote_reply_is_applied_as_the_runtime_does() {
 /// Runs one message for `remote/f/x` against an endpoint answering `response`, and
 /// returns the error, after checking that the runtime stopped and applied nothing.
 fn failure(response: Vec<u8>) -> RuntimeError {
-    let (url, _received) = scripted_endpoint(response);
+    let (url, _received) = scripted_endpoint(vec![response]);
     let mut runtime = remote_only(&url);
     runtime.pack_and_send("remote/f", "x", &count(1)).unwrap();
     let err = runtime.run().unwrap_err();

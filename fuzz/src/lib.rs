@@ -6,6 +6,11 @@
 //! byte: the low four bits choose the operation, the high bit says whether an error from
 //! it is passed up with `?` (ending the batch) or ignored. Operands (names, ids, type
 //! URLs, delays) follow as further bytes; a script that runs out of bytes just ends.
+//!
+//! The items at the root serve the 2.2 targets; [`v3`] is the same kit for a handler built
+//! with `RequestReplyHandler::v3` and the typed API.
+
+pub mod v3;
 
 use std::cell::RefCell;
 use std::sync::{Once, OnceLock};
@@ -72,7 +77,7 @@ fn with_model<T>(f: impl FnOnce(&mut Model) -> T) -> T {
 }
 
 /// The message of the scripted panic, so the panic hook can tell it from a real one.
-const SCRIPTED_PANIC: &str = "scripted panic";
+pub(crate) const SCRIPTED_PANIC: &str = "scripted panic";
 
 /// libFuzzer's panic hook aborts on every panic, even one that `handle()` catches. Keep
 /// that for every panic but the script's own.

@@ -103,6 +103,10 @@ pub(crate) trait ValueFormat {
     /// Whether a caller address with all three fields empty means no caller.
     const EMPTY_CALLER_IS_NONE: bool;
 
+    /// Whether a state's value is a message (3.x's `TypedValue`), whose occurrences
+    /// merge, rather than `bytes` (2.2), of which the last occurrence counts.
+    const STATE_VALUE_IS_A_MESSAGE: bool;
+
     /// A state's value as the request carries it, checked as far as the version checks
     /// it while decoding; empty when the state has no value.
     fn state_value(bytes: &[u8]) -> Result<&[u8], WireError>;
@@ -189,6 +193,9 @@ pub(crate) struct States<'a> {
     /// the few states a function usually has; the map keeps a request with thousands of
     /// states (a hostile one, say) linear instead of quadratic.
     index: Option<HashMap<&'a str, usize>>,
+    /// Values owned because they had to be merged from several occurrences on the wire
+    /// (3.x), by position; empty for every request a runtime sends.
+    merged: Vec<(usize, Vec<u8>)>,
 }
 
 impl<'a> States<'a> {
@@ -202,14 +209,22 @@ impl<'a> States<'a> {
         }
     }
 
-    /// Adds a state, or replaces the value of an earlier one with the same name.
-    pub(crate) fn insert(&mut self, state: RawState<'a>) {
+    /// Adds a state, or replaces the value of an earlier one with the same name; `merged`
+    /// is its value when it had to be merged (see `request::decode_state`).
+    pub(crate) fn insert(&mut self, state: RawState<'a>, merged: Option<Vec<u8>>) {
         if let Some(at) = self.position(state.name) {
             self.list[at].value = state.value;
+            self.merged.retain(|(i, _)| *i != at);
+            if let Some(bytes) = merged {
+                self.merged.push((at, bytes));
+            }
             return;
         }
         self.list.push(state);
         let len = self.list.len();
+        if let Some(bytes) = merged {
+            self.merged.push((len - 1, bytes));
+        }
         match &mut self.index {
             Some(index) => {
                 index.insert(state.name, len - 1);
@@ -230,6 +245,16 @@ impl<'a> States<'a> {
     /// The states, in request order.
     pub(crate) fn as_slice(&self) -> &[RawState<'a>] {
         &self.list
+    }
+
+    /// The value of the state at `at`, as the request carried it: empty when it has none.
+    pub(crate) fn value(&self, at: usize) -> &[u8] {
+        if !self.merged.is_empty() {
+            if let Some((_, bytes)) = self.merged.iter().find(|(i, _)| *i == at) {
+                return bytes;
+            }
+        }
+        self.list[at].value
     }
 }
 

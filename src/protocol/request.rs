@@ -121,7 +121,7 @@ impl<'a> BatchParts<'a> {
                     let field = || format!("ToFunction.invocation.state[{index}]");
                     let bytes = length_delimited_at(&mut reader, wire_type)
                         .map_err(|source| malformed_at(field(), source))?;
-                    let state = decode_state::<F>(bytes, field)?;
+                    let (state, merged) = decode_state::<F>(bytes, field)?;
                     if states.as_slice().len() == limits.max_states
                         && states.position(state.name).is_none()
                     {
@@ -129,7 +129,7 @@ impl<'a> BatchParts<'a> {
                             limit: limits.max_states,
                         });
                     }
-                    states.insert(state);
+                    states.insert(state, merged);
                 }
                 BATCH_INVOCATIONS => {
                     let index = invocations.len();
@@ -217,15 +217,24 @@ fn decode_plain_invocation<'a, F: ValueFormat>(
 }
 
 /// Decodes one `PersistedValue`; `field` names it, for errors only.
+///
+/// A `state_value` that occurs more than once is the last one on 2.2 (a `bytes` field),
+/// and on 3.x the merge of all (a `TypedValue` message: field by field, the last
+/// occurrence wins), as protobuf reads it. The merged value is returned owned, as
+/// `MergedValue`: no runtime sends such a request, so only this rare case allocates.
 fn decode_state<'a, F: ValueFormat>(
     body: &'a [u8],
     field: impl Fn() -> String,
-) -> Result<RawState<'a>, Error> {
+) -> Result<(RawState<'a>, MergedValue), Error> {
     let mut reader = Reader::new(body);
     let mut state = RawState {
         name: "",
         value: &[],
     };
+    // The (last) `state_value` as it is on the wire, and, on 3.x, the concatenation of
+    // every occurrence once there is a second: protobuf merges concatenated messages.
+    let mut raw: Option<&'a [u8]> = None;
+    let mut merged: Option<Vec<u8>> = None;
     while !reader.is_empty() {
         let (tag, wire_type) = reader
             .key()
@@ -240,17 +249,33 @@ fn decode_state<'a, F: ValueFormat>(
                 })?;
             }
             STATE_VALUE => {
-                state.value = length_delimited_at(&mut reader, wire_type)
-                    .and_then(F::state_value)
+                let bytes = length_delimited_at(&mut reader, wire_type)
                     .map_err(|source| malformed_at(format!("{}.state_value", field()), source))?;
+                if let (true, Some(previous)) = (F::STATE_VALUE_IS_A_MESSAGE, raw) {
+                    merged
+                        .get_or_insert_with(|| previous.to_vec())
+                        .extend_from_slice(bytes);
+                }
+                raw = Some(bytes);
             }
             _ => reader
                 .skip(tag, wire_type)
                 .map_err(|source| malformed_at(field(), source))?,
         }
     }
-    Ok(state)
+    let value_error = |source| malformed_at(format!("{}.state_value", field()), source);
+    if let Some(merged) = merged {
+        let has_value = !F::state_value(&merged).map_err(value_error)?.is_empty();
+        return Ok((state, has_value.then_some(merged)));
+    }
+    if let Some(raw) = raw {
+        state.value = F::state_value(raw).map_err(value_error)?;
+    }
+    Ok((state, None))
 }
+
+/// A state value merged from several occurrences (3.x), `None` in every other case.
+type MergedValue = Option<Vec<u8>>;
 
 fn length_delimited<'a>(
     reader: &mut Reader<'a>,

@@ -24,6 +24,7 @@ pub(crate) struct AnyValue;
 
 impl ValueFormat for AnyValue {
     const EMPTY_CALLER_IS_NONE: bool = false;
+    const STATE_VALUE_IS_A_MESSAGE: bool = false;
 
     /// A state value is kept as the bytes of its `Any`, read only if a function reads it.
     fn state_value(bytes: &[u8]) -> Result<&[u8], WireError> {

@@ -70,6 +70,7 @@ impl TypedParts<'_> {
 
 impl ValueFormat for TypedValue {
     const EMPTY_CALLER_IS_NONE: bool = true;
+    const STATE_VALUE_IS_A_MESSAGE: bool = true;
 
     /// A state value is kept as the bytes of its `TypedValue`, checked here (a string
     /// that is not UTF-8 fails the request, as in the Python SDK) and read only if a
@@ -341,6 +342,54 @@ mod tests {
             V3.state_value_parts(states[2].value).unwrap(),
             ("io.statefun.types/int", &b""[..])
         );
+    }
+
+    /// A `state_value` twice merges field by field, as protobuf (and the Python SDK)
+    /// reads it: the second's value with the first's typename and `has_value`.
+    #[test]
+    fn a_state_value_that_occurs_twice_merges() {
+        let first = to_function::PersistedValue {
+            state_name: "a".into(),
+            state_value: Some(typed("io.statefun.types/int", true, b"\x0d\x05\0\0\0")),
+        }
+        .encode_to_vec();
+        let second = to_function::PersistedValue {
+            state_name: String::new(),
+            state_value: Some(typed("", false, b"\x0d\x07\0\0\0")),
+        }
+        .encode_to_vec();
+        let both = [first.clone(), second[..].to_vec()].concat();
+        let unset = to_function::PersistedValue {
+            state_name: "b".into(),
+            state_value: Some(typed("t/x", false, b"")),
+        }
+        .encode_to_vec();
+        let unset_twice = [unset.clone(), unset].concat();
+        // ToFunction{invocation{target: ns/f/"", state: both, state: unset_twice}}
+        let field = |tag: u8, bytes: &[u8]| {
+            let mut out = vec![tag];
+            crate::protocol::wire::put_varint(&mut out, bytes.len() as u64);
+            out.extend_from_slice(bytes);
+            out
+        };
+        let target = address("ns", "f", "").encode_to_vec();
+        let batch = [
+            field(0x0a, &target),
+            field(0x12, &both),
+            field(0x12, &unset_twice),
+        ]
+        .concat();
+        let body = [vec![0xa2, 0x06], field(0, &batch)[1..].to_vec()].concat();
+
+        let batch = decode(&body).unwrap();
+
+        let at = batch.states.position("a").unwrap();
+        assert_eq!(
+            V3.state_value_parts(batch.states.value(at)).unwrap(),
+            ("io.statefun.types/int", &b"\x0d\x07\0\0\0"[..])
+        );
+        let unset = batch.states.position("b").unwrap();
+        assert!(batch.states.value(unset).is_empty());
     }
 
     #[test]

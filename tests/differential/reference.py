@@ -1,11 +1,13 @@
 """The Python half of tests/differential.rs: runs requests through the Stateful
 Functions Python SDK 2.2.2 (apache-flink-statefun==2.2.2).
 
-Usage: reference.py REQUESTS REPLIES
+Usage: reference.py < REQUESTS > REPLIES
 
-REQUESTS holds requests (serialized ToFunction), each preceded by its length as a
-4-byte little-endian integer. For each one, REPLIES gets, in the same framing, either
-b"\\x00" + the reply bytes of RequestReplyHandler, or b"\\x01" + the error it raised.
+Stdin holds requests (serialized ToFunction), each preceded by its length as a 4-byte
+little-endian integer. For each one, stdout gets, in the same framing, either
+b"\\x00" + the reply bytes of RequestReplyHandler, or b"\\x01" + the error it raised
+("<exception type>: <message>"). Nothing else may be written to stdout
+(`run_reference` in tests/support/differential.rs is the other end).
 
 The functions are written as a user would, with the SDK's own API. What they do is
 driven by the message: a google.protobuf.Value holding a list of operations, each a list
@@ -131,7 +133,7 @@ def union(context, message: typing.Union[Value, StringValue]):
         context.pack_and_send_egress("probe/strings", message)
 
 
-def main(requests_path, replies_path):
+def main():
     functions = StatefulFunctions()
     functions.register("diff/untyped", untyped)
     functions.register("diff/nested/fn", untyped)
@@ -139,9 +141,8 @@ def main(requests_path, replies_path):
     functions.register("diff/union", union)
     handler = RequestReplyHandler(functions)
 
-    with open(requests_path, "rb") as f:
-        data = f.read()
-    out = []
+    data = sys.stdin.buffer.read()
+    out = sys.stdout.buffer
     pos = 0
     while pos < len(data):
         (length,) = struct.unpack_from("<I", data, pos)
@@ -151,11 +152,10 @@ def main(requests_path, replies_path):
             result = b"\x00" + handler(request)
         except Exception as e:  # every error is an answer here
             result = b"\x01" + ("%s: %s" % (type(e).__name__, e)).encode("utf-8", "replace")
-        out.append(struct.pack("<I", len(result)))
-        out.append(result)
-    with open(replies_path, "wb") as f:
-        f.write(b"".join(out))
+        out.write(struct.pack("<I", len(result)))
+        out.write(result)
+    out.flush()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main()

@@ -6,6 +6,8 @@
 //! - [`http`]: the raw HTTP/1.1 test client, the requests and functions the HTTP tests
 //!   use, and a tiny_http server;
 //! - [`python`]: the Python reference SDK (a test virtualenv, or `$STATEFUN_PYTHON`);
+//! - [`differential`]: what the two differential tests against it share;
+//! - [`scripted`]: a remote endpoint that answers with responses written beforehand;
 //! - [`workloads`]: the benchmark functions and fixed workloads, the file the benches use;
 //! - [`examples`]: what the examples share (their message types and app).
 //!
@@ -13,8 +15,10 @@
 //! dead code there: allowed once, here, for the whole tree.
 #![allow(dead_code)]
 
+pub mod differential;
 pub mod http;
 pub mod python;
+pub mod scripted;
 
 #[path = "../../benches/workloads/functions.rs"]
 pub mod workloads;

@@ -17,12 +17,16 @@
 //!
 //! Every failure panics with what went wrong and what to install or fix: a test that
 //! needs a reference implementation never skips silently.
+//!
+//! [`PythonApp`] runs a Python function as a remote function: a program that serves its
+//! SDK's handler over HTTP with `serve` of `tests/support/http_app.py`.
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs;
-use std::io;
+use std::io::{self, BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -349,4 +353,76 @@ fn is_stale(path: &Path) -> bool {
         .ok()
         .and_then(|modified| SystemTime::now().duration_since(modified).ok())
         .is_some_and(|age| age > STALE_LOCK)
+}
+
+/// A Python app serving remote functions over HTTP on 127.0.0.1, killed when dropped (it
+/// also exits by itself when its stdin closes, or after 120 seconds). It serves with
+/// `serve(handle)` of `tests/support/http_app.py`, which it can import: that directory
+/// comes first on its `PYTHONPATH`.
+pub struct PythonApp {
+    child: Child,
+    port: u16,
+}
+
+impl PythonApp {
+    /// Runs the script `script` (relative to the crate, e.g.
+    /// `tests/local_runtime/python_app.py`) with `python`.
+    ///
+    /// # Panics
+    ///
+    /// As [`PythonApp::program`].
+    pub fn script(python: &Path, script: &str) -> PythonApp {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+        PythonApp::start(python, &[path.as_os_str()], &path.display().to_string())
+    }
+
+    /// Runs `program` (Python source) with `python`; `what` names it in messages.
+    ///
+    /// # Panics
+    ///
+    /// If it does not start, or does not print its port as its first line.
+    pub fn program(python: &Path, program: &str, what: &str) -> PythonApp {
+        PythonApp::start(python, &[OsStr::new("-c"), OsStr::new(program)], what)
+    }
+
+    fn start(python: &Path, args: &[&OsStr], what: &str) -> PythonApp {
+        let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support");
+        let paths = std::iter::once(support).chain(
+            std::env::var_os("PYTHONPATH")
+                .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
+        let pythonpath = std::env::join_paths(paths)
+            .unwrap_or_else(|e| panic!("cannot put tests/support on PYTHONPATH: {e}"));
+        let mut child = Command::new(python)
+            .args(args)
+            .env("PYTHONPATH", pythonpath)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let mut first_line = String::new();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let read = BufReader::new(stdout).read_line(&mut first_line);
+        let port = read.ok().and_then(|_| first_line.trim().parse().ok());
+        let Some(port) = port else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not print its port; it printed {first_line:?}");
+        };
+        PythonApp { child, port }
+    }
+
+    /// The URL of its functions, `http://127.0.0.1:<port>/statefun`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/statefun", self.port)
+    }
+}
+
+impl Drop for PythonApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
