@@ -533,40 +533,25 @@ macro_rules! with_typed {
 /// `ValueSpec<i32>` that no function declares.
 macro_rules! with_spec {
     ($name:expr, |$spec:ident| $body:expr) => {
-        match $name {
-            "int_v" => {
-                let $spec = &INT_V;
-                $body
-            }
-            "long_v" => {
-                let $spec = &LONG_V;
-                $body
-            }
-            "float_v" => {
-                let $spec = &FLOAT_V;
-                $body
-            }
-            "double_v" => {
-                let $spec = &DOUBLE_V;
-                $body
-            }
-            "bool_v" => {
-                let $spec = &BOOL_V;
-                $body
-            }
-            "str_v" => {
-                let $spec = &STR_V;
-                $body
-            }
-            "proto_v" => {
-                let $spec = &PROTO_V;
-                $body
-            }
+        with_spec!(@match $name, $spec, $body;
+            "int_v" => INT_V,
+            "long_v" => LONG_V,
+            "float_v" => FLOAT_V,
+            "double_v" => DOUBLE_V,
+            "bool_v" => BOOL_V,
+            "str_v" => STR_V,
+            "proto_v" => PROTO_V,
             #[cfg(feature = "json")]
-            "json_v" => {
-                let $spec = &JSON_V;
+            "json_v" => JSON_V,
+        )
+    };
+    (@match $name:expr, $spec:ident, $body:expr;
+        $($(#[$attr:meta])* $key:literal => $static:ident,)+) => {
+        match $name {
+            $($(#[$attr])* $key => {
+                let $spec = &$static;
                 $body
-            }
+            })+
             other => {
                 let $spec = &ValueSpec::<i32>::try_named(other)?;
                 $body

@@ -13,6 +13,10 @@ use prost_types::Any;
 use statefun_sync::proto::polyglot::{self as proto, to_function};
 use statefun_sync::testing::{Reply, Request};
 use statefun_sync::{Address, Context, Error, RequestReplyHandler, StatefulFunctions};
+use support::hostile::{
+    assert_malformed, assert_too_many_invocations, assert_too_many_states, claim, deep_groups,
+    error_for, field, nested_groups, with_invalid_utf8,
+};
 use support::ping;
 
 fn caller() -> Address {
@@ -71,43 +75,6 @@ fn echo_request() -> Vec<u8> {
         .invoke_from(caller(), ping(1))
         .invoke(ping(2))
         .to_bytes()
-}
-
-/// The error `handle()` returns for `body`; panics if it returned a reply.
-fn error_for(handler: &RequestReplyHandler, body: &[u8]) -> Error {
-    match handler.handle(body) {
-        Ok(reply) => panic!("expected an error, got a reply of {} bytes", reply.len()),
-        Err(err) => err,
-    }
-}
-
-fn assert_malformed(err: &Error, field_prefix: &str, what: &str) {
-    match err {
-        Error::MalformedRequest { field, .. } => {
-            assert!(field.starts_with(field_prefix), "{what}: field {field}")
-        }
-        other => panic!("{what}: expected MalformedRequest, got {other:?}"),
-    }
-    assert_eq!(err.status(), 400, "{what}");
-}
-
-/// A varint, as protobuf encodes it.
-fn varint(mut value: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-    out
-}
-
-/// A length-delimited field `tag` holding `payload`.
-fn field(tag: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = varint(u64::from(tag) << 3 | 2);
-    out.extend(varint(payload.len() as u64));
-    out.extend_from_slice(payload);
-    out
 }
 
 /// `ToFunction { invocation: <batch> }` around the raw bytes of a batch.
@@ -175,18 +142,11 @@ fn a_known_field_with_the_wrong_wire_type_is_malformed_400() {
 #[test]
 fn a_huge_length_prefix_is_refused_without_allocating_it() {
     let (handler, calls) = handler();
-    let claim = 1u64 << 40; // 1 TiB: an allocation of this size would abort the test
-    let mut batch_claim = vec![0xa2, 0x06];
-    batch_claim.extend(varint(claim));
-    let mut state_claim = vec![0x12];
-    state_claim.extend(varint(claim));
-    let state_claim = to_function(&state_claim);
-    let mut value_claim = vec![0x0a, 0x01, b's', 0x12];
-    value_claim.extend(varint(claim));
-    let value_claim = to_function(&field(2, &value_claim)[..]);
-    let mut argument_claim = vec![0x12];
-    argument_claim.extend(varint(claim));
-    let argument_claim = to_function(&field(3, &argument_claim));
+    let huge = 1u64 << 40; // 1 TiB: an allocation of this size would abort the test
+    let batch_claim = claim(100, huge);
+    let state_claim = to_function(&claim(2, huge));
+    let value_claim = to_function(&field(2, &[field(1, b"s"), claim(2, huge)].concat()));
+    let argument_claim = to_function(&field(3, &claim(2, huge)));
     let cases: [(&str, &[u8], &str); 4] = [
         ("the batch", &batch_claim, "ToFunction.invocation"),
         ("a state", &state_claim, "ToFunction.invocation.state[0]"),
@@ -212,8 +172,7 @@ fn deeply_nested_unknown_groups_are_malformed_400() {
     let (handler, _) = handler();
     // Field 9 (unknown) as a start-group, 10,000 deep, each closed: within the batch and
     // at the top level. The reader stops at depth 100 instead of recursing 10,000 deep.
-    let mut groups = vec![0x4b; 10_000];
-    groups.extend(std::iter::repeat_n(0x4c, 10_000));
+    let groups = deep_groups();
     let nested_in_batch = to_function(&groups);
     let cases: [(&str, &[u8], &str); 2] = [
         ("in the batch", &nested_in_batch, "ToFunction.invocation"),
@@ -234,9 +193,7 @@ fn deeply_nested_unknown_groups_are_malformed_400() {
 fn unknown_groups_nested_within_the_limit_are_skipped() {
     let (handler, calls) = handler();
     let mut body = echo_request();
-    let mut groups = vec![0x4b; 50];
-    groups.extend(std::iter::repeat_n(0x4c, 50));
-    body.extend(groups);
+    body.extend(nested_groups(50));
 
     let reply = Reply::decode(&handler.handle(&body).unwrap()).unwrap();
 
@@ -249,8 +206,7 @@ fn deeply_nested_messages_in_an_argument_are_malformed_400() {
     let (handler, calls) = handler();
     // Invocations are decoded by prost: an invocation whose caller (field 1, an Address)
     // holds 10,000 nested unknown groups must hit prost's recursion limit, not the stack.
-    let mut groups = vec![0x4b; 10_000];
-    groups.extend(std::iter::repeat_n(0x4c, 10_000));
+    let groups = deep_groups();
     let body = to_function(&field(3, &field(1, &groups)));
 
     let err = error_for(&handler, &body);
@@ -299,11 +255,7 @@ fn one_state_over_the_limit_is_413_and_so_is_one_invocation_over_it() {
         request = request.with_state(&format!("s{i}"), None);
     }
     let err = error_for(&handler, &request.invoke(ping(1)).to_bytes());
-    assert!(
-        matches!(err, Error::TooManyStates { limit } if limit == DISTINCT_STATES),
-        "{err:?}"
-    );
-    assert_eq!(err.status(), 413);
+    assert_too_many_states(&err, DISTINCT_STATES);
 
     let handler = handler.max_invocations(10);
     let mut request = Request::to("test/echo", "1");
@@ -311,11 +263,7 @@ fn one_state_over_the_limit_is_413_and_so_is_one_invocation_over_it() {
         request = request.invoke(ping(i));
     }
     let err = error_for(&handler, &request.to_bytes());
-    assert!(
-        matches!(err, Error::TooManyInvocations { limit: 10 }),
-        "{err:?}"
-    );
-    assert_eq!(err.status(), 413);
+    assert_too_many_invocations(&err, 10);
     assert_eq!(
         calls.load(Ordering::SeqCst),
         0,
@@ -435,9 +383,10 @@ fn an_argument_of_another_type_is_400_and_one_that_does_not_decode_too() {
     assert_eq!(err.status(), 400);
 }
 
-/// A request whose string fields are all valid, with one of them replaced by `0xff`.
-fn with_invalid_utf8(marker: &str) -> Vec<u8> {
-    let mut body = proto::ToFunction {
+/// A request whose string fields are all valid, with the one holding `marker` made
+/// invalid UTF-8.
+fn invalid_utf8_request(marker: &str) -> Vec<u8> {
+    let body = proto::ToFunction {
         request: Some(to_function::Request::Invocation(
             to_function::InvocationBatchRequest {
                 target: Some(proto::Address {
@@ -464,12 +413,7 @@ fn with_invalid_utf8(marker: &str) -> Vec<u8> {
         )),
     }
     .encode_to_vec();
-    let at = body
-        .windows(marker.len())
-        .position(|w| w == marker.as_bytes())
-        .expect("marker in body");
-    body[at] = 0xff;
-    body
+    with_invalid_utf8(&body, marker)
 }
 
 #[test]
@@ -482,12 +426,12 @@ fn non_utf8_in_any_string_field_is_malformed_400_naming_the_field() {
         ("URL-a", "ToFunction.invocation.invocations[0]"),
     ];
     for (marker, field) in cases {
-        let err = error_for(&handler, &with_invalid_utf8(marker));
+        let err = error_for(&handler, &invalid_utf8_request(marker));
         assert_malformed(&err, field, marker);
     }
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     // The same request with valid text is answered: the 400s come from the bytes.
-    let valid = with_invalid_utf8("ID-t");
+    let valid = invalid_utf8_request("ID-t");
     let mut valid = valid.clone();
     let at = valid.iter().position(|&b| b == 0xff).unwrap();
     valid[at] = b'I';
@@ -979,10 +923,8 @@ mod over_http {
         let reference = handler_ref();
         let server = start(Server::builder(), handler);
         let good = echo_request();
-        let mut huge = vec![0xa2, 0x06];
-        huge.extend(varint(1 << 40));
-        let mut groups = vec![0x4b; 10_000];
-        groups.extend(std::iter::repeat_n(0x4c, 10_000));
+        let huge = claim(100, 1 << 40);
+        let groups = deep_groups();
         let cases: Vec<(&str, Vec<u8>, u16)> = vec![
             ("an empty body", Vec::new(), 400),
             ("a truncated body", good[..good.len() - 3].to_vec(), 400),
@@ -1007,7 +949,7 @@ mod over_http {
             ),
             (
                 "non-UTF-8 in a state name",
-                with_invalid_utf8("NAME-s"),
+                invalid_utf8_request("NAME-s"),
                 400,
             ),
             (

@@ -19,6 +19,10 @@ use statefun_sync::proto::reqreply::{
     from_function, to_function, Address, FromFunction, ToFunction, TypedValue,
 };
 use statefun_sync::{Context, Error, Message, RequestReplyHandler, StatefulFunctions, ValueSpec};
+use support::hostile::{
+    assert_malformed, assert_short, assert_too_many_invocations, assert_too_many_states, claim,
+    deep_groups, error_for, field, nested_groups, varint, with_invalid_utf8,
+};
 
 const INT: &str = "io.statefun.types/int";
 const STRING: &str = "io.statefun.types/string";
@@ -148,77 +152,12 @@ fn decode_reply(reply: &[u8]) -> from_function::Response {
         .expect("a response")
 }
 
-/// The error `handle()` returns for `body`; panics if it returned a reply.
-fn error_for(handler: &RequestReplyHandler, body: &[u8]) -> Error {
-    match handler.handle(body) {
-        Ok(reply) => panic!("expected an error, got a reply of {} bytes", reply.len()),
-        Err(err) => err,
-    }
-}
-
-/// `err` is a `MalformedRequest` at a field starting with `field_prefix`, a 400, with a
-/// short report.
-fn assert_malformed(err: &Error, field_prefix: &str, what: &str) {
-    match err {
-        Error::MalformedRequest { field, .. } => {
-            assert!(field.starts_with(field_prefix), "{what}: field {field}")
-        }
-        other => panic!("{what}: expected MalformedRequest, got {other:?}"),
-    }
-    assert_eq!(err.status(), 400, "{what}");
-    assert_short(err, what);
-}
-
-/// The report is what goes into the HTTP error body and the log line: bounded, escaped.
-fn assert_short(err: &Error, what: &str) {
-    let report = err.report();
-    assert!(
-        report.len() <= Error::MAX_REPORT_LEN,
-        "{what}: {} bytes",
-        report.len()
-    );
-    assert!(!report.chars().any(char::is_control), "{what}: {report:?}");
-}
-
-/// A varint, as protobuf encodes it.
-fn varint(mut value: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-    out
-}
-
-/// A length-delimited field `tag` holding `payload`.
-fn field(tag: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = varint(u64::from(tag) << 3 | 2);
-    out.extend(varint(payload.len() as u64));
-    out.extend_from_slice(payload);
-    out
-}
-
-/// A length-delimited field `tag` that claims `claim` bytes and holds none.
-fn claim(tag: u32, claim: u64) -> Vec<u8> {
-    let mut out = varint(u64::from(tag) << 3 | 2);
-    out.extend(varint(claim));
-    out
-}
-
 /// `ToFunction { invocation: <batch> }` around the raw bytes of a batch, with the target
 /// `test/count/1` first.
 fn to_function(batch_rest: &[u8]) -> Vec<u8> {
     let mut batch = field(1, &address("test", "count", "1").encode_to_vec());
     batch.extend_from_slice(batch_rest);
     field(100, &batch)
-}
-
-/// 10,000 nested start-groups of the unknown field 9, each closed.
-fn deep_groups() -> Vec<u8> {
-    let mut groups = vec![0x4b; 10_000];
-    groups.extend(std::iter::repeat_n(0x4c, 10_000));
-    groups
 }
 
 #[test]
@@ -310,8 +249,7 @@ fn groups_nested_past_the_limit_in_a_typed_value_are_malformed_400() {
     assert_eq!(calls.load(Ordering::SeqCst), 0, "nothing ran");
 
     // Within the limit, unknown groups in a state's TypedValue are skipped.
-    let mut shallow = vec![0x4b; 50];
-    shallow.extend(std::iter::repeat_n(0x4c, 50));
+    let shallow = nested_groups(50);
     let mut value = int(41).encode_to_vec();
     value.extend(shallow);
     let body = to_function(
@@ -326,17 +264,6 @@ fn groups_nested_past_the_limit_in_a_typed_value_are_malformed_400() {
         panic!("{reply:?}");
     };
     assert_eq!(result.state_mutations[0].state_value, Some(int(42)));
-}
-
-/// `count_request()` with the first occurrence of `marker` (valid text) made invalid UTF-8.
-fn with_invalid_utf8(body: &[u8], marker: &str) -> Vec<u8> {
-    let mut body = body.to_vec();
-    let at = body
-        .windows(marker.len())
-        .position(|w| w == marker.as_bytes())
-        .unwrap_or_else(|| panic!("{marker:?} in the body"));
-    body[at] = 0xff;
-    body
 }
 
 #[test]
@@ -456,19 +383,14 @@ fn more_states_than_max_states_or_invocations_than_max_invocations_are_413() {
         &handler,
         &request(address("test", "count", "1"), eleven, one),
     );
-    assert!(matches!(err, Error::TooManyStates { limit: 10 }), "{err:?}");
-    assert_eq!(err.status(), 413);
+    assert_too_many_states(&err, 10);
 
     let invocations = vec![invocation(None, int(0)); 11];
     let err = error_for(
         &handler,
         &request(address("test", "count", "1"), states, invocations),
     );
-    assert!(
-        matches!(err, Error::TooManyInvocations { limit: 10 }),
-        "{err:?}"
-    );
-    assert_eq!(err.status(), 413);
+    assert_too_many_invocations(&err, 10);
     assert_eq!(
         calls.load(Ordering::SeqCst),
         0,
@@ -489,11 +411,7 @@ fn one_state_over_the_default_limit_is_413_even_when_the_handshake_would_answer(
         vec![invocation(None, int(0))],
     );
     let err = error_for(&handler, &body);
-    assert!(
-        matches!(err, Error::TooManyStates { limit } if limit == RequestReplyHandler::DEFAULT_MAX_STATES),
-        "{err:?}"
-    );
-    assert_eq!(err.status(), 413);
+    assert_too_many_states(&err, RequestReplyHandler::DEFAULT_MAX_STATES);
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 

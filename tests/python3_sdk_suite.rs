@@ -1062,19 +1062,20 @@ mod valuespec_test {
         assert_eq!(expiration_of(&announced), (ExpireMode::None as i32, 0));
     }
 
+    /// `spec` expires as `expected` (and in no other way), and its handshake announces
+    /// `mode` with `millis`.
+    fn assert_expires(spec: &ValueSpec<i32>, expected: Expiration, mode: ExpireMode, millis: i64) {
+        assert_eq!(spec.expiration(), Some(expected));
+        assert_eq!(expiration_of(&announced(spec)), (mode as i32, millis));
+    }
+
     /// Ports `test_expire_after_access`: `expire_after_call(1 s)` expires after call,
     /// 1000 ms, and not after write.
     #[test]
     fn expire_after_access() {
         let a = ValueSpec::<i32>::named("a").expire_after_call(Duration::from_secs(1));
-        assert_eq!(
-            a.expiration(),
-            Some(Expiration::AfterInvoke(Duration::from_secs(1)))
-        );
-        assert_eq!(
-            expiration_of(&announced(&a)),
-            (ExpireMode::AfterInvoke as i32, 1000)
-        );
+        let expected = Expiration::AfterInvoke(Duration::from_secs(1));
+        assert_expires(&a, expected, ExpireMode::AfterInvoke, 1000);
     }
 
     /// Ports `test_expire_after_write`: `expire_after_write(1 s)` expires after write,
@@ -1082,14 +1083,8 @@ mod valuespec_test {
     #[test]
     fn expire_after_write() {
         let a = ValueSpec::<i32>::named("a").expire_after_write(Duration::from_secs(1));
-        assert_eq!(
-            a.expiration(),
-            Some(Expiration::AfterWrite(Duration::from_secs(1)))
-        );
-        assert_eq!(
-            expiration_of(&announced(&a)),
-            (ExpireMode::AfterWrite as i32, 1000)
-        );
+        let expected = Expiration::AfterWrite(Duration::from_secs(1));
+        assert_expires(&a, expected, ExpireMode::AfterWrite, 1000);
     }
 
     /// Ports `test_illegal_name`: `-a` is no state name.

@@ -10,14 +10,15 @@
 //! The items at the root serve the 2.2 targets; [`v3`] is the same kit for a handler built
 //! with `RequestReplyHandler::v3` and the typed API.
 
+mod script;
 pub mod v3;
 
 use std::cell::RefCell;
 use std::sync::{Once, OnceLock};
-use std::time::Duration;
 
 use prost::Message;
 use prost_types::Any;
+use script::{last_write, Script, Step, SCRIPTED_PANIC};
 use statefun_sync::proto::polyglot::{from_function, FromFunction};
 use statefun_sync::testing::{Reply, StateChange};
 use statefun_sync::{
@@ -76,9 +77,6 @@ fn with_model<T>(f: impl FnOnce(&mut Model) -> T) -> T {
     MODEL.with(|m| f(&mut m.borrow_mut()))
 }
 
-/// The message of the scripted panic, so the panic hook can tell it from a real one.
-pub(crate) const SCRIPTED_PANIC: &str = "scripted panic";
-
 /// libFuzzer's panic hook aborts on every panic, even one that `handle()` catches. Keep
 /// that for every panic but the script's own.
 pub fn install_panic_hook() {
@@ -128,77 +126,17 @@ pub fn new_handler() -> RequestReplyHandler {
     }
 }
 
-struct Script<'a> {
-    bytes: &'a [u8],
-}
+/// The typenames a 2.2 script sends to, before text (see [`Script::typename`]).
+const TYPENAMES: [&str; 5] = [ALL, "fuzz/other", "nonamespace", "/noname", "fuzz/"];
 
-impl Script<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&first, rest) = self.bytes.split_first()?;
-        self.bytes = rest;
-        Some(first)
-    }
+/// The step of a short delay, in nanoseconds (see [`Script::delay`]).
+const NANOS_STEP: u64 = 1;
 
-    fn byte_or_zero(&mut self) -> u8 {
-        self.byte().unwrap_or(0)
-    }
-
-    /// Up to 7 bytes, as text. Control characters are kept: they are what the error
-    /// messages must escape.
-    fn text(&mut self) -> String {
-        let n = usize::from(self.byte_or_zero() % 8).min(self.bytes.len());
-        let (text, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        String::from_utf8_lossy(text).into_owned()
-    }
-
-    fn typename(&mut self) -> String {
-        match self.byte_or_zero() % 6 {
-            0 => ALL.into(),
-            1 => "fuzz/other".into(),
-            2 => "nonamespace".into(),
-            3 => "/noname".into(),
-            4 => "fuzz/".into(),
-            _ => self.text(),
-        }
-    }
-
-    fn id(&mut self) -> String {
-        match self.byte_or_zero() % 4 {
-            0 => String::new(),
-            1 => "1".into(),
-            _ => self.text(),
-        }
-    }
-
-    fn state_name(&mut self) -> String {
-        match self.byte_or_zero() % 6 {
-            i @ 0..=3 => STATE_NAMES[usize::from(i)].into(),
-            4 => String::new(),
-            _ => self.text(),
-        }
-    }
-
-    fn any(&mut self) -> Any {
-        let type_url = self.text();
-        let value = self.text().into_bytes();
-        Any { type_url, value }
-    }
-
-    fn duration_message(&mut self) -> prost_types::Duration {
-        prost_types::Duration {
-            seconds: i64::from(self.byte_or_zero()),
-            nanos: 0,
-        }
-    }
-
-    fn delay(&mut self) -> Duration {
-        match self.byte_or_zero() % 4 {
-            0 => Duration::ZERO,
-            1 => Duration::MAX,
-            2 => Duration::from_nanos(u64::from(self.byte_or_zero())),
-            _ => Duration::from_millis(u64::from(self.byte_or_zero()) * 1000),
-        }
+/// A `google.protobuf.Duration` of a byte of seconds.
+fn duration_message(s: &mut Script<'_>) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::from(s.byte_or_zero()),
+        nanos: 0,
     }
 }
 
@@ -213,116 +151,104 @@ enum Counted {
 
 fn run_script(ctx: &mut Context<'_>, script: &[u8]) -> anyhow::Result<()> {
     with_model(|m| m.invocations += 1);
-    let mut s = Script { bytes: script };
-    while let Some(op) = s.byte() {
-        let pass_up = op & 0x80 == 0;
-        let outcome: Result<Counted, Error> = match op & 0x0f {
-            0 => {
-                let (t, id, any) = (s.typename(), s.id(), s.any());
-                ctx.send(&t, &id, any).map(|()| Counted::Message)
-            }
-            1 => {
-                let (t, id, m) = (s.typename(), s.id(), s.duration_message());
-                ctx.pack_and_send(&t, &id, &m).map(|()| Counted::Message)
-            }
-            2 => ctx.reply(s.any()).map(|()| Counted::Message),
-            3 => ctx
-                .pack_and_reply(&s.duration_message())
-                .map(|()| Counted::Message),
-            4 => {
-                let (d, t, id, any) = (s.delay(), s.typename(), s.id(), s.any());
-                ctx.send_after(d, &t, &id, any).map(|()| Counted::Delayed)
-            }
-            5 => {
-                let (d, t, id, m) = (s.delay(), s.typename(), s.id(), s.duration_message());
-                ctx.pack_and_send_after(d, &t, &id, &m)
-                    .map(|()| Counted::Delayed)
-            }
-            6 => {
-                let (t, any) = (s.typename(), s.any());
-                ctx.send_egress(&t, any).map(|()| Counted::Egress)
-            }
-            7 => {
-                let (t, topic, key, m) = (s.typename(), s.text(), s.text(), s.duration_message());
-                kafka_egress_record(&topic, &key, &m)
-                    .and_then(|record| ctx.pack_and_send_egress(&t, &record))
-                    .map(|()| Counted::Egress)
-            }
-            8 => {
-                let (t, stream, key, hash) = (s.typename(), s.text(), s.text(), s.text());
-                let m = s.duration_message();
-                kinesis_egress_record(&stream, &key, &hash, &m)
-                    .and_then(|record| ctx.pack_and_send_egress(&t, &record))
-                    .map(|()| Counted::Egress)
-            }
-            9 => {
-                let name = s.state_name();
-                ctx.get_state(&name).map(|value| {
-                    check_read(&name, value.as_ref());
-                    Counted::Nothing
-                })
-            }
-            10 => {
-                let name = s.state_name();
-                ctx.unpack_state::<prost_types::Duration>(&name)
-                    .map(|_| Counted::Nothing)
-            }
-            11 => {
-                let (name, any) = (s.state_name(), s.any());
-                ctx.set_state(&name, any.clone())
-                    .map(|()| Counted::Written(name, Some(any)))
-            }
-            12 => {
-                let (name, m) = (s.state_name(), s.duration_message());
-                ctx.pack_and_set_state(&name, &m)
-                    .map(|()| Counted::Written(name, Some(statefun_sync::pack(&m))))
-            }
-            13 => {
-                let name = s.state_name();
-                ctx.delete_state(&name)
-                    .map(|()| Counted::Written(name, None))
-            }
-            14 => {
-                let n = s.byte_or_zero();
-                with_model(|m| m.failure = Some(500));
-                return Err(anyhow::anyhow!("scripted failure {n}"));
-            }
-            15 => {
-                let n = s.byte_or_zero();
-                with_model(|m| m.failure = Some(500));
-                panic!("{SCRIPTED_PANIC} {n}");
-            }
-            _ => Ok(Counted::Nothing),
-        };
-        match outcome {
-            Ok(counted) => with_model(|m| match counted {
+    script::run(
+        script,
+        |s, op| operation(ctx, s, op),
+        |counted| {
+            with_model(|m| match counted {
                 Counted::Nothing => {}
                 Counted::Message => m.messages += 1,
                 Counted::Delayed => m.delayed += 1,
                 Counted::Egress => m.egresses += 1,
-                Counted::Written(name, value) => {
-                    m.written.retain(|(n, _)| *n != name);
-                    m.written.push((name, value));
-                }
-            }),
-            Err(err) if pass_up => {
-                // An error caused by the request's data (a state not carried or
-                // unreadable, an argument of the wrong type), passed up as it is, keeps
-                // its variant and its 400; any other is the function's failure, a 500.
-                let status = match err {
-                    Error::UnknownState { .. }
-                    | Error::UnreadableState { .. }
-                    | Error::UnexpectedMessageType { .. }
-                    | Error::MalformedArgument { .. } => 400,
-                    _ => 500,
-                };
-                with_model(|m| m.failure = Some(status));
-                return Err(err.into());
-            }
-            Err(_) => {}
+                Counted::Written(name, value) => last_write(&mut m.written, name, value),
+            })
+        },
+        |status| with_model(|m| m.failure = Some(status)),
+    )
+}
+
+/// Runs one operation of a script, `op` (its low four bits) with its operands from `s`.
+fn operation(ctx: &mut Context<'_>, s: &mut Script<'_>, op: u8) -> Step<Counted> {
+    Step::Done(match op {
+        0 => {
+            let (t, id, any) = (s.typename(&TYPENAMES), s.id(), s.any());
+            ctx.send(&t, &id, any).map(|()| Counted::Message)
         }
-    }
-    Ok(())
+        1 => {
+            let (t, id, m) = (s.typename(&TYPENAMES), s.id(), duration_message(s));
+            ctx.pack_and_send(&t, &id, &m).map(|()| Counted::Message)
+        }
+        2 => ctx.reply(s.any()).map(|()| Counted::Message),
+        3 => ctx
+            .pack_and_reply(&duration_message(s))
+            .map(|()| Counted::Message),
+        4 => {
+            let (d, t, id, any) = (s.delay(NANOS_STEP), s.typename(&TYPENAMES), s.id(), s.any());
+            ctx.send_after(d, &t, &id, any).map(|()| Counted::Delayed)
+        }
+        5 => {
+            let (d, t, id, m) = (
+                s.delay(NANOS_STEP),
+                s.typename(&TYPENAMES),
+                s.id(),
+                duration_message(s),
+            );
+            ctx.pack_and_send_after(d, &t, &id, &m)
+                .map(|()| Counted::Delayed)
+        }
+        6 => {
+            let (t, any) = (s.typename(&TYPENAMES), s.any());
+            ctx.send_egress(&t, any).map(|()| Counted::Egress)
+        }
+        7 => {
+            let (t, topic, key, m) = (
+                s.typename(&TYPENAMES),
+                s.text(),
+                s.text(),
+                duration_message(s),
+            );
+            kafka_egress_record(&topic, &key, &m)
+                .and_then(|record| ctx.pack_and_send_egress(&t, &record))
+                .map(|()| Counted::Egress)
+        }
+        8 => {
+            let (t, stream, key, hash) = (s.typename(&TYPENAMES), s.text(), s.text(), s.text());
+            let m = duration_message(s);
+            kinesis_egress_record(&stream, &key, &hash, &m)
+                .and_then(|record| ctx.pack_and_send_egress(&t, &record))
+                .map(|()| Counted::Egress)
+        }
+        9 => {
+            let name = s.state_name(&STATE_NAMES);
+            ctx.get_state(&name).map(|value| {
+                check_read(&name, value.as_ref());
+                Counted::Nothing
+            })
+        }
+        10 => {
+            let name = s.state_name(&STATE_NAMES);
+            ctx.unpack_state::<prost_types::Duration>(&name)
+                .map(|_| Counted::Nothing)
+        }
+        11 => {
+            let (name, any) = (s.state_name(&STATE_NAMES), s.any());
+            ctx.set_state(&name, any.clone())
+                .map(|()| Counted::Written(name, Some(any)))
+        }
+        12 => {
+            let (name, m) = (s.state_name(&STATE_NAMES), duration_message(s));
+            ctx.pack_and_set_state(&name, &m)
+                .map(|()| Counted::Written(name, Some(statefun_sync::pack(&m))))
+        }
+        13 => {
+            let name = s.state_name(&STATE_NAMES);
+            ctx.delete_state(&name)
+                .map(|()| Counted::Written(name, None))
+        }
+        14 => return Step::Fail,
+        15 => return Step::Panic,
+        _ => Ok(Counted::Nothing),
+    })
 }
 
 /// A read of a state written earlier in the batch must see that write.

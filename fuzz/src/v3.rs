@@ -25,7 +25,8 @@ use statefun_sync::proto::reqreply::{
 use statefun_sync::types::Type;
 use statefun_sync::{Context, Error, Message, RequestReplyHandler, StatefulFunctions, ValueSpec};
 
-use crate::{check_error, SCRIPTED_PANIC};
+use crate::check_error;
+use crate::script::{last_write, run, Script, Step};
 
 /// Declares [`A`], [`B`] and [`C`]; runs the message bytes, whatever their type.
 pub const ALL: &str = "fuzz3/all";
@@ -320,120 +321,37 @@ impl Payload {
 macro_rules! with_value {
     ($payload:expr, |$v:ident| $body:expr) => {
         match $payload {
-            Payload::Any(any) => {
-                let $v = any;
-                $body
-            }
-            Payload::Int(x) => {
-                let $v = x;
-                $body
-            }
-            Payload::Long(x) => {
-                let $v = x;
-                $body
-            }
-            Payload::Bool(x) => {
-                let $v = x;
-                $body
-            }
-            Payload::Str(x) => {
-                let $v = x;
-                $body
-            }
+            Payload::Any($v) => $body,
+            Payload::Int($v) => $body,
+            Payload::Long($v) => $body,
+            Payload::Bool($v) => $body,
+            Payload::Str($v) => $body,
         }
     };
 }
 
-struct Script<'a> {
-    bytes: &'a [u8],
-}
+/// The typenames a 3.x script sends to, before text (see [`Script::typename`]).
+const TYPENAMES: [&str; 6] = [
+    ALL,
+    "fuzz3/other",
+    "nonamespace",
+    "/noname",
+    "fuzz3/",
+    "com.example/app/f",
+];
 
-impl Script<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&first, rest) = self.bytes.split_first()?;
-        self.bytes = rest;
-        Some(first)
-    }
+/// The step of a short delay, in nanoseconds (see [`Script::delay`]): 0.1 ms, so a byte
+/// of steps spans 0 to 25.5 ms, whole and fractional milliseconds.
+const NANOS_STEP: u64 = 100_000;
 
-    fn byte_or_zero(&mut self) -> u8 {
-        self.byte().unwrap_or(0)
-    }
-
-    fn array<const N: usize>(&mut self) -> [u8; N] {
-        let mut out = [0u8; N];
-        for b in &mut out {
-            *b = self.byte_or_zero();
-        }
-        out
-    }
-
-    /// Up to 7 bytes, as text (control characters kept: errors must escape them).
-    fn text(&mut self) -> String {
-        let n = usize::from(self.byte_or_zero() % 8).min(self.bytes.len());
-        let (text, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        String::from_utf8_lossy(text).into_owned()
-    }
-
-    fn typename(&mut self) -> String {
-        match self.byte_or_zero() % 7 {
-            0 => ALL.into(),
-            1 => "fuzz3/other".into(),
-            2 => "nonamespace".into(),
-            3 => "/noname".into(),
-            4 => "fuzz3/".into(),
-            5 => "com.example/app/f".into(),
-            _ => self.text(),
-        }
-    }
-
-    fn id(&mut self) -> String {
-        match self.byte_or_zero() % 4 {
-            0 => String::new(),
-            1 => "1".into(),
-            _ => self.text(),
-        }
-    }
-
-    fn token(&mut self) -> String {
-        match self.byte_or_zero() % 4 {
-            0 => String::new(),
-            1 => "t1".into(),
-            2 => "t2".into(),
-            _ => self.text(),
-        }
-    }
-
-    fn state_name(&mut self) -> String {
-        let i = usize::from(self.byte_or_zero());
-        match i % 8 {
-            6 => String::new(),
-            7 => self.text(),
-            i => STATE_NAMES[i].into(),
-        }
-    }
-
-    fn payload(&mut self) -> Payload {
-        match self.byte_or_zero() % 5 {
-            0 => {
-                let type_url = self.text();
-                let value = self.text().into_bytes();
-                Payload::Any(Any { type_url, value })
-            }
-            1 => Payload::Int(i32::from_le_bytes(self.array())),
-            2 => Payload::Long(i64::from(i32::from_le_bytes(self.array()))),
-            3 => Payload::Bool(self.byte_or_zero() % 2 == 1),
-            _ => Payload::Str(self.text()),
-        }
-    }
-
-    fn delay(&mut self) -> Duration {
-        match self.byte_or_zero() % 4 {
-            0 => Duration::ZERO,
-            1 => Duration::MAX,
-            2 => Duration::from_nanos(u64::from(self.byte_or_zero()) * 100_000),
-            _ => Duration::from_millis(u64::from(self.byte_or_zero()) * 1000),
-        }
+/// A payload: an `Any`, an `i32`, an `i64` (read as an `i32`), a `bool` or a `String`.
+fn payload(s: &mut Script<'_>) -> Payload {
+    match s.byte_or_zero() % 5 {
+        0 => Payload::Any(s.any()),
+        1 => Payload::Int(i32::from_le_bytes(s.array())),
+        2 => Payload::Long(i64::from(i32::from_le_bytes(s.array()))),
+        3 => Payload::Bool(s.byte_or_zero() % 2 == 1),
+        _ => Payload::Str(s.text()),
     }
 }
 
@@ -574,194 +492,180 @@ fn run_script(
     script: &[u8],
 ) -> anyhow::Result<()> {
     with_model(|m| m.invocations += 1);
-    let mut s = Script { bytes: script };
-    while let Some(op) = s.byte() {
-        let pass_up = op & 0x80 == 0;
-        let outcome: Result<Effect, Error> = match op & 0x0f {
-            0 => {
-                let (t, id, p) = (s.typename(), s.id(), s.payload());
-                with_value!(&p, |v| ctx.send(&t, &id, v)).map(|()| match address(&t, &id) {
-                    Some(target) => Effect::Message(from_function::Invocation {
-                        target: Some(target),
-                        argument: Some(p.typed()),
-                    }),
-                    None => Effect::Unexpected(format!("send to {t:?}/{id:?} succeeded")),
-                })
-            }
-            1 => {
-                let p = s.payload();
-                let caller = ctx.caller().map(|c| ProtoAddress {
-                    namespace: c.namespace().into(),
-                    r#type: c.name().into(),
-                    id: c.id().into(),
-                });
-                with_value!(&p, |v| ctx.reply(v)).map(|()| match caller {
-                    Some(target) => Effect::Message(from_function::Invocation {
-                        target: Some(target),
-                        argument: Some(p.typed()),
-                    }),
-                    None => Effect::Unexpected("reply without a caller succeeded".into()),
-                })
-            }
-            op @ (2 | 3) => {
-                let (d, t, id, p) = (s.delay(), s.typename(), s.id(), s.payload());
-                let token = if op == 3 { Some(s.token()) } else { None };
-                let sent = match &token {
-                    None => with_value!(&p, |v| ctx.send_after(d, &t, &id, v)),
-                    Some(token) => {
-                        with_value!(&p, |v| ctx.send_after_cancellable(d, &t, &id, v, token))
-                    }
-                };
-                sent.map(|()| {
-                    let ms = i64::try_from(d.as_millis()).ok();
-                    match (address(&t, &id), ms) {
-                        (Some(target), Some(delay_in_ms)) if token.as_deref() != Some("") => {
-                            Effect::Delayed(from_function::DelayedInvocation {
-                                delay_in_ms,
-                                target: Some(target),
-                                argument: Some(p.typed()),
-                                is_cancellation_request: false,
-                                cancellation_token: token.unwrap_or_default(),
-                            })
-                        }
-                        _ => Effect::Unexpected(format!(
-                            "send_after({d:?}, {t:?}, {id:?}, token {token:?}) succeeded"
-                        )),
-                    }
-                })
-            }
-            4 => {
-                let token = s.token();
-                ctx.cancel_delayed_message(&token).map(|()| {
-                    if token.is_empty() {
-                        Effect::Unexpected("an empty token was cancelled".into())
-                    } else {
-                        Effect::Delayed(from_function::DelayedInvocation {
-                            is_cancellation_request: true,
-                            cancellation_token: token,
-                            ..Default::default()
-                        })
-                    }
-                })
-            }
-            5 => {
-                let (t, p) = (s.typename(), s.payload());
-                with_value!(&p, |v| ctx.send_egress(&t, v)).map(|()| match split(&t) {
-                    Some((namespace, name)) => Effect::Egress(from_function::EgressMessage {
-                        egress_namespace: namespace.into(),
-                        egress_type: name.into(),
-                        argument: Some(p.typed()),
-                    }),
-                    None => Effect::Unexpected(format!("send_egress to {t:?} succeeded")),
-                })
-            }
-            6 => match spec(s.byte_or_zero()) {
-                Spec::Int(spec) => get(ctx, spec),
-                Spec::Long(spec) => get(ctx, spec),
-                Spec::Bool(spec) => get(ctx, spec),
-                Spec::Str(spec) => get(ctx, spec),
-            },
-            7 => match spec(s.byte_or_zero()) {
-                Spec::Int(spec) => set(ctx, spec, &i32::from_le_bytes(s.array())),
-                Spec::Long(spec) => set(ctx, spec, &i64::from_le_bytes(s.array())),
-                Spec::Bool(spec) => set(ctx, spec, &(s.byte_or_zero() % 2 == 1)),
-                Spec::Str(spec) => set(ctx, spec, &s.text()),
-            },
-            8 => match spec(s.byte_or_zero()) {
-                Spec::Int(spec) => remove(ctx, spec),
-                Spec::Long(spec) => remove(ctx, spec),
-                Spec::Bool(spec) => remove(ctx, spec),
-                Spec::Str(spec) => remove(ctx, spec),
-            },
-            9 => match (message, s.byte_or_zero() % 4) {
-                (None, _) => Ok(Effect::Nothing),
-                (Some(m), 0) => read_message::<i32>(m),
-                (Some(m), 1) => read_message::<i64>(m),
-                (Some(m), 2) => read_message::<bool>(m),
-                (Some(m), _) => read_message::<String>(m),
-            },
-            10 => {
-                let name = s.state_name();
-                let got = ctx.get_state(&name);
-                let expected = with_model(|m| m.current(&name));
-                match (&got, expected) {
-                    (Ok(a), Some(b)) => {
-                        let a = a
-                            .as_ref()
-                            .map(|any| (any.type_url.clone(), any.value.clone()));
-                        if a != b {
-                            with_model(|m| {
-                                m.violate(format!("get_state({name:?}) read {a:?}, not {b:?}"))
-                            });
-                        }
-                    }
-                    (Err(Error::UnknownState { .. }), Some(_)) => with_model(|m| {
-                        m.violate(format!(
-                            "get_state({name:?}): UnknownState, but it is carried"
-                        ))
-                    }),
-                    (Ok(_), None) if with_model(|m| m.request.is_some()) => with_model(|m| {
-                        m.violate(format!("get_state({name:?}) of a state not carried is Ok"))
-                    }),
-                    _ => {}
-                }
-                got.map(|_| Effect::Nothing)
-            }
-            11 => {
-                let (name, type_url, value) = (s.state_name(), s.text(), s.text().into_bytes());
-                let any = Any {
-                    type_url: type_url.clone(),
-                    value: value.clone(),
-                };
-                ctx.set_state(&name, any)
-                    .map(|()| Effect::Written(name, Some((type_url, value))))
-            }
-            12 => {
-                let name = s.state_name();
-                ctx.delete_state(&name)
-                    .map(|()| Effect::Written(name, None))
-            }
-            13 => {
-                let n = s.byte_or_zero();
-                with_model(|m| m.failure = Some(500));
-                return Err(anyhow::anyhow!("scripted failure {n}"));
-            }
-            14 => {
-                let n = s.byte_or_zero();
-                with_model(|m| m.failure = Some(500));
-                panic!("{SCRIPTED_PANIC} {n}");
-            }
-            _ => Ok(Effect::Nothing),
-        };
-        match outcome {
-            Ok(effect) => with_model(|m| match effect {
+    run(
+        script,
+        |s, op| operation(ctx, message, s, op),
+        |effect| {
+            with_model(|m| match effect {
                 Effect::Nothing => {}
                 Effect::Message(message) => m.messages.push(message),
                 Effect::Delayed(delayed) => m.delayed.push(delayed),
                 Effect::Egress(egress) => m.egresses.push(egress),
-                Effect::Written(name, value) => {
-                    m.written.retain(|(n, _)| *n != name);
-                    m.written.push((name, value));
-                }
+                Effect::Written(name, value) => last_write(&mut m.written, name, value),
                 Effect::Unexpected(what) => m.violate(what),
-            }),
-            Err(err) if pass_up => {
-                // An error caused by the request's data, passed up as it is, keeps its
-                // variant and its 400; any other is the function's failure, a 500.
-                let status = match err {
-                    Error::UnknownState { .. }
-                    | Error::UnreadableState { .. }
-                    | Error::UnexpectedMessageType { .. }
-                    | Error::MalformedArgument { .. } => 400,
-                    _ => 500,
-                };
-                with_model(|m| m.failure = Some(status));
-                return Err(err.into());
-            }
-            Err(_) => {}
+            })
+        },
+        |status| with_model(|m| m.failure = Some(status)),
+    )
+}
+
+/// Runs one operation of a script, `op` (its low four bits) with its operands from `s`.
+fn operation(
+    ctx: &mut Context<'_>,
+    message: Option<&Message<'_>>,
+    s: &mut Script<'_>,
+    op: u8,
+) -> Step<Effect> {
+    Step::Done(match op {
+        0 => {
+            let (t, id, p) = (s.typename(&TYPENAMES), s.id(), payload(s));
+            with_value!(&p, |v| ctx.send(&t, &id, v)).map(|()| match address(&t, &id) {
+                Some(target) => Effect::Message(from_function::Invocation {
+                    target: Some(target),
+                    argument: Some(p.typed()),
+                }),
+                None => Effect::Unexpected(format!("send to {t:?}/{id:?} succeeded")),
+            })
         }
-    }
-    Ok(())
+        1 => {
+            let p = payload(s);
+            let caller = ctx.caller().map(|c| ProtoAddress {
+                namespace: c.namespace().into(),
+                r#type: c.name().into(),
+                id: c.id().into(),
+            });
+            with_value!(&p, |v| ctx.reply(v)).map(|()| match caller {
+                Some(target) => Effect::Message(from_function::Invocation {
+                    target: Some(target),
+                    argument: Some(p.typed()),
+                }),
+                None => Effect::Unexpected("reply without a caller succeeded".into()),
+            })
+        }
+        op @ (2 | 3) => {
+            let (d, t, id, p) = (
+                s.delay(NANOS_STEP),
+                s.typename(&TYPENAMES),
+                s.id(),
+                payload(s),
+            );
+            let token = if op == 3 { Some(s.token()) } else { None };
+            let sent = match &token {
+                None => with_value!(&p, |v| ctx.send_after(d, &t, &id, v)),
+                Some(token) => {
+                    with_value!(&p, |v| ctx.send_after_cancellable(d, &t, &id, v, token))
+                }
+            };
+            sent.map(|()| {
+                let ms = i64::try_from(d.as_millis()).ok();
+                match (address(&t, &id), ms) {
+                    (Some(target), Some(delay_in_ms)) if token.as_deref() != Some("") => {
+                        Effect::Delayed(from_function::DelayedInvocation {
+                            delay_in_ms,
+                            target: Some(target),
+                            argument: Some(p.typed()),
+                            is_cancellation_request: false,
+                            cancellation_token: token.unwrap_or_default(),
+                        })
+                    }
+                    _ => Effect::Unexpected(format!(
+                        "send_after({d:?}, {t:?}, {id:?}, token {token:?}) succeeded"
+                    )),
+                }
+            })
+        }
+        4 => {
+            let token = s.token();
+            ctx.cancel_delayed_message(&token).map(|()| {
+                if token.is_empty() {
+                    Effect::Unexpected("an empty token was cancelled".into())
+                } else {
+                    Effect::Delayed(from_function::DelayedInvocation {
+                        is_cancellation_request: true,
+                        cancellation_token: token,
+                        ..Default::default()
+                    })
+                }
+            })
+        }
+        5 => {
+            let (t, p) = (s.typename(&TYPENAMES), payload(s));
+            with_value!(&p, |v| ctx.send_egress(&t, v)).map(|()| match split(&t) {
+                Some((namespace, name)) => Effect::Egress(from_function::EgressMessage {
+                    egress_namespace: namespace.into(),
+                    egress_type: name.into(),
+                    argument: Some(p.typed()),
+                }),
+                None => Effect::Unexpected(format!("send_egress to {t:?} succeeded")),
+            })
+        }
+        6 => match spec(s.byte_or_zero()) {
+            Spec::Int(spec) => get(ctx, spec),
+            Spec::Long(spec) => get(ctx, spec),
+            Spec::Bool(spec) => get(ctx, spec),
+            Spec::Str(spec) => get(ctx, spec),
+        },
+        7 => match spec(s.byte_or_zero()) {
+            Spec::Int(spec) => set(ctx, spec, &i32::from_le_bytes(s.array())),
+            Spec::Long(spec) => set(ctx, spec, &i64::from_le_bytes(s.array())),
+            Spec::Bool(spec) => set(ctx, spec, &(s.byte_or_zero() % 2 == 1)),
+            Spec::Str(spec) => set(ctx, spec, &s.text()),
+        },
+        8 => match spec(s.byte_or_zero()) {
+            Spec::Int(spec) => remove(ctx, spec),
+            Spec::Long(spec) => remove(ctx, spec),
+            Spec::Bool(spec) => remove(ctx, spec),
+            Spec::Str(spec) => remove(ctx, spec),
+        },
+        9 => match (message, s.byte_or_zero() % 4) {
+            (None, _) => Ok(Effect::Nothing),
+            (Some(m), 0) => read_message::<i32>(m),
+            (Some(m), 1) => read_message::<i64>(m),
+            (Some(m), 2) => read_message::<bool>(m),
+            (Some(m), _) => read_message::<String>(m),
+        },
+        10 => {
+            let name = s.state_name(&STATE_NAMES);
+            let got = ctx.get_state(&name);
+            let expected = with_model(|m| m.current(&name));
+            match (&got, expected) {
+                (Ok(a), Some(b)) => {
+                    let a = a
+                        .as_ref()
+                        .map(|any| (any.type_url.clone(), any.value.clone()));
+                    if a != b {
+                        with_model(|m| {
+                            m.violate(format!("get_state({name:?}) read {a:?}, not {b:?}"))
+                        });
+                    }
+                }
+                (Err(Error::UnknownState { .. }), Some(_)) => with_model(|m| {
+                    m.violate(format!(
+                        "get_state({name:?}): UnknownState, but it is carried"
+                    ))
+                }),
+                (Ok(_), None) if with_model(|m| m.request.is_some()) => with_model(|m| {
+                    m.violate(format!("get_state({name:?}) of a state not carried is Ok"))
+                }),
+                _ => {}
+            }
+            got.map(|_| Effect::Nothing)
+        }
+        11 => {
+            let (name, any) = (s.state_name(&STATE_NAMES), s.any());
+            let value = (any.type_url.clone(), any.value.clone());
+            ctx.set_state(&name, any)
+                .map(|()| Effect::Written(name, Some(value)))
+        }
+        12 => {
+            let name = s.state_name(&STATE_NAMES);
+            ctx.delete_state(&name)
+                .map(|()| Effect::Written(name, None))
+        }
+        13 => return Step::Fail,
+        14 => return Step::Panic,
+        _ => Ok(Effect::Nothing),
+    })
 }
 
 /// The properties of one 3.x `handle()` answer, given the request as prost decoded it and

@@ -15,7 +15,7 @@ whose first element names the operation. The Rust half interprets the same opera
 with the crate's API; keep the two interpreters in step.
 """
 
-import struct
+import os
 import sys
 import typing
 from datetime import timedelta
@@ -30,6 +30,12 @@ from statefun import (
     kafka_egress_record,
     kinesis_egress_record,
 )
+
+# The framing loop is shared with the other reference.py: tests/support/framing.py (no
+# bytecode cache left in the source tree).
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from framing import serve_framed  # noqa: E402
 
 # Where the read-only operations ("get", "unpack", "address", "caller") report what they saw.
 PROBE = "probe/out"
@@ -140,21 +146,7 @@ def main():
     functions.register("diff/typed", typed)
     functions.register("diff/union", union)
     handler = RequestReplyHandler(functions)
-
-    data = sys.stdin.buffer.read()
-    out = sys.stdout.buffer
-    pos = 0
-    while pos < len(data):
-        (length,) = struct.unpack_from("<I", data, pos)
-        request = data[pos + 4 : pos + 4 + length]
-        pos += 4 + length
-        try:
-            result = b"\x00" + handler(request)
-        except Exception as e:  # every error is an answer here
-            result = b"\x01" + ("%s: %s" % (type(e).__name__, e)).encode("utf-8", "replace")
-        out.write(struct.pack("<I", len(result)))
-        out.write(result)
-    out.flush()
+    serve_framed(handler)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ API (`run_script` in differential3.rs); keep the two interpreters in step.
 """
 
 import json
-import struct
+import os
 import sys
 from datetime import timedelta
 
@@ -39,6 +39,12 @@ from statefun import (
     message_builder,
     simple_type,
 )
+
+# The framing loop is shared with the other reference.py: tests/support/framing.py (no
+# bytecode cache left in the source tree).
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from framing import serve_framed  # noqa: E402
 
 # The scripts, and the protobuf-typed state: type.googleapis.com/google.protobuf.Value.
 SCRIPT_TYPE = make_protobuf_type(Value)
@@ -210,20 +216,7 @@ def functions():
 
 def main():
     handler = RequestReplyHandler(functions())
-    data = sys.stdin.buffer.read()
-    out = sys.stdout.buffer
-    pos = 0
-    while pos < len(data):
-        (length,) = struct.unpack_from("<I", data, pos)
-        request = data[pos + 4 : pos + 4 + length]
-        pos += 4 + length
-        try:
-            result = b"\x00" + handler.handle_sync(request)
-        except Exception as e:  # every error is an answer here
-            result = b"\x01" + ("%s: %s" % (type(e).__name__, e)).encode("utf-8", "replace")
-        out.write(struct.pack("<I", len(result)))
-        out.write(result)
-    out.flush()
+    serve_framed(handler.handle_sync)
 
 
 if __name__ == "__main__":

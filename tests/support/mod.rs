@@ -7,6 +7,7 @@
 //!   use, and a tiny_http server;
 //! - [`python`]: the Python reference SDK (a test virtualenv, or `$STATEFUN_PYTHON`);
 //! - [`differential`]: what the two differential tests against it share;
+//! - [`hostile`]: the raw protobuf encoders and error assertions of the hostile-input tests;
 //! - [`scripted`]: a remote endpoint that answers with responses written beforehand;
 //! - [`workloads`]: the benchmark functions and fixed workloads, the file the benches use;
 //! - [`examples`]: what the examples share (their message types and app).
@@ -16,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod differential;
+pub mod hostile;
 pub mod http;
 pub mod python;
 pub mod scripted;
