@@ -644,7 +644,7 @@ impl Shared {
         // Wakes the accept loop, blocked in accept(), so it sees the flag.
         let _ = TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
         let mut state = lock(&self.state);
-        while !(state.acceptor_done && state.connections.is_empty()) && !state.forced {
+        while !(state.forced || (state.acceptor_done && state.connections.is_empty())) {
             let now = Instant::now();
             if now >= deadline {
                 break;
