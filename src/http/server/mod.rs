@@ -1,9 +1,10 @@
 //! The crate's own blocking HTTP/1.1 server (feature `server`): one thread per
 //! connection, a cap on connections, a cap on concurrent handler calls.
 //!
-//! Here: the builder and the lifecycle ([`serve`], [`Server`], [`ServerBuilder`]); the
-//! accept and connection loops are in `connection`, the semaphore in `semaphore`, the
-//! extra routes in `routes`, and the HTTP/1 codec in `http::codec`.
+//! Here: the builder and the lifecycle ([`serve`], [`Server`], [`ServerBuilder`]): the
+//! probes, readiness and the graceful shutdown; the accept and connection loops are in
+//! `connection`, the semaphore in `semaphore`, the extra routes in `routes`, SIGTERM and
+//! SIGINT in `signals`, and the HTTP/1 codec in `http::codec`.
 
 mod connection;
 mod routes;
@@ -193,6 +194,7 @@ pub struct ServerBuilder {
     routes: Routes,
     /// Shared with the `/ready` route, when there is one.
     ready: Arc<AtomicBool>,
+    #[cfg_attr(not(unix), allow(dead_code))]
     stop_on_signals: bool,
 }
 
@@ -405,8 +407,10 @@ impl ServerBuilder {
     /// # Errors
     ///
     /// The I/O error if the address did not resolve or cannot be bound, if a
-    /// [`route`](Self::route) is invalid (`InvalidInput`), or if the accept thread cannot
-    /// be created.
+    /// [`route`](Self::route) (or a probe's path) is invalid (`InvalidInput`), if the
+    /// accept thread cannot be created, or, with
+    /// [`stop_on_signals`](Self::stop_on_signals), if the signal handlers cannot be
+    /// installed or their thread created (nothing is left serving then).
     pub fn start(self, handler: impl Into<Arc<RequestReplyHandler>>) -> io::Result<Server> {
         self.routes.check()?;
         let listener = TcpListener::bind(&self.addrs?[..])?;
@@ -671,9 +675,10 @@ impl Shared {
         state.finished = true;
         self.changed.notify_all();
         drop(state);
+        // Ends the signal watch, so its thread ends and its handlers are removed.
         #[cfg(unix)]
         if let Some(handle) = lock(&self.signals).take() {
-            signals::close(handle);
+            handle.close();
         }
         if acceptor_done {
             if let Some(acceptor) = lock(&self.acceptor).take() {

@@ -7,7 +7,7 @@ use std::thread;
 
 use log::{error, info, warn};
 use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::{Handle, Signals};
+use signal_hook::iterator::Signals;
 
 use super::{lock, Shared};
 
@@ -36,11 +36,6 @@ impl Watch {
         }
         Ok(())
     }
-}
-
-/// Closes the watch: its thread ends and the handlers are removed.
-pub(super) fn close(handle: Handle) {
-    handle.close();
 }
 
 fn watch(mut signals: Signals, shared: &Arc<Shared>) {
