@@ -9,8 +9,21 @@
 //! cargo run --example server -- --module-yaml --endpoint http://my-host:8000/statefun
 //! ```
 //!
-//! `RUST_LOG=debug` logs every request with its timing. The functions are in
-//! `examples/common/app.rs`; `flask` serves the same app on tiny_http.
+//! It also answers `GET /health` (liveness) and `GET /ready` (readiness: 503 once it is
+//! stopping), and stops gracefully on SIGTERM or Ctrl-C: it refuses new connections,
+//! answers the requests in flight, and exits within 10 s; a second signal exits at once.
+//!
+//! ```text
+//! curl -i http://127.0.0.1:8000/health            # 200 ok
+//! curl -i http://127.0.0.1:8000/ready             # 200 ready (503 while stopping)
+//! RUST_LOG=debug cargo run --example server       # one line per request
+//! RUST_LOG=statefun_sync=debug cargo run --example server   # the crate's lines only
+//! ```
+//!
+//! At `debug`, each request logs one line: the function type, the id, the invocations,
+//! the states changed, the sizes and the time; each failed batch logs one line at `warn`
+//! (4xx) or `error` (5xx), naming the function type, the address and the error. The
+//! functions are in `examples/common/app.rs`; `flask` serves the same app on tiny_http.
 
 mod common;
 

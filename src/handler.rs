@@ -1,11 +1,13 @@
 //! [`RequestReplyHandler`]: one request body in, one reply body out.
 
 use std::any::Any as PanicPayload;
+use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use log::{debug, log_enabled, Level};
 
+use crate::address::Address;
 use crate::context::Context;
 use crate::error::Error;
 use crate::protocol::{Batch, Limits, Protocol, ProtocolVersion, Refused, V2, V3};
@@ -174,30 +176,35 @@ impl RequestReplyHandler {
     ///   error or panicked (500; 400 when the error a function passed up with its own
     ///   context is one of the above). The panic is caught; the handler stays usable.
     pub fn handle(&self, request: &[u8]) -> Result<Vec<u8>, Error> {
-        self.run(request).map_err(|failure| failure.error)
+        let answered = self.run(request).map_err(|failure| failure.error)?;
+        if let Some(summary) = &answered.summary {
+            debug!(
+                "{summary}, {} bytes in, {} bytes out, {:?}",
+                request.len(),
+                answered.reply.len(),
+                summary.started.elapsed()
+            );
+        }
+        Ok(answered.reply)
     }
 
     /// As [`handle`](Self::handle), keeping the target of a request that did not decode
     /// when it was read before the problem, for the HTTP fronts' log lines (every other
-    /// error names its address itself: [`Error::address`]).
-    pub(crate) fn run(&self, request: &[u8]) -> Result<Vec<u8>, Refused> {
-        // Timed only for the debug line: without a logger at that level, nothing is.
+    /// error names its address itself: [`Error::address`]), and returning what the batch
+    /// was instead of logging it, so that a front logs one line per request.
+    pub(crate) fn run(&self, request: &[u8]) -> Result<Answered, Refused> {
+        // Timed and summed up only for the debug line: without a logger at that level,
+        // nothing is.
         let started = log_enabled!(Level::Debug).then(Instant::now);
         let batch = self.protocol.decode_request(request, self.limits)?;
-        self.run_batch(batch, request.len(), started)
-            .map_err(|error| Refused {
-                error,
-                target: None,
-            })
+        self.run_batch(batch, started).map_err(|error| Refused {
+            error,
+            target: None,
+        })
     }
 
-    /// Runs a decoded batch: `request_len` and `started` are for the debug line.
-    fn run_batch(
-        &self,
-        batch: Batch<'_>,
-        request_len: usize,
-        started: Option<Instant>,
-    ) -> Result<Vec<u8>, Error> {
+    /// Runs a decoded batch; `started` (the debug level is on) asks for a [`Summary`].
+    fn run_batch(&self, batch: Batch<'_>, started: Option<Instant>) -> Result<Answered, Error> {
         let Some(function) = self.functions.get(batch.target.function_type()) else {
             return Err(Error::UnknownFunctionType {
                 address: Box::new(batch.target),
@@ -209,16 +216,13 @@ impl RequestReplyHandler {
             .iter()
             .all(|state| carried(&state))
         {
-            if started.is_some() {
-                let count = function.declared_states().iter().filter(|s| !carried(s));
-                debug!(
-                    "{}: the request lacks {} declared states",
-                    Shown(&batch.target.to_string()),
-                    count.count()
-                );
-            }
+            let summary = started.map(|started| {
+                let missing = function.declared_states().iter().filter(|s| !carried(s));
+                Summary::new(started, &batch.target, Work::Handshake(missing.count()))
+            });
             let mut missing = function.declared_states().iter().filter(|s| !carried(s));
-            return self.protocol.missing_states(batch.target, &mut missing);
+            let reply = self.protocol.missing_states(batch.target, &mut missing)?;
+            return Ok(Answered { reply, summary });
         }
 
         let invocations = batch.invocations.len();
@@ -248,17 +252,78 @@ impl RequestReplyHandler {
             return Err(failure);
         }
         let reply = ctx.encode_reply();
-        if let Some(started) = started {
-            debug!(
-                "{}: {invocations} invocations, {} states changed, {} bytes in, {} bytes out, {:?}",
-                Shown(&ctx.address().to_string()),
-                ctx.changed_states(),
-                request_len,
-                reply.len(),
-                started.elapsed()
-            );
+        let summary = started.map(|started| {
+            let work = Work::Batch {
+                invocations,
+                states_changed: ctx.changed_states(),
+            };
+            Summary::new(started, ctx.address(), work)
+        });
+        Ok(Answered { reply, summary })
+    }
+}
+
+/// A batch answered: the reply, and what the batch was when it is to be logged.
+pub(crate) struct Answered {
+    pub(crate) reply: Vec<u8>,
+    /// Only when the debug level is on.
+    pub(crate) summary: Option<Summary>,
+}
+
+/// What one answered batch was, for its one debug line (by `handle()`, or by the HTTP
+/// front that adds the status): `function type example/count, id joe: 2 invocations, 1
+/// states changed`.
+pub(crate) struct Summary {
+    /// When the handler started on the batch.
+    pub(crate) started: Instant,
+    function_type: String,
+    id: String,
+    work: Work,
+}
+
+/// What the handler did with a batch.
+enum Work {
+    /// Ran its invocations.
+    Batch {
+        invocations: usize,
+        states_changed: usize,
+    },
+    /// Answered with the 3.x handshake: this many declared states were missing.
+    Handshake(usize),
+}
+
+impl Summary {
+    fn new(started: Instant, address: &Address, work: Work) -> Self {
+        Summary {
+            started,
+            function_type: address.function_type().to_string(),
+            id: address.id().to_owned(),
+            work,
         }
-        Ok(reply)
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "function type {}, id {}: ",
+            Shown(&self.function_type),
+            Shown(&self.id)
+        )?;
+        match self.work {
+            Work::Batch {
+                invocations,
+                states_changed,
+            } => write!(
+                f,
+                "{invocations} invocations, {states_changed} states changed"
+            ),
+            Work::Handshake(missing) => write!(
+                f,
+                "the handshake reply, the request lacks {missing} declared states"
+            ),
+        }
     }
 }
 

@@ -283,3 +283,69 @@ fn an_invalid_route_is_an_error_of_start() {
     )
     .contains("GET /health"));
 }
+
+/// The head of a `GET` to `path` announcing a 2-byte body, which is sent later: until
+/// then the server counts the request as in flight, and the shutdown waits for it.
+fn get_with_pending_body(client: &mut Client, path: &str) {
+    client
+        .send(format!("GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n").as_bytes())
+        .unwrap();
+}
+
+#[test]
+fn the_probes_answer_and_ready_turns_503_as_soon_as_the_shutdown_starts() {
+    let server = std::sync::Arc::new(start(Server::builder().health("/health").ready("/ready")));
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    let health = get(&mut client, "/health");
+    assert_eq!((health.status, health.text().as_str()), (200, "ok\n"));
+    let ready = get(&mut client, "/ready");
+    assert_eq!((ready.status, ready.text().as_str()), (200, "ready\n"));
+    assert!(server.is_ready());
+    client
+        .send(b"HEAD /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(read_head(&mut client).starts_with("HTTP/1.1 200 OK\r\n"));
+    assert_functions_serve(&mut client);
+
+    // Two probes in flight (their bodies not yet sent) hold the shutdown open.
+    let mut ready_probe = Client::connect(server.local_addr()).unwrap();
+    get_with_pending_body(&mut ready_probe, "/ready");
+    let mut health_probe = Client::connect(server.local_addr()).unwrap();
+    get_with_pending_body(&mut health_probe, "/health");
+    thread::sleep(Duration::from_millis(100)); // both heads are read
+    let stopper = {
+        let server = std::sync::Arc::clone(&server);
+        thread::spawn(move || server.shutdown())
+    };
+    let started = std::time::Instant::now();
+    while server.is_ready() {
+        assert!(started.elapsed() < Duration::from_secs(5), "still ready");
+        thread::sleep(Duration::from_millis(5));
+    }
+    // The idle connection is closed; the probes in flight are answered, and close.
+    assert!(client.is_closed_by_server(Duration::from_secs(5)));
+    ready_probe.send(b"..").unwrap();
+    let ready = ready_probe.read_response().unwrap();
+    assert_eq!(
+        (ready.status, ready.text().as_str(), ready.closes()),
+        (503, "shutting down\n", true)
+    );
+    health_probe.send(b"..").unwrap();
+    let health = health_probe.read_response().unwrap();
+    assert_eq!(
+        (health.status, health.text().as_str(), health.closes()),
+        (200, "ok\n", true)
+    );
+    assert!(stopper.join().unwrap(), "every connection finished in time");
+    assert!(!server.is_ready());
+}
+
+#[test]
+fn a_probe_path_must_start_with_a_slash() {
+    let err = Server::builder()
+        .bind("127.0.0.1:0")
+        .ready("ready")
+        .start(handler())
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use prost::Name;
 use prost_types::Any;
-use statefun_sync::http::{Response as HttpResponse, Server};
+use statefun_sync::http::Server;
 use statefun_sync::proto::egress;
 use statefun_sync::proto::io::KafkaProducerRecord;
 use statefun_sync::types::{Type, TypeName};
@@ -145,7 +145,8 @@ pub fn init_logging() {
 }
 
 /// What every example server's `main` does: with `--module-yaml`, prints the
-/// deployment; otherwise serves `functions` with `serve()`'s server until killed.
+/// deployment; otherwise serves `functions` on the crate's server until SIGTERM or
+/// SIGINT.
 pub fn serve_from_args(functions: StatefulFunctions) -> anyhow::Result<()> {
     let options = options();
     if options.module_yaml {
@@ -155,7 +156,9 @@ pub fn serve_from_args(functions: StatefulFunctions) -> anyhow::Result<()> {
     serve(RequestReplyHandler::new(functions), &options)
 }
 
-/// Serves `handler` on the crate's server, with `GET /health`, until killed.
+/// Serves `handler` on the crate's server, with the probes `GET /health` and `GET /ready`,
+/// until SIGTERM or SIGINT (Ctrl-C): then it stops gracefully, as an orchestrator
+/// expects, and returns.
 pub fn serve(handler: RequestReplyHandler, options: &Options) -> anyhow::Result<()> {
     init_logging();
     let names: Vec<String> = handler
@@ -166,16 +169,22 @@ pub fn serve(handler: RequestReplyHandler, options: &Options) -> anyhow::Result<
     let version = handler.protocol_version();
     let server = Server::builder()
         .bind(options.addr.as_str())
-        // A liveness probe for an orchestrator, beside the functions.
-        .route("GET", "/health", |_, _| HttpResponse::text(200, "ok\n"))
+        // Probes for an orchestrator (Kubernetes' livenessProbe and readinessProbe).
+        .health("/health")
+        .ready("/ready")
+        // The first SIGTERM or SIGINT: /ready answers 503, no new connections, the
+        // requests in flight are answered; then join() returns. A second: at once.
+        .stop_on_signals()
         .start(handler)?;
     log::info!(
-        "serving {} (protocol {version}) at http://{}{}, and GET /health (Ctrl-C to stop)",
+        "serving {} (protocol {version}) at http://{}{}, and GET /health and /ready \
+         (Ctrl-C or SIGTERM to stop)",
         names.join(", "),
         server.local_addr(),
         server.path()
     );
     server.join();
+    log::info!("stopped");
     Ok(())
 }
 

@@ -52,8 +52,8 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 32 * 1024 * 1024;
 /// bodies are `text/plain`, at most 1 KiB, and name what was wrong (request text in them
 /// is escaped and shortened, never echoed raw). Every error is logged as one line
 /// through [`log`] (level `error` for 5xx, `warn` for 4xx), a handler's error with the
-/// function type and address it failed for; each request's timing is logged at level
-/// `debug`.
+/// function type and address it failed for; each answered batch as one line at level
+/// `debug`, with its function type, id, invocations, states changed, sizes and time.
 ///
 /// ```
 /// use statefun_sync::http::{Endpoint, RequestHead};
@@ -468,6 +468,10 @@ impl Endpoint {
         self.finish(handler, body, timer())
     }
 
+    /// Runs the handler and logs the request's one line: at `debug` for a reply (the
+    /// function type, the id, the invocations, the states changed, the sizes and the
+    /// time), at `warn` (4xx) or `error` (5xx) for a failure, naming the function type,
+    /// the address and the error.
     fn finish(
         &self,
         handler: &RequestReplyHandler,
@@ -478,8 +482,21 @@ impl Endpoint {
         // panic cannot leave it half-updated; the core catches function panics itself and
         // this only guards against a bug elsewhere taking a server thread down.
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.run(body)));
-        let response = match outcome {
-            Ok(Ok(reply)) => Response::reply(reply),
+        match outcome {
+            Ok(Ok(answered)) => {
+                let response = Response::reply(answered.reply);
+                if let Some(summary) = answered.summary {
+                    debug!(
+                        "POST {} {} for {summary}, {} bytes in, {} bytes out, {:?}",
+                        Shown(&self.path),
+                        response.status,
+                        body.len(),
+                        response.body.len(),
+                        started.unwrap_or(summary.started).elapsed()
+                    );
+                }
+                response
+            }
             Ok(Err(Refused { error: err, target })) => {
                 let status = err.status();
                 let report = err.report();
@@ -508,18 +525,7 @@ impl Endpoint {
                 );
                 Refusal::Panicked.response()
             }
-        };
-        if let Some(started) = started {
-            debug!(
-                "POST {} {}: {} bytes in, {} bytes out, {:?}",
-                Shown(&self.path),
-                response.status,
-                body.len(),
-                response.body.len(),
-                started.elapsed()
-            );
         }
-        response
     }
 }
 

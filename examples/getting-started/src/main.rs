@@ -10,7 +10,7 @@ fn main() -> anyhow::Result<()> {
 
     let addr = addr_from_args()?;
     let handler = RequestReplyHandler::new(getting_started::functions());
-    // Blocks: serves until the process is killed.
+    // Blocks: serves, with GET /health and /ready, until SIGTERM or Ctrl-C.
     statefun_sync::serve(handler, addr.as_str())
         .with_context(|| format!("cannot serve at {addr}"))?;
     Ok(())

@@ -1,13 +1,16 @@
 //! The crate's own blocking HTTP/1.1 server (feature `server`): one thread per
 //! connection, a cap on connections, a cap on concurrent handler calls.
 //!
-//! Here: the builder and the lifecycle ([`serve`], [`Server`], [`ServerBuilder`]); the
-//! accept and connection loops are in `connection`, the semaphore in `semaphore`, the
-//! extra routes in `routes`, and the HTTP/1 codec in `http::codec`.
+//! Here: the builder and the lifecycle ([`serve`], [`Server`], [`ServerBuilder`]): the
+//! probes, readiness and the graceful shutdown; the accept and connection loops are in
+//! `connection`, the semaphore in `semaphore`, the extra routes in `routes`, SIGTERM and
+//! SIGINT in `signals`, and the HTTP/1 codec in `http::codec`.
 
 mod connection;
 mod routes;
 mod semaphore;
+#[cfg(unix)]
+mod signals;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,7 +32,8 @@ use routes::Routes;
 use semaphore::Semaphore;
 
 /// Serves `handler` at `http://<addr>/statefun` with the default settings of
-/// [`ServerBuilder`], on the calling thread, forever.
+/// [`ServerBuilder`], plus the probes `GET /health` and `GET /ready`, on the calling
+/// thread, until SIGTERM or SIGINT.
 ///
 /// ```no_run
 /// use statefun_sync::{serve, RequestReplyHandler, StatefulFunctions};
@@ -40,19 +44,73 @@ use semaphore::Semaphore;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
+/// It is the production one-liner: the same as
+///
+/// ```no_run
+/// # use statefun_sync::{http::Server, RequestReplyHandler, StatefulFunctions};
+/// # let handler = RequestReplyHandler::new(StatefulFunctions::new());
+/// let server = Server::builder()
+///     .bind("0.0.0.0:8000")
+///     .health("/health")
+///     .ready("/ready")
+///     .stop_on_signals()
+///     .start(handler)?;
+/// server.join();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// On the first SIGTERM or SIGINT it stops gracefully (see [`Server::shutdown`]):
+/// `/ready` answers 503, no new connection is accepted, idle keep-alive connections are
+/// closed, and every request in flight gets its whole reply; then it returns `Ok(())`,
+/// within the [`shutdown_timeout`](ServerBuilder::shutdown_timeout) (10 s). A second
+/// signal makes it return at once, abandoning the requests still running.
+///
 /// Use [`Server::builder`] to choose the path, the limits and the timeouts, to serve
-/// other routes beside the functions, or to shut the server down.
+/// other routes beside the functions, or to handle signals yourself.
 ///
 /// # Errors
 ///
 /// The I/O error if `addr` does not resolve or cannot be bound (in use, not an address
-/// of this host, a privileged port). Once it listens, it does not return: errors of
-/// single connections are logged, never fatal.
+/// of this host, a privileged port), or if the signal handlers cannot be installed. Once
+/// it listens, it returns only on a signal: errors of single connections are logged,
+/// never fatal.
+#[cfg(unix)]
 pub fn serve(
     handler: impl Into<Arc<RequestReplyHandler>>,
     addr: impl ToSocketAddrs,
 ) -> io::Result<()> {
-    let server = Server::builder().bind(addr).start(handler)?;
+    let server = Server::builder()
+        .bind(addr)
+        .health("/health")
+        .ready("/ready")
+        .stop_on_signals()
+        .start(handler)?;
+    info!(
+        "serving Stateful Functions at http://{}{}, and GET /health and /ready",
+        server.local_addr(),
+        server.path()
+    );
+    server.join();
+    Ok(())
+}
+
+/// Serves `handler` at `http://<addr>/statefun` with the default settings of
+/// [`ServerBuilder`], plus the probes `GET /health` and `GET /ready`, on the calling
+/// thread, forever (signals are caught only on Unix).
+///
+/// # Errors
+///
+/// The I/O error if `addr` does not resolve or cannot be bound.
+#[cfg(not(unix))]
+pub fn serve(
+    handler: impl Into<Arc<RequestReplyHandler>>,
+    addr: impl ToSocketAddrs,
+) -> io::Result<()> {
+    let server = Server::builder()
+        .bind(addr)
+        .health("/health")
+        .ready("/ready")
+        .start(handler)?;
     info!(
         "serving Stateful Functions at http://{}{}",
         server.local_addr(),
@@ -99,8 +157,6 @@ pub fn serve(
 /// [table of requests and statuses](crate#serving-over-http).
 pub struct Server {
     shared: Arc<Shared>,
-    local_addr: SocketAddr,
-    acceptor: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Configures and starts a [`Server`]; from [`Server::builder`].
@@ -136,6 +192,10 @@ pub struct ServerBuilder {
     shutdown_timeout: Duration,
     stack_size: usize,
     routes: Routes,
+    /// Shared with the `/ready` route, when there is one.
+    ready: Arc<AtomicBool>,
+    #[cfg_attr(not(unix), allow(dead_code))]
+    stop_on_signals: bool,
 }
 
 impl Default for ServerBuilder {
@@ -151,6 +211,8 @@ impl Default for ServerBuilder {
             shutdown_timeout: Duration::from_secs(10),
             stack_size: 512 * 1024,
             routes: Routes::default(),
+            ready: Arc::new(AtomicBool::new(false)),
+            stop_on_signals: false,
         }
     }
 }
@@ -222,7 +284,9 @@ impl ServerBuilder {
     }
 
     /// How long [`Server::shutdown`] waits for requests in flight (default 10 s, the
-    /// runtime's read timeout: it has given up on a request that takes longer).
+    /// runtime's read timeout: it has given up on a request that takes longer). Give the
+    /// process more than this to stop before it is killed (Kubernetes:
+    /// `terminationGracePeriodSeconds`, 30 s by default).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -277,13 +341,76 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves a liveness probe at `GET path` (`HEAD` too), e.g. `/health`: `200 ok`
+    /// whenever the server answers at all, also while it shuts down.
+    ///
+    /// Like every [`route`](Self::route), it takes no worker permit, so it answers while
+    /// batches hold every worker: an orchestrator does not restart a server that is only
+    /// busy.
+    ///
+    /// ```no_run
+    /// # use statefun_sync::{http::Server, RequestReplyHandler, StatefulFunctions};
+    /// # let handler = RequestReplyHandler::new(StatefulFunctions::new());
+    /// let server = Server::builder()
+    ///     .bind("0.0.0.0:8000")
+    ///     .health("/health")
+    ///     .ready("/ready")
+    ///     .start(handler)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// A `path` that does not start with `/` is an error of [`start`](Self::start).
+    pub fn health(self, path: impl Into<String>) -> Self {
+        self.route("GET", path, |_, _| Response::text(200, "ok\n"))
+    }
+
+    /// Serves a readiness probe at `GET path` (`HEAD` too), e.g. `/ready`: `200 ready`
+    /// once the server is serving, `503 shutting down` from the moment its shutdown
+    /// starts ([`Server::shutdown`], or a signal with
+    /// [`stop_on_signals`](Self::stop_on_signals)), so that an orchestrator sends no new
+    /// work to a server that is stopping. [`Server::is_ready`] tells the same.
+    ///
+    /// It takes no worker permit, as [`health`](Self::health). A `path` that does not
+    /// start with `/` is an error of [`start`](Self::start).
+    pub fn ready(self, path: impl Into<String>) -> Self {
+        let ready = Arc::clone(&self.ready);
+        self.route("GET", path, move |_, _| {
+            if ready.load(Ordering::SeqCst) {
+                Response::text(200, "ready\n")
+            } else {
+                Response::text(503, "shutting down\n")
+            }
+        })
+    }
+
+    /// Stops the server gracefully on SIGTERM or SIGINT (Unix only): the first signal
+    /// starts [`Server::shutdown`] on a thread of its own (the readiness probe answers
+    /// 503, no new connection is accepted, idle connections are closed, requests in
+    /// flight get their whole reply), and [`Server::join`] returns once it is done, within
+    /// the [`shutdown_timeout`](Self::shutdown_timeout). A second signal ends the wait at
+    /// once: `join()` returns and the requests still running are abandoned (they finish,
+    /// or die with the process).
+    ///
+    /// Without it (the default of the builder; [`serve`] sets it) the server installs no
+    /// signal handler: handle signals yourself and call [`Server::shutdown`]. The handlers
+    /// are installed by [`start`](Self::start) and removed when the server has shut down;
+    /// while they are installed, SIGTERM and SIGINT no longer end the process by
+    /// themselves, so install them in one running server at a time.
+    #[cfg(unix)]
+    pub fn stop_on_signals(mut self) -> Self {
+        self.stop_on_signals = true;
+        self
+    }
+
     /// Binds and starts serving `handler` on a background thread.
     ///
     /// # Errors
     ///
     /// The I/O error if the address did not resolve or cannot be bound, if a
-    /// [`route`](Self::route) is invalid (`InvalidInput`), or if the accept thread cannot
-    /// be created.
+    /// [`route`](Self::route) (or a probe's path) is invalid (`InvalidInput`), if the
+    /// accept thread cannot be created, or, with
+    /// [`stop_on_signals`](Self::stop_on_signals), if the signal handlers cannot be
+    /// installed or their thread created (nothing is left serving then).
     pub fn start(self, handler: impl Into<Arc<RequestReplyHandler>>) -> io::Result<Server> {
         self.routes.check()?;
         let listener = TcpListener::bind(&self.addrs?[..])?;
@@ -293,28 +420,46 @@ impl ServerBuilder {
             handler: handler.into(),
             endpoint: self.endpoint,
             routes: self.routes,
+            local_addr,
             read_timeout: self.read_timeout,
             idle_timeout: self.idle_timeout,
             shutdown_timeout: self.shutdown_timeout,
             stack_size: self.stack_size,
             max_connections: self.max_connections,
             stopping: AtomicBool::new(false),
+            ready: self.ready,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             permits: Semaphore::new(self.workers),
             body_memory: Semaphore::new(body_memory),
+            acceptor: Mutex::new(None),
+            #[cfg(unix)]
+            signals: Mutex::new(None),
         });
+        // Signals first: if they cannot be caught, nothing has started yet.
+        #[cfg(unix)]
+        let signals = if self.stop_on_signals {
+            Some(signals::Watch::new()?)
+        } else {
+            None
+        };
         let acceptor = {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
                 .name("statefun-accept".into())
                 .spawn(move || connection::accept_loop(&shared, listener))?
         };
-        Ok(Server {
-            shared,
-            local_addr,
-            acceptor: Mutex::new(Some(acceptor)),
-        })
+        *lock(&shared.acceptor) = Some(acceptor);
+        shared.ready.store(true, Ordering::SeqCst);
+        let server = Server { shared };
+        #[cfg(unix)]
+        if let Some(signals) = signals {
+            if let Err(err) = signals.spawn(&server.shared) {
+                server.shutdown();
+                return Err(err);
+            }
+        }
+        Ok(server)
     }
 }
 
@@ -327,7 +472,7 @@ impl Server {
 
     /// The address the server listens on (with the actual port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.shared.local_addr
     }
 
     /// The path the functions are served at.
@@ -340,64 +485,34 @@ impl Server {
         lock(&self.shared.state).connections.len()
     }
 
-    /// Stops the server: stops accepting (new connections are refused once this
-    /// returns), closes idle keep-alive connections, lets requests in flight finish and
-    /// send their reply (with `Connection: close`), and waits for them up to
+    /// Whether the server is serving and not shutting down: what the readiness probe
+    /// ([`ServerBuilder::ready`]) answers. `false` from the moment a shutdown starts.
+    pub fn is_ready(&self) -> bool {
+        self.shared.ready.load(Ordering::SeqCst)
+    }
+
+    /// Stops the server: marks it not ready (the readiness probe answers 503), stops
+    /// accepting (new connections are refused once this returns), closes idle keep-alive
+    /// connections, lets requests in flight finish and send their whole reply (with
+    /// `Connection: close`), and waits for them up to
     /// [`shutdown_timeout`](ServerBuilder::shutdown_timeout).
     ///
+    /// A client sees each of its requests either answered whole, or its connection closed
+    /// before any byte of the reply (a request sent on an idle connection as it is
+    /// closed), which the runtime retries on a new connection.
+    ///
     /// Returns whether every connection finished in time; connections still busy after
-    /// the timeout are left to finish on their own. Calling it again returns at once.
+    /// the timeout (or after a second signal, with
+    /// [`stop_on_signals`](ServerBuilder::stop_on_signals)) are left to finish on their
+    /// own. Calling it again, or while another thread is in it, waits for the first call
+    /// to end and returns what it saw.
     pub fn shutdown(&self) -> bool {
-        let shared = &self.shared;
-        let deadline = Instant::now() + shared.shutdown_timeout;
-        {
-            let mut state = lock(&shared.state);
-            if state.finished {
-                return state.connections.is_empty();
-            }
-            state.stopping = true;
-            shared.stopping.store(true, Ordering::SeqCst);
-            for tracked in state.connections.values().filter(|t| !t.busy) {
-                // Wakes the thread blocked in read() with an end of stream.
-                let _ = tracked.stream.shutdown(Shutdown::Both);
-            }
-        }
-        // Wakes the accept loop, blocked in accept(), so it sees the flag.
-        let _ = TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
-        let mut state = lock(&shared.state);
-        while !(state.acceptor_done && state.connections.is_empty()) {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            state = shared
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        let all_done = state.connections.is_empty();
-        if !all_done {
-            warn!(
-                "shutdown: {} connections still busy after {:?}",
-                state.connections.len(),
-                shared.shutdown_timeout
-            );
-        }
-        let acceptor_done = state.acceptor_done;
-        state.finished = true;
-        shared.changed.notify_all();
-        drop(state);
-        if acceptor_done {
-            if let Some(acceptor) = lock(&self.acceptor).take() {
-                let _ = acceptor.join();
-            }
-        }
-        all_done
+        self.shared.shutdown()
     }
 
     /// Blocks until the server has been shut down, from another thread (share the
-    /// server in an `Arc`); forever if it never is.
+    /// server in an `Arc`) or by a signal
+    /// ([`stop_on_signals`](ServerBuilder::stop_on_signals)); forever if it never is.
     pub fn join(&self) {
         let mut state = lock(&self.shared.state);
         while !state.finished {
@@ -419,9 +534,10 @@ impl Drop for Server {
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
-            .field("local_addr", &self.local_addr)
+            .field("local_addr", &self.local_addr())
             .field("path", &self.path())
             .field("connections", &self.connections())
+            .field("ready", &self.is_ready())
             .finish()
     }
 }
@@ -444,6 +560,7 @@ struct Shared {
     handler: Arc<RequestReplyHandler>,
     endpoint: Endpoint,
     routes: Routes,
+    local_addr: SocketAddr,
     read_timeout: Duration,
     idle_timeout: Duration,
     shutdown_timeout: Duration,
@@ -451,18 +568,27 @@ struct Shared {
     max_connections: usize,
     /// Mirrors `State::stopping`, read without the lock when writing a reply.
     stopping: AtomicBool,
+    /// Serving and not stopping: what `/ready` answers.
+    ready: Arc<AtomicBool>,
     state: Mutex<State>,
     /// Signalled when a connection closes, the accept loop stops, or shutdown finishes.
     changed: Condvar,
     permits: Semaphore,
     /// Bytes of request bodies held at once, across connections.
     body_memory: Semaphore,
+    /// The accept thread, joined by the shutdown once it has ended.
+    acceptor: Mutex<Option<JoinHandle<()>>>,
+    /// The signal watch ([`ServerBuilder::stop_on_signals`]), closed by the shutdown.
+    #[cfg(unix)]
+    signals: Mutex<Option<signal_hook::iterator::Handle>>,
 }
 
 #[derive(Default)]
 struct State {
     stopping: bool,
     acceptor_done: bool,
+    /// A second signal: the shutdown stops waiting.
+    forced: bool,
     finished: bool,
     next_id: u64,
     connections: HashMap<u64, Tracked>,
@@ -494,5 +620,84 @@ impl Shared {
 
     fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// [`Server::shutdown`].
+    fn shutdown(&self) -> bool {
+        let deadline = Instant::now() + self.shutdown_timeout;
+        {
+            let mut state = lock(&self.state);
+            if state.stopping {
+                // Another call is under way, or done: wait for it, report what it saw.
+                while !state.finished {
+                    state = self
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                return state.connections.is_empty();
+            }
+            self.ready.store(false, Ordering::SeqCst);
+            state.stopping = true;
+            self.stopping.store(true, Ordering::SeqCst);
+            for tracked in state.connections.values().filter(|t| !t.busy) {
+                // Wakes the thread blocked in read() with an end of stream.
+                let _ = tracked.stream.shutdown(Shutdown::Both);
+            }
+        }
+        // Wakes the accept loop, blocked in accept(), so it sees the flag.
+        let _ = TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
+        let mut state = lock(&self.state);
+        while !(state.forced || (state.acceptor_done && state.connections.is_empty())) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let all_done = state.connections.is_empty();
+        if !all_done {
+            let why = if state.forced {
+                "after a second signal".to_owned()
+            } else {
+                format!("after {:?}", self.shutdown_timeout)
+            };
+            warn!(
+                "shutdown: {} connections still busy {why}, left to finish on their own",
+                state.connections.len(),
+            );
+        }
+        let acceptor_done = state.acceptor_done;
+        state.finished = true;
+        self.changed.notify_all();
+        drop(state);
+        // Ends the signal watch, so its thread ends and its handlers are removed.
+        #[cfg(unix)]
+        if let Some(handle) = lock(&self.signals).take() {
+            handle.close();
+        }
+        if acceptor_done {
+            if let Some(acceptor) = lock(&self.acceptor).take() {
+                let _ = acceptor.join();
+            }
+        }
+        all_done
+    }
+
+    /// Ends the wait of a shutdown under way at once (a second signal).
+    #[cfg(unix)]
+    fn force(&self) {
+        lock(&self.state).forced = true;
+        self.changed.notify_all();
+    }
+
+    /// Whether the shutdown has finished.
+    #[cfg(unix)]
+    fn is_finished(&self) -> bool {
+        lock(&self.state).finished
     }
 }
