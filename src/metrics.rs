@@ -79,8 +79,8 @@ const BATCH_SIZE_BUCKETS: [f64; 12] = [
 
 /// The upper bounds of `statefun_function_handle_seconds`.
 const HANDLE_SECONDS_BUCKETS: [f64; 14] = [
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
-    0.05, 0.1, 1.0, 10.0,
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
+    0.1, 1.0, 10.0,
 ];
 
 /// A registry of Prometheus metrics: the crate's, and any of your own; cheap to clone
@@ -109,6 +109,7 @@ pub struct Metrics {
 struct Shared {
     registry: Mutex<Registry>,
     functions: FunctionFamilies,
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     server: ServerMetrics,
 }
 
@@ -156,7 +157,8 @@ struct FunctionFamilies {
 impl Metrics {
     /// The content type of [`render`](Self::render)'s text, for a `Content-Type` header:
     /// the OpenMetrics text format, which Prometheus reads.
-    pub const CONTENT_TYPE: &'static str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    pub const CONTENT_TYPE: &'static str =
+        "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
     /// A registry with the crate's metrics in it, at zero.
     pub fn new() -> Self {
@@ -396,9 +398,7 @@ impl ServerMetrics {
     /// A response with `status` of `bytes` bytes sent.
     #[cfg(feature = "server")]
     pub(crate) fn sent(&self, status: u16, bytes: usize) {
-        self.requests
-            .get_or_create(&StatusLabels { status })
-            .inc();
+        self.requests.get_or_create(&StatusLabels { status }).inc();
         self.sent_bytes.inc_by(bytes as u64);
     }
 }

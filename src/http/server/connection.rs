@@ -181,7 +181,9 @@ fn exchange(shared: &Shared, conn: &mut Reader<TcpStream>, deadline: Instant) ->
         Err(err) => return fail(shared, conn, err, "request head"),
     };
     #[cfg(feature = "metrics")]
-    let _in_flight = shared.metrics().map(|metrics| InFlight::new(metrics, head.size));
+    let _in_flight = shared
+        .metrics()
+        .map(|metrics| InFlight::new(metrics, head.size));
     let request = head.request();
     let endpoint = &shared.endpoint;
     let limit = endpoint.max_body_size();
