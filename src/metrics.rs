@@ -39,7 +39,7 @@
 //! | `statefun_function_batch_size` | histogram | invocations per batch run |
 //! | `statefun_function_handle_seconds` | histogram | time in the handler per batch run |
 //! | `statefun_function_handshakes_total` | counter | 3.x handshake replies (nothing ran) |
-//! | `statefun_function_errors_total` | counter | batches refused, labels `kind` (the [`Error`](crate::Error) variant, e.g. `FunctionFailed`) and `status` (its HTTP status) |
+//! | `statefun_function_errors_total` | counter | batches refused, labels `kind` (the [`Error`] variant, e.g. `FunctionFailed`) and `status` (its HTTP status) |
 //! | `statefun_function_panics_total` | counter | functions that panicked (also in the errors, `kind="FunctionPanicked"`) |
 //!
 //! Of the crate's server:
@@ -66,7 +66,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry};
 
-use crate::error::Error;
+use crate::Error;
 
 /// The `function_type` of the requests not attributed to a bound function.
 pub const UNKNOWN_FUNCTION_TYPE: &str = "unknown";
