@@ -10,7 +10,9 @@
 //!
 //! The request is a workload name (`w1_greet`, ...; `v3_w1_greet`, ... and `v3_h1_handshake`
 //! for 3.x), `batch<N>` or `state<N>[K|M]` (see
-//! `workloads/functions.rs`); the mode is `handle` or `floor`.
+//! `workloads/functions.rs`); the mode is `handle` or `floor`. With
+//! `STATEFUN_BENCH_METRICS=1` (built with `--features metrics`) the handler counts in a
+//! [`Metrics`](statefun_sync::metrics::Metrics) registry, to measure what that costs.
 
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -37,6 +39,19 @@ fn fixed_workloads(c: &mut Criterion) {
     }
 }
 
+/// The handler, counting in a metrics registry when `STATEFUN_BENCH_METRICS=1`.
+fn measured(
+    handler: statefun_sync::RequestReplyHandler,
+) -> Result<statefun_sync::RequestReplyHandler, String> {
+    if std::env::var("STATEFUN_BENCH_METRICS").as_deref() != Ok("1") {
+        return Ok(handler);
+    }
+    #[cfg(feature = "metrics")]
+    return Ok(handler.with_metrics(&statefun_sync::metrics::Metrics::new()));
+    #[cfg(not(feature = "metrics"))]
+    Err("STATEFUN_BENCH_METRICS=1 needs the bench built with `--features metrics`".into())
+}
+
 /// Runs `<request> <handle|floor> <iterations>` and exits.
 fn run_iterations(spec: &str) -> Result<(), String> {
     let usage = "STATEFUN_BENCH_RUN must be `<request> <handle|floor> <iterations>`";
@@ -51,7 +66,7 @@ fn run_iterations(spec: &str) -> Result<(), String> {
     let version = workloads::all_workloads()
         .find(|w| w.name == name)
         .map_or(ProtocolVersion::V2, |w| w.version);
-    let handler = workloads::handler_for(version);
+    let handler = measured(workloads::handler_for(version))?;
     match mode {
         "handle" => {
             for _ in 0..iterations {

@@ -168,6 +168,35 @@ pub enum Error {
 }
 
 impl Error {
+    /// The variant's name, e.g. `"FunctionFailed"`: the `kind` label of the errors
+    /// counter in [`metrics`](crate::metrics), a small fixed set.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidTypename(..) => "InvalidTypename",
+            Error::DuplicateFunction { .. } => "DuplicateFunction",
+            Error::MalformedRequest { .. } => "MalformedRequest",
+            Error::NoInvocation => "NoInvocation",
+            Error::TooManyInvocations { .. } => "TooManyInvocations",
+            Error::TooManyStates { .. } => "TooManyStates",
+            Error::UnknownFunctionType { .. } => "UnknownFunctionType",
+            Error::MissingDeclaredState { .. } => "MissingDeclaredState",
+            Error::UnknownState { .. } => "UnknownState",
+            Error::UnreadableState { .. } => "UnreadableState",
+            Error::UnexpectedMessageType { .. } => "UnexpectedMessageType",
+            Error::MalformedArgument { .. } => "MalformedArgument",
+            Error::UndeclaredState { .. } => "UndeclaredState",
+            Error::UntypedState { .. } => "UntypedState",
+            Error::DuplicateState { .. } => "DuplicateState",
+            Error::NoCaller { .. } => "NoCaller",
+            Error::InvalidArgument { .. } => "InvalidArgument",
+            Error::FunctionFailed { .. } => "FunctionFailed",
+            Error::FunctionPanicked { .. } => "FunctionPanicked",
+        }
+    }
+}
+
+impl Error {
     /// The address the error is about: the request's target for the errors of
     /// [`RequestReplyHandler::handle`](crate::RequestReplyHandler::handle) once the
     /// request decoded, the invoked address for those of a function; `None` for a body

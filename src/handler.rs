@@ -11,7 +11,7 @@ use crate::address::Address;
 use crate::context::Context;
 use crate::error::Error;
 use crate::protocol::{Batch, Limits, Protocol, ProtocolVersion, Refused, V2, V3};
-use crate::registry::{StateSpec, StatefulFunctions};
+use crate::registry::{BoundFunction, StateSpec, StatefulFunctions};
 use crate::text::Shown;
 
 /// Answers the runtime's requests with the bound functions: request bytes in, reply bytes
@@ -38,6 +38,10 @@ pub struct RequestReplyHandler {
     functions: StatefulFunctions,
     limits: Limits,
     protocol: &'static dyn Protocol,
+    /// The series of the requests not attributed to a bound function (`unknown`); the
+    /// bound functions keep theirs in their registry entry.
+    #[cfg(feature = "metrics")]
+    unknown: Option<crate::metrics::FunctionMetrics>,
 }
 
 impl RequestReplyHandler {
@@ -110,7 +114,21 @@ impl RequestReplyHandler {
                 max_states: Self::DEFAULT_MAX_STATES,
             },
             protocol,
+            #[cfg(feature = "metrics")]
+            unknown: None,
         }
+    }
+
+    /// Counts what the handler does in `metrics` (feature `metrics`): batches,
+    /// invocations, batch sizes, times, handshakes, errors and panics, per function type
+    /// (see [`metrics`](crate::metrics) for the names). Each bound function type gets its
+    /// series now, at zero; requests for any other type, and bodies that are not a batch,
+    /// count under `function_type="unknown"`.
+    #[cfg(feature = "metrics")]
+    pub fn with_metrics(mut self, metrics: &crate::metrics::Metrics) -> Self {
+        self.functions.measure(metrics);
+        self.unknown = Some(metrics.function(crate::metrics::UNKNOWN_FUNCTION_TYPE));
+        self
     }
 
     /// The protocol version the handler speaks.
@@ -193,6 +211,10 @@ impl RequestReplyHandler {
     /// error names its address itself: [`Error::address`]), and returning what the batch
     /// was instead of logging it, so that a front logs one line per request.
     pub(crate) fn run(&self, request: &[u8]) -> Result<Answered, Refused> {
+        #[cfg(feature = "metrics")]
+        if let Some(unknown) = &self.unknown {
+            return self.run_measured(request, unknown);
+        }
         // Timed and summed up only for the debug line: without a logger at that level,
         // nothing is.
         let started = log_enabled!(Level::Debug).then(Instant::now);
@@ -203,6 +225,64 @@ impl RequestReplyHandler {
         })
     }
 
+    /// The function bound to the batch's target.
+    #[cfg(feature = "metrics")]
+    #[inline]
+    fn bound(&self, batch: &Batch<'_>) -> Result<&BoundFunction, Error> {
+        self.functions
+            .get(batch.target.function_type())
+            .ok_or_else(|| Error::UnknownFunctionType {
+                address: Box::new(batch.target.clone()),
+            })
+    }
+
+    /// As [`run`](Self::run), counting the batch in its function type's series (found
+    /// with the function, no label lookup), or in `unknown`'s.
+    #[cfg(feature = "metrics")]
+    fn run_measured(
+        &self,
+        request: &[u8],
+        unknown: &crate::metrics::FunctionMetrics,
+    ) -> Result<Answered, Refused> {
+        let clock = Instant::now();
+        let started = log_enabled!(Level::Debug).then_some(clock);
+        let series_of = |target: Option<&Address>| {
+            target
+                .and_then(|target| self.functions.get(target.function_type()))
+                .and_then(|function| function.metrics())
+                .unwrap_or(unknown)
+        };
+        let batch = match self.protocol.decode_request(request, self.limits) {
+            Ok(batch) => batch,
+            Err(refused) => {
+                series_of(refused.target.as_deref()).refused(&refused.error);
+                return Err(refused);
+            }
+        };
+        let invocations = batch.invocations.len();
+        let outcome = self
+            .bound(&batch)
+            .and_then(|function| Ok((function, self.run_bound(batch, function, started)?)));
+        match outcome {
+            Ok((function, answered)) => {
+                let series = function.metrics().unwrap_or(unknown);
+                if answered.handshake {
+                    series.handshake();
+                } else {
+                    series.answered(invocations, clock.elapsed().as_secs_f64());
+                }
+                Ok(answered)
+            }
+            Err(error) => {
+                series_of(error.address()).refused(&error);
+                Err(Refused {
+                    error,
+                    target: None,
+                })
+            }
+        }
+    }
+
     /// Runs a decoded batch; `started` (the debug level is on) asks for a [`Summary`].
     fn run_batch(&self, batch: Batch<'_>, started: Option<Instant>) -> Result<Answered, Error> {
         let Some(function) = self.functions.get(batch.target.function_type()) else {
@@ -210,6 +290,17 @@ impl RequestReplyHandler {
                 address: Box::new(batch.target),
             });
         };
+        self.run_bound(batch, function, started)
+    }
+
+    /// Runs a decoded batch with the function bound to its target.
+    #[inline]
+    fn run_bound(
+        &self,
+        batch: Batch<'_>,
+        function: &BoundFunction,
+        started: Option<Instant>,
+    ) -> Result<Answered, Error> {
         let carried = |state: &&StateSpec| batch.states.position(state.name()).is_some();
         if !function
             .declared_states()
@@ -222,7 +313,12 @@ impl RequestReplyHandler {
             });
             let mut missing = function.declared_states().iter().filter(|s| !carried(s));
             let reply = self.protocol.missing_states(batch.target, &mut missing)?;
-            return Ok(Answered { reply, summary });
+            return Ok(Answered {
+                reply,
+                summary,
+                #[cfg(feature = "metrics")]
+                handshake: true,
+            });
         }
 
         let invocations = batch.invocations.len();
@@ -259,7 +355,12 @@ impl RequestReplyHandler {
             };
             Summary::new(started, ctx.address(), work)
         });
-        Ok(Answered { reply, summary })
+        Ok(Answered {
+            reply,
+            summary,
+            #[cfg(feature = "metrics")]
+            handshake: false,
+        })
     }
 }
 
@@ -268,6 +369,9 @@ pub(crate) struct Answered {
     pub(crate) reply: Vec<u8>,
     /// Only when the debug level is on.
     pub(crate) summary: Option<Summary>,
+    /// The 3.x handshake reply: no invocation ran.
+    #[cfg(feature = "metrics")]
+    pub(crate) handshake: bool,
 }
 
 /// What one answered batch was, for its one debug line (by `handle()`, or by the HTTP

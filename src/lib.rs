@@ -9,6 +9,8 @@ mod error;
 mod handler;
 pub mod http;
 mod message;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod module_yaml;
 pub mod proto;
 mod protocol;

@@ -48,6 +48,9 @@ pub(crate) struct BoundFunction {
     function_type: FunctionType,
     function: BoxedFunction,
     spec: FunctionSpec,
+    /// Its series, once the handler has [metrics](crate::RequestReplyHandler::with_metrics).
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::metrics::FunctionMetrics>,
 }
 
 /// What a binding declares for the deployment: its states and its `module.yaml` settings.
@@ -83,6 +86,12 @@ impl BoundFunction {
 
     pub(crate) fn timeout(&self) -> Option<Duration> {
         self.spec.timeout
+    }
+
+    /// Its series, when the handler has metrics.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn metrics(&self) -> Option<&crate::metrics::FunctionMetrics> {
+        self.metrics.as_ref()
     }
 }
 
@@ -227,6 +236,8 @@ impl StatefulFunctions {
             function_type,
             function,
             spec: FunctionSpec::default(),
+            #[cfg(feature = "metrics")]
+            metrics: None,
         });
         let entry = self.entries.last_mut().expect("just pushed");
         Ok(Binding { entry })
@@ -257,6 +268,14 @@ impl StatefulFunctions {
             e.function_type
                 .is(function_type.namespace(), function_type.name())
         })
+    }
+
+    /// Gives every binding its series in `metrics`.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn measure(&mut self, metrics: &crate::metrics::Metrics) {
+        for entry in &mut self.entries {
+            entry.metrics = Some(metrics.function(&entry.function_type.to_string()));
+        }
     }
 
     /// Every binding, in the order they were bound.

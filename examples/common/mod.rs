@@ -156,7 +156,8 @@ pub fn serve_from_args(functions: StatefulFunctions) -> anyhow::Result<()> {
     serve(RequestReplyHandler::new(functions), &options)
 }
 
-/// Serves `handler` on the crate's server, with the probes `GET /health` and `GET /ready`,
+/// Serves `handler` on the crate's server, with the probes `GET /health` and `GET /ready`
+/// (and, built with `--features metrics`, Prometheus metrics at `GET /metrics`),
 /// until SIGTERM or SIGINT (Ctrl-C): then it stops gracefully, as an orchestrator
 /// expects, and returns.
 pub fn serve(handler: RequestReplyHandler, options: &Options) -> anyhow::Result<()> {
@@ -167,7 +168,18 @@ pub fn serve(handler: RequestReplyHandler, options: &Options) -> anyhow::Result<
         .map(ToString::to_string)
         .collect();
     let version = handler.protocol_version();
-    let server = Server::builder()
+    let builder = Server::builder();
+    // Metrics for Prometheus: per function type from the handler, per request from the
+    // server, both served at GET /metrics (`cargo run --example server --features metrics`).
+    #[cfg(feature = "metrics")]
+    let (handler, builder) = {
+        let metrics = statefun_sync::metrics::Metrics::new();
+        (
+            handler.with_metrics(&metrics),
+            builder.metrics("/metrics", &metrics),
+        )
+    };
+    let server = builder
         .bind(options.addr.as_str())
         // Probes for an orchestrator (Kubernetes' livenessProbe and readinessProbe).
         .health("/health")
@@ -176,8 +188,13 @@ pub fn serve(handler: RequestReplyHandler, options: &Options) -> anyhow::Result<
         // requests in flight are answered; then join() returns. A second: at once.
         .stop_on_signals()
         .start(handler)?;
+    let metrics = if cfg!(feature = "metrics") {
+        ", /metrics"
+    } else {
+        ""
+    };
     log::info!(
-        "serving {} (protocol {version}) at http://{}{}, and GET /health and /ready \
+        "serving {} (protocol {version}) at http://{}{}, and GET /health and /ready{metrics} \
          (Ctrl-C or SIGTERM to stop)",
         names.join(", "),
         server.local_addr(),

@@ -190,7 +190,11 @@ impl<S: Input> Reader<S> {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut request = httparse::Request::new(&mut headers);
             match request.parse(bytes) {
-                Ok(httparse::Status::Complete(len)) => Ok(Some((len, interpret(&request)?))),
+                Ok(httparse::Status::Complete(len)) => {
+                    let mut head = interpret(&request)?;
+                    head.size = len;
+                    Ok(Some((len, head)))
+                }
                 Ok(httparse::Status::Partial) => Ok(None),
                 Err(err) => Err(head_refusal(err)),
             }
@@ -421,6 +425,8 @@ pub(crate) struct Head {
     /// keep the connection).
     pub(crate) close: bool,
     pub(crate) expect_continue: bool,
+    /// The head's size in bytes, request line to the blank line.
+    pub(crate) size: usize,
 }
 
 impl Head {
@@ -519,6 +525,7 @@ fn interpret(request: &httparse::Request<'_, '_>) -> Result<Head, Refusal> {
         framing,
         close: close || (http10 && !keep_alive),
         expect_continue,
+        size: 0,
     })
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use log::{error, warn};
 
+use super::semaphore::Permit;
 use super::{lock, Shared, Tracked};
 use crate::http::codec::{
     self, encode_response, set_deadline, Connection, Framing, Head, ReadError, Reader,
@@ -56,7 +57,7 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream) {
         Ok(handle) => handle,
         Err(err) => {
             error!("cannot track a new connection: {err}");
-            return refuse(stream, Refusal::NoNewConnection);
+            return refuse(shared, stream, Refusal::NoNewConnection);
         }
     };
     let id = {
@@ -71,7 +72,7 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream) {
                 "refused a connection: {} connections are open, the limit",
                 shared.max_connections
             );
-            return refuse(stream, Refusal::TooManyConnections);
+            return refuse(shared, stream, Refusal::TooManyConnections);
         }
         let id = state.next_id;
         state.next_id += 1;
@@ -89,6 +90,10 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream) {
         .name("statefun-http".into())
         .stack_size(shared.stack_size)
         .spawn(move || {
+            #[cfg(feature = "metrics")]
+            if let Some(metrics) = for_thread.metrics() {
+                metrics.connections.inc();
+            }
             let _registered = Registered(&for_thread, id);
             serve_connection(&for_thread, id, stream);
         });
@@ -105,6 +110,10 @@ struct Registered<'a>(&'a Shared, u64);
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = self.0.metrics() {
+            metrics.connections.dec();
+        }
         lock(&self.0.state).connections.remove(&self.1);
         self.0.changed.notify_all();
     }
@@ -112,10 +121,13 @@ impl Drop for Registered<'_> {
 
 /// Answers a connection the server will not serve with 503 and closes it, without
 /// waiting for its request.
-fn refuse(mut stream: TcpStream, refusal: Refusal) {
+fn refuse(shared: &Shared, mut stream: TcpStream, refusal: Refusal) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
     let response = refusal.response();
-    let _ = stream.write_all(&encode_response(&response, Connection::Close, true));
+    let bytes = encode_response(&response, Connection::Close, true);
+    if stream.write_all(&bytes).is_ok() {
+        sent(shared, response.status(), bytes.len());
+    }
     let _ = stream.shutdown(Shutdown::Write);
 }
 
@@ -166,8 +178,12 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream) {
 fn exchange(shared: &Shared, conn: &mut Reader<TcpStream>, deadline: Instant) -> Next {
     let head = match conn.read_request_head(deadline) {
         Ok(head) => head,
-        Err(err) => return fail(conn, err, "request head"),
+        Err(err) => return fail(shared, conn, err, "request head"),
     };
+    #[cfg(feature = "metrics")]
+    let _in_flight = shared
+        .metrics()
+        .map(|metrics| InFlight::new(metrics, head.size));
     let request = head.request();
     let endpoint = &shared.endpoint;
     let limit = endpoint.max_body_size();
@@ -195,34 +211,39 @@ fn exchange(shared: &Shared, conn: &mut Reader<TcpStream>, deadline: Instant) ->
             Framing::Chunked | Framing::UntilClose => false,
         };
         if !drain {
-            let _ =
-                conn.stream_mut()
-                    .write_all(&encode_response(&refusal, Connection::Close, true));
+            let bytes = encode_response(&refusal, Connection::Close, true);
+            if conn.stream_mut().write_all(&bytes).is_ok() {
+                sent(shared, refusal.status(), bytes.len());
+            }
             return Next::LingerClose;
         }
         let _body_memory = shared.body_memory.acquire(body_units);
         return match conn.read_body(head.framing, limit, Some(deadline)) {
-            Ok(_) => reply(conn, &refusal, &head, shared),
-            Err(err) => fail(conn, err, "request body"),
+            Ok(body) => {
+                received(shared, body.len());
+                reply(conn, &refusal, &head, shared)
+            }
+            Err(err) => fail(shared, conn, err, "request body"),
         };
     }
     let _body_memory = shared.body_memory.acquire(body_units);
     if head.expect_continue && !head.http10 && head.framing != Framing::Empty {
         if let Err(err) = conn.stream_mut().write_all(codec::CONTINUE) {
-            return fail(conn, err.into(), "interim reply");
+            return fail(shared, conn, err.into(), "interim reply");
         }
     }
     let body = match conn.read_body(head.framing, limit, Some(deadline)) {
         Ok(body) => body,
-        Err(err) => return fail(conn, err, "request body"),
+        Err(err) => return fail(shared, conn, err, "request body"),
     };
+    received(shared, body.len());
     let response = match route {
         // A route of the service's own (a health check, metrics) takes no worker permit:
         // it answers even while batches hold every worker, so an orchestrator's probe
         // does not fail on a server that is only busy.
         Some(route) => route.respond(&request, &body),
         None => {
-            let _permit = shared.permits.acquire(1);
+            let _permit = acquire_worker(shared);
             endpoint.handle_body(&shared.handler, &body)
         }
     };
@@ -263,8 +284,14 @@ fn reply(conn: &mut Reader<TcpStream>, response: &Response, head: &Head, shared:
         &bytes,
         Instant::now() + shared.read_timeout,
     ) {
-        Ok(()) if connection == Connection::Close => Next::Close,
-        Ok(()) => Next::KeepAlive,
+        Ok(()) if connection == Connection::Close => {
+            sent(shared, response.status(), bytes.len());
+            Next::Close
+        }
+        Ok(()) => {
+            sent(shared, response.status(), bytes.len());
+            Next::KeepAlive
+        }
         Err(err) => {
             warn!("writing a {} reply failed: {err}", response.status());
             Next::Close
@@ -274,7 +301,12 @@ fn reply(conn: &mut Reader<TcpStream>, response: &Response, head: &Head, shared:
 
 /// Answers a request that could not be read whole, when there is someone to answer:
 /// the refusal, or 408 for a timeout, then the connection closes.
-fn fail(conn: &mut Reader<TcpStream>, err: ReadError, reading: &'static str) -> Next {
+fn fail(
+    shared: &Shared,
+    conn: &mut Reader<TcpStream>,
+    err: ReadError,
+    reading: &'static str,
+) -> Next {
     let refusal = match err {
         ReadError::Refused(refusal) => refusal,
         err if err.is_timeout() => Refusal::TimedOut(reading),
@@ -283,10 +315,61 @@ fn fail(conn: &mut Reader<TcpStream>, err: ReadError, reading: &'static str) -> 
     };
     let response = refusal.response();
     warn!("while reading the {reading}: {}", error_text(&response));
-    let _ = conn
-        .stream_mut()
-        .write_all(&encode_response(&response, Connection::Close, true));
+    let bytes = encode_response(&response, Connection::Close, true);
+    if conn.stream_mut().write_all(&bytes).is_ok() {
+        sent(shared, response.status(), bytes.len());
+    }
     Next::LingerClose
+}
+
+/// A worker permit for a batch; counted as waiting while it waits for one.
+fn acquire_worker(shared: &Shared) -> Permit<'_> {
+    #[cfg(feature = "metrics")]
+    if let Some(metrics) = shared.metrics() {
+        metrics.waiting.inc();
+        let permit = shared.permits.acquire(1);
+        metrics.waiting.dec();
+        return permit;
+    }
+    shared.permits.acquire(1)
+}
+
+/// Counts a response of `bytes` bytes with `status` (feature `metrics`).
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+fn sent(shared: &Shared, status: u16, bytes: usize) {
+    #[cfg(feature = "metrics")]
+    if let Some(metrics) = shared.metrics() {
+        metrics.sent(status, bytes);
+    }
+}
+
+/// Counts `bytes` bytes of a request body read (feature `metrics`).
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+fn received(shared: &Shared, bytes: usize) {
+    #[cfg(feature = "metrics")]
+    if let Some(metrics) = shared.metrics() {
+        metrics.received_bytes.inc_by(bytes as u64);
+    }
+}
+
+/// A request counted in flight from its head to the end of its reply.
+#[cfg(feature = "metrics")]
+struct InFlight<'a>(&'a crate::metrics::ServerMetrics);
+
+#[cfg(feature = "metrics")]
+impl<'a> InFlight<'a> {
+    fn new(metrics: &'a crate::metrics::ServerMetrics, head_size: usize) -> Self {
+        metrics.received_bytes.inc_by(head_size as u64);
+        metrics.in_flight.inc();
+        InFlight(metrics)
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
 }
 
 /// Closes after an error with input possibly still coming: reads (and drops) it for a

@@ -196,6 +196,8 @@ pub struct ServerBuilder {
     ready: Arc<AtomicBool>,
     #[cfg_attr(not(unix), allow(dead_code))]
     stop_on_signals: bool,
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Default for ServerBuilder {
@@ -213,6 +215,8 @@ impl Default for ServerBuilder {
             routes: Routes::default(),
             ready: Arc::new(AtomicBool::new(false)),
             stop_on_signals: false,
+            #[cfg(feature = "metrics")]
+            metrics: None,
         }
     }
 }
@@ -383,6 +387,38 @@ impl ServerBuilder {
         })
     }
 
+    /// Serves `metrics` at `GET path` (`HEAD` too), e.g. `/metrics`, in the Prometheus
+    /// text format, and counts the server's requests, connections and bytes in it
+    /// (feature `metrics`; the names are in [`metrics`](crate::metrics)). Give the same
+    /// [`Metrics`](crate::metrics::Metrics) to
+    /// [`RequestReplyHandler::with_metrics`] for the per-function-type series.
+    ///
+    /// ```no_run
+    /// use statefun_sync::http::Server;
+    /// use statefun_sync::metrics::Metrics;
+    /// use statefun_sync::{RequestReplyHandler, StatefulFunctions};
+    ///
+    /// let metrics = Metrics::new();
+    /// let handler = RequestReplyHandler::new(StatefulFunctions::new()).with_metrics(&metrics);
+    /// let server = Server::builder()
+    ///     .bind("0.0.0.0:8000")
+    ///     .metrics("/metrics", &metrics)
+    ///     .start(handler)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Like every [`route`](Self::route), it takes no worker permit: a scrape answers
+    /// while batches hold every worker, and waits for none. A `path` that does not start
+    /// with `/` is an error of [`start`](Self::start).
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, path: impl Into<String>, metrics: &crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics.clone());
+        let metrics = metrics.clone();
+        self.route("GET", path, move |_, _| {
+            Response::new(200, crate::metrics::Metrics::CONTENT_TYPE, metrics.render())
+        })
+    }
+
     /// Stops the server gracefully on SIGTERM or SIGINT (Unix only): the first signal
     /// starts [`Server::shutdown`] on a thread of its own (the readiness probe answers
     /// 503, no new connection is accepted, idle connections are closed, requests in
@@ -435,6 +471,8 @@ impl ServerBuilder {
             acceptor: Mutex::new(None),
             #[cfg(unix)]
             signals: Mutex::new(None),
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics,
         });
         // Signals first: if they cannot be caught, nothing has started yet.
         #[cfg(unix)]
@@ -581,6 +619,9 @@ struct Shared {
     /// The signal watch ([`ServerBuilder::stop_on_signals`]), closed by the shutdown.
     #[cfg(unix)]
     signals: Mutex<Option<signal_hook::iterator::Handle>>,
+    /// Where the server counts its requests ([`ServerBuilder::metrics`]).
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 #[derive(Default)]
@@ -616,6 +657,12 @@ impl Shared {
             tracked.busy = busy;
         }
         !state.stopping
+    }
+
+    /// The server's series, when it has metrics.
+    #[cfg(feature = "metrics")]
+    fn metrics(&self) -> Option<&crate::metrics::ServerMetrics> {
+        self.metrics.as_ref().map(crate::metrics::Metrics::server)
     }
 
     fn is_stopping(&self) -> bool {
