@@ -74,45 +74,21 @@ use semaphore::Semaphore;
 /// of this host, a privileged port), or if the signal handlers cannot be installed. Once
 /// it listens, it returns only on a signal: errors of single connections are logged,
 /// never fatal.
-#[cfg(unix)]
+///
+/// Signals are caught on Unix only; elsewhere it serves until the process ends.
 pub fn serve(
     handler: impl Into<Arc<RequestReplyHandler>>,
     addr: impl ToSocketAddrs,
 ) -> io::Result<()> {
-    let server = Server::builder()
+    let builder = Server::builder()
         .bind(addr)
         .health("/health")
-        .ready("/ready")
-        .stop_on_signals()
-        .start(handler)?;
+        .ready("/ready");
+    #[cfg(unix)]
+    let builder = builder.stop_on_signals();
+    let server = builder.start(handler)?;
     info!(
         "serving Stateful Functions at http://{}{}, and GET /health and /ready",
-        server.local_addr(),
-        server.path()
-    );
-    server.join();
-    Ok(())
-}
-
-/// Serves `handler` at `http://<addr>/statefun` with the default settings of
-/// [`ServerBuilder`], plus the probes `GET /health` and `GET /ready`, on the calling
-/// thread, forever (signals are caught only on Unix).
-///
-/// # Errors
-///
-/// The I/O error if `addr` does not resolve or cannot be bound.
-#[cfg(not(unix))]
-pub fn serve(
-    handler: impl Into<Arc<RequestReplyHandler>>,
-    addr: impl ToSocketAddrs,
-) -> io::Result<()> {
-    let server = Server::builder()
-        .bind(addr)
-        .health("/health")
-        .ready("/ready")
-        .start(handler)?;
-    info!(
-        "serving Stateful Functions at http://{}{}",
         server.local_addr(),
         server.path()
     );
