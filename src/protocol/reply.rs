@@ -22,6 +22,7 @@ const DELAYED_IS_CANCELLATION: u32 = 10;
 const DELAYED_TOKEN: u32 = 11;
 
 /// The size of an `Address` message (without key and length).
+#[inline]
 fn address_len(address: AddressRef<'_>) -> usize {
     bytes_field_len(1, address.namespace.as_bytes())
         + bytes_field_len(2, address.name.as_bytes())
@@ -29,6 +30,7 @@ fn address_len(address: AddressRef<'_>) -> usize {
 }
 
 /// Appends `address` as the message field `tag`, whose size is `len`.
+#[inline]
 fn put_address(buf: &mut Vec<u8>, tag: u32, address: AddressRef<'_>, len: usize) {
     put_len_key(buf, tag, len);
     put_bytes_field(buf, 1, address.namespace.as_bytes());

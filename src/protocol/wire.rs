@@ -168,12 +168,14 @@ impl<'a> Reader<'a> {
 }
 
 /// The number of bytes `value` takes as a varint.
+#[inline]
 pub(crate) fn varint_len(value: u64) -> usize {
     // One byte per started group of seven bits, and one for zero.
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Appends `value` as a varint.
+#[inline]
 pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         buf.push((value as u8 & 0x7f) | 0x80);
@@ -184,18 +186,21 @@ pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
 
 /// Appends the key and the length of a length-delimited field whose payload is `len`
 /// bytes; the caller appends the payload.
+#[inline]
 pub(crate) fn put_len_key(buf: &mut Vec<u8>, tag: u32, len: usize) {
     put_varint(buf, u64::from(tag << 3 | 2));
     put_varint(buf, len as u64);
 }
 
 /// The encoded size of a length-delimited field with a `len`-byte payload, key included.
+#[inline]
 pub(crate) fn len_field_len(tag: u32, len: usize) -> usize {
     varint_len(u64::from(tag << 3 | 2)) + varint_len(len as u64) + len
 }
 
 /// The encoded size of a `string` or `bytes` field: nothing when empty (the proto3
 /// default is left out).
+#[inline]
 pub(crate) fn bytes_field_len(tag: u32, bytes: &[u8]) -> usize {
     if bytes.is_empty() {
         0
@@ -205,6 +210,7 @@ pub(crate) fn bytes_field_len(tag: u32, bytes: &[u8]) -> usize {
 }
 
 /// Appends a `string` or `bytes` field, unless it is empty.
+#[inline]
 pub(crate) fn put_bytes_field(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
     if !bytes.is_empty() {
         put_len_key(buf, tag, bytes.len());
