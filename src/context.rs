@@ -96,6 +96,25 @@ impl<'a> Context<'a> {
             .count()
     }
 
+    /// The bytes of the state values the request carried, as it carried them.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn read_bytes(&self) -> usize {
+        self.states.value_bytes()
+    }
+
+    /// The bytes of the values the batch set, as the reply carries them (a deleted state
+    /// has none).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn written_bytes(&self) -> usize {
+        self.changes
+            .iter()
+            .map(|change| match change {
+                Change::Set(value) => value.len(),
+                Change::Unchanged | Change::Deleted => 0,
+            })
+            .sum()
+    }
+
     /// The address being invoked: this function's type and the id of the instance.
     pub fn address(&self) -> &Address {
         self.address

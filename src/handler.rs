@@ -211,79 +211,52 @@ impl RequestReplyHandler {
     /// error names its address itself: [`Error::address`]), and returning what the batch
     /// was instead of logging it, so that a front logs one line per request.
     pub(crate) fn run(&self, request: &[u8]) -> Result<Answered, Refused> {
+        // Timed for the metrics and for the debug line: without either, no clock is read.
+        let started = (self.measured() || log_enabled!(Level::Debug)).then(Instant::now);
+        let outcome = match self.protocol.decode_request(request, self.limits) {
+            Ok(batch) => self.run_batch(batch, started).map_err(|error| Refused {
+                error,
+                target: None,
+            }),
+            Err(refused) => Err(refused),
+        };
         #[cfg(feature = "metrics")]
-        if let Some(unknown) = &self.unknown {
-            return self.run_measured(request, unknown);
+        if let Err(refused) = &outcome {
+            self.count_refused(refused);
         }
-        // Timed and summed up only for the debug line: without a logger at that level,
-        // nothing is.
-        let started = log_enabled!(Level::Debug).then(Instant::now);
-        let batch = self.protocol.decode_request(request, self.limits)?;
-        self.run_batch(batch, started).map_err(|error| Refused {
-            error,
-            target: None,
-        })
+        outcome
     }
 
-    /// The function bound to the batch's target.
-    #[cfg(feature = "metrics")]
+    /// Whether the handler counts in a registry ([`with_metrics`](Self::with_metrics)).
     #[inline]
-    fn bound(&self, batch: &Batch<'_>) -> Result<&BoundFunction, Error> {
-        self.functions
-            .get(batch.target.function_type())
-            .ok_or_else(|| Error::UnknownFunctionType {
-                address: Box::new(batch.target.clone()),
-            })
+    fn measured(&self) -> bool {
+        #[cfg(feature = "metrics")]
+        return self.unknown.is_some();
+        #[cfg(not(feature = "metrics"))]
+        false
     }
 
-    /// As [`run`](Self::run), counting the batch in its function type's series (found
-    /// with the function, no label lookup), or in `unknown`'s.
+    /// Counts a refused request in the series of its target's function type, when the
+    /// error names the target or the protocol read it before the problem, and a function
+    /// is bound to that type; in `unknown`'s otherwise.
     #[cfg(feature = "metrics")]
-    fn run_measured(
-        &self,
-        request: &[u8],
-        unknown: &crate::metrics::FunctionMetrics,
-    ) -> Result<Answered, Refused> {
-        let clock = Instant::now();
-        let started = log_enabled!(Level::Debug).then_some(clock);
-        let series_of = |target: Option<&Address>| {
-            target
-                .and_then(|target| self.functions.get(target.function_type()))
-                .and_then(|function| function.metrics())
-                .unwrap_or(unknown)
+    #[cold]
+    fn count_refused(&self, refused: &Refused) {
+        let Some(unknown) = &self.unknown else {
+            return;
         };
-        let batch = match self.protocol.decode_request(request, self.limits) {
-            Ok(batch) => batch,
-            Err(refused) => {
-                series_of(refused.target.as_deref()).refused(&refused.error);
-                return Err(refused);
-            }
-        };
-        let invocations = batch.invocations.len();
-        let outcome = self
-            .bound(&batch)
-            .and_then(|function| Ok((function, self.run_bound(batch, function, started)?)));
-        match outcome {
-            Ok((function, answered)) => {
-                let series = function.metrics().unwrap_or(unknown);
-                if answered.handshake {
-                    series.handshake();
-                } else {
-                    series.answered(invocations, clock.elapsed().as_secs_f64());
-                }
-                Ok(answered)
-            }
-            Err(error) => {
-                series_of(error.address()).refused(&error);
-                Err(Refused {
-                    error,
-                    target: None,
-                })
-            }
-        }
+        let series = refused
+            .error
+            .address()
+            .or(refused.target.as_deref())
+            .and_then(|target| self.functions.get(target.function_type()))
+            .and_then(BoundFunction::metrics)
+            .unwrap_or(unknown);
+        series.refused(&refused.error);
     }
 
-    /// Runs a decoded batch; `started` (the debug level is on) asks for a [`Summary`].
+    /// Runs a decoded batch; `started` (the debug level is on, or the handler is measured)
+    /// asks for a [`Summary`] (when the debug level is on) and times the batch.
     fn run_batch(&self, batch: Batch<'_>, started: Option<Instant>) -> Result<Answered, Error> {
         let Some(function) = self.functions.get(batch.target.function_type()) else {
             return Err(Error::UnknownFunctionType {
@@ -293,7 +266,8 @@ impl RequestReplyHandler {
         self.run_bound(batch, function, started)
     }
 
-    /// Runs a decoded batch with the function bound to its target.
+    /// Runs a decoded batch with the function bound to its target, and counts it in the
+    /// function's series when the handler is measured (`started` is then set).
     #[inline]
     fn run_bound(
         &self,
@@ -307,18 +281,17 @@ impl RequestReplyHandler {
             .iter()
             .all(|state| carried(&state))
         {
-            let summary = started.map(|started| {
+            let summary = self.summarized(started).map(|started| {
                 let missing = function.declared_states().iter().filter(|s| !carried(s));
                 Summary::new(started, &batch.target, Work::Handshake(missing.count()))
             });
             let mut missing = function.declared_states().iter().filter(|s| !carried(s));
             let reply = self.protocol.missing_states(batch.target, &mut missing)?;
-            return Ok(Answered {
-                reply,
-                summary,
-                #[cfg(feature = "metrics")]
-                handshake: true,
-            });
+            #[cfg(feature = "metrics")]
+            if let Some(series) = function.metrics() {
+                series.handshake();
+            }
+            return Ok(Answered { reply, summary });
         }
 
         let invocations = batch.invocations.len();
@@ -348,19 +321,29 @@ impl RequestReplyHandler {
             return Err(failure);
         }
         let reply = ctx.encode_reply();
-        let summary = started.map(|started| {
+        #[cfg(feature = "metrics")]
+        if let (Some(series), Some(started)) = (function.metrics(), started) {
+            let states = crate::metrics::StateBytes {
+                read: ctx.read_bytes(),
+                written: ctx.written_bytes(),
+            };
+            series.answered(invocations, states, started.elapsed());
+        }
+        let summary = self.summarized(started).map(|started| {
             let work = Work::Batch {
                 invocations,
                 states_changed: ctx.changed_states(),
             };
             Summary::new(started, ctx.address(), work)
         });
-        Ok(Answered {
-            reply,
-            summary,
-            #[cfg(feature = "metrics")]
-            handshake: false,
-        })
+        Ok(Answered { reply, summary })
+    }
+
+    /// `started`, when the batch is to be summed up for the debug line: a measured
+    /// handler reads the clock whatever the level.
+    #[inline]
+    fn summarized(&self, started: Option<Instant>) -> Option<Instant> {
+        started.filter(|_| !self.measured() || log_enabled!(Level::Debug))
     }
 }
 
@@ -369,9 +352,6 @@ pub(crate) struct Answered {
     pub(crate) reply: Vec<u8>,
     /// Only when the debug level is on.
     pub(crate) summary: Option<Summary>,
-    /// The 3.x handshake reply: no invocation ran.
-    #[cfg(feature = "metrics")]
-    pub(crate) handshake: bool,
 }
 
 /// What one answered batch was, for its one debug line (by `handle()`, or by the HTTP

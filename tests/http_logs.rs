@@ -82,6 +82,26 @@ fn each_request_logs_one_line_debug_when_answered_warn_or_error_when_it_fails() 
         "{records:?}"
     );
 
+    // With metrics, the handler reads the clock whatever the level: the same one line at
+    // debug, none above it.
+    #[cfg(feature = "metrics")]
+    {
+        let measured = handler().with_metrics(&statefun_sync::metrics::Metrics::new());
+        measured.handle(&request).unwrap();
+        let records = take();
+        assert_eq!(records.len(), 1, "{records:#?}");
+        assert!(
+            records[0]
+                .1
+                .starts_with("function type `test/stateful`, id `alice`: "),
+            "{records:?}"
+        );
+        log::set_max_level(LevelFilter::Info);
+        measured.handle(&request).unwrap();
+        log::set_max_level(LevelFilter::Debug);
+        assert_eq!(take(), []);
+    }
+
     // Each failure: one line, `warn` for a 4xx, `error` for a 5xx; a batch that named
     // its target names its function type and address.
     for (what, bytes, status, _) in error_cases() {

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use statefun_sync::http::Server;
 use statefun_sync::metrics::Metrics;
+use statefun_sync::prost::Message as _;
+use statefun_sync::proto::reqreply::TypedValue;
+use statefun_sync::proto::types::IntWrapper;
 use statefun_sync::testing::{v3, Request};
 use statefun_sync::{Context, Message, RequestReplyHandler, StatefulFunctions, ValueSpec};
 use support::http::{burst, echo_request, handler, post, Client};
@@ -97,9 +100,16 @@ fn a_scrape_counts_each_request_of_a_known_sequence_exactly() {
         .invoke(ping(1))
         .invoke(ping(2))
         .to_bytes();
+    // `test/stateful` sets `seen` to each message: it reads `ping(7)` and writes `ping(2)`.
+    let stateful = Request::to("test/stateful", "s")
+        .with_state("seen", Some(ping(7)))
+        .invoke(ping(1))
+        .invoke(ping(2))
+        .to_bytes();
     let cases: Vec<(Vec<u8>, u16)> = vec![
         (two, 200),
         (echo_request("b", 3), 200),
+        (stateful, 200),
         (
             Request::to("test/nobody", "x").invoke(ping(1)).to_bytes(),
             404,
@@ -168,7 +178,7 @@ fn a_scrape_counts_each_request_of_a_known_sequence_exactly() {
     // Every bound type has its series from the start, at zero.
     for (function_type, batches, invocations) in [
         ("test/echo", 2.0, 3.0),
-        ("test/stateful", 0.0, 0.0),
+        ("test/stateful", 1.0, 2.0),
         ("test/fail", 0.0, 0.0),
         ("ex/count", 1.0, 1.0),
     ] {
@@ -197,6 +207,29 @@ fn a_scrape_counts_each_request_of_a_known_sequence_exactly() {
         ),
         1.0
     );
+    // State bytes, as the wire carries the values: on 2.2 the serialized `Any` (34
+    // bytes for a `ping`), on 3.x the serialized `TypedValue` (32 bytes for an `int`:
+    // its typename, `has_value`, and the value); the handshake reads and writes none.
+    let any_len = ping(7).encoded_len() as f64;
+    let int_len = |value: i32| {
+        TypedValue {
+            typename: "io.statefun.types/int".into(),
+            has_value: true,
+            value: IntWrapper { value }.encode_to_vec().into(),
+        }
+        .encoded_len() as f64
+    };
+    assert_eq!((any_len, int_len(4)), (34.0, 32.0));
+    let bytes = |function_type: &str| {
+        (
+            f("statefun_function_state_read_bytes_total", function_type),
+            f("statefun_function_state_written_bytes_total", function_type),
+        )
+    };
+    assert_eq!(bytes("test/stateful"), (any_len, any_len));
+    assert_eq!(bytes("ex/count"), (int_len(4), int_len(5)));
+    // Neither `test/echo`'s requests nor its replies carry states.
+    assert_eq!(bytes("test/echo"), (0.0, 0.0));
     assert_eq!(f("statefun_function_handshakes_total", "ex/count"), 1.0);
     assert_eq!(f("statefun_function_handshakes_total", "test/echo"), 0.0);
     assert_eq!(error("unknown", "UnknownFunctionType", 404), 2.0);
@@ -213,7 +246,7 @@ fn a_scrape_counts_each_request_of_a_known_sequence_exactly() {
     );
 
     let http = |series: &str| value(text, series);
-    assert_eq!(http("statefun_http_requests_total{status=\"200\"}"), 2.0);
+    assert_eq!(http("statefun_http_requests_total{status=\"200\"}"), 3.0);
     assert_eq!(http("statefun_http_requests_total{status=\"404\"}"), 2.0);
     assert_eq!(http("statefun_http_requests_total{status=\"500\"}"), 2.0);
     assert_eq!(http("statefun_http_requests_total{status=\"400\"}"), 1.0);

@@ -247,6 +247,16 @@ impl<'a> States<'a> {
         &self.list
     }
 
+    /// The bytes of all the values, as the request carried them.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn value_bytes(&self) -> usize {
+        if self.merged.is_empty() {
+            self.list.iter().map(|state| state.value.len()).sum()
+        } else {
+            (0..self.list.len()).map(|at| self.value(at).len()).sum()
+        }
+    }
+
     /// The value of the state at `at`, as the request carried it: empty when it has none.
     pub(crate) fn value(&self, at: usize) -> &[u8] {
         if !self.merged.is_empty() {
@@ -394,5 +404,30 @@ impl<'a> From<&'a Address> for AddressRef<'a> {
             name: address.name(),
             id: address.id(),
         }
+    }
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use super::*;
+
+    fn state<'a>(name: &'a str, value: &'a [u8]) -> RawState<'a> {
+        RawState { name, value }
+    }
+
+    #[test]
+    fn value_bytes_count_the_value_each_state_ends_with() {
+        let mut states = States::default();
+        states.insert(state("a", b"12345"), None);
+        states.insert(state("b", b""), None);
+        assert_eq!(states.value_bytes(), 5);
+
+        // A second occurrence replaces the value: the last one counts, once.
+        states.insert(state("a", b"12"), None);
+        assert_eq!(states.value_bytes(), 2);
+
+        // A value merged from occurrences (3.x) counts as merged.
+        states.insert(state("b", b"x"), Some(b"merged".to_vec()));
+        assert_eq!(states.value_bytes(), 2 + 6);
     }
 }
