@@ -11,8 +11,9 @@
 //! The request is a workload name (`w1_greet`, ...; `v3_w1_greet`, ... and `v3_h1_handshake`
 //! for 3.x), `batch<N>` or `state<N>[K|M]` (see
 //! `workloads/functions.rs`); the mode is `handle` or `floor`. With
-//! `STATEFUN_BENCH_METRICS=1` (built with `--features metrics`) the handler counts in a
-//! [`Metrics`](statefun_sync::metrics::Metrics) registry, to measure what that costs.
+//! `STATEFUN_BENCH_METRICS=1` (and the feature `metrics`, on by default) the handler
+//! counts in a [`Metrics`](statefun_sync::metrics::Metrics) registry, to measure what that
+//! costs.
 
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -53,7 +54,7 @@ fn measured(
     #[cfg(feature = "metrics")]
     return Ok(handler.with_metrics(Box::leak(Box::new(statefun_sync::metrics::Metrics::new()))));
     #[cfg(not(feature = "metrics"))]
-    Err("STATEFUN_BENCH_METRICS=1 needs the bench built with `--features metrics`".into())
+    Err("STATEFUN_BENCH_METRICS=1 needs the bench built with the feature `metrics`".into())
 }
 
 /// Runs `<request> <handle|floor> <iterations>` and exits.

@@ -9,13 +9,15 @@
 //! cargo run --example server -- --module-yaml --endpoint http://my-host:8000/statefun
 //! ```
 //!
-//! It also answers `GET /health` (liveness) and `GET /ready` (readiness: 503 once it is
-//! stopping), and stops gracefully on SIGTERM or Ctrl-C: it refuses new connections,
-//! answers the requests in flight, and exits within 10 s; a second signal exits at once.
+//! It also answers `GET /health` (liveness), `GET /ready` (readiness: 503 once it is
+//! stopping) and `GET /metrics` (Prometheus; feature `metrics`, on by default), and stops
+//! gracefully on SIGTERM or Ctrl-C: it refuses new connections, answers the requests in
+//! flight, and exits within 10 s; a second signal exits at once.
 //!
 //! ```text
 //! curl -i http://127.0.0.1:8000/health            # 200 ok
 //! curl -i http://127.0.0.1:8000/ready             # 200 ready (503 while stopping)
+//! curl -s http://127.0.0.1:8000/metrics           # batches, times, errors, bytes...
 //! RUST_LOG=debug cargo run --example server       # one line per request
 //! RUST_LOG=statefun_sync=debug cargo run --example server   # the crate's lines only
 //! ```

@@ -10,8 +10,9 @@
 # the two totals divided by N is the cost of one call, without the set-up (building the
 # request, binding the functions). Instruction counts do not depend on machine noise.
 # Env: ITER=N (default 200; 20 for state16M), CARGO_TARGET_DIR, OUT=file to append the table to,
-# FEATURES=metrics to build the bench with the crate's metrics, STATEFUN_BENCH_METRICS=1 to
-# have the handler count in a registry (see benches/handler.rs).
+# STATEFUN_BENCH_METRICS=1 to have the handler count in a metrics registry (see
+# benches/handler.rs), NO_DEFAULT_FEATURES=1 to build the bench without the crate's default
+# features (so without `metrics` compiled in), FEATURES=... to add features.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install -y valgrind" >&2; exit 1; }
@@ -21,7 +22,8 @@ REQUESTS=("$@")
   v3_w1_greet v3_w2_batch100 v3_w3_bigstate v3_w4_fanout v3_h1_handshake
   batch1 batch10 batch100 batch1000 state1K state64K state1M state16M)
 
-BIN=$(cargo bench --bench handler ${FEATURES:+--features "$FEATURES"} --no-run --message-format=json 2>/dev/null \
+BIN=$(cargo bench --bench handler ${NO_DEFAULT_FEATURES:+--no-default-features} \
+  ${FEATURES:+--features "$FEATURES"} --no-run --message-format=json 2>/dev/null \
   | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
 [ -x "$BIN" ] || { echo "could not build the handler bench binary" >&2; exit 1; }
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT

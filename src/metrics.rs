@@ -1,5 +1,6 @@
-//! Prometheus metrics (feature `metrics`): what the handler did per function type, and
-//! what the crate's server answered, in one registry that your own metrics can join.
+//! Prometheus metrics (feature `metrics`, on by default): what the handler did per function
+//! type, and what the crate's server answered, in one registry that your own metrics can
+//! join.
 //!
 //! ```
 //! use statefun_sync::metrics::Metrics;
@@ -57,13 +58,14 @@
 //!
 //! A state value's bytes are counted as the wire carries it: the serialized `Any` on 2.2,
 //! the serialized `TypedValue` on 3.x (type name included); a state without a value
-//! counts 0. The bytes, like the invocations, are counted for the batches run to a reply
-//! only, not for handshakes or refused batches.
+//! counts 0, a state a request names twice its last value, a state a batch sets twice
+//! its final value (the one the reply carries). The bytes, like the invocations, are
+//! counted for the batches run to a reply only, not for handshakes or refused batches.
 //!
-//! The counting costs the handler two clock reads and a few atomic additions per batch,
-//! without a lock or an allocation (the histograms are the crate's own, rendered by
-//! `prometheus-client`'s encoder); without the feature none of it is compiled. What that
-//! costs is measured in `BENCHMARKS.md`.
+//! Counting takes the handler two clock reads and eight atomic additions per batch, no
+//! lock and no allocation (the histograms are the crate's own, rendered by
+//! `prometheus-client`'s encoder); without the feature none of it is compiled. Its cost
+//! in instructions is in `BENCHMARKS.md`.
 
 use std::fmt;
 use std::iter::once;

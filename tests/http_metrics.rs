@@ -1,6 +1,6 @@
 //! `GET /metrics` on the crate's server (feature `metrics`), scraped over loopback HTTP:
 //! the exact counters after a known sequence of requests, and scrapes that do not hold up
-//! a burst of batches. Run with `cargo test --features metrics`.
+//! a burst of batches. Part of `cargo test` (`metrics` is a default feature).
 #![cfg(all(feature = "server", feature = "metrics"))]
 
 mod support;

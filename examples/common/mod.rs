@@ -157,7 +157,7 @@ pub fn serve_from_args(functions: StatefulFunctions) -> anyhow::Result<()> {
 }
 
 /// Serves `handler` on the crate's server, with the probes `GET /health` and `GET /ready`
-/// (and, built with `--features metrics`, Prometheus metrics at `GET /metrics`),
+/// (and, with the feature `metrics`, on by default, Prometheus metrics at `GET /metrics`),
 /// until SIGTERM or SIGINT (Ctrl-C): then it stops gracefully, as an orchestrator
 /// expects, and returns.
 pub fn serve(handler: RequestReplyHandler, options: &Options) -> anyhow::Result<()> {
@@ -170,7 +170,7 @@ pub fn serve(handler: RequestReplyHandler, options: &Options) -> anyhow::Result<
     let version = handler.protocol_version();
     let builder = Server::builder();
     // Metrics for Prometheus: per function type from the handler, per request from the
-    // server, both served at GET /metrics (`cargo run --example server --features metrics`).
+    // server, both served at GET /metrics (feature `metrics`, on by default).
     #[cfg(feature = "metrics")]
     let (handler, builder) = {
         let metrics = statefun_sync::metrics::Metrics::new();
