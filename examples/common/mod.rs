@@ -95,7 +95,8 @@ pub struct Options {
     pub addr: String,
     /// `--module-yaml`: print the module.yaml and exit.
     pub module_yaml: bool,
-    /// `--endpoint URL` for the printed module.yaml.
+    /// `--endpoint URL` for the printed module.yaml; without it, [`DEPLOY_ENDPOINT`] in
+    /// the scheme the transport options ask for (`https`, `http+unix`).
     pub endpoint: String,
     /// `--unix PATH`: listen on a Unix domain socket instead of `addr`.
     pub unix: Option<String>,
@@ -110,7 +111,8 @@ const USAGE: &str = "options:
   --addr HOST:PORT   where to listen (default 127.0.0.1:8000, or $STATEFUN_ADDR);
                      0.0.0.0:8000 to accept connections from other hosts
   --module-yaml      print the module.yaml that deploys these functions, and exit
-  --endpoint URL     the endpoint written in it (default http://functions:8000/statefun)
+  --endpoint URL     the endpoint written in it (default http://functions:8000/statefun,
+                     https://… with --tls-cert, http+unix://PATH/statefun with --unix)
   --unix PATH        listen on a Unix domain socket instead (name it *.sock; the runtime
                      calls http+unix://PATH/statefun)
   --tls-cert PEM     serve TLS with this certificate chain ...
@@ -122,7 +124,7 @@ pub fn options() -> Options {
     let mut options = Options {
         addr: std::env::var("STATEFUN_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".into()),
         module_yaml: false,
-        endpoint: DEPLOY_ENDPOINT.into(),
+        endpoint: String::new(),
         unix: None,
         tls_cert: None,
         tls_key: None,
@@ -147,6 +149,13 @@ pub fn options() -> Options {
                 std::process::exit(2);
             }
         }
+    }
+    if options.endpoint.is_empty() {
+        let s = if options.tls_cert.is_some() { "s" } else { "" };
+        options.endpoint = match &options.unix {
+            Some(path) => format!("http{s}+unix://{path}/statefun"),
+            None => DEPLOY_ENDPOINT.replacen("http", &format!("http{s}"), 1),
+        };
     }
     options
 }
