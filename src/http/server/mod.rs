@@ -124,6 +124,11 @@ pub fn serve(
 /// [`stack_size`](ServerBuilder::stack_size) (default 512 KiB): raise it for functions
 /// with deep recursion or large values on the stack.
 ///
+/// It listens on a TCP port ([`bind`](ServerBuilder::bind)) or a Unix domain socket
+/// ([`bind_unix`](ServerBuilder::bind_unix)), and speaks plain HTTP or, with feature
+/// `tls`, TLS and mutual TLS (`ServerBuilder::tls`): each connection's handshake runs on
+/// its own thread, so a burst of TLS connections is answered as a plain one is.
+///
 /// HTTP/1.1 and HTTP/1.0 requests are served, with keep-alive (HTTP/1.0 only when the
 /// request asks for it), `Connection: close`, sequential pipelined requests,
 /// `Content-Length` and chunked bodies (chunk extensions and trailers are read and
