@@ -647,7 +647,7 @@ enum Listen {
 fn bind(
     listen: Listen,
     unix_mode: u32,
-) -> io::Result<(Listener, ListenAddr, Option<SocketFileOf>)> {
+) -> io::Result<(Listener, ListenAddr, Option<transport::SocketFileOf>)> {
     match listen {
         Listen::Tcp(addrs) => {
             let listener = TcpListener::bind(&addrs?[..])?;
@@ -672,11 +672,6 @@ fn bind(
         }
     }
 }
-
-#[cfg(unix)]
-type SocketFileOf = transport::SocketFile;
-#[cfg(not(unix))]
-type SocketFileOf = std::convert::Infallible;
 
 struct Shared {
     handler: Arc<RequestReplyHandler>,
@@ -791,9 +786,15 @@ impl Shared {
             }
         }
         // Wakes the accept loop, blocked in accept(), so it sees the flag.
-        transport::wake(&self.listen_addr);
+        #[cfg(unix)]
+        let file = self.socket_file.as_ref();
+        #[cfg(not(unix))]
+        let file = None;
+        // When nothing can reach the listener (its socket file removed), its thread is
+        // not waited for: it stays blocked in accept() until the process ends.
+        let woke = transport::wake(&self.listen_addr, file);
         let mut state = lock(&self.state);
-        while !(state.forced || (state.acceptor_done && state.connections.is_empty())) {
+        while !(state.forced || ((state.acceptor_done || !woke) && state.connections.is_empty())) {
             let now = Instant::now();
             if now >= deadline {
                 break;

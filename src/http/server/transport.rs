@@ -66,20 +66,31 @@ impl Listener {
     }
 }
 
-/// Connects to `addr`, to wake the accept loop blocked on it.
-pub(super) fn wake(addr: &ListenAddr) {
+/// Connects to the listener at `addr`, to wake the accept loop blocked on it; whether
+/// that connection reached it. On a Unix socket it cannot when the file was removed or
+/// replaced meanwhile (`file`, the one the server bound): then nothing can connect to the
+/// listener, and its thread is left blocked, to end with the process.
+pub(super) fn wake(addr: &ListenAddr, file: Option<&SocketFileOf>) -> bool {
     match addr {
         ListenAddr::Tcp(addr) => {
-            let _ = TcpStream::connect_timeout(&wake_address(*addr), Duration::from_secs(1));
+            TcpStream::connect_timeout(&wake_address(*addr), Duration::from_secs(1)).is_ok()
         }
+        #[cfg(unix)]
         ListenAddr::Unix(path) => {
-            #[cfg(unix)]
-            let _ = UnixStream::connect(path);
-            #[cfg(not(unix))]
-            let _ = path;
+            file.is_some_and(SocketFile::is_in_place) && UnixStream::connect(path).is_ok()
+        }
+        #[cfg(not(unix))]
+        ListenAddr::Unix(_) => {
+            let _ = file;
+            false
         }
     }
 }
+
+#[cfg(unix)]
+pub(super) type SocketFileOf = SocketFile;
+#[cfg(not(unix))]
+pub(super) type SocketFileOf = std::convert::Infallible;
 
 /// Where to connect to wake an accept() on `local`: the same port on loopback when
 /// bound to every interface.
@@ -283,13 +294,16 @@ impl SocketFile {
         Ok((listener, file))
     }
 
+    /// Whether the file at the path is still the one this server bound.
+    fn is_in_place(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(&self.path).is_ok_and(|meta| meta.ino() == self.inode)
+    }
+
     /// Removes the file if it is still the one this server bound.
     pub(super) fn remove(&self) {
-        use std::os::unix::fs::MetadataExt;
-        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
-            if meta.ino() == self.inode {
-                let _ = std::fs::remove_file(&self.path);
-            }
+        if self.is_in_place() {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }

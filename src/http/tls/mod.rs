@@ -88,10 +88,11 @@ impl TlsConfig {
 
     /// With [`client_ca`](Self::client_ca): accepts only client certificates valid for
     /// one of `names` (DNS names or IP addresses, matched against the certificate's
-    /// subject alternative names, wildcards as for a server name), so that a CA which
-    /// signs other services' certificates too lets only the Flink cluster's through.
-    /// Empty (the default): any certificate of the CA. A name that is neither a DNS name
-    /// nor an IP address is an error of [`start`](crate::http::ServerBuilder::start).
+    /// subject alternative names; a wildcard in a certificate, `*.example.com`, matches as
+    /// it would for a server name), so that a CA which signs other services' certificates
+    /// too lets only the Flink cluster's through. Empty (the default): any certificate of
+    /// the CA. A name that is neither a DNS name nor an IP address (a wildcard among
+    /// `names` included) is an error of [`start`](crate::http::ServerBuilder::start).
     pub fn client_names<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
