@@ -12,8 +12,8 @@ use std::time::Duration;
 use statefun_sync::http::Server;
 use statefun_sync::testing::Request;
 use support::http::{
-    assert_body_over_limit_is_413, burst, chunked, echo_request, error_cases, handler, post,
-    Client, HttpResponse,
+    assert_body_over_limit_is_413, assert_every_error_case, assert_reply, burst, chunked,
+    echo_request, handler, post, Client,
 };
 use support::{ping, raise_fd_limit};
 
@@ -27,15 +27,6 @@ fn start_with(builder: statefun_sync::http::ServerBuilder) -> Server {
 
 fn expected(request: &[u8]) -> Vec<u8> {
     handler().handle(request).unwrap()
-}
-
-fn assert_reply(response: &HttpResponse, request: &[u8]) {
-    assert_eq!(response.status, 200, "{}", response.text());
-    assert_eq!(
-        response.header("Content-Type"),
-        Some("application/octet-stream")
-    );
-    assert_eq!(response.body, expected(request));
 }
 
 #[test]
@@ -54,30 +45,7 @@ fn a_post_gets_200_exactly_octet_stream_and_the_handlers_reply() {
 fn every_error_has_its_status_a_bounded_text_body_and_the_connection_keeps_serving() {
     let server = start();
     let mut client = Client::connect(server.local_addr()).unwrap();
-    let cases = error_cases();
-    for (what, request, status, names) in cases {
-        client.send(&request).unwrap();
-        let response = client.read_response().unwrap();
-
-        assert_eq!(response.status, status, "{what}: {}", response.text());
-        assert_eq!(
-            response.header("Content-Type"),
-            Some("text/plain; charset=utf-8"),
-            "{what}"
-        );
-        assert!(response.body.len() <= 1024, "{what}");
-        assert!(
-            response.text().contains(names),
-            "{what}: {}",
-            response.text()
-        );
-        if status == 405 {
-            assert_eq!(response.header("Allow"), Some("POST"), "{what}");
-        }
-        // The same connection still serves.
-        let good = echo_request("after", 2);
-        assert_reply(&client.post("/statefun", &good).unwrap(), &good);
-    }
+    assert_every_error_case(&mut client);
 }
 
 #[test]
