@@ -25,10 +25,6 @@ fn start_with(builder: statefun_sync::http::ServerBuilder) -> Server {
     builder.bind("127.0.0.1:0").start(handler()).unwrap()
 }
 
-fn expected(request: &[u8]) -> Vec<u8> {
-    handler().handle(request).unwrap()
-}
-
 #[test]
 fn a_post_gets_200_exactly_octet_stream_and_the_handlers_reply() {
     let server = start();
