@@ -19,6 +19,7 @@ pub(crate) mod codec;
 pub(crate) mod endpoint;
 #[cfg(feature = "server")]
 pub(crate) mod server;
+pub(crate) mod socket;
 #[cfg(feature = "tiny-http")]
 pub mod tiny_http;
 #[cfg(feature = "tls")]

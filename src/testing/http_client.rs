@@ -9,17 +9,22 @@
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::io::{self, Read, Write};
+#[cfg(feature = "tls")]
+use std::io::Read;
+use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 #[cfg(feature = "tls")]
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "tls")]
+use std::time::Instant;
 
 use super::{Reply, Request};
 use crate::http::codec::{encode_request, Framing, Input, ReadError, Reader, ResponseHead};
+use crate::http::socket::{Socket, Stream};
 use crate::http::OCTET_STREAM;
 use crate::protocol::ProtocolVersion;
 
@@ -463,133 +468,6 @@ pub(crate) struct Response {
     pub(crate) body: Vec<u8>,
 }
 
-/// A connected socket: TCP, or a Unix domain socket.
-enum Socket {
-    Tcp(TcpStream),
-    #[cfg(unix)]
-    Unix(UnixStream),
-}
-
-impl Socket {
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Socket::Tcp(s) => s.set_read_timeout(timeout),
-            #[cfg(unix)]
-            Socket::Unix(s) => s.set_read_timeout(timeout),
-        }
-    }
-
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Socket::Tcp(s) => s.set_write_timeout(timeout),
-            #[cfg(unix)]
-            Socket::Unix(s) => s.set_write_timeout(timeout),
-        }
-    }
-
-    /// Bounds each read and write by `timeout`.
-    fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
-        self.set_read_timeout(Some(timeout))?;
-        self.set_write_timeout(Some(timeout))
-    }
-}
-
-impl Read for Socket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Socket::Tcp(s) => s.read(buf),
-            #[cfg(unix)]
-            Socket::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Socket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Socket::Tcp(s) => s.write(buf),
-            #[cfg(unix)]
-            Socket::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Socket::Tcp(s) => s.flush(),
-            #[cfg(unix)]
-            Socket::Unix(s) => s.flush(),
-        }
-    }
-}
-
-#[cfg(feature = "tls")]
-impl crate::http::tls::stream::Socket for Socket {
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        Socket::set_read_timeout(self, timeout)
-    }
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        Socket::set_write_timeout(self, timeout)
-    }
-}
-
-/// A connection: the socket itself, or TLS over it.
-enum Connection {
-    Plain(Socket),
-    #[cfg(feature = "tls")]
-    Tls(Box<crate::http::tls::stream::TlsStream<Socket>>),
-}
-
-impl Connection {
-    fn socket(&self) -> &Socket {
-        match self {
-            Connection::Plain(socket) => socket,
-            #[cfg(feature = "tls")]
-            Connection::Tls(tls) => tls.socket(),
-        }
-    }
-}
-
-impl Read for Connection {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Connection::Plain(socket) => socket.read(buf),
-            #[cfg(feature = "tls")]
-            Connection::Tls(tls) => tls.read(buf),
-        }
-    }
-}
-
-impl Write for Connection {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Connection::Plain(socket) => socket.write(buf),
-            #[cfg(feature = "tls")]
-            Connection::Tls(tls) => tls.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Connection::Plain(socket) => socket.flush(),
-            #[cfg(feature = "tls")]
-            Connection::Tls(tls) => tls.flush(),
-        }
-    }
-}
-
-impl Input for Connection {
-    fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<()> {
-        let Some(deadline) = deadline else {
-            return Ok(());
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        self.socket().set_read_timeout(Some(left))
-    }
-}
-
 /// An `Io` error of `during`, as a `map_err` closure.
 fn io(during: String) -> impl Fn(io::Error) -> RemoteError {
     move |source| RemoteError::Io {
@@ -684,7 +562,7 @@ fn handshake(
     tls: &ClientTls,
     socket: Socket,
     timeout: Duration,
-) -> Result<Connection, RemoteError> {
+) -> Result<Stream, RemoteError> {
     use crate::http::tls::stream::TlsStream;
     let failed = |reason: String, source: io::Error| RemoteError::Tls {
         url: endpoint.url.clone(),
@@ -723,7 +601,7 @@ fn handshake(
         .socket()
         .set_timeouts(timeout)
         .map_err(io(format!("setting up the connection to {}", endpoint.url)))?;
-    Ok(Connection::Tls(Box::new(stream)))
+    Ok(Stream::Tls(Box::new(stream)))
 }
 
 /// What failed, when rustls' error is inside `err`; `identity`: whether the client
@@ -764,8 +642,8 @@ fn tls_failure(err: &io::Error, identity: bool) -> Option<&'static str> {
 /// connection, if one waits to be read. A server that refuses the client's certificate
 /// may close before the request is written, and only its alert says why.
 #[cfg(feature = "tls")]
-fn pending_alert(connection: &mut Connection) -> Option<io::Error> {
-    if !matches!(connection, Connection::Tls(_)) {
+fn pending_alert(connection: &mut Stream) -> Option<io::Error> {
+    if !matches!(connection, Stream::Tls(_)) {
         return None;
     }
     match connection.read(&mut [0; 1]) {
@@ -816,10 +694,10 @@ pub(crate) fn post(
     #[cfg(feature = "tls")]
     let mut connection = match tls {
         Some(tls) => handshake(endpoint, tls, socket, timeout)?,
-        None => Connection::Plain(socket),
+        None => Stream::Plain(socket),
     };
     #[cfg(not(feature = "tls"))]
-    let mut connection = Connection::Plain(socket);
+    let mut connection = Stream::Plain(socket);
 
     let request = encode_request(
         "POST",
@@ -851,10 +729,7 @@ pub(crate) fn post(
     })?;
     // The whole response is read: end the session as TLS asks, so the server's side
     // sees a clean end rather than a cut connection.
-    #[cfg(feature = "tls")]
-    if let Connection::Tls(tls) = reader.stream_mut() {
-        tls.close_notify();
-    }
+    reader.stream_mut().close_write();
     Ok(response)
 }
 

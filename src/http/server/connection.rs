@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use log::{error, warn};
 
 use super::semaphore::Permit;
-use super::transport::{Listener, Socket, Stream};
+use super::transport::Listener;
 use super::{lock, Shared, Tracked};
 use crate::http::codec::{
     self, encode_response, Connection, Framing, Head, ReadError, Reader, MAX_REQUEST_HEAD,
 };
 use crate::http::endpoint::{error_text, Refusal, Response};
+use crate::http::socket::{Socket, Stream};
 
 /// How long a connection that is closed after an error keeps reading what the client
 /// still sends, so the kernel does not answer it with a reset that destroys the reply.

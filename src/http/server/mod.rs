@@ -28,10 +28,11 @@ use log::{info, warn};
 
 use super::endpoint::{Endpoint, RequestHead, Response};
 use crate::handler::RequestReplyHandler;
+use crate::http::socket::Socket;
 use routes::Routes;
 use semaphore::Semaphore;
 pub use transport::ListenAddr;
-use transport::{Listener, Socket};
+use transport::Listener;
 
 /// Serves `handler` at `http://<addr>/statefun` with the default settings of
 /// [`ServerBuilder`], plus the probes `GET /health` and `GET /ready`, on the calling

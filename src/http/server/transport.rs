@@ -1,16 +1,16 @@
-//! What the server listens on and speaks over: a TCP port or a Unix domain socket
-//! ([`Listener`], [`Socket`]), in the clear or in TLS ([`Stream`]). The connection loop
-//! sees one [`Stream`] whatever is under it.
+//! What the server listens on: a TCP port or a Unix domain socket ([`Listener`],
+//! [`ListenAddr`]), the Unix socket's file ([`SocketFile`]), and the wake-up of the accept
+//! loop. The connections' bytes flow through `http::socket`.
 
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 #[cfg(unix)]
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::http::codec::Input;
+use crate::http::socket::Socket;
 
 /// Where a [`Server`](super::Server) listens: a TCP address, or the path of a Unix
 /// domain socket ([`ServerBuilder::bind_unix`](super::ServerBuilder::bind_unix)).
@@ -103,144 +103,6 @@ fn wake_address(local: SocketAddr) -> SocketAddr {
             SocketAddr::from((Ipv6Addr::LOCALHOST, local.port()))
         }
         _ => local,
-    }
-}
-
-/// An accepted connection's socket.
-pub(crate) enum Socket {
-    Tcp(TcpStream),
-    #[cfg(unix)]
-    Unix(UnixStream),
-}
-
-/// Calls `$call` with `$s` bound to whichever socket it is.
-macro_rules! on_socket {
-    ($socket:expr, $s:ident => $call:expr) => {
-        match $socket {
-            Socket::Tcp($s) => $call,
-            #[cfg(unix)]
-            Socket::Unix($s) => $call,
-        }
-    };
-}
-
-impl Socket {
-    /// Another handle to the same socket (to close it from the shutdown).
-    pub(super) fn try_clone(&self) -> io::Result<Socket> {
-        match self {
-            Socket::Tcp(s) => s.try_clone().map(Socket::Tcp),
-            #[cfg(unix)]
-            Socket::Unix(s) => s.try_clone().map(Socket::Unix),
-        }
-    }
-
-    pub(super) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        on_socket!(self, s => s.shutdown(how))
-    }
-
-    pub(super) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        on_socket!(self, s => s.set_read_timeout(timeout))
-    }
-
-    pub(super) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        on_socket!(self, s => s.set_write_timeout(timeout))
-    }
-}
-
-#[cfg(feature = "tls")]
-impl crate::http::tls::stream::Socket for Socket {
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        Socket::set_read_timeout(self, timeout)
-    }
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        Socket::set_write_timeout(self, timeout)
-    }
-}
-
-impl Read for Socket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        on_socket!(self, s => s.read(buf))
-    }
-}
-
-impl Write for Socket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        on_socket!(self, s => s.write(buf))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        on_socket!(self, s => s.flush())
-    }
-}
-
-/// A connection's byte stream: the socket itself, or TLS over it.
-pub(super) enum Stream {
-    Plain(Socket),
-    #[cfg(feature = "tls")]
-    Tls(Box<crate::http::tls::stream::TlsStream<Socket>>),
-}
-
-impl Stream {
-    /// The socket under the stream, for its timeouts and its shutdown.
-    pub(super) fn socket(&self) -> &Socket {
-        match self {
-            Stream::Plain(socket) => socket,
-            #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.socket(),
-        }
-    }
-
-    /// Ends the sending side: a TLS `close_notify`, then the socket's shutdown.
-    pub(super) fn close_write(&mut self) {
-        #[cfg(feature = "tls")]
-        if let Stream::Tls(tls) = self {
-            tls.close_notify();
-        }
-        let _ = self.socket().shutdown(Shutdown::Write);
-    }
-
-    /// Sets the read timeout to what is left until `deadline`.
-    pub(super) fn set_deadline(&self, deadline: Instant) -> io::Result<()> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        self.socket().set_read_timeout(Some(left))
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(socket) => socket.read(buf),
-            #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(socket) => socket.write(buf),
-            #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Plain(socket) => socket.flush(),
-            #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.flush(),
-        }
-    }
-}
-
-impl Input for Stream {
-    fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<()> {
-        match deadline {
-            Some(deadline) => self.set_deadline(deadline),
-            None => Ok(()),
-        }
     }
 }
 

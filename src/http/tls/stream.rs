@@ -6,38 +6,9 @@
 //! stream reports every error where it happens, and bounds the handshake by one deadline.
 
 use std::io::{self, Read, Write};
-#[cfg(unix)]
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use std::net::TcpStream;
-
-/// A blocking socket whose reads and writes a timeout bounds.
-pub(crate) trait Socket: Read + Write {
-    /// As `TcpStream::set_read_timeout`.
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
-    /// As `TcpStream::set_write_timeout`.
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
-}
-
-impl Socket for TcpStream {
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_read_timeout(self, timeout)
-    }
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_write_timeout(self, timeout)
-    }
-}
-
-#[cfg(unix)]
-impl Socket for UnixStream {
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        UnixStream::set_read_timeout(self, timeout)
-    }
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        UnixStream::set_write_timeout(self, timeout)
-    }
-}
+use crate::http::socket::Socket;
 
 /// What is left until `deadline`, or a timeout error once it has passed.
 fn left(deadline: Instant) -> io::Result<Duration> {
@@ -49,20 +20,20 @@ fn left(deadline: Instant) -> io::Result<Duration> {
     }
 }
 
-/// A TLS connection over `socket`. Reads and writes are bounded by the socket's
+/// A TLS connection over a socket. Reads and writes are bounded by the socket's
 /// timeouts, as a plain socket's are.
-pub(crate) struct TlsStream<S> {
+pub(crate) struct TlsStream {
     conn: rustls::Connection,
-    socket: S,
+    socket: Socket,
 }
 
-impl<S: Socket> TlsStream<S> {
+impl TlsStream {
     /// Runs the handshake of `conn` over `socket`, all of it by `deadline`: a peer that
     /// stalls, trickles bytes or sends garbage is cut off there. A failed handshake sends
     /// the peer rustls' alert before the error returns.
     pub(crate) fn handshake(
         conn: impl Into<rustls::Connection>,
-        socket: S,
+        socket: Socket,
         deadline: Instant,
     ) -> io::Result<Self> {
         let mut stream = TlsStream {
@@ -92,7 +63,7 @@ impl<S: Socket> TlsStream<S> {
     }
 
     /// The socket under the encryption (for its timeouts; never read or write it).
-    pub(crate) fn socket(&self) -> &S {
+    pub(crate) fn socket(&self) -> &Socket {
         &self.socket
     }
 
@@ -125,7 +96,7 @@ impl<S: Socket> TlsStream<S> {
     }
 }
 
-impl<S: Socket> Read for TlsStream<S> {
+impl Read for TlsStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match self.conn.reader().read(buf) {
@@ -152,7 +123,7 @@ impl<S: Socket> Read for TlsStream<S> {
     }
 }
 
-impl<S: Socket> Write for TlsStream<S> {
+impl Write for TlsStream {
     /// Encrypts `buf` and writes the records out, under the socket's write timeout.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.conn.writer().write(buf)?;
