@@ -12,8 +12,9 @@ use std::time::Duration;
 use statefun_sync::http::Server;
 use statefun_sync::testing::Request;
 use support::http::{
-    assert_body_over_limit_is_413, assert_every_error_case, assert_reply, burst, chunked,
-    echo_request, handler, post, Client,
+    assert_body_over_limit_is_413, assert_every_error_case, assert_reply,
+    assert_shutdown_answers_the_request_in_flight, burst, chunked, echo_request, handler, post,
+    Client,
 };
 use support::{ping, raise_fd_limit};
 
@@ -394,19 +395,8 @@ fn shutdown_lets_the_request_in_flight_finish_closes_idle_ones_and_refuses_new_o
     let warm = echo_request("idle", 1);
     assert_reply(&idle.post("/statefun", &warm).unwrap(), &warm);
 
-    let slow = Request::to("test/slow", "1").invoke(ping(9)).to_bytes();
     let mut busy = Client::connect(addr).unwrap();
-    busy.send(&post("/statefun", &slow)).unwrap();
-    thread::sleep(Duration::from_millis(100)); // the function is now sleeping
-    let stopper = {
-        let server = Arc::clone(&server);
-        thread::spawn(move || server.shutdown())
-    };
-
-    let response = busy.read_response().unwrap();
-    assert_reply(&response, &slow);
-    assert!(response.closes());
-    assert!(stopper.join().unwrap(), "every connection finished in time");
+    assert_shutdown_answers_the_request_in_flight(&server, &mut busy);
     assert!(idle.is_closed_by_server(Duration::from_secs(10)));
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_err());
 }

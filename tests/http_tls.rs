@@ -17,8 +17,9 @@ use statefun_sync::http::{Server, ServerBuilder};
 use statefun_sync::testing::Request;
 use statefun_sync::{RequestReplyHandler, StatefulFunctions};
 use support::http::{
-    assert_body_over_limit_is_413_with, assert_every_error_case, assert_reply, burst_with,
-    echo_request, handler, post, Client, HttpResponse,
+    assert_body_over_limit_is_413_with, assert_every_error_case, assert_reply,
+    assert_shutdown_answers_the_request_in_flight, burst_with, echo_request, handler, post, Client,
+    HttpResponse,
 };
 use support::tls::{self, client_hello, connect, peer_cert, replace_file, replace_files, Pki};
 use support::{ping, raise_fd_limit};
@@ -598,19 +599,8 @@ fn shutdown_over_tls_lets_the_request_in_flight_finish_and_closes_idle_ones() {
     let warm = echo_request("idle", 1);
     assert_reply(&idle.post("/statefun", &warm).unwrap(), &warm);
 
-    let slow = Request::to("test/slow", "1").invoke(ping(9)).to_bytes();
     let mut busy = connect(addr, &config).unwrap();
-    busy.send(&post("/statefun", &slow)).unwrap();
-    thread::sleep(Duration::from_millis(100)); // the function is now sleeping
-    let stopper = {
-        let server = Arc::clone(&server);
-        thread::spawn(move || server.shutdown())
-    };
-
-    let response = busy.read_response().unwrap();
-    assert_reply(&response, &slow);
-    assert!(response.closes());
-    assert!(stopper.join().unwrap(), "every connection finished in time");
+    assert_shutdown_answers_the_request_in_flight(&server, &mut busy);
     assert!(idle.is_closed_by_server(CLOSED_WITHIN));
     assert!(TcpStream::connect_timeout(&addr, CLOSED_WITHIN).is_err());
 }

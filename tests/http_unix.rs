@@ -15,12 +15,11 @@ use std::thread;
 use std::time::Duration;
 
 use statefun_sync::http::{ListenAddr, Server, ServerBuilder};
-use statefun_sync::testing::Request;
 use support::http::{
-    assert_body_over_limit_is_413_with, assert_every_error_case, assert_reply, echo_request,
-    handler, post, Client,
+    assert_body_over_limit_is_413_with, assert_every_error_case, assert_reply,
+    assert_shutdown_answers_the_request_in_flight, echo_request, handler, post, Client,
 };
-use support::{ping, TempDir};
+use support::TempDir;
 
 fn start(builder: ServerBuilder, socket: &Path) -> Server {
     builder.bind_unix(socket).start(handler()).unwrap()
@@ -256,19 +255,8 @@ fn shutdown_over_a_unix_socket_lets_the_request_in_flight_finish() {
     let dir = TempDir::new("statefun-unix");
     let socket = dir.join("functions.sock");
     let server = Arc::new(start(Server::builder(), &socket));
-    let slow = Request::to("test/slow", "1").invoke(ping(9)).to_bytes();
     let mut busy = Client::connect_unix(&socket).unwrap();
-    busy.send(&post("/statefun", &slow)).unwrap();
-    thread::sleep(Duration::from_millis(100)); // the function is now sleeping
-    let stopper = {
-        let server = Arc::clone(&server);
-        thread::spawn(move || server.shutdown())
-    };
-
-    let response = busy.read_response().unwrap();
-    assert_reply(&response, &slow);
-    assert!(response.closes());
-    assert!(stopper.join().unwrap(), "every connection finished in time");
+    assert_shutdown_answers_the_request_in_flight(&server, &mut busy);
     assert!(UnixStream::connect(&socket).is_err());
 }
 

@@ -489,6 +489,29 @@ pub fn assert_every_error_case<S: Transport>(client: &mut Client<S>) {
     }
 }
 
+/// Sends a batch to `test/slow` (a function that sleeps) on `busy`, shuts `server` down
+/// while it runs, and checks what a graceful stop promises, over any transport: the
+/// request in flight is answered whole, with `Connection: close`, and the shutdown
+/// finishes in time.
+#[cfg(feature = "server")]
+pub fn assert_shutdown_answers_the_request_in_flight<S: Transport>(
+    server: &Arc<statefun_sync::http::Server>,
+    busy: &mut Client<S>,
+) {
+    let slow = Request::to("test/slow", "1").invoke(ping(9)).to_bytes();
+    busy.send(&post("/statefun", &slow)).unwrap();
+    thread::sleep(Duration::from_millis(100)); // the function is now sleeping
+    let stopper = {
+        let server = Arc::clone(server);
+        thread::spawn(move || server.shutdown())
+    };
+
+    let response = busy.read_response().unwrap();
+    assert_reply(&response, &slow);
+    assert!(response.closes());
+    assert!(stopper.join().unwrap(), "every connection finished in time");
+}
+
 /// `body` in chunked framing, in chunks of `size` bytes; with `extras`, an extension on
 /// the first chunk and a trailer field.
 pub fn chunked(body: &[u8], size: usize, extras: bool) -> Vec<u8> {
