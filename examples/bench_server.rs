@@ -4,11 +4,13 @@
 //! ```text
 //! cargo build --release --example bench_server
 //! target/release/examples/bench_server [--port 8080] [--seconds 600] [--tiny-http]
+//!     [--tls-cert PEM --tls-key PEM]
 //! ```
 //!
 //! By default it runs the crate's own server (`Server`, with the settings `serve()` uses);
 //! `--tiny-http` runs a `tiny_http::Server` answering through `http::tiny_http` instead,
 //! with two threads taking requests. Either way it stops by itself after `--seconds`.
+//! `--tls-cert` and `--tls-key` serve TLS on the crate's server (`scripts/tls_bench.sh`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,7 @@ struct Options {
     port: u16,
     seconds: u64,
     tiny_http: bool,
+    tls: Option<(String, String)>,
 }
 
 fn options() -> Result<Options, String> {
@@ -29,7 +32,10 @@ fn options() -> Result<Options, String> {
         port: 8080,
         seconds: 600,
         tiny_http: false,
+        tls: None,
     };
+    let mut cert = None;
+    let mut key = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -45,13 +51,20 @@ fn options() -> Result<Options, String> {
                     .map_err(|_| format!("bad --seconds `{seconds}`"))?;
             }
             "--tiny-http" => options.tiny_http = true,
+            "--tls-cert" => cert = Some(value("--tls-cert")?),
+            "--tls-key" => key = Some(value("--tls-key")?),
             other => {
                 return Err(format!(
-                    "unknown argument `{other}`; usage: bench_server [--port 8080] [--seconds 600] [--tiny-http]"
+                    "unknown argument `{other}`; usage: bench_server [--port 8080] [--seconds 600] [--tiny-http] [--tls-cert PEM --tls-key PEM]"
                 ))
             }
         }
     }
+    options.tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err("TLS needs both --tls-cert and --tls-key".into()),
+    };
     Ok(options)
 }
 
@@ -64,16 +77,37 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if options.tiny_http {
         return tiny_http_server(handler, address, run_for);
     }
-    let server = Server::builder().bind(address).start(handler)?;
+    let server = with_tls(Server::builder().bind(address), options.tls)?.start(handler)?;
     eprintln!(
-        "bench_server (statefun_sync::http::Server) at http://{}{} for {} s",
-        server.local_addr(),
-        server.path(),
+        "bench_server (statefun_sync::http::Server) at {} for {} s",
+        server.url(),
         options.seconds
     );
     std::thread::sleep(run_for);
     server.shutdown();
     Ok(())
+}
+
+#[cfg(feature = "tls")]
+fn with_tls(
+    builder: statefun_sync::http::ServerBuilder,
+    tls: Option<(String, String)>,
+) -> Result<statefun_sync::http::ServerBuilder, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(match tls {
+        Some((cert, key)) => builder.tls(statefun_sync::http::TlsConfig::new(cert, key)),
+        None => builder,
+    })
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(
+    builder: statefun_sync::http::ServerBuilder,
+    tls: Option<(String, String)>,
+) -> Result<statefun_sync::http::ServerBuilder, Box<dyn std::error::Error + Send + Sync>> {
+    match tls {
+        Some(_) => Err("--tls-cert needs the `tls` feature".into()),
+        None => Ok(builder),
+    }
 }
 
 #[cfg(feature = "tiny-http")]

@@ -1,10 +1,19 @@
-//! The greeter on the Stateful Functions **3.x** protocol (runtimes 3.0 to 3.3), served by
-//! `statefun_sync::serve` at http://127.0.0.1:8000/statefun.
+//! The greeter on the Stateful Functions **3.x** protocol (runtimes 3.0 to 3.3), served on
+//! the crate's server at http://127.0.0.1:8000/statefun.
 //!
 //! ```text
 //! cargo run --example greeter3                    # then, in another terminal:
 //! cargo run --example client -- --v3              # greets Joe, prints the decoded reply
 //! cargo run --example greeter3 -- --module-yaml   # examples/deploy/greeter3.yaml (3.x format)
+//! ```
+//!
+//! It takes the main example's options for the transports the runtime offers, and
+//! `--module-yaml` writes the matching endpoint and transport:
+//!
+//! ```text
+//! cargo run --example greeter3 -- --tls-cert tls.crt --tls-key tls.key --client-ca ca.crt
+//! cargo run --example greeter3 -- --unix /run/statefun/functions.sock
+//! cargo run --example greeter3 -- --module-yaml --tls-cert tls.crt --tls-key tls.key --client-ca ca.crt
 //! ```
 //!
 //! | function type | takes | does |
@@ -73,31 +82,36 @@ fn functions() -> Result<StatefulFunctions, statefun_sync::Error> {
 
 /// The deployment: the functions' endpoint, the Kafka topic `names` of `GreetRequest`s
 /// routed to `example/greeter` (by the record key as id), and the Kafka egress.
+/// With `--tls-cert` the runtime's client trusts the CA (a file the user puts on the
+/// runtime's machines), and with `--client-ca` it presents a client certificate: the paths
+/// written are placeholders to fill in.
 fn module_yaml<'a>(
     functions: &'a StatefulFunctions,
-    endpoint: &'a str,
+    options: &'a common::Options,
 ) -> Result<ModuleYamlV3<'a>, statefun_sync::Error> {
-    functions
-        .module_yaml_v3(endpoint)
-        .kafka_ingress(KafkaIngress::new("example/names", "kafka:9092")?.topic(
-            "names",
-            "type.googleapis.com/example.GreetRequest",
-            &["example/greeter"],
-        )?)?
-        .kafka_egress(KafkaEgress::new("example/greets", "kafka:9092")?)
+    let mut yaml = functions.module_yaml_v3(&options.endpoint);
+    if options.tls_cert.is_some() {
+        yaml = yaml.trust_cacerts("/path/to/ca.crt");
+    }
+    if options.client_ca.is_some() {
+        yaml = yaml.client_certificate("/path/to/client.crt", "/path/to/client.key");
+    }
+    yaml.kafka_ingress(KafkaIngress::new("example/names", "kafka:9092")?.topic(
+        "names",
+        "type.googleapis.com/example.GreetRequest",
+        &["example/greeter"],
+    )?)?
+    .kafka_egress(KafkaEgress::new("example/greets", "kafka:9092")?)
 }
 
 fn main() -> anyhow::Result<()> {
     let options = common::options();
     let functions = functions()?;
     if options.module_yaml {
-        print!("{}", module_yaml(&functions, &options.endpoint)?);
+        print!("{}", module_yaml(&functions, &options)?);
         return Ok(());
     }
-    // `serve` logs where it listens, at `info`.
-    common::init_logging();
-    statefun_sync::serve(RequestReplyHandler::v3(functions)?, options.addr.as_str())?;
-    Ok(())
+    common::serve(RequestReplyHandler::v3(functions)?, &options)
 }
 
 #[cfg(test)]

@@ -9,6 +9,14 @@
 //! cargo run --example server -- --module-yaml --endpoint http://my-host:8000/statefun
 //! ```
 //!
+//! The transports the runtime offers (see the README's "Three ways to listen"):
+//!
+//! ```text
+//! cargo run --example server -- --tls-cert tls.crt --tls-key tls.key                   # https
+//! cargo run --example server -- --tls-cert tls.crt --tls-key tls.key --client-ca ca.crt # mutual TLS
+//! cargo run --example server -- --unix /tmp/functions.sock        # http+unix, no port
+//! ```
+//!
 //! It also answers `GET /health` (liveness), `GET /ready` (readiness: 503 once it is
 //! stopping) and `GET /metrics` (Prometheus; feature `metrics`, on by default), and stops
 //! gracefully on SIGTERM or Ctrl-C: it refuses new connections, answers the requests in

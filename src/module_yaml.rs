@@ -179,6 +179,10 @@ pub struct ModuleYamlV3<'a> {
     functions: &'a StatefulFunctions,
     url_path_template: &'a str,
     transport: Option<Transport>,
+    /// `trust_cacerts` of the asynchronous client.
+    trust_cacerts: Option<&'a str>,
+    /// `client_cert` and `client_key` of the asynchronous client.
+    client_certificate: Option<(&'a str, &'a str)>,
     connect_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
@@ -247,6 +251,8 @@ impl StatefulFunctions {
             functions: self,
             url_path_template,
             transport: None,
+            trust_cacerts: None,
+            client_certificate: None,
             connect_timeout: None,
             read_timeout: None,
             write_timeout: None,
@@ -256,10 +262,53 @@ impl StatefulFunctions {
     }
 }
 
-impl ModuleYamlV3<'_> {
-    /// Sets `spec.transport.type` of every endpoint.
+impl<'a> ModuleYamlV3<'a> {
+    /// Sets `spec.transport.type` of every endpoint. [`Transport::OkHttp`] has no TLS
+    /// settings: it drops those of [`trust_cacerts`](Self::trust_cacerts) and
+    /// [`client_certificate`](Self::client_certificate).
     pub fn transport(mut self, transport: Transport) -> Self {
         self.transport = Some(transport);
+        if transport == Transport::OkHttp {
+            self.trust_cacerts = None;
+            self.client_certificate = None;
+        }
+        self
+    }
+
+    /// For `https` endpoints: the runtime trusts the server certificates that chain to the
+    /// CA certificates in `ca_bundle` (`spec.transport.trust_cacerts`: a path on the
+    /// runtime's machines, or `classpath:<resource>`), rather than the JVM's default
+    /// trust store. Only the asynchronous client reads it, so this sets the transport to
+    /// [`Transport::Async`].
+    ///
+    /// ```
+    /// # use statefun_sync::StatefulFunctions;
+    /// # let mut functions = StatefulFunctions::new();
+    /// # functions.bind_message("example/greeter", |_, _| Ok(()))?;
+    /// let yaml = functions
+    ///     .module_yaml_v3("https://functions:8443/statefun")
+    ///     .trust_cacerts("/etc/statefun/tls/ca.crt")
+    ///     .client_certificate("/etc/statefun/tls/client.crt", "/etc/statefun/tls/client.key")
+    ///     .to_string();
+    /// assert!(yaml.contains("    type: io.statefun.transports.v1/async\n"));
+    /// assert!(yaml.contains("    trust_cacerts: /etc/statefun/tls/ca.crt\n"));
+    /// # Ok::<(), statefun_sync::Error>(())
+    /// ```
+    pub fn trust_cacerts(mut self, ca_bundle: &'a str) -> Self {
+        self.trust_cacerts = Some(ca_bundle);
+        self.transport = Some(Transport::Async);
+        self
+    }
+
+    /// For mutual TLS: the runtime presents the certificate chain in `cert` with its
+    /// private key in `key` (`spec.transport.client_cert` and `client_key`: PEM files, the
+    /// key in PKCS#8, as Netty reads it; paths on the runtime's machines, or
+    /// `classpath:<resource>`). The functions' server checks it against its CA bundle
+    /// (`TlsConfig::client_ca`, feature `tls`). Only the asynchronous
+    /// client reads them, so this sets the transport to [`Transport::Async`].
+    pub fn client_certificate(mut self, cert: &'a str, key: &'a str) -> Self {
+        self.client_certificate = Some((cert, key));
+        self.transport = Some(Transport::Async);
         self
     }
 
@@ -615,6 +664,17 @@ impl fmt::Display for ModuleYamlV3<'_> {
             f.write_str("  transport:\n")?;
             if let Some(transport) = self.transport {
                 writeln!(f, "    type: {}", transport.typename())?;
+            }
+            if let Some(ca_bundle) = self.trust_cacerts {
+                writeln!(f, "    trust_cacerts: {}", yaml_scalar(ca_bundle))?;
+            }
+            if let Some((cert, key)) = self.client_certificate {
+                writeln!(
+                    f,
+                    "    client_cert: {}\n    client_key: {}",
+                    yaml_scalar(cert),
+                    yaml_scalar(key)
+                )?;
             }
             // Under `timeouts`, which every 3.1-3.3 client reads (the asynchronous one
             // only `call` and `connect`, also accepted flat).

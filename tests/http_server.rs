@@ -12,8 +12,9 @@ use std::time::Duration;
 use statefun_sync::http::Server;
 use statefun_sync::testing::Request;
 use support::http::{
-    assert_body_over_limit_is_413, burst, chunked, echo_request, error_cases, handler, post,
-    Client, HttpResponse,
+    assert_body_over_limit_is_413, assert_every_error_case, assert_reply,
+    assert_shutdown_answers_the_request_in_flight, burst, chunked, echo_request, handler, post,
+    Client,
 };
 use support::{ping, raise_fd_limit};
 
@@ -23,19 +24,6 @@ fn start() -> Server {
 
 fn start_with(builder: statefun_sync::http::ServerBuilder) -> Server {
     builder.bind("127.0.0.1:0").start(handler()).unwrap()
-}
-
-fn expected(request: &[u8]) -> Vec<u8> {
-    handler().handle(request).unwrap()
-}
-
-fn assert_reply(response: &HttpResponse, request: &[u8]) {
-    assert_eq!(response.status, 200, "{}", response.text());
-    assert_eq!(
-        response.header("Content-Type"),
-        Some("application/octet-stream")
-    );
-    assert_eq!(response.body, expected(request));
 }
 
 #[test]
@@ -54,30 +42,7 @@ fn a_post_gets_200_exactly_octet_stream_and_the_handlers_reply() {
 fn every_error_has_its_status_a_bounded_text_body_and_the_connection_keeps_serving() {
     let server = start();
     let mut client = Client::connect(server.local_addr()).unwrap();
-    let cases = error_cases();
-    for (what, request, status, names) in cases {
-        client.send(&request).unwrap();
-        let response = client.read_response().unwrap();
-
-        assert_eq!(response.status, status, "{what}: {}", response.text());
-        assert_eq!(
-            response.header("Content-Type"),
-            Some("text/plain; charset=utf-8"),
-            "{what}"
-        );
-        assert!(response.body.len() <= 1024, "{what}");
-        assert!(
-            response.text().contains(names),
-            "{what}: {}",
-            response.text()
-        );
-        if status == 405 {
-            assert_eq!(response.header("Allow"), Some("POST"), "{what}");
-        }
-        // The same connection still serves.
-        let good = echo_request("after", 2);
-        assert_reply(&client.post("/statefun", &good).unwrap(), &good);
-    }
+    assert_every_error_case(&mut client);
 }
 
 #[test]
@@ -430,19 +395,8 @@ fn shutdown_lets_the_request_in_flight_finish_closes_idle_ones_and_refuses_new_o
     let warm = echo_request("idle", 1);
     assert_reply(&idle.post("/statefun", &warm).unwrap(), &warm);
 
-    let slow = Request::to("test/slow", "1").invoke(ping(9)).to_bytes();
     let mut busy = Client::connect(addr).unwrap();
-    busy.send(&post("/statefun", &slow)).unwrap();
-    thread::sleep(Duration::from_millis(100)); // the function is now sleeping
-    let stopper = {
-        let server = Arc::clone(&server);
-        thread::spawn(move || server.shutdown())
-    };
-
-    let response = busy.read_response().unwrap();
-    assert_reply(&response, &slow);
-    assert!(response.closes());
-    assert!(stopper.join().unwrap(), "every connection finished in time");
+    assert_shutdown_answers_the_request_in_flight(&server, &mut busy);
     assert!(idle.is_closed_by_server(Duration::from_secs(10)));
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_err());
 }

@@ -116,6 +116,67 @@ spec:
 }
 
 #[test]
+fn mutual_tls_writes_the_asynchronous_clients_certificate_files() {
+    // NettyRequestReplySpec's keys: trust_cacerts, client_cert, client_key.
+    let mut functions = StatefulFunctions::new();
+    functions
+        .bind_message("example/a", |_, _| Ok(()))
+        .unwrap()
+        .timeout(Duration::from_secs(30));
+
+    let yaml = functions
+        .module_yaml_v3("https://functions:8443/statefun")
+        .trust_cacerts("/etc/statefun/ca.crt")
+        .client_certificate("classpath:client.crt", "/etc/statefun/client.key")
+        .to_string();
+
+    let expected = "\
+kind: io.statefun.endpoints.v2/http
+spec:
+  functions: example/a
+  urlPathTemplate: https://functions:8443/statefun
+  transport:
+    type: io.statefun.transports.v1/async
+    trust_cacerts: /etc/statefun/ca.crt
+    client_cert: classpath:client.crt
+    client_key: /etc/statefun/client.key
+    timeouts:
+      call: 30s
+";
+    assert_eq!(yaml, expected);
+}
+
+#[test]
+fn the_okhttp_transport_drops_the_tls_files_it_cannot_read() {
+    let mut functions = StatefulFunctions::new();
+    functions.bind_message("example/a", |_, _| Ok(())).unwrap();
+
+    let yaml = functions
+        .module_yaml_v3("https://functions:8443/statefun")
+        .trust_cacerts("/etc/statefun/ca.crt")
+        .transport(Transport::OkHttp)
+        .to_string();
+
+    assert!(yaml.ends_with("  transport:\n    type: io.statefun.transports.v1/okhttp\n"));
+    assert!(!yaml.contains("trust_cacerts"), "{yaml}");
+}
+
+#[test]
+fn a_unix_socket_endpoint_is_written_as_the_runtime_parses_it() {
+    let mut functions = StatefulFunctions::new();
+    functions.bind_message("example/a", |_, _| Ok(())).unwrap();
+
+    let yaml = functions
+        .module_yaml_v3("http+unix:///run/statefun/functions.sock/statefun")
+        .to_string();
+
+    assert!(
+        yaml.contains("  urlPathTemplate: \"http+unix:///run/statefun/functions.sock/statefun\"\n"),
+        "{yaml}"
+    );
+}
+
+#[test]
 fn kafka_ingresses_and_egresses_follow_the_endpoints() {
     let mut functions = StatefulFunctions::new();
     functions

@@ -95,22 +95,40 @@ pub struct Options {
     pub addr: String,
     /// `--module-yaml`: print the module.yaml and exit.
     pub module_yaml: bool,
-    /// `--endpoint URL` for the printed module.yaml.
+    /// `--endpoint URL` for the printed module.yaml; without it, [`DEPLOY_ENDPOINT`] in
+    /// the scheme the transport options ask for (`https`, `http+unix`).
     pub endpoint: String,
+    /// `--unix PATH`: listen on a Unix domain socket instead of `addr`.
+    pub unix: Option<String>,
+    /// `--tls-cert PEM` and `--tls-key PEM`: serve TLS (feature `tls`).
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// `--client-ca PEM`: mutual TLS, clients need a certificate from this CA.
+    pub client_ca: Option<String>,
 }
 
 const USAGE: &str = "options:
   --addr HOST:PORT   where to listen (default 127.0.0.1:8000, or $STATEFUN_ADDR);
                      0.0.0.0:8000 to accept connections from other hosts
   --module-yaml      print the module.yaml that deploys these functions, and exit
-  --endpoint URL     the endpoint written in it (default http://functions:8000/statefun)";
+  --endpoint URL     the endpoint written in it (default http://functions:8000/statefun,
+                     https://… with --tls-cert, http+unix://PATH/statefun with --unix)
+  --unix PATH        listen on a Unix domain socket instead (name it *.sock; the runtime
+                     calls http+unix://PATH/statefun)
+  --tls-cert PEM     serve TLS with this certificate chain ...
+  --tls-key PEM      ... and this private key
+  --client-ca PEM    mutual TLS: accept only clients with a certificate from this CA";
 
 /// Reads the options; prints the usage and exits on `--help` or a wrong option.
 pub fn options() -> Options {
     let mut options = Options {
         addr: std::env::var("STATEFUN_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".into()),
         module_yaml: false,
-        endpoint: DEPLOY_ENDPOINT.into(),
+        endpoint: String::new(),
+        unix: None,
+        tls_cert: None,
+        tls_key: None,
+        client_ca: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -118,6 +136,10 @@ pub fn options() -> Options {
             "--addr" => options.addr = value(&mut args, "--addr"),
             "--module-yaml" => options.module_yaml = true,
             "--endpoint" => options.endpoint = value(&mut args, "--endpoint"),
+            "--unix" => options.unix = Some(value(&mut args, "--unix")),
+            "--tls-cert" => options.tls_cert = Some(value(&mut args, "--tls-cert")),
+            "--tls-key" => options.tls_key = Some(value(&mut args, "--tls-key")),
+            "--client-ca" => options.client_ca = Some(value(&mut args, "--client-ca")),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -127,6 +149,13 @@ pub fn options() -> Options {
                 std::process::exit(2);
             }
         }
+    }
+    if options.endpoint.is_empty() {
+        let s = if options.tls_cert.is_some() { "s" } else { "" };
+        options.endpoint = match &options.unix {
+            Some(path) => format!("http{s}+unix://{path}/statefun"),
+            None => DEPLOY_ENDPOINT.replacen("http", &format!("http{s}"), 1),
+        };
     }
     options
 }
@@ -179,8 +208,12 @@ pub fn serve(handler: RequestReplyHandler, options: &Options) -> anyhow::Result<
             builder.metrics("/metrics", &metrics),
         )
     };
+    let builder = match &options.unix {
+        Some(path) => builder.bind_unix(path),
+        None => builder.bind(options.addr.as_str()),
+    };
+    let builder = with_tls(builder, options)?;
     let server = builder
-        .bind(options.addr.as_str())
         // Probes for an orchestrator (Kubernetes' livenessProbe and readinessProbe).
         .health("/health")
         .ready("/ready")
@@ -194,15 +227,46 @@ pub fn serve(handler: RequestReplyHandler, options: &Options) -> anyhow::Result<
         ""
     };
     log::info!(
-        "serving {} (protocol {version}) at http://{}{}, and GET /health and /ready{metrics} \
+        "serving {} (protocol {version}) at {}, and GET /health and /ready{metrics} \
          (Ctrl-C or SIGTERM to stop)",
         names.join(", "),
-        server.local_addr(),
-        server.path()
+        server.url(),
     );
     server.join();
     log::info!("stopped");
     Ok(())
+}
+
+/// TLS as `--tls-cert`, `--tls-key` and `--client-ca` say, if they say anything.
+#[cfg(feature = "tls")]
+fn with_tls(
+    builder: statefun_sync::http::ServerBuilder,
+    options: &Options,
+) -> anyhow::Result<statefun_sync::http::ServerBuilder> {
+    use statefun_sync::http::TlsConfig;
+    let tls = match (&options.tls_cert, &options.tls_key) {
+        (Some(cert), Some(key)) => TlsConfig::new(cert, key),
+        (None, None) if options.client_ca.is_none() => return Ok(builder),
+        _ => anyhow::bail!(
+            "TLS needs both --tls-cert and --tls-key (and --client-ca for mutual TLS)"
+        ),
+    };
+    Ok(builder.tls(match &options.client_ca {
+        Some(ca) => tls.client_ca(ca),
+        None => tls,
+    }))
+}
+
+/// Without the feature `tls`, the TLS options are refused rather than ignored.
+#[cfg(not(feature = "tls"))]
+fn with_tls(
+    builder: statefun_sync::http::ServerBuilder,
+    options: &Options,
+) -> anyhow::Result<statefun_sync::http::ServerBuilder> {
+    if options.tls_cert.is_some() || options.tls_key.is_some() || options.client_ca.is_some() {
+        anyhow::bail!("TLS options need the feature `tls` (on by default): this build has none");
+    }
+    Ok(builder)
 }
 
 /// A readable form of a message: decoded when its type is one of the examples', a 3.x

@@ -5,6 +5,8 @@
 //!   blocking HTTP/1.1 server, the one to use in production, with room for a few routes
 //!   of your own ([`ServerBuilder::route`]). No async runtime; see [`Server`] for how it
 //!   serves and why.
+//!   It listens on a TCP port or a Unix domain socket (`ServerBuilder::bind_unix`), and
+//!   speaks TLS and mutual TLS with feature `tls` (`ServerBuilder::tls`, `TlsConfig`).
 //! - [`Endpoint`]: the HTTP rules alone, plain data in and out, to host the handler in
 //!   any other blocking server next to its own routes.
 //! - [`tiny_http`] (feature `tiny-http`, on by default): one call answers a
@@ -17,11 +19,16 @@ pub(crate) mod codec;
 pub(crate) mod endpoint;
 #[cfg(feature = "server")]
 pub(crate) mod server;
+pub(crate) mod socket;
 #[cfg(feature = "tiny-http")]
 pub mod tiny_http;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 
 pub use endpoint::{
     Endpoint, RequestHead, Response, DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, OCTET_STREAM,
 };
 #[cfg(feature = "server")]
-pub use server::{Server, ServerBuilder};
+pub use server::{ListenAddr, Server, ServerBuilder};
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;

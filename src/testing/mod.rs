@@ -73,6 +73,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Calling a served function
+//!
+//! [`call_remote`] and [`v3::call_remote`] send a [`Request`] to a running service as the
+//! runtime would, over the transports the runtime uses: `http://host:port/path`, a Unix
+//! socket's `http+unix:///dir/fn.sock/path`, and with feature `tls` `https://…` and
+//! `https+unix://…`, for which [`call_remote_with`] takes the client's TLS settings (the
+//! CA to trust and, for mutual TLS, a client certificate) in [`RemoteOptions`]. A
+//! [`LocalRuntime`] routes a function type to such an endpoint with
+//! [`route_to_endpoint`](LocalRuntime::route_to_endpoint).
+//!
 //! # Running an app locally
 //!
 //! [`LocalRuntime`] stands in for the Flink runtime: it keeps every address's state,
@@ -167,7 +177,9 @@ mod v2;
 pub mod v3;
 
 pub use egress::{read_kafka_record, read_kinesis_record, KafkaRecord, KinesisRecord};
-pub use http_client::{call_remote, RemoteError};
+#[cfg(feature = "tls")]
+pub use http_client::ClientTls;
+pub use http_client::{call_remote, call_remote_with, RemoteError, RemoteOptions};
 pub use local::{BatchRecord, Envelope, LocalRuntime, RuntimeError};
 pub use v2::{Reply, Request};
 

@@ -32,7 +32,7 @@ use std::time::Duration;
 use prost::Message;
 use prost_types::Any;
 
-use super::http_client::{self, RemoteError};
+use super::http_client::{self, RemoteError, RemoteOptions};
 use super::StateChange;
 use super::{delay_of, egress_name, read, to_any, Effects, Emitted, ReadError, Sent, SentAfter};
 use crate::address::{Address, FunctionType};
@@ -395,16 +395,45 @@ impl Reply {
     }
 }
 
-/// Sends `request` to the 3.x function endpoint at `url` (`http://host:port/path`) as the
-/// runtime would, and decodes the reply: the 3.x form of
-/// [`call_remote`](super::call_remote), with the same checks, except that an empty body
-/// is an empty result, as the 3.x runtime reads it.
+/// Sends `request` to the 3.x function endpoint at `url` (`http://host:port/path`, or a
+/// Unix socket's `http+unix:///dir/fn.sock/path`) as the runtime would, and decodes the
+/// reply: the 3.x form of [`call_remote`](super::call_remote), with the same checks,
+/// except that an empty body is an empty result, as the 3.x runtime reads it.
 ///
 /// # Errors
 ///
 /// As [`call_remote`](super::call_remote).
 pub fn call_remote(url: &str, request: &Request, timeout: Duration) -> Result<Reply, RemoteError> {
-    let body = http_client::exchange(url, &request.to_bytes(), timeout, ProtocolVersion::V3)?;
+    call_remote_with(url, request, &RemoteOptions::new(timeout))
+}
+
+/// [`call_remote`] with [`RemoteOptions`]: the 3.x form of
+/// [`testing::call_remote_with`](super::call_remote_with), for `https` and `https+unix`
+/// endpoints (feature `tls`), with a client certificate for mutual TLS.
+///
+/// ```no_run
+/// # #[cfg(feature = "tls")] {
+/// use std::time::Duration;
+/// use statefun_sync::testing::v3::{call_remote_with, Request};
+/// use statefun_sync::testing::{ClientTls, RemoteOptions};
+///
+/// let tls = ClientTls::new("tls/ca.crt")?.identity("tls/client.crt", "tls/client.key")?;
+/// let options = RemoteOptions::new(Duration::from_secs(10)).tls(tls);
+/// let request = Request::to("example/greeter", "alice").invoke(&"alice".to_string());
+/// let reply = call_remote_with("https://localhost:8443/statefun", &request, &options)?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`testing::call_remote_with`](super::call_remote_with).
+pub fn call_remote_with(
+    url: &str,
+    request: &Request,
+    options: &RemoteOptions,
+) -> Result<Reply, RemoteError> {
+    let body = http_client::exchange(url, &request.to_bytes(), options, ProtocolVersion::V3)?;
     Reply::decode(&body).map_err(|error| RemoteError::MalformedReply {
         reason: format!("it does not decode as a 3.x FromFunction: {error}"),
     })

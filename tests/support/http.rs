@@ -1,5 +1,7 @@
-//! The one raw HTTP/1.1 test client, over `std::net::TcpStream`; the requests the HTTP
-//! tests write; the functions they serve; and a tiny_http server that stops by itself.
+//! The one raw HTTP/1.1 test client, over `std::net::TcpStream` by default, or over any
+//! other [`Transport`] (a Unix socket, TLS over either: see `support::tls`); the requests
+//! the HTTP tests write; the functions they serve; and a tiny_http server that stops by
+//! itself.
 //!
 //! The client is raw on purpose: a test writes exactly the bytes it means (half a
 //! request, one byte at a time, a broken framing) through [`Client::send`] or straight
@@ -10,6 +12,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -75,12 +79,32 @@ pub enum Outcome {
     Partial(Vec<u8>),
 }
 
-/// One client connection, with a read buffer that keeps bytes of later responses.
-pub struct Client {
+/// What a [`Client`] runs over: a byte stream whose reads a timeout bounds.
+pub trait Transport: Read + Write {
+    /// As `TcpStream::set_read_timeout`.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+#[cfg(unix)]
+impl Transport for UnixStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
+    }
+}
+
+/// One client connection, with a read buffer that keeps bytes of later responses; over
+/// TCP unless made with [`Client::over`].
+pub struct Client<S = TcpStream> {
     /// The socket, for raw control: partial or slow writes, `try_clone`, reading a few
     /// bytes by hand. Reads straight from it bypass the buffer, so make them before the
     /// first `read_*` call, or when every response read so far was read whole.
-    pub stream: TcpStream,
+    pub stream: S,
     buf: Vec<u8>,
 }
 
@@ -92,10 +116,28 @@ impl Client {
         stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
         stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
         stream.set_nodelay(true)?;
-        Ok(Client {
+        Ok(Client::over(stream))
+    }
+}
+
+#[cfg(unix)]
+impl Client<UnixStream> {
+    /// Connects to the Unix socket at `path`, with [`CLIENT_TIMEOUT`] for reads and writes.
+    pub fn connect_unix(path: &std::path::Path) -> io::Result<Client<UnixStream>> {
+        let stream = UnixStream::connect(path)?;
+        stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+        stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+        Ok(Client::over(stream))
+    }
+}
+
+impl<S: Transport> Client<S> {
+    /// A client over `stream`, connected and with its timeouts set.
+    pub fn over(stream: S) -> Client<S> {
+        Client {
             stream,
             buf: Vec::new(),
-        })
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -287,17 +329,28 @@ fn parse(buf: &[u8], at_eof: bool) -> io::Result<Option<(HttpResponse, usize)>> 
 /// It holds `count` client sockets, and the server as many: call
 /// [`raise_fd_limit`](super::raise_fd_limit) first.
 pub fn burst(addr: SocketAddr, count: usize, deadline: Duration) -> (usize, usize) {
+    burst_with(count, deadline, move || Client::connect(addr))
+}
+
+/// [`burst`] over the connections `connect` opens (a TLS handshake, a Unix socket): the
+/// time to connect counts in the deadline.
+pub fn burst_with<S, F>(count: usize, deadline: Duration, connect: F) -> (usize, usize)
+where
+    S: Transport,
+    F: Fn() -> io::Result<Client<S>> + Clone + Send + 'static,
+{
     let barrier = Arc::new(Barrier::new(count));
     let threads: Vec<_> = (0..count)
         .map(|i| {
             let barrier = Arc::clone(&barrier);
+            let connect = connect.clone();
             thread::Builder::new()
                 .stack_size(128 * 1024)
                 .spawn(move || {
                     let request = echo_request(&format!("burst-{i}"), 1);
                     barrier.wait();
                     let started = Instant::now();
-                    let mut client = Client::connect(addr).ok();
+                    let mut client = connect().ok();
                     let in_time = client.as_mut().is_some_and(|client| {
                         // Only the first request is timed: wait no longer than the deadline.
                         let left = deadline.saturating_sub(started.elapsed());
@@ -358,9 +411,19 @@ pub fn assert_body_over_limit_is_413(
     limit: usize,
     extras: bool,
 ) {
+    assert_body_over_limit_is_413_with(|| Client::connect(addr), path, limit, extras);
+}
+
+/// [`assert_body_over_limit_is_413`] over the connections `connect` opens.
+pub fn assert_body_over_limit_is_413_with<S: Transport>(
+    connect: impl Fn() -> io::Result<Client<S>>,
+    path: &str,
+    limit: usize,
+    extras: bool,
+) {
     let big = vec![7u8; 5 * limit];
 
-    let mut by_length = Client::connect(addr).unwrap();
+    let mut by_length = connect().unwrap();
     let response = by_length.post(path, &big).unwrap();
     assert_eq!(response.status, 413, "{}", response.text());
     assert!(
@@ -372,7 +435,7 @@ pub fn assert_body_over_limit_is_413(
     );
     assert!(response.closes());
 
-    let mut by_chunks = Client::connect(addr).unwrap();
+    let mut by_chunks = connect().unwrap();
     by_chunks
         .send(
             format!("POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -383,6 +446,70 @@ pub fn assert_body_over_limit_is_413(
     let response = by_chunks.read_response().unwrap();
     assert_eq!(response.status, 413, "{}", response.text());
     assert!(response.closes());
+}
+
+/// Checks that `response` is the 200 `handler()` gives `request`: the handler's reply
+/// body, exactly, as `application/octet-stream`.
+pub fn assert_reply(response: &HttpResponse, request: &[u8]) {
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        response.header("Content-Type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(response.body, handler().handle(request).unwrap());
+}
+
+/// Sends every request of [`error_cases`] on `client`'s one connection, as
+/// `tests/http_server.rs` does over TCP: each gets its status and a bounded text body
+/// naming the problem (a 405 its `Allow`), and the connection then serves a good request.
+pub fn assert_every_error_case<S: Transport>(client: &mut Client<S>) {
+    for (what, request, status, names) in error_cases() {
+        client.send(&request).unwrap();
+        let response = client.read_response().unwrap();
+
+        assert_eq!(response.status, status, "{what}: {}", response.text());
+        assert_eq!(
+            response.header("Content-Type"),
+            Some("text/plain; charset=utf-8"),
+            "{what}"
+        );
+        assert!(response.body.len() <= 1024, "{what}");
+        assert!(
+            response.text().contains(names),
+            "{what}: {}",
+            response.text()
+        );
+        if status == 405 {
+            assert_eq!(response.header("Allow"), Some("POST"), "{what}");
+        }
+        assert!(!response.closes(), "{what}");
+        // The same connection still serves.
+        let good = echo_request("after", 2);
+        assert_reply(&client.post("/statefun", &good).unwrap(), &good);
+    }
+}
+
+/// Sends a batch to `test/slow` (a function that sleeps) on `busy`, shuts `server` down
+/// while it runs, and checks what a graceful stop promises, over any transport: the
+/// request in flight is answered whole, with `Connection: close`, and the shutdown
+/// finishes in time.
+#[cfg(feature = "server")]
+pub fn assert_shutdown_answers_the_request_in_flight<S: Transport>(
+    server: &Arc<statefun_sync::http::Server>,
+    busy: &mut Client<S>,
+) {
+    let slow = Request::to("test/slow", "1").invoke(ping(9)).to_bytes();
+    busy.send(&post("/statefun", &slow)).unwrap();
+    thread::sleep(Duration::from_millis(100)); // the function is now sleeping
+    let stopper = {
+        let server = Arc::clone(server);
+        thread::spawn(move || server.shutdown())
+    };
+
+    let response = busy.read_response().unwrap();
+    assert_reply(&response, &slow);
+    assert!(response.closes());
+    assert!(stopper.join().unwrap(), "every connection finished in time");
 }
 
 /// `body` in chunked framing, in chunks of `size` bytes; with `extras`, an extension on

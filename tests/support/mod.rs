@@ -3,8 +3,10 @@
 //!
 //! - here: the message types of the Python SDK's test suite, and handler helpers;
 //! - [`raise_fd_limit`], for tests that hold many sockets;
-//! - [`http`]: the raw HTTP/1.1 test client, the requests and functions the HTTP tests
-//!   use, and a tiny_http server;
+//! - [`TempDir`], a directory removed when dropped;
+//! - [`http`]: the raw HTTP/1.1 test client (over TCP, a Unix socket or TLS), the
+//!   requests and functions the HTTP tests use, and a tiny_http server;
+//! - [`tls`] (feature `tls`): test certificates made at test time, and a rustls client;
 //! - [`python`]: the Python reference SDK (a test virtualenv, or `$STATEFUN_PYTHON`);
 //! - [`differential`]: what the two differential tests against it share;
 //! - [`hostile`]: the raw protobuf encoders and error assertions of the hostile-input tests;
@@ -21,6 +23,8 @@ pub mod hostile;
 pub mod http;
 pub mod python;
 pub mod scripted;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 #[path = "../../benches/workloads/functions.rs"]
 pub mod workloads;
@@ -64,6 +68,44 @@ pub fn raise_fd_limit(needed: u64) -> bool {
          {limit} (the hard limit, `ulimit -Hn`, which only root can raise)"
     );
     false
+}
+
+/// A new empty directory under the system's temporary directory, removed with all it
+/// holds when dropped. Its path is short, so that a Unix socket's path in it stays under
+/// the 108 bytes a socket address holds.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// Creates the directory, named after `prefix`, this process and a counter.
+    ///
+    /// # Panics
+    ///
+    /// If it cannot be created.
+    pub fn new(prefix: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
+        // A directory left by an earlier process of the same id: start afresh.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// The path of `name` in the directory.
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The Python SDK test suite's `LoginEvent` (package `k8s.demo`).

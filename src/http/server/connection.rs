@@ -2,7 +2,7 @@
 //! loop (requests read, checked, answered, on one keep-alive connection).
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::Shutdown;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use log::{error, warn};
 
 use super::semaphore::Permit;
+use super::transport::Listener;
 use super::{lock, Shared, Tracked};
 use crate::http::codec::{
-    self, encode_response, set_deadline, Connection, Framing, Head, ReadError, Reader,
-    MAX_REQUEST_HEAD,
+    self, encode_response, Connection, Framing, Head, ReadError, Reader, MAX_REQUEST_HEAD,
 };
 use crate::http::endpoint::{error_text, Refusal, Response};
+use crate::http::socket::{Socket, Stream};
 
 /// How long a connection that is closed after an error keeps reading what the client
 /// still sends, so the kernel does not answer it with a reset that destroys the reply.
@@ -23,10 +24,10 @@ const LINGER: Duration = Duration::from_secs(2);
 /// How much it reads meanwhile, at most.
 const MAX_LINGER_BYTES: usize = 1024 * 1024;
 
-pub(super) fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
+pub(super) fn accept_loop(shared: &Arc<Shared>, listener: Listener) {
     loop {
         match listener.accept() {
-            Ok((stream, _)) => {
+            Ok(stream) => {
                 if shared.is_stopping() {
                     break;
                 }
@@ -46,13 +47,16 @@ pub(super) fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
         }
     }
     drop(listener);
+    #[cfg(unix)]
+    if let Some(file) = &shared.socket_file {
+        file.remove();
+    }
     lock(&shared.state).acceptor_done = true;
     shared.changed.notify_all();
 }
 
 /// Gives a new connection its thread, or refuses it with 503.
-fn admit(shared: &Arc<Shared>, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
+fn admit(shared: &Arc<Shared>, stream: Socket) {
     let handle = match stream.try_clone() {
         Ok(handle) => handle,
         Err(err) => {
@@ -120,8 +124,12 @@ impl Drop for Registered<'_> {
 }
 
 /// Answers a connection the server will not serve with 503 and closes it, without
-/// waiting for its request.
-fn refuse(shared: &Shared, mut stream: TcpStream, refusal: Refusal) {
+/// waiting for its request. Over TLS it only closes it: a reply would take a handshake,
+/// on the accept loop's thread; the client sees the connection close and retries.
+fn refuse(shared: &Shared, mut stream: Socket, refusal: Refusal) {
+    if shared.is_tls() {
+        return;
+    }
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
     let response = refusal.response();
     let bytes = encode_response(&response, Connection::Close, true);
@@ -138,8 +146,11 @@ enum Next {
     LingerClose,
 }
 
-fn serve_connection(shared: &Shared, id: u64, stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(shared.read_timeout));
+fn serve_connection(shared: &Shared, id: u64, socket: Socket) {
+    let _ = socket.set_write_timeout(Some(shared.read_timeout));
+    let Some(stream) = secure(shared, socket) else {
+        return;
+    };
     let mut conn = Reader::new(stream, MAX_REQUEST_HEAD);
     // A new connection gets no longer than a request would to send its first byte: 2,048
     // sockets that never speak must not hold every slot for the whole idle timeout.
@@ -147,7 +158,7 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream) {
     loop {
         if conn.buffered().is_empty() {
             // Idle: wait for the next request's first byte.
-            if conn.stream().set_read_timeout(Some(wait)).is_err() {
+            if conn.stream().socket().set_read_timeout(Some(wait)).is_err() {
                 return;
             }
             match conn.fill(None) {
@@ -161,10 +172,7 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream) {
         let deadline = Instant::now() + shared.read_timeout;
         match exchange(shared, &mut conn, deadline) {
             Next::KeepAlive => {}
-            Next::Close => {
-                let _ = conn.stream().shutdown(Shutdown::Write);
-                return;
-            }
+            Next::Close => return conn.stream_mut().close_write(),
             Next::LingerClose => return linger_close(conn.stream_mut()),
         }
         if !shared.set_busy(id, false) {
@@ -175,7 +183,7 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream) {
 }
 
 /// Reads one request and answers it: with a route's handler, or the functions'.
-fn exchange(shared: &Shared, conn: &mut Reader<TcpStream>, deadline: Instant) -> Next {
+fn exchange(shared: &Shared, conn: &mut Reader<Stream>, deadline: Instant) -> Next {
     let head = match conn.read_request_head(deadline) {
         Ok(head) => head,
         Err(err) => return fail(shared, conn, err, "request head"),
@@ -253,13 +261,13 @@ fn exchange(shared: &Shared, conn: &mut Reader<TcpStream>, deadline: Instant) ->
 /// Writes all of `bytes` by `deadline`: the socket's write timeout bounds each write
 /// call, so a client reading one byte at a time would otherwise hold the connection for
 /// as long as it likes.
-fn write_all_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+fn write_all_by(stream: &mut Stream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
     while !bytes.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        stream.set_write_timeout(Some(left))?;
+        stream.socket().set_write_timeout(Some(left))?;
         match stream.write(bytes) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => bytes = &bytes[n..],
@@ -270,7 +278,7 @@ fn write_all_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> 
     Ok(())
 }
 
-fn reply(conn: &mut Reader<TcpStream>, response: &Response, head: &Head, shared: &Shared) -> Next {
+fn reply(conn: &mut Reader<Stream>, response: &Response, head: &Head, shared: &Shared) -> Next {
     let connection = if head.close || shared.is_stopping() {
         Connection::Close
     } else if head.http10 {
@@ -301,12 +309,7 @@ fn reply(conn: &mut Reader<TcpStream>, response: &Response, head: &Head, shared:
 
 /// Answers a request that could not be read whole, when there is someone to answer:
 /// the refusal, or 408 for a timeout, then the connection closes.
-fn fail(
-    shared: &Shared,
-    conn: &mut Reader<TcpStream>,
-    err: ReadError,
-    reading: &'static str,
-) -> Next {
+fn fail(shared: &Shared, conn: &mut Reader<Stream>, err: ReadError, reading: &'static str) -> Next {
     let refusal = match err {
         ReadError::Refused(refusal) => refusal,
         err if err.is_timeout() => Refusal::TimedOut(reading),
@@ -374,13 +377,13 @@ impl Drop for InFlight<'_> {
 
 /// Closes after an error with input possibly still coming: reads (and drops) it for a
 /// while, so the client reads the reply instead of a connection reset.
-fn linger_close(stream: &mut TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
+fn linger_close(stream: &mut Stream) {
+    stream.close_write();
     let until = Instant::now() + LINGER;
     let mut drained = 0;
     let mut scratch = [0; 8192];
     while drained < MAX_LINGER_BYTES {
-        if set_deadline(stream, Some(until)).is_err() {
+        if stream.set_deadline(until).is_err() {
             break;
         }
         match stream.read(&mut scratch) {
@@ -388,4 +391,32 @@ fn linger_close(stream: &mut TcpStream) {
             Ok(n) => drained += n,
         }
     }
+}
+
+/// The connection's stream: the socket itself, or, on a TLS server, the socket once the
+/// TLS handshake has succeeded within the read timeout; `None` when it failed (the peer
+/// has had rustls' alert, the connection closes, the handler sees nothing).
+#[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+fn secure(shared: &Shared, socket: Socket) -> Option<Stream> {
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = &shared.tls {
+        use crate::http::tls::stream::TlsStream;
+        let deadline = Instant::now() + shared.read_timeout;
+        let handshake = acceptor
+            .connection()
+            .and_then(|conn| TlsStream::handshake(conn, socket, deadline));
+        return match handshake {
+            Ok(tls) => Some(Stream::Tls(Box::new(tls))),
+            Err(err) => {
+                match err.kind() {
+                    // A client refused (its certificate), or one that speaks no TLS.
+                    io::ErrorKind::InvalidData => warn!("TLS handshake refused: {err}"),
+                    // Gone, or too slow: nothing the server did.
+                    _ => log::debug!("TLS handshake not completed: {err}"),
+                }
+                None
+            }
+        };
+    }
+    Some(Stream::Plain(socket))
 }

@@ -11,14 +11,14 @@ mod routes;
 mod semaphore;
 #[cfg(unix)]
 mod signals;
+mod transport;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{
-    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs,
-};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, ToSocketAddrs};
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -28,8 +28,11 @@ use log::{info, warn};
 
 use super::endpoint::{Endpoint, RequestHead, Response};
 use crate::handler::RequestReplyHandler;
+use crate::http::socket::Socket;
 use routes::Routes;
 use semaphore::Semaphore;
+pub use transport::ListenAddr;
+use transport::Listener;
 
 /// Serves `handler` at `http://<addr>/statefun` with the default settings of
 /// [`ServerBuilder`], plus the probes `GET /health` and `GET /ready`, on the calling
@@ -88,9 +91,8 @@ pub fn serve(
     let builder = builder.stop_on_signals();
     let server = builder.start(handler)?;
     info!(
-        "serving Stateful Functions at http://{}{}, and GET /health and /ready",
-        server.local_addr(),
-        server.path()
+        "serving Stateful Functions at {}, and GET /health and /ready",
+        server.url()
     );
     server.join();
     Ok(())
@@ -122,6 +124,11 @@ pub fn serve(
 /// Functions run on the connection threads, whose stack is
 /// [`stack_size`](ServerBuilder::stack_size) (default 512 KiB): raise it for functions
 /// with deep recursion or large values on the stack.
+///
+/// It listens on a TCP port ([`bind`](ServerBuilder::bind)) or a Unix domain socket
+/// ([`bind_unix`](ServerBuilder::bind_unix)), and speaks plain HTTP or, with feature
+/// `tls`, TLS and mutual TLS (`ServerBuilder::tls`): each connection's handshake runs on
+/// its own thread, so a burst of TLS connections is answered as a plain one is.
 ///
 /// HTTP/1.1 and HTTP/1.0 requests are served, with keep-alive (HTTP/1.0 only when the
 /// request asks for it), `Connection: close`, sequential pipelined requests,
@@ -158,7 +165,10 @@ pub struct Server {
 /// ```
 #[derive(Debug)]
 pub struct ServerBuilder {
-    addrs: io::Result<Vec<SocketAddr>>,
+    listen: Listen,
+    unix_mode: u32,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::http::TlsConfig>,
     endpoint: Endpoint,
     workers: usize,
     max_connections: usize,
@@ -179,7 +189,10 @@ pub struct ServerBuilder {
 impl Default for ServerBuilder {
     fn default() -> Self {
         ServerBuilder {
-            addrs: Ok(vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 8000))]),
+            listen: Listen::Tcp(Ok(vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 8000))])),
+            unix_mode: 0o660,
+            #[cfg(feature = "tls")]
+            tls: None,
             endpoint: Endpoint::new(),
             workers: thread::available_parallelism().map_or(4, NonZeroUsize::get) * 2,
             max_connections: 2048,
@@ -202,7 +215,48 @@ impl ServerBuilder {
     /// port 0 for any free port). The first address it resolves to that binds is used.
     /// A resolution error is returned by [`start`](Self::start).
     pub fn bind(mut self, addr: impl ToSocketAddrs) -> Self {
-        self.addrs = addr.to_socket_addrs().map(Iterator::collect);
+        self.listen = Listen::Tcp(addr.to_socket_addrs().map(Iterator::collect));
+        self
+    }
+
+    /// Listens on a Unix domain socket at `path` instead of a TCP port (Unix only), for a
+    /// function that runs beside the runtime (a sidecar) and needs no port at all. The
+    /// runtime calls it at `http+unix://<path>/statefun` (`https+unix` with
+    /// [`tls`](Self::tls)), and finds where the socket's path ends by a file name ending
+    /// in `.sock`: name it so, e.g. `/run/statefun/functions.sock`.
+    ///
+    /// [`start`](Self::start) removes a socket file left by a server that did not stop
+    /// cleanly, refuses to start when a server is live on it (`AddrInUse`) or when the
+    /// path is a file that is not a socket (`AlreadyExists`), and sets the file's mode
+    /// ([`unix_mode`](Self::unix_mode)); the shutdown removes the file. Every limit,
+    /// timeout and status is the TCP server's.
+    pub fn bind_unix(mut self, path: impl Into<PathBuf>) -> Self {
+        self.listen = Listen::Unix(path.into());
+        self
+    }
+
+    /// The permissions of the socket file of [`bind_unix`](Self::bind_unix) (default
+    /// `0o660`: owner and group may connect, no one else). Connecting takes write
+    /// permission on the file.
+    pub fn unix_mode(mut self, mode: u32) -> Self {
+        self.unix_mode = mode;
+        self
+    }
+
+    /// Serves over TLS (feature `tls`): TLS 1.3 and 1.2 with the certificate and key of
+    /// `config`, and mutual TLS when it has a [`client_ca`](crate::http::TlsConfig::client_ca).
+    /// The files are read by [`start`](Self::start), and again when they change (see
+    /// [`TlsConfig`](crate::http::TlsConfig#certificate-rotation)).
+    ///
+    /// Each connection's handshake runs on its own thread, within the
+    /// [`read_timeout`](Self::read_timeout): a client that stalls it, or sends anything
+    /// but a TLS handshake (plain HTTP included), is closed by then and never reaches
+    /// the functions. A connection beyond [`max_connections`](Self::max_connections) is
+    /// closed without the 503 a plain server sends (that reply would take a handshake);
+    /// the runtime retries it as it retries a 503.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::http::TlsConfig) -> Self {
+        self.tls = Some(config);
         self
     }
 
@@ -425,14 +479,22 @@ impl ServerBuilder {
     /// installed or their thread created (nothing is left serving then).
     pub fn start(self, handler: impl Into<Arc<RequestReplyHandler>>) -> io::Result<Server> {
         self.routes.check()?;
-        let listener = TcpListener::bind(&self.addrs?[..])?;
-        let local_addr = listener.local_addr()?;
+        #[cfg(feature = "tls")]
+        let tls = self
+            .tls
+            .map(crate::http::tls::acceptor::Acceptor::new)
+            .transpose()?;
+        let (listener, listen_addr, socket_file) = bind(self.listen, self.unix_mode)?;
         let body_memory = self.max_body_memory.max(self.endpoint.max_body_size());
         let shared = Arc::new(Shared {
             handler: handler.into(),
             endpoint: self.endpoint,
             routes: self.routes,
-            local_addr,
+            listen_addr,
+            #[cfg(unix)]
+            socket_file,
+            #[cfg(feature = "tls")]
+            tls,
             read_timeout: self.read_timeout,
             idle_timeout: self.idle_timeout,
             shutdown_timeout: self.shutdown_timeout,
@@ -484,9 +546,28 @@ impl Server {
         ServerBuilder::default()
     }
 
-    /// The address the server listens on (with the actual port when bound to port 0).
+    /// The TCP address the server listens on (with the actual port when bound to port
+    /// 0). A server on a Unix socket ([`bind_unix`](ServerBuilder::bind_unix)) has none,
+    /// and answers `0.0.0.0:0`: [`listen_addr`](Self::listen_addr) tells either.
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local_addr
+        match &self.shared.listen_addr {
+            ListenAddr::Tcp(addr) => *addr,
+            ListenAddr::Unix(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        }
+    }
+
+    /// Where the server listens: a TCP address or a Unix socket's path.
+    pub fn listen_addr(&self) -> &ListenAddr {
+        &self.shared.listen_addr
+    }
+
+    /// The URL of the functions, as the runtime's module.yaml names it:
+    /// `http://127.0.0.1:8000/statefun`, `https://…` over TLS,
+    /// `http+unix:///run/functions.sock/statefun` on a Unix socket.
+    pub fn url(&self) -> String {
+        self.shared
+            .listen_addr
+            .url(self.path(), self.shared.is_tls())
     }
 
     /// The path the functions are served at.
@@ -548,7 +629,7 @@ impl Drop for Server {
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
-            .field("local_addr", &self.local_addr())
+            .field("listen_addr", &self.listen_addr())
             .field("path", &self.path())
             .field("connections", &self.connections())
             .field("ready", &self.is_ready())
@@ -556,17 +637,40 @@ impl fmt::Debug for Server {
     }
 }
 
-/// Where to connect to wake an accept() on `local`: the same port on loopback when
-/// bound to every interface.
-fn wake_address(local: SocketAddr) -> SocketAddr {
-    match local.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::from((Ipv4Addr::LOCALHOST, local.port()))
+/// What a builder listens on.
+#[derive(Debug)]
+enum Listen {
+    Tcp(io::Result<Vec<SocketAddr>>),
+    Unix(PathBuf),
+}
+
+/// The socket of `listen`; on a Unix socket, its file too.
+fn bind(
+    listen: Listen,
+    unix_mode: u32,
+) -> io::Result<(Listener, ListenAddr, Option<transport::SocketFileOf>)> {
+    match listen {
+        Listen::Tcp(addrs) => {
+            let listener = TcpListener::bind(&addrs?[..])?;
+            let addr = listener.local_addr()?;
+            Ok((Listener::Tcp(listener), ListenAddr::Tcp(addr), None))
         }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::from((Ipv6Addr::LOCALHOST, local.port()))
+        #[cfg(unix)]
+        Listen::Unix(path) => {
+            let (listener, file) = transport::SocketFile::bind(&path, unix_mode)?;
+            Ok((Listener::Unix(listener), ListenAddr::Unix(path), Some(file)))
         }
-        _ => local,
+        #[cfg(not(unix))]
+        Listen::Unix(path) => {
+            let _ = unix_mode;
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "{}: Unix domain sockets are served on Unix only",
+                    path.display()
+                ),
+            ))
+        }
     }
 }
 
@@ -574,7 +678,13 @@ struct Shared {
     handler: Arc<RequestReplyHandler>,
     endpoint: Endpoint,
     routes: Routes,
-    local_addr: SocketAddr,
+    listen_addr: ListenAddr,
+    /// The Unix socket's file, removed once the server stops accepting.
+    #[cfg(unix)]
+    socket_file: Option<transport::SocketFile>,
+    /// The TLS configuration new connections get ([`ServerBuilder::tls`]).
+    #[cfg(feature = "tls")]
+    tls: Option<crate::http::tls::acceptor::Acceptor>,
     read_timeout: Duration,
     idle_timeout: Duration,
     shutdown_timeout: Duration,
@@ -614,7 +724,7 @@ struct State {
 /// An open connection, as the shutdown sees it.
 struct Tracked {
     /// A handle to the same socket, to close it from the shutdown.
-    stream: TcpStream,
+    stream: Socket,
     /// Between the first byte of a request and the end of its reply.
     busy: bool,
 }
@@ -639,6 +749,14 @@ impl Shared {
     #[cfg(feature = "metrics")]
     fn metrics(&self) -> Option<&crate::metrics::ServerMetrics> {
         self.metrics.as_ref().map(crate::metrics::Metrics::server)
+    }
+
+    /// Whether connections speak TLS.
+    fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
     }
 
     fn is_stopping(&self) -> bool {
@@ -669,9 +787,15 @@ impl Shared {
             }
         }
         // Wakes the accept loop, blocked in accept(), so it sees the flag.
-        let _ = TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
+        #[cfg(unix)]
+        let file = self.socket_file.as_ref();
+        #[cfg(not(unix))]
+        let file = None;
+        // When nothing can reach the listener (its socket file removed), its thread is
+        // not waited for: it stays blocked in accept() until the process ends.
+        let woke = transport::wake(&self.listen_addr, file);
         let mut state = lock(&self.state);
-        while !(state.forced || (state.acceptor_done && state.connections.is_empty())) {
+        while !(state.forced || ((state.acceptor_done || !woke) && state.connections.is_empty())) {
             let now = Instant::now();
             if now >= deadline {
                 break;

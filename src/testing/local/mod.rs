@@ -9,7 +9,7 @@ use prost::bytes::Bytes;
 use prost::{Message, Name};
 use prost_types::Any;
 
-use super::http_client::{self, Endpoint};
+use super::http_client::{self, Endpoint, RemoteOptions};
 use super::v3::{self, StateDeclaration};
 use super::{
     read, read_kafka_record, read_kinesis_record, to_any, KafkaRecord, KinesisRecord, ReadError,
@@ -154,7 +154,8 @@ pub struct LocalRuntime {
     remotes: HashMap<FunctionType, Endpoint>,
     max_batch_size: usize,
     max_batches_per_run: usize,
-    remote_timeout: Duration,
+    /// The timeout and TLS settings of the calls to remote endpoints.
+    remote: RemoteOptions,
     /// Per address: the states that have a value.
     states: BTreeMap<Address, BTreeMap<String, Stored>>,
     mailboxes: HashMap<Address, VecDeque<Envelope>>,
@@ -281,7 +282,7 @@ impl LocalRuntime {
             remotes: HashMap::new(),
             max_batch_size: Self::DEFAULT_MAX_BATCH_SIZE,
             max_batches_per_run: Self::DEFAULT_MAX_BATCHES_PER_RUN,
-            remote_timeout: Self::DEFAULT_REMOTE_TIMEOUT,
+            remote: RemoteOptions::new(Self::DEFAULT_REMOTE_TIMEOUT),
             states: BTreeMap::new(),
             mailboxes: HashMap::new(),
             ready: VecDeque::new(),
@@ -341,29 +342,57 @@ impl LocalRuntime {
     }
 
     /// Sends the batches for function type `typename` to the remote function at `url`
-    /// (`http://host:port/path`) instead of the registry, as a `POST` of the
-    /// `ToFunction` bytes, in the runtime's protocol version; the answer must be a 2xx
-    /// with content type `application/octet-stream` and a `FromFunction` body, as the
-    /// runtime requires (on 3.x an empty body is an empty reply, as there). On 2.2 the
-    /// remote function's states must be declared with
-    /// [`declare_states`](Self::declare_states); on 3.x the remote function asks for
-    /// them through the handshake.
+    /// instead of the registry, as a `POST` of the `ToFunction` bytes, in the runtime's
+    /// protocol version; the answer must be a 2xx with content type
+    /// `application/octet-stream` and a `FromFunction` body, as the runtime requires (on
+    /// 3.x an empty body is an empty reply, as there). On 2.2 the remote function's states
+    /// must be declared with [`declare_states`](Self::declare_states); on 3.x the remote
+    /// function asks for them through the handshake.
+    ///
+    /// `url` takes the forms the runtime's endpoints take: `http://host:port/path`;
+    /// `https://host:port/path` with feature `tls`, for which the TLS settings must be
+    /// given first (`remote_tls`); and on Unix a socket's
+    /// `http+unix:///dir/fn.sock/path` or `https+unix://…`, whose socket path ends with
+    /// the first component whose name ends in `.sock`, as the runtime reads it.
     ///
     /// The client is blocking, one connection per batch, bounded by
-    /// [`remote_timeout`](Self::remote_timeout). Use a loopback address in tests.
+    /// [`remote_timeout`](Self::remote_timeout). Use a loopback address or a socket in
+    /// tests.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "tls")] {
+    /// use statefun_sync::testing::{ClientTls, LocalRuntime};
+    /// use statefun_sync::StatefulFunctions;
+    ///
+    /// let tls = ClientTls::new("tls/ca.crt")?.identity("tls/client.crt", "tls/client.key")?;
+    /// let runtime = LocalRuntime::v3(StatefulFunctions::new())?
+    ///     .remote_tls(tls)
+    ///     // Over mutual TLS, as from a Flink cluster.
+    ///     .route_to_endpoint("example/greeter", "https://localhost:8443/statefun")?
+    ///     // Over a Unix socket, as to a sidecar.
+    ///     .route_to_endpoint("example/counter", "http+unix:///run/statefun/fn.sock/statefun")?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`RuntimeError::InvalidArgument`] if `typename` is not `namespace/name`, or `url`
-    /// is not an `http://` URL with a host.
+    /// [`RuntimeError::InvalidArgument`] if `typename` is not `namespace/name`, `url` is
+    /// not one of the forms above, or it is an `https` URL and no TLS settings were given.
     pub fn route_to_endpoint(mut self, typename: &str, url: &str) -> Result<Self, RuntimeError> {
         let function_type = typename.parse::<FunctionType>().map_err(invalid)?;
-        let endpoint = Endpoint::parse(url).map_err(|reason| {
+        let refused = |reason: &str| {
             invalid(Error::InvalidArgument {
                 operation: "LocalRuntime::route_to_endpoint",
                 reason: format!("endpoint {url:?}: {reason}"),
             })
-        })?;
+        };
+        let endpoint = Endpoint::parse(url).map_err(refused)?;
+        // Refused here rather than at the first batch, which would stop the runtime.
+        #[cfg(feature = "tls")]
+        if endpoint.is_tls() && self.remote.tls.is_none() {
+            return Err(refused(http_client::NO_TLS_SETTINGS));
+        }
         self.remotes.insert(function_type, endpoint);
         Ok(self)
     }
@@ -382,9 +411,20 @@ impl LocalRuntime {
         self
     }
 
-    /// Sets the bound on connecting to a remote endpoint and on each read and write.
+    /// Sets the bound on connecting to a remote endpoint, on the TLS handshake, and on
+    /// each read and write.
     pub fn remote_timeout(mut self, timeout: Duration) -> Self {
-        self.remote_timeout = timeout;
+        self.remote.timeout = timeout;
+        self
+    }
+
+    /// The TLS settings for the `https` and `https+unix` endpoints (feature `tls`): the CA
+    /// whose server certificates to trust and, for mutual TLS, the client certificate,
+    /// used for every such endpoint (see [`route_to_endpoint`](Self::route_to_endpoint),
+    /// which needs them first). Plain `http` and `http+unix` endpoints need none.
+    #[cfg(feature = "tls")]
+    pub fn remote_tls(mut self, tls: super::ClientTls) -> Self {
+        self.remote.tls = Some(tls);
         self
     }
 
@@ -1099,12 +1139,11 @@ impl LocalRuntime {
         let version = self.protocol_version();
         match self.remotes.get(address.function_type()) {
             Some(endpoint) => {
-                let answer =
-                    http_client::post_batch(endpoint, request, self.remote_timeout, version)
-                        .and_then(|body| {
-                            decode_answer(version, &body)
-                                .map_err(|reason| RemoteError::MalformedReply { reason })
-                        });
+                let answer = http_client::post_batch(endpoint, request, &self.remote, version)
+                    .and_then(|body| {
+                        decode_answer(version, &body)
+                            .map_err(|reason| RemoteError::MalformedReply { reason })
+                    });
                 answer.map_err(|source| RuntimeError::RemoteFailed {
                     address: Box::new(address.clone()),
                     message: Box::new(batch[0].clone()),
@@ -1359,7 +1398,7 @@ impl fmt::Debug for LocalRuntime {
             )
             .field("max_batch_size", &self.max_batch_size)
             .field("max_batches_per_run", &self.max_batches_per_run)
-            .field("remote_timeout", &self.remote_timeout)
+            .field("remote", &self.remote)
             .field("now", &self.now)
             .field("pending_messages", &self.pending_messages())
             .field("pending_delayed", &self.timers.len())
