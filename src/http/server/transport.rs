@@ -26,7 +26,8 @@ impl ListenAddr {
     /// The URL the runtime calls a function served at `path` by: `http://host:port/path`,
     /// `https://…` with TLS; on a Unix socket `http+unix://<socket path><path>` (or
     /// `https+unix`), as the runtime parses it (the socket's file name ends in `.sock`).
-    pub fn url(&self, path: &str, tls: bool) -> String {
+    /// [`Server::url`](super::Server::url) is this for the server's path and transport.
+    pub(super) fn url(&self, path: &str, tls: bool) -> String {
         let s = if tls { "s" } else { "" };
         match self {
             ListenAddr::Tcp(addr) => format!("http{s}://{addr}{path}"),
