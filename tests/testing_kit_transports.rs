@@ -1,45 +1,23 @@
 //! The testing kit's remote client over the transports the runtime uses: `https` with
 //! mutual TLS, and Unix domain sockets (`http+unix`, `https+unix`), against the crate's
 //! own server, with `call_remote` (2.2 and 3.x) and `LocalRuntime`'s remote endpoints.
-//! The certificates are made at test time: a CA, a server certificate for `localhost`
-//! and `127.0.0.1`, a client certificate, and a client certificate of another CA.
+//! The certificates are made at test time (`support::tls::Pki`): a CA, a server
+//! certificate for `localhost` and `127.0.0.1`, a client certificate, and a client
+//! certificate of another CA.
 
 #![cfg(feature = "server")]
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod support;
+
 use std::time::Duration;
 
 use statefun_sync::http::{Server, ServerBuilder};
 use statefun_sync::testing::{self, v3, LocalRuntime, RemoteError, RemoteOptions, RuntimeError};
 use statefun_sync::{Context, Message, RequestReplyHandler, StatefulFunctions, ValueSpec};
+use support::TempDir;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const SEEN: ValueSpec<i32> = ValueSpec::named("seen");
-
-/// A directory of its own under the temp dir, removed at the end of the test.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        // Short: a Unix socket's path has a limit of about 100 bytes.
-        let dir = std::env::temp_dir().join(format!("sf-kit-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// 2.2: `example/echo` sends each message on to `example/sink/1`.
 fn handler_v2() -> RequestReplyHandler {
@@ -139,13 +117,13 @@ fn serve(builder: ServerBuilder, handler: RequestReplyHandler) -> Server {
 #[cfg(unix)]
 #[test]
 fn call_remote_speaks_both_versions_over_a_unix_socket() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sf-kit");
     let v2 = serve(
-        Server::builder().bind_unix(dir.path("v2.sock")),
+        Server::builder().bind_unix(dir.join("v2.sock")),
         handler_v2(),
     );
     let v3 = serve(
-        Server::builder().bind_unix(dir.path("v3.sock")),
+        Server::builder().bind_unix(dir.join("v3.sock")),
         handler_v3(),
     );
     assert!(v2.url().starts_with("http+unix:///"), "{}", v2.url());
@@ -161,8 +139,8 @@ fn call_remote_speaks_both_versions_over_a_unix_socket() {
 #[cfg(unix)]
 #[test]
 fn a_missing_socket_file_is_an_io_error_naming_the_url_and_the_socket() {
-    let dir = TempDir::new();
-    let socket = dir.path("missing.sock");
+    let dir = TempDir::new("sf-kit");
+    let socket = dir.join("missing.sock");
     let url = format!("http+unix://{}/statefun", socket.display());
     let request = testing::Request::to("example/echo", "a").invoke(Default::default());
 
@@ -179,9 +157,9 @@ fn a_missing_socket_file_is_an_io_error_naming_the_url_and_the_socket() {
 #[cfg(unix)]
 #[test]
 fn a_local_runtime_calls_a_function_over_a_unix_socket() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("sf-kit");
     let server = serve(
-        Server::builder().bind_unix(dir.path("fn.sock")),
+        Server::builder().bind_unix(dir.join("fn.sock")),
         handler_v3(),
     );
     let url = server.url();
@@ -194,117 +172,22 @@ fn a_local_runtime_calls_a_function_over_a_unix_socket() {
 /// Everything over TLS.
 #[cfg(feature = "tls")]
 mod tls {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-        IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
-    use statefun_sync::http::TlsConfig;
     use statefun_sync::testing::ClientTls;
+    use support::tls::Pki;
 
     use super::*;
 
-    /// The PEM files of a test's certificates.
-    struct Pki {
-        dir: TempDir,
-        ca: PathBuf,
-        server: (PathBuf, PathBuf),
-        client: (PathBuf, PathBuf),
-        other_ca: PathBuf,
-        other_client: (PathBuf, PathBuf),
-    }
-
-    impl Pki {
-        fn new() -> Pki {
-            let dir = TempDir::new();
-            let (ca, issuer) = write_ca(&dir, "ca");
-            let (other_ca, other_issuer) = write_ca(&dir, "other-ca");
-            let server = write_leaf(
-                &dir,
-                "server",
-                &issuer,
-                &["localhost", "127.0.0.1"],
-                ExtendedKeyUsagePurpose::ServerAuth,
-            );
-            let client = write_leaf(
-                &dir,
-                "client",
-                &issuer,
-                &["flink.example"],
-                ExtendedKeyUsagePurpose::ClientAuth,
-            );
-            let other_client = write_leaf(
-                &dir,
-                "other-client",
-                &other_issuer,
-                &["flink.example"],
-                ExtendedKeyUsagePurpose::ClientAuth,
-            );
-            Pki {
-                dir,
-                ca,
-                server,
-                client,
-                other_ca,
-                other_client,
-            }
-        }
-
-        /// The server's TLS: its certificate, and mutual TLS with the CA.
-        fn mutual(&self) -> TlsConfig {
-            TlsConfig::new(&self.server.0, &self.server.1).client_ca(&self.ca)
-        }
-
-        /// The client's TLS: trusting the CA, with its client certificate.
-        fn client(&self) -> ClientTls {
-            ClientTls::new(&self.ca)
-                .unwrap()
-                .identity(&self.client.0, &self.client.1)
-                .unwrap()
-        }
-    }
-
-    fn write(dir: &TempDir, name: &str, pem: &str) -> PathBuf {
-        let path = dir.path(name);
-        std::fs::write(&path, pem).unwrap();
-        path
-    }
-
-    fn write_ca(dir: &TempDir, name: &str) -> (PathBuf, Issuer<'static, KeyPair>) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).unwrap();
-        let path = write(dir, &format!("{name}.crt"), &cert.pem());
-        (path, Issuer::new(params, key))
-    }
-
-    fn write_leaf(
-        dir: &TempDir,
-        name: &str,
-        issuer: &Issuer<'static, KeyPair>,
-        names: &[&str],
-        usage: ExtendedKeyUsagePurpose,
-    ) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
-        let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, issuer).unwrap();
-        (
-            write(dir, &format!("{name}.crt"), &cert.pem()),
-            write(dir, &format!("{name}.key"), &key.serialize_pem()),
-        )
+    /// The client's TLS: trusting the CA, with the runtime's client certificate.
+    fn client(pki: &Pki) -> ClientTls {
+        ClientTls::new(&pki.ca_cert)
+            .unwrap()
+            .identity(&pki.client.cert, &pki.client.key)
+            .unwrap()
     }
 
     fn tcp_server(pki: &Pki, handler: RequestReplyHandler) -> Server {
         serve(
-            Server::builder().bind("127.0.0.1:0").tls(pki.mutual()),
+            Server::builder().bind("127.0.0.1:0").tls(pki.mutual_tls()),
             handler,
         )
     }
@@ -333,7 +216,7 @@ mod tls {
         let v3 = tcp_server(&pki, handler_v3());
         assert!(v2.url().starts_with("https://127.0.0.1:"), "{}", v2.url());
 
-        let options = RemoteOptions::new(TIMEOUT).tls(pki.client());
+        let options = RemoteOptions::new(TIMEOUT).tls(client(&pki));
         calls_both_versions(&v2.url(), &v3.url(), &options);
         // By name rather than address: the certificate is valid for both.
         let by_name = v2.url().replace("127.0.0.1", "localhost");
@@ -348,12 +231,12 @@ mod tls {
         let server = tcp_server(&pki, handler_v2());
         let url = server.url();
 
-        let without = RemoteOptions::new(TIMEOUT).tls(ClientTls::new(&pki.ca).unwrap());
+        let without = RemoteOptions::new(TIMEOUT).tls(ClientTls::new(&pki.ca_cert).unwrap());
         tls_error(&url, &without, "requires a client certificate");
 
-        let other = ClientTls::new(&pki.ca)
+        let other = ClientTls::new(&pki.ca_cert)
             .unwrap()
-            .identity(&pki.other_client.0, &pki.other_client.1)
+            .identity(&pki.stranger.cert, &pki.stranger.key)
             .unwrap();
         tls_error(
             &url,
@@ -362,7 +245,7 @@ mod tls {
         );
 
         // The server still serves the right client.
-        let options = RemoteOptions::new(TIMEOUT).tls(pki.client());
+        let options = RemoteOptions::new(TIMEOUT).tls(client(&pki));
         assert!(testing::call_remote_with(&url, &echo_request(), &options).is_ok());
         server.shutdown();
     }
@@ -372,17 +255,17 @@ mod tls {
         let pki = Pki::new();
         let server = tcp_server(&pki, handler_v2());
         let url = server.url();
-        let identity = |tls: ClientTls| tls.identity(&pki.client.0, &pki.client.1).unwrap();
+        let identity = |tls: ClientTls| tls.identity(&pki.client.cert, &pki.client.key).unwrap();
 
-        let untrusting = identity(ClientTls::new(&pki.other_ca).unwrap());
+        let untrusting = identity(ClientTls::new(&pki.other_ca_cert).unwrap());
         let options = RemoteOptions::new(TIMEOUT).tls(untrusting);
         tls_error(&url, &options, "does not accept the server's certificate");
 
-        let wrong_name = pki.client().server_name("other.example");
+        let wrong_name = client(&pki).server_name("other.example");
         let options = RemoteOptions::new(TIMEOUT).tls(wrong_name);
         tls_error(&url, &options, "does not accept the server's certificate");
 
-        let named = pki.client().server_name("localhost");
+        let named = client(&pki).server_name("localhost");
         let options = RemoteOptions::new(TIMEOUT).tls(named);
         assert!(testing::call_remote_with(&url, &echo_request(), &options).is_ok());
         server.shutdown();
@@ -412,7 +295,7 @@ mod tls {
 
         let plain = serve(Server::builder().bind("127.0.0.1:0"), handler_v2());
         let https = plain.url().replace("http://", "https://");
-        let options = RemoteOptions::new(TIMEOUT).tls(pki.client());
+        let options = RemoteOptions::new(TIMEOUT).tls(client(&pki));
         tls_error(&https, &options, "does not speak TLS");
         plain.shutdown();
         server.shutdown();
@@ -421,17 +304,18 @@ mod tls {
     #[test]
     fn a_bad_tls_file_is_an_error_of_client_tls_naming_it() {
         let pki = Pki::new();
-        let missing = pki.dir.path("missing.crt");
+        let missing = pki.dir.join("missing.crt");
         let err = ClientTls::new(&missing).unwrap_err();
         assert!(err.to_string().contains("missing.crt"), "{err}");
 
         // A key that is not the certificate's.
-        let err = ClientTls::new(&pki.ca)
+        let err = ClientTls::new(&pki.ca_cert)
             .unwrap()
-            .identity(&pki.client.0, &pki.server.1)
+            .identity(&pki.client.cert, &pki.server.key)
             .unwrap_err();
-        assert!(err.to_string().contains("client.crt"), "{err}");
-        assert!(err.to_string().contains("server.key"), "{err}");
+        let (cert, key) = (pki.client.cert.display(), pki.server.key.display());
+        assert!(err.to_string().contains(&cert.to_string()), "{err}");
+        assert!(err.to_string().contains(&key.to_string()), "{err}");
     }
 
     #[cfg(unix)]
@@ -440,8 +324,8 @@ mod tls {
         let pki = Pki::new();
         let unix = |name: &str, handler| {
             let builder = Server::builder()
-                .bind_unix(pki.dir.path(name))
-                .tls(pki.mutual());
+                .bind_unix(pki.dir.join(name))
+                .tls(pki.mutual_tls());
             serve(builder, handler)
         };
         let v2 = unix("v2.sock", handler_v2());
@@ -449,7 +333,7 @@ mod tls {
         assert!(v2.url().starts_with("https+unix:///"), "{}", v2.url());
 
         // The server name is `localhost`, which the certificate is valid for.
-        let options = RemoteOptions::new(TIMEOUT).tls(pki.client());
+        let options = RemoteOptions::new(TIMEOUT).tls(client(&pki));
         calls_both_versions(&v2.url(), &v3.url(), &options);
         v2.shutdown();
         v3.shutdown();
@@ -463,7 +347,7 @@ mod tls {
 
         let mut runtime = asker_runtime(|runtime| {
             runtime
-                .remote_tls(pki.client())
+                .remote_tls(client(&pki))
                 .route_to_endpoint("remote/doubler", &url)
         });
         asks_twice(&mut runtime);
@@ -478,7 +362,7 @@ mod tls {
 
         let mut runtime = asker_runtime(|runtime| {
             runtime
-                .remote_tls(ClientTls::new(&pki.ca).unwrap())
+                .remote_tls(ClientTls::new(&pki.ca_cert).unwrap())
                 .route_to_endpoint("remote/doubler", &url)
         });
         runtime.send("local/asker", "a", &21i64).unwrap();
@@ -507,14 +391,14 @@ mod tls {
     fn a_local_runtime_calls_a_function_over_tls_on_a_unix_socket() {
         let pki = Pki::new();
         let builder = Server::builder()
-            .bind_unix(pki.dir.path("fn.sock"))
-            .tls(pki.mutual());
+            .bind_unix(pki.dir.join("fn.sock"))
+            .tls(pki.mutual_tls());
         let server = serve(builder, handler_v3());
         let url = server.url();
 
         let mut runtime = asker_runtime(|runtime| {
             runtime
-                .remote_tls(pki.client())
+                .remote_tls(client(&pki))
                 .route_to_endpoint("remote/doubler", &url)
         });
         asks_twice(&mut runtime);

@@ -56,6 +56,8 @@ pub struct Pki {
     pub client: Identity,
     /// A client certificate for `intruder.example`, of the CA.
     pub intruder: Identity,
+    /// The second CA's certificate, which the server does not trust.
+    pub other_ca_cert: PathBuf,
     /// A client certificate for `flink.example`, of a second CA.
     pub stranger: Identity,
 }
@@ -76,7 +78,8 @@ impl Pki {
         let client = issue(&ca, &dir, "client", &["flink.example"], false);
         let intruder = issue(&ca, &dir, "intruder", &["intruder.example"], false);
         let (other_ca, other_ca_cert) = new_ca("another CA");
-        std::fs::write(dir.join("other-ca.pem"), other_ca_cert.pem()).unwrap();
+        let other_ca_pem = dir.join("other-ca.pem");
+        std::fs::write(&other_ca_pem, other_ca_cert.pem()).unwrap();
         let stranger = issue(&other_ca, &dir, "stranger", &["flink.example"], false);
         Pki {
             dir,
@@ -85,6 +88,7 @@ impl Pki {
             server,
             client,
             intruder,
+            other_ca_cert: other_ca_pem,
             stranger,
         }
     }
