@@ -11,7 +11,6 @@
 #![cfg_attr(not(feature = "server"), allow(dead_code))]
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::time::Instant;
 
 use super::endpoint::{BodySize, Refusal, RequestHead, Response};
@@ -75,29 +74,11 @@ pub(crate) trait Input: Read {
     fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<()>;
 }
 
-impl Input for TcpStream {
-    fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<()> {
-        set_deadline(self, deadline)
-    }
-}
-
 /// Bytes already in memory, which never wait.
 impl Input for &[u8] {
     fn wait_until(&mut self, _: Option<Instant>) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// Sets the socket's read timeout to what is left until `deadline` (`None`: leaves it).
-pub(crate) fn set_deadline(stream: &TcpStream, deadline: Option<Instant>) -> io::Result<()> {
-    if let Some(deadline) = deadline {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        stream.set_read_timeout(Some(left))?;
-    }
-    Ok(())
 }
 
 /// A stream with its read buffer, which keeps the bytes that arrived after the current

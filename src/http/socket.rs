@@ -100,11 +100,18 @@ impl Stream {
 
     /// Sets the read timeout to what is left until `deadline`.
     pub(crate) fn set_deadline(&self, deadline: Instant) -> io::Result<()> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        self.socket().set_read_timeout(Some(left))
+        self.socket().set_read_timeout(Some(time_left(deadline)?))
+    }
+}
+
+/// What is left until `deadline`, or a timeout error once it has passed: what a socket
+/// timeout is set to so that a deadline bounds a whole exchange, not each call.
+pub(crate) fn time_left(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(io::ErrorKind::TimedOut.into())
+    } else {
+        Ok(left)
     }
 }
 

@@ -16,7 +16,7 @@ use crate::http::codec::{
     self, encode_response, Connection, Framing, Head, ReadError, Reader, MAX_REQUEST_HEAD,
 };
 use crate::http::endpoint::{error_text, Refusal, Response};
-use crate::http::socket::{Socket, Stream};
+use crate::http::socket::{time_left, Socket, Stream};
 
 /// How long a connection that is closed after an error keeps reading what the client
 /// still sends, so the kernel does not answer it with a reset that destroys the reply.
@@ -263,11 +263,9 @@ fn exchange(shared: &Shared, conn: &mut Reader<Stream>, deadline: Instant) -> Ne
 /// as long as it likes.
 fn write_all_by(stream: &mut Stream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
     while !bytes.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        stream.socket().set_write_timeout(Some(left))?;
+        stream
+            .socket()
+            .set_write_timeout(Some(time_left(deadline)?))?;
         match stream.write(bytes) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => bytes = &bytes[n..],

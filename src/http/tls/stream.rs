@@ -6,19 +6,9 @@
 //! stream reports every error where it happens, and bounds the handshake by one deadline.
 
 use std::io::{self, Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::http::socket::Socket;
-
-/// What is left until `deadline`, or a timeout error once it has passed.
-fn left(deadline: Instant) -> io::Result<Duration> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        Err(io::ErrorKind::TimedOut.into())
-    } else {
-        Ok(left)
-    }
-}
+use crate::http::socket::{time_left as left, Socket};
 
 /// A TLS connection over a socket. Reads and writes are bounded by the socket's
 /// timeouts, as a plain socket's are.
