@@ -194,8 +194,10 @@ pub(crate) struct States<'a> {
     /// states (a hostile one, say) linear instead of quadratic.
     index: Option<HashMap<&'a str, usize>>,
     /// Values owned because they had to be merged from several occurrences on the wire
-    /// (3.x), by position; empty for every request a runtime sends.
-    merged: Vec<(usize, Vec<u8>)>,
+    /// (3.x), by position, so that replacing or finding one costs O(1) however many there
+    /// are (a list searched on every repeat made a hostile request quadratic); empty for
+    /// every request a runtime sends, and no longer than the last position that has one.
+    merged: Vec<Option<Vec<u8>>>,
 }
 
 impl<'a> States<'a> {
@@ -214,17 +216,12 @@ impl<'a> States<'a> {
     pub(crate) fn insert(&mut self, state: RawState<'a>, merged: Option<Vec<u8>>) {
         if let Some(at) = self.position(state.name) {
             self.list[at].value = state.value;
-            self.merged.retain(|(i, _)| *i != at);
-            if let Some(bytes) = merged {
-                self.merged.push((at, bytes));
-            }
+            self.set_merged(at, merged);
             return;
         }
         self.list.push(state);
         let len = self.list.len();
-        if let Some(bytes) = merged {
-            self.merged.push((len - 1, bytes));
-        }
+        self.set_merged(len - 1, merged);
         match &mut self.index {
             Some(index) => {
                 index.insert(state.name, len - 1);
@@ -250,21 +247,34 @@ impl<'a> States<'a> {
     /// The bytes of all the values, as the request carried them.
     #[cfg(feature = "metrics")]
     pub(crate) fn value_bytes(&self) -> usize {
-        if self.merged.is_empty() {
-            self.list.iter().map(|state| state.value.len()).sum()
-        } else {
-            (0..self.list.len()).map(|at| self.value(at).len()).sum()
-        }
+        (0..self.list.len()).map(|at| self.value(at).len()).sum()
     }
 
     /// The value of the state at `at`, as the request carried it: empty when it has none.
+    #[inline]
     pub(crate) fn value(&self, at: usize) -> &[u8] {
-        if !self.merged.is_empty() {
-            if let Some((_, bytes)) = self.merged.iter().find(|(i, _)| *i == at) {
-                return bytes;
+        match self.merged.get(at) {
+            Some(Some(bytes)) => bytes,
+            _ => self.list[at].value,
+        }
+    }
+
+    /// Keeps `merged` as the value of the state at `at`, or forgets the merged value it
+    /// had when `merged` is `None`.
+    fn set_merged(&mut self, at: usize, merged: Option<Vec<u8>>) {
+        match merged {
+            Some(bytes) => {
+                if self.merged.len() <= at {
+                    self.merged.resize_with(at + 1, || None);
+                }
+                self.merged[at] = Some(bytes);
+            }
+            None => {
+                if let Some(slot) = self.merged.get_mut(at) {
+                    *slot = None;
+                }
             }
         }
-        self.list[at].value
     }
 }
 
@@ -407,7 +417,7 @@ impl<'a> From<&'a Address> for AddressRef<'a> {
     }
 }
 
-#[cfg(all(test, feature = "metrics"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -415,6 +425,37 @@ mod tests {
         RawState { name, value }
     }
 
+    #[test]
+    fn a_repeated_name_keeps_its_position_and_its_last_value_merged_or_not() {
+        let mut states = States::default();
+        states.insert(state("a", b"a1"), Some(b"a-merged".to_vec()));
+        states.insert(state("b", b"b1"), None);
+        states.insert(state("c", b"c1"), Some(b"c-merged".to_vec()));
+        assert_eq!(states.value(0), b"a-merged");
+        assert_eq!(states.value(1), b"b1");
+        assert_eq!(states.value(2), b"c-merged");
+
+        // A plain repeat forgets the merged value; a merged repeat replaces a plain one.
+        states.insert(state("a", b"a2"), None);
+        states.insert(state("b", b"b2"), Some(b"b-merged".to_vec()));
+        assert_eq!(states.as_slice().len(), 3);
+        assert_eq!(states.value(0), b"a2");
+        assert_eq!(states.value(1), b"b-merged");
+        assert_eq!(states.value(2), b"c-merged");
+
+        // Past the scan limit the index finds them the same way.
+        for i in 0..40 {
+            let name: &'static str = Box::leak(format!("s{i}").into_boxed_str());
+            states.insert(state(name, b"v"), (i % 2 == 0).then(|| vec![i as u8]));
+        }
+        states.insert(state("s10", b"plain"), None);
+        assert_eq!(states.position("s10"), Some(13));
+        assert_eq!(states.value(13), b"plain");
+        assert_eq!(states.value(14), b"v");
+        assert_eq!(states.value(15), [12u8]);
+    }
+
+    #[cfg(feature = "metrics")]
     #[test]
     fn value_bytes_count_the_value_each_state_ends_with() {
         let mut states = States::default();

@@ -314,7 +314,6 @@ where
     }
 }
 
-/// The type URL and value of a serialized `Any`, borrowed: reading a state into a
 /// A caller as the version reads it: 3.x counts an address with all three fields empty
 /// as no caller.
 fn caller_address<F: ValueFormat>(address: proto::Address) -> Option<Address> {
