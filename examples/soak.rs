@@ -120,7 +120,7 @@ fn http(method: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
 
 fn case(n: usize, send_big_bodies: bool) -> Case {
     let octets = "application/octet-stream";
-    let caller = Address::new("soak", "client", "c");
+    let caller = Address::new("soak", "client", "c").unwrap();
     let seen = (n % 1000) as i64;
     let good = |invocations: usize| {
         let mut request = Request::to("soak/counter", &format!("id-{}", n % 97)).with_packed_state(

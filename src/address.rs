@@ -29,11 +29,49 @@ pub struct FunctionType {
 }
 
 impl FunctionType {
-    /// The function type `namespace/name`, from its two parts taken as they are.
+    /// The function type `namespace/name`, from its two parts, checked as
+    /// [`str::parse`] checks the text: what it prints parses back to the same parts.
     ///
-    /// The runtime's own addresses arrive this way; parse a function type written by
-    /// hand with [`str::parse`] instead, which checks it.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    /// ```
+    /// use statefun_sync::FunctionType;
+    ///
+    /// let greeter = FunctionType::new("com.example/app", "greeter")?;
+    /// assert_eq!(greeter.to_string().parse::<FunctionType>()?, greeter);
+    /// // `a/b/c` would read back as namespace `a/b`, name `c`.
+    /// assert!(FunctionType::new("a", "b/c").is_err());
+    /// # Ok::<(), statefun_sync::InvalidTypename>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidTypename`] if either part is empty, or the name has a `/` (the namespace
+    /// may have some: the text splits at the last one).
+    pub fn new(
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Result<Self, InvalidTypename> {
+        let function_type = FunctionType::from_wire(namespace, name);
+        let invalid = |reason| InvalidTypename {
+            input: function_type.to_string(),
+            reason,
+        };
+        if function_type.namespace.is_empty() {
+            return Err(invalid("the namespace is empty"));
+        }
+        if function_type.name.is_empty() {
+            return Err(invalid("the name is empty"));
+        }
+        if function_type.name.contains('/') {
+            return Err(invalid(
+                "the name has a `/`, so `namespace/name` would split elsewhere",
+            ));
+        }
+        Ok(function_type)
+    }
+
+    /// The function type of an address as the wire carries it: its two parts taken as
+    /// they are, as the runtime sent them.
+    pub(crate) fn from_wire(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         FunctionType {
             namespace: namespace.into(),
             name: name.into(),
@@ -96,7 +134,7 @@ impl FromStr for FunctionType {
     /// or after the last `/` is empty.
     fn from_str(typename: &str) -> Result<Self, InvalidTypename> {
         let (namespace, name) = FunctionType::split(typename)?;
-        Ok(FunctionType::new(namespace, name))
+        Ok(FunctionType::from_wire(namespace, name))
     }
 }
 
@@ -171,16 +209,32 @@ pub struct Address {
 }
 
 impl Address {
-    /// An address from its three parts, taken as they are.
+    /// The address of `id` within the function type `namespace/name`, checked as
+    /// [`FunctionType::new`] checks it. The id may be anything.
     ///
-    /// The runtime's own addresses (the target and the caller of a request) arrive this
-    /// way. Use [`Address::from_typename`] to check a function type written by hand.
+    /// The runtime's own addresses (the target and the caller of a request) arrive
+    /// unchecked, as the runtime sent them; an address from the wire, as the testing kit
+    /// takes it for a malformed request, is `Address::from(proto::polyglot::Address
+    /// { .. })`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidTypename`] as [`FunctionType::new`].
     pub fn new(
         namespace: impl Into<String>,
         name: impl Into<String>,
         id: impl Into<String>,
+    ) -> Result<Self, InvalidTypename> {
+        Ok(Address::of(FunctionType::new(namespace, name)?, id))
+    }
+
+    /// An address as the wire carries it: its three parts taken as they are.
+    pub(crate) fn from_wire(
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+        id: impl Into<String>,
     ) -> Self {
-        Address::of(FunctionType::new(namespace, name), id)
+        Address::of(FunctionType::from_wire(namespace, name), id)
     }
 
     /// The address of `id` within `function_type`.
@@ -256,9 +310,10 @@ impl FromStr for Address {
     }
 }
 
+/// An address as the runtime sends it, its parts taken as they are, unchecked.
 impl From<wire::Address> for Address {
     fn from(address: wire::Address) -> Self {
-        Address::new(address.namespace, address.r#type, address.id)
+        Address::from_wire(address.namespace, address.r#type, address.id)
     }
 }
 
@@ -307,6 +362,24 @@ mod tests {
     }
 
     #[test]
+    fn parts_that_would_print_as_another_function_type_are_refused() {
+        for (namespace, name) in [("a", "b/c"), ("", "b"), ("a", ""), ("a", "/")] {
+            let err = FunctionType::new(namespace, name).unwrap_err();
+            assert_eq!(err.input(), format!("{namespace}/{name}"));
+            assert!(Address::new(namespace, name, "id").is_err());
+        }
+        for (namespace, name) in [("a/b", "c"), ("com.example", "greeter"), ("a/", "b")] {
+            let function_type = FunctionType::new(namespace, name).unwrap();
+            let text = function_type.to_string();
+            assert_eq!(
+                text.parse::<FunctionType>().unwrap(),
+                function_type,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn an_address_displays_as_namespace_name_id() {
         let address = Address::from_typename("com.example/app/greeter", "alice").unwrap();
         assert_eq!(address.namespace(), "com.example/app");
@@ -318,7 +391,7 @@ mod tests {
 
     #[test]
     fn addresses_convert_to_the_wire_and_back() {
-        let address = Address::new("ns", "f", "1");
+        let address = Address::new("ns", "f", "1").unwrap();
         let on_wire = wire::Address::from(&address);
         assert_eq!(
             (on_wire.namespace.as_str(), on_wire.r#type.as_str()),

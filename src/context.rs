@@ -8,14 +8,14 @@ use prost_types::Any;
 
 use crate::address::{Address, FunctionType};
 use crate::error::Error;
-use crate::message::{is_type, Packed, Typed, Value};
+use crate::message::{is_type, type_of, Packed, Typed, Value};
 use crate::protocol::{
-    AddressRef, Caller, Change, Delayed, Effects, Mutations, Payload, Protocol, ProtocolVersion,
-    States, WireError,
+    AddressRef, Caller, Change, Delayed, DelayedError, Effects, Mutations, Payload, Protocol,
+    ProtocolVersion, States, WireError,
 };
 use crate::registry::StateSpec;
 use crate::text::Shown;
-use crate::types::Type;
+use crate::types::{EncodeError, Type};
 use crate::value_spec::ValueSpec;
 
 /// What a function sees of the batch it runs in, and how it acts: its address, the
@@ -44,6 +44,9 @@ pub struct Context<'a> {
     /// What the batch changed, by position in `states`; empty until the first change, so
     /// a batch that only reads allocates nothing for its states.
     changes: Vec<Change>,
+    /// The buffer of a state value replaced in this batch, for the next one set: a value
+    /// is encoded beside the one it replaces, which stays whole if encoding fails.
+    spare: Vec<u8>,
     effects: Effects,
 }
 
@@ -62,6 +65,7 @@ impl<'a> Context<'a> {
             invocation: 0,
             states,
             changes: Vec::new(),
+            spare: Vec::new(),
             effects: Effects::default(),
         }
     }
@@ -146,9 +150,7 @@ impl<'a> Context<'a> {
     /// [`Error::InvalidArgument`] if `id` is empty.
     pub fn send<V: Value>(&mut self, typename: &str, id: &str, message: V) -> Result<(), Error> {
         let target = target_address("send", typename, id)?;
-        self.protocol
-            .message(&mut self.effects, target, &message.payload());
-        Ok(())
+        self.push_message(target, &message.payload())
     }
 
     /// Packs `message` into an `Any` and [sends](Self::send) it.
@@ -163,9 +165,7 @@ impl<'a> Context<'a> {
         message: &M,
     ) -> Result<(), Error> {
         let target = target_address("pack_and_send", typename, id)?;
-        self.protocol
-            .message(&mut self.effects, target, &Packed::new(message));
-        Ok(())
+        self.push_message(target, &Packed(message))
     }
 
     /// Sends `message` (an [`Any`] or `&` a [`Type`]) to the caller of the current
@@ -185,21 +185,34 @@ impl<'a> Context<'a> {
     ///
     /// As [`reply`](Self::reply).
     pub fn pack_and_reply<M: Message + Name>(&mut self, message: &M) -> Result<(), Error> {
-        self.push_reply(&Packed::new(message))
+        self.push_reply(&Packed(message))
     }
 
     fn push_reply(&mut self, payload: &dyn Payload) -> Result<(), Error> {
         match &self.caller {
-            Some(caller) => {
-                self.protocol
-                    .message(&mut self.effects, AddressRef::from(caller), payload);
-                Ok(())
-            }
+            Some(caller) => self
+                .protocol
+                .message(&mut self.effects, AddressRef::from(caller), payload)
+                .map_err(|source| {
+                    unencodable(
+                        payload,
+                        || format!("a reply to {}", to(caller.into())),
+                        source,
+                    )
+                }),
             None => Err(Error::NoCaller {
                 address: Box::new(self.address.clone()),
                 invocation: self.invocation,
             }),
         }
+    }
+
+    fn push_message(&mut self, target: AddressRef<'_>, payload: &dyn Payload) -> Result<(), Error> {
+        self.protocol
+            .message(&mut self.effects, target, payload)
+            .map_err(|source| {
+                unencodable(payload, || format!("a message to {}", to(target)), source)
+            })
     }
 
     /// Sends `message` (an [`Any`] or `&` a [`Type`]) to the instance `id` of `typename`
@@ -262,7 +275,7 @@ impl<'a> Context<'a> {
     /// SDK sends it anyway) or the handler speaks 2.2.
     pub fn cancel_delayed_message(&mut self, token: &str) -> Result<(), Error> {
         self.protocol
-            .delayed(&mut self.effects, Delayed::Cancel { token })
+            .cancel_delayed(&mut self.effects, token)
             .map_err(|reason| Error::InvalidArgument {
                 operation: "cancel_delayed_message",
                 reason: reason.to_owned(),
@@ -286,7 +299,7 @@ impl<'a> Context<'a> {
             delay,
             typename,
             id,
-            &Packed::new(message),
+            &Packed(message),
             None,
         )
     }
@@ -305,19 +318,25 @@ impl<'a> Context<'a> {
             reason: format!("the delay {delay:?} is longer than i64::MAX milliseconds"),
         })?;
         let target = target_address(operation, typename, id)?;
-        let delayed = Delayed::Send {
+        let delayed = Delayed {
             delay,
             delay_ms,
             target,
             payload,
             token,
         };
-        self.protocol
-            .delayed(&mut self.effects, delayed)
-            .map_err(|reason| Error::InvalidArgument {
+        match self.protocol.delayed(&mut self.effects, delayed) {
+            Ok(()) => Ok(()),
+            Err(DelayedError::Invalid(reason)) => Err(Error::InvalidArgument {
                 operation,
                 reason: reason.to_owned(),
-            })
+            }),
+            Err(DelayedError::Unencodable(source)) => Err(unencodable(
+                payload,
+                || format!("a delayed message to {}", to(target)),
+                source,
+            )),
+        }
     }
 
     /// Sends `message` to the egress `typename` (`namespace/name`, as its egress
@@ -330,10 +349,7 @@ impl<'a> Context<'a> {
     ///
     /// [`Error::InvalidTypename`] if `typename` is not `namespace/name`.
     pub fn send_egress<V: Value>(&mut self, typename: &str, message: V) -> Result<(), Error> {
-        let (namespace, name) = FunctionType::split(typename)?;
-        self.protocol
-            .egress(&mut self.effects, namespace, name, &message.payload());
-        Ok(())
+        self.push_egress(typename, &message.payload())
     }
 
     /// Packs `message` into an `Any` and [sends it to the egress](Self::send_egress).
@@ -346,10 +362,20 @@ impl<'a> Context<'a> {
         typename: &str,
         message: &M,
     ) -> Result<(), Error> {
+        self.push_egress(typename, &Packed(message))
+    }
+
+    fn push_egress(&mut self, typename: &str, payload: &dyn Payload) -> Result<(), Error> {
         let (namespace, name) = FunctionType::split(typename)?;
         self.protocol
-            .egress(&mut self.effects, namespace, name, &Packed::new(message));
-        Ok(())
+            .egress(&mut self.effects, namespace, name, payload)
+            .map_err(|source| {
+                unencodable(
+                    payload,
+                    || format!("the egress {}", Shown(typename)),
+                    source,
+                )
+            })
     }
 
     /// The value of the state `name`, or `None` when it has no value. On 3.x, the `Any`'s
@@ -416,7 +442,7 @@ impl<'a> Context<'a> {
         name: &str,
         message: &M,
     ) -> Result<(), Error> {
-        self.store(name, &Packed::new(message))
+        self.store(name, &Packed(message))
     }
 
     /// Clears the state `name`. Later invocations in the same batch read `None`; the reply
@@ -462,7 +488,7 @@ impl<'a> Context<'a> {
             );
             return Err(self.unreadable(spec.name(), holds));
         }
-        T::decode(value)
+        T::decode_value(value)
             .map(Some)
             .map_err(|source| self.unreadable(spec.name(), source))
     }
@@ -475,7 +501,7 @@ impl<'a> Context<'a> {
     /// [`Error::UndeclaredState`] if the function's binding does not declare `spec`.
     pub fn set<T: Type>(&mut self, spec: &ValueSpec<T>, value: &T) -> Result<(), Error> {
         self.check_declared(spec)?;
-        self.store(spec.name(), &Typed::new(value))
+        self.store(spec.name(), &Typed(value))
     }
 
     /// Clears the state `spec`. Later invocations in the same batch read `None`; the reply
@@ -547,20 +573,31 @@ impl<'a> Context<'a> {
         Ok(&mut self.changes[at])
     }
 
-    /// Sets the state `name` to `value`. A state set again in the same batch reuses its
-    /// buffer.
+    /// Sets the state `name` to `value`; when the value cannot be encoded, the state
+    /// keeps the value it had. A state set again in the same batch reuses the buffer of
+    /// the value before the last.
     fn store(&mut self, name: &str, value: &dyn Payload) -> Result<(), Error> {
         let protocol = self.protocol;
-        let change = self.change_mut(name)?;
-        let mut buf = match std::mem::take(change) {
-            Change::Set(mut buf) => {
-                buf.clear();
-                buf
+        let mut buf = std::mem::take(&mut self.spare);
+        buf.clear();
+        if let Err(source) = protocol.put_state_value(&mut buf, value) {
+            self.spare = buf;
+            return Err(unencodable(
+                value,
+                || format!("state {}", Shown(name)),
+                source,
+            ));
+        }
+        let change = match self.change_mut(name) {
+            Ok(change) => change,
+            Err(error) => {
+                self.spare = buf;
+                return Err(error);
             }
-            _ => Vec::new(),
         };
-        protocol.put_state_value(&mut buf, value);
-        *change = Change::Set(buf);
+        if let Change::Set(previous) = std::mem::replace(change, Change::Set(buf)) {
+            self.spare = previous;
+        }
         Ok(())
     }
 
@@ -583,6 +620,27 @@ impl<'a> Context<'a> {
             source: source.into(),
         }
     }
+}
+
+/// The error for a value that could not be encoded for `destination`, e.g. ``state
+/// `seen` ``; the text is made only on this path.
+#[cold]
+fn unencodable(
+    payload: &dyn Payload,
+    destination: impl FnOnce() -> String,
+    source: EncodeError,
+) -> Error {
+    Error::UnencodableValue {
+        typename: type_of(payload),
+        destination: destination().into_boxed_str(),
+        source,
+    }
+}
+
+/// An address quoted in an error message.
+fn to(address: AddressRef<'_>) -> String {
+    let text = format!("{}/{}/{}", address.namespace, address.name, address.id);
+    Shown(&text).to_string()
 }
 
 fn target_address<'t>(

@@ -112,7 +112,8 @@ crate::protobuf_type!(
 /// assert_eq!(RecordValue::from(5i64).as_bytes(), [0, 0, 0, 0, 0, 0, 0, 5]);
 /// assert_eq!(RecordValue::from("é").as_bytes(), [0xc3, 0xa9]);
 /// // The built-in `int` type writes its wrapper message, as Python's `value_type=IntType`.
-/// assert_eq!(RecordValue::typed(&5i32).as_bytes(), [0x0d, 5, 0, 0, 0]);
+/// assert_eq!(RecordValue::typed(&5i32)?.as_bytes(), [0x0d, 5, 0, 0, 0]);
+/// # Ok::<(), statefun_sync::Error>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RecordValue {
@@ -122,10 +123,21 @@ pub struct RecordValue {
 impl RecordValue {
     /// `value` encoded as its [`Type`] encodes it, e.g. a protobuf message serialized, or
     /// a JSON type's text (the Python SDK's `value_type=` argument).
-    pub fn typed<T: Type>(value: &T) -> Self {
-        let mut bytes = Vec::with_capacity(value.encoded_len());
-        value.encode(&mut bytes);
-        RecordValue { bytes }
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnencodableValue`] if the type cannot encode `value` (a JSON type's map
+    /// with non-string keys, say).
+    pub fn typed<T: Type>(value: &T) -> Result<Self, Error> {
+        let mut bytes = Vec::new();
+        match value.encode_value(&mut bytes) {
+            Ok(()) => Ok(RecordValue { bytes }),
+            Err(source) => Err(Error::UnencodableValue {
+                typename: T::type_name().to_string(),
+                destination: "an egress record".into(),
+                source,
+            }),
+        }
     }
 
     /// The bytes the record will carry.

@@ -147,6 +147,19 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A value a function sent or stored could not be encoded: its
+    /// [`Type::encode_value`](crate::types::Type::encode_value) failed (a JSON type's
+    /// map with non-string keys, say). Nothing of the value reached the reply; passed up
+    /// with `?`, it fails the batch (500), so the state keeps the value it had.
+    UnencodableValue {
+        /// The value's typename.
+        typename: String,
+        /// What the value was for, quoted: e.g. ``state `seen` ``, ``a message to
+        /// `example/greeter/bob` ``, ``the egress `example/out` ``.
+        destination: Box<str>,
+        /// Why it could not be encoded.
+        source: Box<dyn StdError + Send + Sync>,
+    },
     /// A function returned an error.
     FunctionFailed {
         /// The address being invoked (boxed to keep `Result<_, Error>` small).
@@ -190,6 +203,7 @@ impl Error {
             Error::DuplicateState { .. } => "DuplicateState",
             Error::NoCaller { .. } => "NoCaller",
             Error::InvalidArgument { .. } => "InvalidArgument",
+            Error::UnencodableValue { .. } => "UnencodableValue",
             Error::FunctionFailed { .. } => "FunctionFailed",
             Error::FunctionPanicked { .. } => "FunctionPanicked",
         }
@@ -224,7 +238,8 @@ impl Error {
             | Error::TooManyStates { .. }
             | Error::UntypedState { .. }
             | Error::DuplicateState { .. }
-            | Error::InvalidArgument { .. } => None,
+            | Error::InvalidArgument { .. }
+            | Error::UnencodableValue { .. } => None,
         }
     }
 
@@ -411,6 +426,15 @@ impl fmt::Display for Error {
                 Shown(&address.to_string())
             ),
             Error::InvalidArgument { operation, reason } => write!(f, "`{operation}`: {reason}"),
+            Error::UnencodableValue {
+                typename,
+                destination,
+                ..
+            } => write!(
+                f,
+                "cannot encode a value of type {} for {destination}",
+                Shown(typename)
+            ),
             Error::FunctionFailed {
                 address,
                 invocation,
@@ -445,7 +469,8 @@ impl StdError for Error {
         match self {
             Error::MalformedRequest { source, .. }
             | Error::UnreadableState { source, .. }
-            | Error::MalformedArgument { source, .. } => Some(source.as_ref()),
+            | Error::MalformedArgument { source, .. }
+            | Error::UnencodableValue { source, .. } => Some(source.as_ref()),
             Error::FunctionFailed { source, .. } => Some(source.as_ref()),
             _ => None,
         }
@@ -469,7 +494,7 @@ mod tests {
     #[test]
     fn report_escapes_and_bounds_what_the_causes_say() {
         let err = Error::FunctionFailed {
-            address: Box::new(Address::new("ex", "t", "1")),
+            address: Box::new(Address::from_wire("ex", "t", "1")),
             invocation: 0,
             source: anyhow::anyhow!("bad\r\nline {}", "x".repeat(10_000)),
         };
@@ -483,7 +508,7 @@ mod tests {
     #[test]
     fn report_joins_the_causes() {
         let err = Error::FunctionFailed {
-            address: Box::new(Address::new("example", "greeter", "alice")),
+            address: Box::new(Address::from_wire("example", "greeter", "alice")),
             invocation: 2,
             source: anyhow::anyhow!("user not found"),
         };

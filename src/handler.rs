@@ -27,7 +27,7 @@ use crate::text::Shown;
 /// let handler = RequestReplyHandler::new(functions);
 ///
 /// let request = Request::to("example/echo", "1")
-///     .invoke_from(Address::new("example", "caller", "c"), prost_types::Any::default())
+///     .invoke_from(Address::new("example", "caller", "c").unwrap(), prost_types::Any::default())
 ///     .to_bytes();
 /// let reply = Reply::decode(&handler.handle(&request)?)?;
 /// assert_eq!(reply.messages().len(), 1);

@@ -8,7 +8,7 @@ use prost_types::Any;
 
 use crate::address::Address;
 use crate::error::Error;
-use crate::types::{Type, TypeName};
+use crate::types::{EncodeError, Type, TypeName};
 
 /// A function argument that can be decoded from the `Any` a message travels in: any
 /// prost message with [`prost::Name`] (generated with `enable_type_names()`), or an enum of
@@ -83,10 +83,18 @@ pub trait Payload {
     fn type_len(&self) -> usize;
     /// Appends the type.
     fn put_type(&self, buf: &mut Vec<u8>);
-    /// The length of the value, in bytes.
-    fn value_len(&self) -> usize;
-    /// Appends the value.
-    fn put_value(&self, buf: &mut Vec<u8>);
+    /// Appends the value's bytes. The protocol writes them before anything that states
+    /// their length, so the length in the reply is what this wrote; on an error it
+    /// removes whatever this appended, and records nothing.
+    fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError>;
+}
+
+/// The type of `payload` as text, for error messages.
+pub(crate) fn type_of(payload: &dyn Payload) -> String {
+    let mut typename = Vec::with_capacity(payload.type_len());
+    payload.put_type(&mut typename);
+    // A type URL and a typename are UTF-8 already; nothing is lost.
+    String::from_utf8_lossy(&typename).into_owned()
 }
 
 /// An `Any` sends its type URL and value as they are.
@@ -99,12 +107,9 @@ impl Payload for Any {
         buf.extend_from_slice(self.type_url.as_bytes());
     }
 
-    fn value_len(&self) -> usize {
-        self.value.len()
-    }
-
-    fn put_value(&self, buf: &mut Vec<u8>) {
+    fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
         buf.extend_from_slice(&self.value);
+        Ok(())
     }
 }
 
@@ -117,11 +122,7 @@ impl<P: Payload + ?Sized> Payload for &P {
         (**self).put_type(buf)
     }
 
-    fn value_len(&self) -> usize {
-        (**self).value_len()
-    }
-
-    fn put_value(&self, buf: &mut Vec<u8>) {
+    fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
         (**self).put_value(buf)
     }
 }
@@ -142,19 +143,7 @@ pub fn pack<M: ProstMessage + Name>(message: &M) -> Any {
 /// A message packed as it is encoded: what [`pack`] would give, written straight into
 /// the reply by the protocol with no `Any` built in between.
 #[derive(Debug)]
-pub(crate) struct Packed<'a, M> {
-    message: &'a M,
-    value_len: usize,
-}
-
-impl<'a, M: ProstMessage + Name> Packed<'a, M> {
-    pub(crate) fn new(message: &'a M) -> Self {
-        Packed {
-            message,
-            value_len: message.encoded_len(),
-        }
-    }
-}
+pub(crate) struct Packed<'a, M>(pub(crate) &'a M);
 
 impl<M: ProstMessage + Name> Payload for Packed<'_, M> {
     fn type_len(&self) -> usize {
@@ -165,55 +154,30 @@ impl<M: ProstMessage + Name> Payload for Packed<'_, M> {
         TypeName::of_message::<M>().put(buf)
     }
 
-    fn value_len(&self) -> usize {
-        self.value_len
-    }
-
-    fn put_value(&self, buf: &mut Vec<u8>) {
-        // Encoding into a `Vec` cannot run out of room: it grows.
-        let _ = self.message.encode(buf);
+    fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+        // A `Vec` grows, so prost's one error (no room left) cannot happen here.
+        self.0.encode(buf).map_err(Into::into)
     }
 }
 
 /// A value of a [`Type`], encoded as it is written. Public only so that [`Value`] can
 /// name it: the module is private, so no user can.
 #[derive(Debug)]
-pub struct Typed<'a, T> {
-    value: &'a T,
-    value_len: usize,
-}
-
-impl<'a, T: Type> Typed<'a, T> {
-    pub(crate) fn new(value: &'a T) -> Self {
-        Typed {
-            value,
-            value_len: value.encoded_len(),
-        }
-    }
-}
+pub struct Typed<'a, T>(pub(crate) &'a T);
 
 impl<T: Type> Payload for Typed<'_, T> {
+    #[inline]
     fn type_len(&self) -> usize {
         T::type_name().len()
     }
 
+    #[inline]
     fn put_type(&self, buf: &mut Vec<u8>) {
         T::type_name().put(buf)
     }
 
-    fn value_len(&self) -> usize {
-        self.value_len
-    }
-
-    fn put_value(&self, buf: &mut Vec<u8>) {
-        let start = buf.len();
-        self.value.encode(buf);
-        debug_assert_eq!(
-            buf.len() - start,
-            self.value_len,
-            "Type::encoded_len of {} disagrees with Type::encode",
-            T::type_name()
-        );
+    fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+        self.0.encode_value(buf)
     }
 }
 
@@ -264,7 +228,7 @@ impl<T: Type> Value for &T {
         Self: 'p;
 
     fn payload(&self) -> Typed<'_, T> {
-        Typed::new(*self)
+        Typed(*self)
     }
 }
 
@@ -336,7 +300,7 @@ impl<'a> Message<'a> {
                 actual: self.typename.to_owned(),
             });
         }
-        T::decode(self.value).map_err(|source| Error::MalformedArgument {
+        T::decode_value(self.value).map_err(|source| Error::MalformedArgument {
             address: Box::new(self.address.clone()),
             invocation: self.invocation,
             type_url: self.typename.to_owned(),

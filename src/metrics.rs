@@ -13,7 +13,7 @@
 //! let handler = RequestReplyHandler::new(functions).with_metrics(&metrics);
 //!
 //! let request = Request::to("example/echo", "1")
-//!     .invoke_from(Address::new("example", "caller", "c"), prost_types::Any::default())
+//!     .invoke_from(Address::new("example", "caller", "c").unwrap(), prost_types::Any::default())
 //!     .to_bytes();
 //! handler.handle(&request)?;
 //!

@@ -12,6 +12,10 @@ use crate::protocol::wire::{Reader, WireError, WireType};
 /// Why the bytes of a typed value could not be decoded into its Rust type.
 pub type DecodeError = Box<dyn StdError + Send + Sync>;
 
+/// Why a value could not be encoded into bytes: a JSON type's `Serialize` that fails (a
+/// map with non-string keys, say), or whatever a hand-written [`Type`] refuses.
+pub type EncodeError = Box<dyn StdError + Send + Sync>;
+
 /// A Rust type that can be stored in a state, sent and received as a typed value: its
 /// typename, and how its values encode to bytes and decode from them.
 ///
@@ -25,11 +29,11 @@ pub type DecodeError = Box<dyn StdError + Send + Sync>;
 ///   well-known `Duration` and `Timestamp` of `prost_types` are `Type`s already);
 /// - any serde type, as JSON under a typename you pick:
 ///   `json_type!` (feature `json`), as `make_json_type`;
-/// - anything else: implement the four methods, e.g. raw bytes under a typename of your
+/// - anything else: implement the three methods, e.g. raw bytes under a typename of your
 ///   own (the Python SDK's `simple_type`):
 ///
 /// ```
-/// use statefun_sync::types::{DecodeError, Type, TypeName};
+/// use statefun_sync::types::{DecodeError, EncodeError, Type, TypeName};
 ///
 /// /// A PNG image, passed on as its bytes.
 /// struct Png(Vec<u8>);
@@ -38,33 +42,42 @@ pub type DecodeError = Box<dyn StdError + Send + Sync>;
 ///     fn type_name() -> TypeName {
 ///         TypeName::new("com.example/png")
 ///     }
-///     fn encoded_len(&self) -> usize {
-///         self.0.len()
-///     }
-///     fn encode(&self, buf: &mut Vec<u8>) {
+///     fn encode_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
 ///         buf.extend_from_slice(&self.0);
+///         Ok(())
 ///     }
-///     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+///     fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
 ///         Ok(Png(bytes.to_vec()))
 ///     }
 /// }
 /// ```
+///
+/// The methods are named so that they do not clash with [`prost::Message`]'s `encode`
+/// and `decode` on the protobuf types that are both.
+///
+/// Encoding may fail: the [`Context`](crate::Context) call that sends or stores the value
+/// then returns [`Error::UnencodableValue`](crate::Error::UnencodableValue), naming the
+/// state or the target and the typename, and nothing of the value reaches the reply. The
+/// length the reply gives a value is always the number of bytes `encode_value` wrote:
+/// there is no separate length to get wrong.
 pub trait Type: Sized {
     /// The typename values of this type carry (`namespace/name`).
     fn type_name() -> TypeName;
 
-    /// The length of [`encode`](Self::encode)'s output, in bytes.
-    fn encoded_len(&self) -> usize;
-
     /// Appends the value's bytes to `buf`.
-    fn encode(&self, buf: &mut Vec<u8>);
+    ///
+    /// # Errors
+    ///
+    /// Whatever makes the value impossible to encode. On an error, the caller discards
+    /// anything this appended.
+    fn encode_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError>;
 
     /// Decodes a value from its bytes.
     ///
     /// # Errors
     ///
     /// Whatever makes the bytes no value of this type.
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
+    fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError>;
 }
 
 /// A typename as a [`Type`] gives it: up to four static pieces, so that a protobuf type's
@@ -222,23 +235,16 @@ impl Type for i32 {
         TypeName::new(builtin::INT)
     }
 
-    fn encoded_len(&self) -> usize {
-        if *self == 0 {
-            0
-        } else {
-            5
-        }
-    }
-
     /// `sfixed32`: 5 is `0d 05 00 00 00`.
-    fn encode(&self, buf: &mut Vec<u8>) {
+    fn encode_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
         if *self != 0 {
             buf.push(KEY_FIXED32);
             buf.extend_from_slice(&self.to_le_bytes());
         }
+        Ok(())
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
         wrapper_field(bytes, WireType::Fixed32, 0, |r| {
             Ok(i32::from_le_bytes(r.fixed::<4>()?))
         })
@@ -250,23 +256,16 @@ impl Type for i64 {
         TypeName::new(builtin::LONG)
     }
 
-    fn encoded_len(&self) -> usize {
-        if *self == 0 {
-            0
-        } else {
-            9
-        }
-    }
-
     /// `sfixed64`: 5 is `09 05 00 00 00 00 00 00 00`.
-    fn encode(&self, buf: &mut Vec<u8>) {
+    fn encode_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
         if *self != 0 {
             buf.push(KEY_FIXED64);
             buf.extend_from_slice(&self.to_le_bytes());
         }
+        Ok(())
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
         wrapper_field(bytes, WireType::Fixed64, 0, |r| {
             Ok(i64::from_le_bytes(r.fixed::<8>()?))
         })
@@ -278,24 +277,16 @@ impl Type for f32 {
         TypeName::new(builtin::FLOAT)
     }
 
-    /// 0.0 and -0.0 are empty bytes, as the Python SDK writes them.
-    fn encoded_len(&self) -> usize {
-        if *self == 0.0 {
-            0
-        } else {
-            5
-        }
-    }
-
-    fn encode(&self, buf: &mut Vec<u8>) {
+    fn encode_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
         if *self != 0.0 {
             buf.push(KEY_FIXED32);
             buf.extend_from_slice(&self.to_le_bytes());
         }
+        Ok(())
     }
 
     /// An explicit -0.0 reads as 0.0, as in the Python SDK.
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
         let value = wrapper_field(bytes, WireType::Fixed32, 0.0, |r| {
             Ok(f32::from_le_bytes(r.fixed::<4>()?))
         })?;
@@ -308,24 +299,16 @@ impl Type for f64 {
         TypeName::new(builtin::DOUBLE)
     }
 
-    /// 0.0 and -0.0 are empty bytes, as the Python SDK writes them.
-    fn encoded_len(&self) -> usize {
-        if *self == 0.0 {
-            0
-        } else {
-            9
-        }
-    }
-
-    fn encode(&self, buf: &mut Vec<u8>) {
+    fn encode_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
         if *self != 0.0 {
             buf.push(KEY_FIXED64);
             buf.extend_from_slice(&self.to_le_bytes());
         }
+        Ok(())
     }
 
     /// An explicit -0.0 reads as 0.0, as in the Python SDK.
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
         let value = wrapper_field(bytes, WireType::Fixed64, 0.0, |r| {
             Ok(f64::from_le_bytes(r.fixed::<8>()?))
         })?;
@@ -338,22 +321,15 @@ impl Type for bool {
         TypeName::new(builtin::BOOL)
     }
 
-    fn encoded_len(&self) -> usize {
-        if *self {
-            2
-        } else {
-            0
-        }
-    }
-
     /// `true` is `08 01`, `false` empty bytes.
-    fn encode(&self, buf: &mut Vec<u8>) {
+    fn encode_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
         if *self {
             buf.extend_from_slice(&[KEY_VARINT, 1]);
         }
+        Ok(())
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
         wrapper_field(bytes, WireType::Varint, false, |r| Ok(r.varint()? != 0))
     }
 }
@@ -363,23 +339,16 @@ impl Type for String {
         TypeName::new(builtin::STRING)
     }
 
-    fn encoded_len(&self) -> usize {
-        if self.is_empty() {
-            0
-        } else {
-            crate::protocol::wire::bytes_field_len(1, self.as_bytes())
-        }
-    }
-
     /// `"x"` is `0a 01 78`.
-    fn encode(&self, buf: &mut Vec<u8>) {
+    fn encode_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
         if !self.is_empty() {
             debug_assert_eq!(KEY_LEN, 0x0a);
             crate::protocol::wire::put_bytes_field(buf, 1, self.as_bytes());
         }
+        Ok(())
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
         wrapper_field(bytes, WireType::LengthDelimited, String::new(), |r| {
             let bytes = r.bytes()?;
             match std::str::from_utf8(bytes) {
@@ -394,10 +363,8 @@ impl Type for String {
 /// Python SDK's `make_protobuf_type`, the Go SDK's `MakeProtobufType`). The types need
 /// [`prost::Name`] (prost-build's `enable_type_names()`).
 ///
-/// `Type` and `prost::Message` both have `decode` and `encoded_len`: where both traits
-/// are imported, name the one meant, `<Greeting as prost::Message>::decode(bytes)`. Code
-/// that reads values through [`Message::get`](crate::Message::get) and
-/// [`Context::get`](crate::Context::get) never imports `Type`.
+/// `Type`'s methods (`encode_value`, `decode_value`) and `prost::Message`'s (`encode`,
+/// `decode`) have different names, so both traits can be in scope at once.
 ///
 /// ```
 /// // What prost-build generates for `message Greeting { string text = 1; }` in package
@@ -424,14 +391,16 @@ macro_rules! protobuf_type {
             fn type_name() -> $crate::types::TypeName {
                 $crate::types::TypeName::of_message::<Self>()
             }
-            fn encoded_len(&self) -> usize {
-                $crate::prost::Message::encoded_len(self)
+            fn encode_value(
+                &self,
+                buf: &mut ::std::vec::Vec<u8>,
+            ) -> ::std::result::Result<(), $crate::types::EncodeError> {
+                // A `Vec` grows, so prost's one error (no room left) cannot happen here.
+                $crate::prost::Message::encode(self, buf).map_err(::std::convert::Into::into)
             }
-            fn encode(&self, buf: &mut ::std::vec::Vec<u8>) {
-                // Encoding into a `Vec` cannot run out of room: it grows.
-                let _ = $crate::prost::Message::encode(self, buf);
-            }
-            fn decode(bytes: &[u8]) -> ::std::result::Result<Self, $crate::types::DecodeError> {
+            fn decode_value(
+                bytes: &[u8],
+            ) -> ::std::result::Result<Self, $crate::types::DecodeError> {
                 <Self as $crate::prost::Message>::decode(bytes).map_err(::std::convert::Into::into)
             }
         }
@@ -465,13 +434,15 @@ macro_rules! json_type {
             fn type_name() -> $crate::types::TypeName {
                 $crate::types::TypeName::new($typename)
             }
-            fn encoded_len(&self) -> usize {
-                $crate::types::json::encoded_len(self)
-            }
-            fn encode(&self, buf: &mut ::std::vec::Vec<u8>) {
+            fn encode_value(
+                &self,
+                buf: &mut ::std::vec::Vec<u8>,
+            ) -> ::std::result::Result<(), $crate::types::EncodeError> {
                 $crate::types::json::encode(self, buf)
             }
-            fn decode(bytes: &[u8]) -> ::std::result::Result<Self, $crate::types::DecodeError> {
+            fn decode_value(
+                bytes: &[u8],
+            ) -> ::std::result::Result<Self, $crate::types::DecodeError> {
                 $crate::types::json::decode(bytes)
             }
         }
@@ -482,37 +453,13 @@ macro_rules! json_type {
 #[cfg(feature = "json")]
 #[doc(hidden)]
 pub mod json {
-    use super::DecodeError;
+    use super::{DecodeError, EncodeError};
 
-    /// Counts the bytes serde_json writes, without keeping them.
-    struct Counter(usize);
-
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    pub fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
-        let mut counter = Counter(0);
-        // A type whose `Serialize` fails (a map with non-string keys, say) encodes as
-        // nothing: see `encode`.
-        match serde_json::to_writer(&mut counter, value) {
-            Ok(()) => counter.0,
-            Err(_) => 0,
-        }
-    }
-
-    pub fn encode<T: serde::Serialize>(value: &T, buf: &mut Vec<u8>) {
-        let start = buf.len();
-        if serde_json::to_writer(&mut *buf, value).is_err() {
-            // Keep the buffer as `encoded_len` promised.
-            buf.truncate(start);
-        }
+    /// Writes `value` as JSON text. serde_json fails on what JSON cannot say (a map with
+    /// non-string keys, say) and on a `Serialize` that fails by itself: that is an error,
+    /// never an empty or partial value.
+    pub fn encode<T: serde::Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+        serde_json::to_writer(buf, value).map_err(Into::into)
     }
 
     pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
@@ -526,8 +473,7 @@ mod tests {
 
     fn bytes<T: Type>(value: T) -> Vec<u8> {
         let mut buf = Vec::new();
-        value.encode(&mut buf);
-        assert_eq!(buf.len(), value.encoded_len());
+        value.encode_value(&mut buf).unwrap();
         buf
     }
 
@@ -549,27 +495,27 @@ mod tests {
 
     #[test]
     fn built_in_types_read_as_the_python_sdk_reads() {
-        assert_eq!(i32::decode(&[]).unwrap(), 0);
-        assert_eq!(i32::decode(&[0x0d, 5, 0, 0, 0]).unwrap(), 5);
+        assert_eq!(i32::decode_value(&[]).unwrap(), 0);
+        assert_eq!(i32::decode_value(&[0x0d, 5, 0, 0, 0]).unwrap(), 5);
         // the last field 1 wins; unknown fields are skipped
         assert_eq!(
-            i32::decode(&[0x0d, 5, 0, 0, 0, 0x10, 1, 0x0d, 7, 0, 0, 0]).unwrap(),
+            i32::decode_value(&[0x0d, 5, 0, 0, 0, 0x10, 1, 0x0d, 7, 0, 0, 0]).unwrap(),
             7
         );
         // a field 1 of another wire type is unknown: the default
-        assert_eq!(i32::decode(&[0x08, 5]).unwrap(), 0);
+        assert_eq!(i32::decode_value(&[0x08, 5]).unwrap(), 0);
         assert_eq!(
-            f64::decode(&[0x09, 0, 0, 0, 0, 0, 0, 0, 0x80]).unwrap(),
+            f64::decode_value(&[0x09, 0, 0, 0, 0, 0, 0, 0, 0x80]).unwrap(),
             0.0
         );
-        assert!(f64::decode(&[0x09, 0, 0, 0, 0, 0, 0, 0, 0x80])
+        assert!(f64::decode_value(&[0x09, 0, 0, 0, 0, 0, 0, 0, 0x80])
             .unwrap()
             .is_sign_positive());
-        assert!(bool::decode(&[0x08, 2]).unwrap());
-        assert_eq!(String::decode(&[0x0a, 1, b'x']).unwrap(), "x");
-        assert!(String::decode(&[0x0a, 1, 0xff]).is_err());
-        assert!(i32::decode(&[0x0d, 5, 0]).is_err(), "truncated");
-        assert!(i64::decode(&[0x09, 5]).is_err(), "truncated");
+        assert!(bool::decode_value(&[0x08, 2]).unwrap());
+        assert_eq!(String::decode_value(&[0x0a, 1, b'x']).unwrap(), "x");
+        assert!(String::decode_value(&[0x0a, 1, 0xff]).is_err());
+        assert!(i32::decode_value(&[0x0d, 5, 0]).is_err(), "truncated");
+        assert!(i64::decode_value(&[0x09, 5]).is_err(), "truncated");
     }
 
     #[test]

@@ -27,7 +27,7 @@ fn address_and_caller_are_the_invocations() {
         Ok(())
     });
     let request = Request::to("ex/who", "me")
-        .invoke_from(Address::new("a.b", "c", "1"), ping(0))
+        .invoke_from(Address::new("a.b", "c", "1").unwrap(), ping(0))
         .invoke(ping(1))
         .to_bytes();
 
@@ -108,8 +108,8 @@ fn reply_and_pack_and_reply_go_to_the_caller_of_each_invocation() {
         Ok(())
     });
     let request = Request::to("ex/echo", "me")
-        .invoke_from(Address::new("x", "y", "1"), ping(1))
-        .invoke_from(Address::new("x", "y", "2"), ping(2))
+        .invoke_from(Address::new("x", "y", "1").unwrap(), ping(1))
+        .invoke_from(Address::new("x", "y", "2").unwrap(), ping(2))
         .to_bytes();
 
     let reply = run(&handler, &request);

@@ -82,12 +82,12 @@ fn kafka_records_without_a_key_match_python_for_nan_and_typed_values() {
     assert_eq!(record(f64::NAN.into()), hex("1208 7ff8000000000000 1a0174"));
     // Python: kafka_egress_message("a/b", "t", 5, value_type=IntType)
     assert_eq!(
-        record(RecordValue::typed(&5i32)),
+        record(RecordValue::typed(&5i32).unwrap()),
         hex("1205 0d05000000 1a0174")
     );
     // Python: kafka_egress_message("a/b", "t", "x", value_type=StringType)
     assert_eq!(
-        record(RecordValue::typed(&"x".to_string())),
+        record(RecordValue::typed(&"x".to_string()).unwrap()),
         hex("1203 0a0178 1a0174")
     );
 }
@@ -113,12 +113,12 @@ fn a_typed_value_uses_the_types_own_encoding() {
         topic: "t".into(),
     };
     assert_eq!(
-        RecordValue::typed(&inner).as_bytes(),
+        RecordValue::typed(&inner).unwrap().as_bytes(),
         inner.encode_to_vec().as_slice()
     );
     // The built-in wrappers: 0 is empty bytes, as every 3.x SDK writes it.
-    assert_eq!(RecordValue::typed(&0i32).as_bytes(), b"");
-    assert_eq!(RecordValue::typed(&true).as_bytes(), hex("0801"));
+    assert_eq!(RecordValue::typed(&0i32).unwrap().as_bytes(), b"");
+    assert_eq!(RecordValue::typed(&true).unwrap().as_bytes(), hex("0801"));
 }
 
 #[test]
@@ -221,7 +221,7 @@ fn handler() -> RequestReplyHandler {
 
 fn greet_request(name: &str) -> Vec<u8> {
     let mut argument = Vec::new();
-    types::Type::encode(&name.to_string(), &mut argument);
+    types::Type::encode_value(&name.to_string(), &mut argument).unwrap();
     ToFunction {
         request: Some(Request::Invocation(InvocationBatchRequest {
             target: Some(Address {

@@ -124,7 +124,7 @@ fn an_unknown_function_type_is_404_naming_it() {
     let err = run_err(&handler, &request);
 
     assert!(
-        matches!(&err, Error::UnknownFunctionType { address } if **address == Address::new("ex", "nobody", "1")),
+        matches!(&err, Error::UnknownFunctionType { address } if **address == Address::new("ex", "nobody", "1").unwrap()),
         "{err:?}"
     );
     assert_eq!(err.status(), 404);

@@ -20,7 +20,7 @@ use support::hostile::{
 use support::ping;
 
 fn caller() -> Address {
-    Address::new("test", "caller", "c1")
+    Address::new("test", "caller", "c1").unwrap()
 }
 
 /// `test/echo` replies with each message and counts its calls; `test/typed` takes a

@@ -39,7 +39,7 @@ fn start() -> Server {
 #[test]
 fn the_count_greeter_counts_in_state_greets_on_the_egress_and_forgets() {
     let server = start();
-    let caller = Address::new("example", "client", "1");
+    let caller = Address::new("example", "client", "1").unwrap();
 
     let reply = call(
         &server,
@@ -74,7 +74,7 @@ fn the_count_greeter_counts_in_state_greets_on_the_egress_and_forgets() {
 #[test]
 fn the_delayed_function_replies_to_its_caller_after_30_minutes() {
     let server = start();
-    let caller = Address::new("example", "client", "1");
+    let caller = Address::new("example", "client", "1").unwrap();
 
     let reply = call(
         &server,
@@ -104,7 +104,7 @@ fn the_caller_sends_a_user_to_example_hello() {
 
     assert_eq!(
         reply.messages()[0].target,
-        Address::new("example", "hello", "id")
+        Address::new("example", "hello", "id").unwrap()
     );
     let user = User::from_any(&reply.messages()[0].argument)
         .unwrap()

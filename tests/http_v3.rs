@@ -32,7 +32,7 @@ fn handler() -> RequestReplyHandler {
 }
 
 fn caller() -> Address {
-    Address::new("test", "caller", "c")
+    Address::new("test", "caller", "c").unwrap()
 }
 
 /// The request the runtime sends first (no state), and the one after the handshake.

@@ -232,7 +232,7 @@ fn messages_that_arrive_before_an_address_runs_go_in_one_batch() {
     assert_eq!(runtime.run().unwrap(), 1);
 
     let batch = &runtime.history()[0];
-    assert_eq!(batch.target, Address::new("test", "adder", "a"));
+    assert_eq!(batch.target, Address::new("test", "adder", "a").unwrap());
     assert_eq!(batch.size, 5);
     // In arrival order: the totals are running sums.
     assert_eq!(
@@ -519,7 +519,7 @@ fn a_failing_batch_names_address_and_message_and_is_not_applied() {
     else {
         panic!("expected FunctionFailed, got {err:?}");
     };
-    assert_eq!(**address, Address::new("test", "adder", "a"));
+    assert_eq!(**address, Address::new("test", "adder", "a").unwrap());
     assert_eq!(message.unpack::<Count>().unwrap(), count(-5));
     assert_eq!(message.caller, None);
     assert!(
@@ -632,7 +632,10 @@ fn a_message_to_an_unbound_function_type_fails_with_the_sender_named() {
         panic!("{err:?}");
     };
     assert_eq!(address.to_string(), "test/nobody/n");
-    assert_eq!(message.caller, Some(Address::new("test", "sender", "s")));
+    assert_eq!(
+        message.caller,
+        Some(Address::new("test", "sender", "s").unwrap())
+    );
     assert!(
         matches!(source, Error::UnknownFunctionType { .. }),
         "{source:?}"

@@ -13,7 +13,7 @@ use std::time::Duration;
 use statefun_sync::proto::egress::KafkaProducerRecord;
 use statefun_sync::testing::v3::StateDeclaration;
 use statefun_sync::testing::{LocalRuntime, RemoteError, RuntimeError};
-use statefun_sync::types::{DecodeError, Type, TypeName};
+use statefun_sync::types::{DecodeError, EncodeError, Type, TypeName};
 use statefun_sync::{Context, Message, StatefulFunctions, ValueSpec};
 use support::python::{python3, PythonApp};
 
@@ -116,13 +116,11 @@ macro_rules! json_text_type {
             fn type_name() -> TypeName {
                 TypeName::new($typename)
             }
-            fn encoded_len(&self) -> usize {
-                self.0.len()
-            }
-            fn encode(&self, buf: &mut Vec<u8>) {
+            fn encode_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
                 buf.extend_from_slice(self.0.as_bytes());
+                Ok(())
             }
-            fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+            fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
                 Ok($name(String::from_utf8(bytes.to_vec())?))
             }
         }

@@ -255,7 +255,7 @@ fn a_remote_reply_is_applied_as_the_runtime_does() {
         delayed,
         [(
             Duration::from_millis(1500),
-            &Address::new("remote", "g", "y")
+            &Address::new("remote", "g", "y").unwrap()
         )]
     );
 }

@@ -76,7 +76,10 @@ fn request_reply_integration() {
 
     // first outgoing message: the reply to the caller
     let first = &reply.messages()[0];
-    assert_eq!(first.target, Address::new("org.foo", "greeter-java", "0"));
+    assert_eq!(
+        first.target,
+        Address::new("org.foo", "greeter-java", "0").unwrap()
+    );
     assert_eq!(
         first.argument.type_url,
         "type.googleapis.com/k8s.demo.SeenCount"
@@ -85,7 +88,10 @@ fn request_reply_integration() {
 
     // second outgoing message
     let second = &reply.messages()[1];
-    assert_eq!(second.target, Address::new("bar.baz", "foo", "12345"));
+    assert_eq!(
+        second.target,
+        Address::new("bar.baz", "foo", "12345").unwrap()
+    );
     assert_eq!(
         second.argument.type_url,
         "type.googleapis.com/k8s.demo.SeenCount"
@@ -107,7 +113,7 @@ fn request_reply_integration() {
     );
     assert_eq!(
         reply.delayed_messages()[0].target,
-        Address::new("night", "owl", "1")
+        Address::new("night", "owl", "1").unwrap()
     );
 
     // egresses

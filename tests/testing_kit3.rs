@@ -61,7 +61,7 @@ fn handler() -> RequestReplyHandler {
 }
 
 fn caller() -> Address {
-    Address::new("example", "caller", "c1")
+    Address::new("example", "caller", "c1").unwrap()
 }
 
 fn run(request: &Request) -> Reply {
@@ -165,7 +165,10 @@ fn messages_delays_cancellations_and_egress_read_as_typed_values() {
         panic!("a send, then a cancellation: {:?}", reply.delayed());
     };
     assert_eq!(message.delay, Duration::from_secs(60));
-    assert_eq!(message.target, Address::new("example", "greeter", "alice"));
+    assert_eq!(
+        message.target,
+        Address::new("example", "greeter", "alice").unwrap()
+    );
     assert_eq!(message.get::<String>().unwrap(), "alice");
     assert_eq!(cancellation_token.as_deref(), Some("alice"));
     assert_eq!(cancelled, "old");

@@ -32,7 +32,7 @@ statefun_sync::protobuf_type!(Greeting);
 const GREETING: ValueSpec<Greeting> = ValueSpec::named("greeting");
 
 fn caller() -> Address {
-    Address::new("test", "caller", "c")
+    Address::new("test", "caller", "c").unwrap()
 }
 
 /// On 2.2 a typed spec reads and writes an `Any` whose type URL is the typename: a prost

@@ -194,7 +194,7 @@ pub fn all_workloads() -> impl Iterator<Item = Workload> {
 
 /// The caller of every workload invocation, `bench/caller/c1`.
 pub fn caller() -> Address {
-    Address::new("bench", "caller", "c1")
+    Address::new("bench", "caller", "c1").unwrap()
 }
 
 /// A `w2`-style request: `bench/greeter/user-1` with `seen = Count{41}` and `invocations`

@@ -310,7 +310,7 @@ fn describe_typed(any: &Any) -> Option<String> {
     fn typed<T: Type + std::fmt::Debug>(any: &Any) -> Option<String> {
         T::type_name()
             .is(&any.type_url)
-            .then(|| match T::decode(&any.value) {
+            .then(|| match T::decode_value(&any.value) {
                 Ok(value) => format!("{value:?} ({})", any.type_url),
                 Err(err) => format!("{} that does not decode: {err}", any.type_url),
             })

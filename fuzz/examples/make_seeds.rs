@@ -55,7 +55,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) {
 fn main() {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR"));
     let workloads = fuzz.join("../benches/workloads");
-    let caller = Address::new("fuzz", "caller", "c1");
+    let caller = Address::new("fuzz", "caller", "c1").unwrap();
     let states = |r: Request| {
         r.with_state("a", None)
             .with_packed_state(

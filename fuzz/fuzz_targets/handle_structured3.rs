@@ -73,7 +73,9 @@ struct Input {
 
 fn typed<T: Type>(value: &T) -> Option<TypedValue> {
     let mut bytes = Vec::new();
-    value.encode(&mut bytes);
+    value
+        .encode_value(&mut bytes)
+        .expect("the fuzz values encode");
     Some(TypedValue {
         typename: T::type_name().to_string(),
         has_value: true,

@@ -163,7 +163,7 @@ fn request_bytes(piece: &Piece, out: &mut Vec<u8>) {
             let body = statefun_sync::testing::Request::to(statefun_sync_fuzz::ALL, "1")
                 .with_state("a", None)
                 .invoke_from(
-                    statefun_sync::Address::new("fuzz", "caller", "1"),
+                    statefun_sync::Address::new("fuzz", "caller", "1").unwrap(),
                     prost_types::Any {
                         type_url: "fuzz/script".into(),
                         value: script.clone(),

@@ -296,7 +296,9 @@ impl Payload {
     fn typed(&self) -> TypedValue {
         fn of<T: Type>(value: &T) -> TypedValue {
             let mut bytes = Vec::new();
-            value.encode(&mut bytes);
+            value
+                .encode_value(&mut bytes)
+                .expect("the fuzz values encode");
             TypedValue {
                 typename: T::type_name().to_string(),
                 has_value: true,
@@ -435,7 +437,9 @@ fn get<T: Type + PartialEq + std::fmt::Debug>(
         (_, true, Some(value)) => {
             let oracle: Result<Option<T>, ()> = match &value {
                 None => Ok(None),
-                Some((t, bytes)) if *t == typename => T::decode(bytes).map(Some).map_err(|_| ()),
+                Some((t, bytes)) if *t == typename => {
+                    T::decode_value(bytes).map(Some).map_err(|_| ())
+                }
                 Some(_) => Err(()),
             };
             let agrees = match (&got, &oracle) {
@@ -457,7 +461,9 @@ fn get<T: Type + PartialEq + std::fmt::Debug>(
 fn set<T: Type>(ctx: &mut Context<'_>, spec: &ValueSpec<T>, value: &T) -> Result<Effect, Error> {
     ctx.set(spec, value)?;
     let mut bytes = Vec::new();
-    value.encode(&mut bytes);
+    value
+        .encode_value(&mut bytes)
+        .expect("the fuzz values encode");
     Ok(Effect::Written(
         spec.name().into(),
         Some((T::type_name().to_string(), bytes)),

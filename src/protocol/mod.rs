@@ -27,6 +27,7 @@ use prost_types::Any;
 use crate::address::Address;
 use crate::error::Error;
 use crate::registry::StateSpec;
+use crate::types::EncodeError;
 
 pub(crate) use crate::message::Payload;
 pub(crate) use v2::V2;
@@ -74,17 +75,34 @@ pub(crate) trait Protocol: fmt::Debug + Send + Sync {
         missing: &mut dyn Iterator<Item = &StateSpec>,
     ) -> Result<Vec<u8>, Error>;
 
-    /// Records a message to `target`.
-    fn message(&self, effects: &mut Effects, target: AddressRef<'_>, payload: &dyn Payload);
+    /// Records a message to `target`; nothing when its value cannot be encoded.
+    fn message(
+        &self,
+        effects: &mut Effects,
+        target: AddressRef<'_>,
+        payload: &dyn Payload,
+    ) -> Result<(), EncodeError>;
 
-    /// Records a delayed message or a cancellation, or says why this version cannot.
-    fn delayed(&self, effects: &mut Effects, delayed: Delayed<'_>) -> Result<(), &'static str>;
+    /// Records a delayed message, or says why it cannot.
+    fn delayed(&self, effects: &mut Effects, delayed: Delayed<'_>) -> Result<(), DelayedError>;
 
-    /// Records a message to the egress `namespace/name`.
-    fn egress(&self, effects: &mut Effects, namespace: &str, name: &str, payload: &dyn Payload);
+    /// Records the cancellation of the delayed message sent with `token`, or says why
+    /// this version cannot.
+    fn cancel_delayed(&self, effects: &mut Effects, token: &str) -> Result<(), &'static str>;
 
-    /// Appends `payload` as a state value is stored on the wire.
-    fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload);
+    /// Records a message to the egress `namespace/name`; nothing when its value cannot be
+    /// encoded.
+    fn egress(
+        &self,
+        effects: &mut Effects,
+        namespace: &str,
+        name: &str,
+        payload: &dyn Payload,
+    ) -> Result<(), EncodeError>;
+
+    /// Appends `payload` as a state value is stored on the wire; nothing when its value
+    /// cannot be encoded.
+    fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload) -> Result<(), EncodeError>;
 
     /// A state value as the wire stores it, as an `Any`: what
     /// [`Context::get_state`](crate::Context::get_state) returns.
@@ -122,31 +140,39 @@ pub(crate) trait ValueFormat {
         bytes: &[u8],
     ) -> Result<(Option<crate::proto::polyglot::Address>, Any), prost::DecodeError>;
 
-    /// The size of `payload` as a value message (without key and length).
-    fn value_len(payload: &dyn Payload) -> usize;
+    /// The size of `payload` as a value message (without key and length), when its
+    /// value's bytes are `value_len` long.
+    fn message_len(payload: &dyn Payload, value_len: usize) -> usize;
 
-    /// Appends `payload` as a value message (no key, no length).
-    fn put_value(buf: &mut Vec<u8>, payload: &dyn Payload);
+    /// Appends the fields of `payload`'s value message that come before the value's
+    /// bytes (`value_len` of them), the value's key and length last; the value message's
+    /// fields are in field-number order with the value last in every version, so what
+    /// comes after is the value itself (see `reply::put_ending_in_value`).
+    fn put_head(buf: &mut Vec<u8>, payload: &dyn Payload, value_len: usize);
 
     /// The type and the bytes of a stored value, borrowed.
     fn stored_parts(stored: &[u8]) -> Result<(&str, &[u8]), WireError>;
 }
 
-/// A delayed message to record, or the cancellation of one.
+/// A delayed message to record.
 #[derive(Clone, Copy)]
-pub(crate) enum Delayed<'a> {
-    Send {
-        /// The delay asked for, and in whole milliseconds (rounded down).
-        delay: std::time::Duration,
-        delay_ms: i64,
-        target: AddressRef<'a>,
-        payload: &'a dyn Payload,
-        /// The cancellation token, if the message can be cancelled.
-        token: Option<&'a str>,
-    },
-    Cancel {
-        token: &'a str,
-    },
+pub(crate) struct Delayed<'a> {
+    /// The delay asked for, and in whole milliseconds (rounded down).
+    pub(crate) delay: std::time::Duration,
+    pub(crate) delay_ms: i64,
+    pub(crate) target: AddressRef<'a>,
+    pub(crate) payload: &'a dyn Payload,
+    /// The cancellation token, if the message can be cancelled.
+    pub(crate) token: Option<&'a str>,
+}
+
+/// Why a delayed message was not recorded.
+#[derive(Debug)]
+pub(crate) enum DelayedError {
+    /// This version cannot send it, and why (a zero delay on 2.2, an empty token).
+    Invalid(&'static str),
+    /// Its value could not be encoded.
+    Unencodable(EncodeError),
 }
 
 /// A request refused, with its target when the protocol read it before a problem it

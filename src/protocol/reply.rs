@@ -8,6 +8,7 @@ use super::wire::{
     bytes_field_len, len_field_len, put_bytes_field, put_len_key, put_varint, varint_len,
 };
 use super::{AddressRef, Effects, Mutation, Payload, ValueFormat};
+use crate::types::EncodeError;
 
 /// `FromFunction.invocation_result`
 const FROM_FUNCTION_INVOCATION_RESULT: u32 = 100;
@@ -38,22 +39,47 @@ fn put_address(buf: &mut Vec<u8>, tag: u32, address: AddressRef<'_>, len: usize)
     put_bytes_field(buf, 3, address.id.as_bytes());
 }
 
+/// Appends something that ends with `payload`'s value message: `before(buf, len)`
+/// writes what comes before the value message (the keys and lengths of the fields that
+/// enclose it, and their other fields), given the value message's length `len`.
+///
+/// The value is encoded first, at the end of `buf`, and everything before it is written
+/// after it once its length is known, then moved in front of it: so the length that
+/// every enclosing field gives the value is the length encoded, whatever the value's type
+/// does, with no buffer of its own and no second encoding. On an error `buf` is as it
+/// was: nothing partial is ever recorded.
+pub(crate) fn put_ending_in_value<F: ValueFormat>(
+    buf: &mut Vec<u8>,
+    payload: &dyn Payload,
+    before: impl FnOnce(&mut Vec<u8>, usize),
+) -> Result<(), EncodeError> {
+    let start = buf.len();
+    if let Err(error) = payload.put_value(buf) {
+        buf.truncate(start);
+        return Err(error);
+    }
+    let value_end = buf.len();
+    let value_len = value_end - start;
+    before(buf, F::message_len(payload, value_len));
+    F::put_head(buf, payload, value_len);
+    let head_len = buf.len() - value_end;
+    buf[start..].rotate_right(head_len);
+    Ok(())
+}
+
 /// Records a message to `target`: an `Invocation`.
 pub(crate) fn message<F: ValueFormat>(
     effects: &mut Effects,
     target: AddressRef<'_>,
     payload: &dyn Payload,
-) {
-    let (target_len, argument_len) = (address_len(target), F::value_len(payload));
-    let len = len_field_len(1, target_len) + len_field_len(2, argument_len);
-    let buf = &mut effects.messages;
-    // Once per message, not once per field: growth by single pushes would reallocate a
-    // young buffer several times.
-    buf.reserve(len_field_len(RESPONSE_MESSAGES, len));
-    put_len_key(buf, RESPONSE_MESSAGES, len);
-    put_address(buf, 1, target, target_len);
-    put_len_key(buf, 2, argument_len);
-    F::put_value(buf, payload);
+) -> Result<(), EncodeError> {
+    put_ending_in_value::<F>(&mut effects.messages, payload, |buf, argument_len| {
+        let target_len = address_len(target);
+        let len = len_field_len(1, target_len) + len_field_len(2, argument_len);
+        put_len_key(buf, RESPONSE_MESSAGES, len);
+        put_address(buf, 1, target, target_len);
+        put_len_key(buf, 2, argument_len);
+    })
 }
 
 /// Records a message to `target` after `delay_ms`: a `DelayedInvocation`, with a
@@ -64,29 +90,31 @@ pub(crate) fn delayed<F: ValueFormat>(
     target: AddressRef<'_>,
     payload: &dyn Payload,
     token: &str,
-) {
-    let (target_len, argument_len) = (address_len(target), F::value_len(payload));
-    // An int64 is a varint of its two's complement; zero is left out.
-    let delay_len = if delay_ms == 0 {
-        0
-    } else {
-        1 + varint_len(delay_ms as u64)
-    };
-    let len = delay_len
-        + len_field_len(2, target_len)
-        + len_field_len(3, argument_len)
-        + bytes_field_len(DELAYED_TOKEN, token.as_bytes());
+) -> Result<(), EncodeError> {
     let buf = &mut effects.delayed;
-    buf.reserve(len_field_len(RESPONSE_DELAYED, len));
-    put_len_key(buf, RESPONSE_DELAYED, len);
-    if delay_ms != 0 {
-        buf.push(1 << 3); // `delay_in_ms`, a varint
-        put_varint(buf, delay_ms as u64);
-    }
-    put_address(buf, 2, target, target_len);
-    put_len_key(buf, 3, argument_len);
-    F::put_value(buf, payload);
+    put_ending_in_value::<F>(buf, payload, |buf, argument_len| {
+        let target_len = address_len(target);
+        // An int64 is a varint of its two's complement; zero is left out.
+        let delay_len = if delay_ms == 0 {
+            0
+        } else {
+            1 + varint_len(delay_ms as u64)
+        };
+        let len = delay_len
+            + len_field_len(2, target_len)
+            + len_field_len(3, argument_len)
+            + bytes_field_len(DELAYED_TOKEN, token.as_bytes());
+        put_len_key(buf, RESPONSE_DELAYED, len);
+        if delay_ms != 0 {
+            buf.push(1 << 3); // `delay_in_ms`, a varint
+            put_varint(buf, delay_ms as u64);
+        }
+        put_address(buf, 2, target, target_len);
+        put_len_key(buf, 3, argument_len);
+    })?;
+    // The token (field 11) comes after the argument (field 3), as prost writes it.
     put_bytes_field(buf, DELAYED_TOKEN, token.as_bytes());
+    Ok(())
 }
 
 /// Records the cancellation of the delayed message sent with `token` (3.x): a
@@ -108,18 +136,16 @@ pub(crate) fn egress<F: ValueFormat>(
     namespace: &str,
     name: &str,
     payload: &dyn Payload,
-) {
-    let argument_len = F::value_len(payload);
-    let len = bytes_field_len(1, namespace.as_bytes())
-        + bytes_field_len(2, name.as_bytes())
-        + len_field_len(3, argument_len);
-    let buf = &mut effects.egresses;
-    buf.reserve(len_field_len(RESPONSE_EGRESSES, len));
-    put_len_key(buf, RESPONSE_EGRESSES, len);
-    put_bytes_field(buf, 1, namespace.as_bytes());
-    put_bytes_field(buf, 2, name.as_bytes());
-    put_len_key(buf, 3, argument_len);
-    F::put_value(buf, payload);
+) -> Result<(), EncodeError> {
+    put_ending_in_value::<F>(&mut effects.egresses, payload, |buf, argument_len| {
+        let len = bytes_field_len(1, namespace.as_bytes())
+            + bytes_field_len(2, name.as_bytes())
+            + len_field_len(3, argument_len);
+        put_len_key(buf, RESPONSE_EGRESSES, len);
+        put_bytes_field(buf, 1, namespace.as_bytes());
+        put_bytes_field(buf, 2, name.as_bytes());
+        put_len_key(buf, 3, argument_len);
+    })
 }
 
 /// Encodes what a batch did as a serialized `FromFunction`: the state mutations, then the

@@ -6,17 +6,21 @@ use prost_types::Any;
 
 use super::wire::{len_field_len, put_len_key, Reader, WireError, WireType};
 use super::{
-    reply, request, AddressRef, Batch, Delayed, Effects, Limits, Mutations, Payload, Protocol,
-    ProtocolVersion, Refused, ValueFormat,
+    reply, request, AddressRef, Batch, Delayed, DelayedError, Effects, Limits, Mutations, Payload,
+    Protocol, ProtocolVersion, Refused, ValueFormat,
 };
 use crate::address::Address;
 use crate::error::Error;
 use crate::proto::polyglot::to_function;
 use crate::registry::StateSpec;
+use crate::types::EncodeError;
 
 /// The Stateful Functions 2.2 protocol.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct V2;
+
+const NO_CANCELLATION: &str =
+    "cancelling delayed messages needs the Stateful Functions 3.x protocol; this handler speaks 2.2";
 
 /// 2.2 values: a `google.protobuf.Any` (`type_url` = 1, `value` = 2); a state without a
 /// value is empty bytes.
@@ -57,8 +61,8 @@ impl ValueFormat for AnyValue {
     }
 
     /// The size of `payload` as an `Any` message (without key and length).
-    fn value_len(payload: &dyn Payload) -> usize {
-        let (type_len, value_len) = (payload.type_len(), payload.value_len());
+    fn message_len(payload: &dyn Payload, value_len: usize) -> usize {
+        let type_len = payload.type_len();
         let type_url = if type_len == 0 {
             0
         } else {
@@ -72,18 +76,16 @@ impl ValueFormat for AnyValue {
         type_url + value
     }
 
-    /// Appends `payload` as a serialized `Any` (no key, no length); empty fields are left
-    /// out, as prost leaves out proto3 defaults.
-    fn put_value(buf: &mut Vec<u8>, payload: &dyn Payload) {
+    /// The `Any`'s `type_url`, then the key and length of its `value`; empty fields are
+    /// left out, as prost leaves out proto3 defaults.
+    fn put_head(buf: &mut Vec<u8>, payload: &dyn Payload, value_len: usize) {
         let type_len = payload.type_len();
         if type_len > 0 {
             put_len_key(buf, 1, type_len);
             payload.put_type(buf);
         }
-        let value_len = payload.value_len();
         if value_len > 0 {
             put_len_key(buf, 2, value_len);
-            payload.put_value(buf);
         }
     }
 
@@ -133,40 +135,52 @@ impl Protocol for V2 {
         })
     }
 
-    fn message(&self, effects: &mut Effects, target: AddressRef<'_>, payload: &dyn Payload) {
-        reply::message::<AnyValue>(effects, target, payload);
+    fn message(
+        &self,
+        effects: &mut Effects,
+        target: AddressRef<'_>,
+        payload: &dyn Payload,
+    ) -> Result<(), EncodeError> {
+        reply::message::<AnyValue>(effects, target, payload)
     }
 
-    /// 2.2 knows no cancellation, and a zero delay is a "missing delay" in its Python SDK.
-    fn delayed(&self, effects: &mut Effects, delayed: Delayed<'_>) -> Result<(), &'static str> {
-        match delayed {
-            Delayed::Send { delay, .. } if delay.is_zero() => {
-                Err("the delay is zero; send the message without a delay instead")
-            }
-            Delayed::Send { token: Some(_), .. } | Delayed::Cancel { .. } => Err(
-                "cancelling delayed messages needs the Stateful Functions 3.x protocol; this \
-                 handler speaks 2.2",
-            ),
-            Delayed::Send {
-                delay_ms,
-                target,
-                payload,
-                token: None,
-                ..
-            } => {
-                reply::delayed::<AnyValue>(effects, delay_ms, target, payload, "");
-                Ok(())
-            }
+    /// A zero delay is a "missing delay" in 2.2's Python SDK, and 2.2 knows no
+    /// cancellation tokens.
+    fn delayed(&self, effects: &mut Effects, delayed: Delayed<'_>) -> Result<(), DelayedError> {
+        if delayed.delay.is_zero() {
+            return Err(DelayedError::Invalid(
+                "the delay is zero; send the message without a delay instead",
+            ));
         }
+        if delayed.token.is_some() {
+            return Err(DelayedError::Invalid(NO_CANCELLATION));
+        }
+        let Delayed {
+            delay_ms,
+            target,
+            payload,
+            ..
+        } = delayed;
+        reply::delayed::<AnyValue>(effects, delay_ms, target, payload, "")
+            .map_err(DelayedError::Unencodable)
     }
 
-    fn egress(&self, effects: &mut Effects, namespace: &str, name: &str, payload: &dyn Payload) {
-        reply::egress::<AnyValue>(effects, namespace, name, payload);
+    fn cancel_delayed(&self, _effects: &mut Effects, _token: &str) -> Result<(), &'static str> {
+        Err(NO_CANCELLATION)
     }
 
-    fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload) {
-        buf.reserve(AnyValue::value_len(payload));
-        AnyValue::put_value(buf, payload);
+    fn egress(
+        &self,
+        effects: &mut Effects,
+        namespace: &str,
+        name: &str,
+        payload: &dyn Payload,
+    ) -> Result<(), EncodeError> {
+        reply::egress::<AnyValue>(effects, namespace, name, payload)
+    }
+
+    fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload) -> Result<(), EncodeError> {
+        reply::put_ending_in_value::<AnyValue>(buf, payload, |_, _| {})
     }
 
     /// A stored value is a serialized `Any`, decoded as prost decodes it.
@@ -229,7 +243,7 @@ mod tests {
         ));
         assert_eq!(
             refused.target.as_deref(),
-            Some(&Address::new("ns", "t", "1"))
+            Some(&Address::from_wire("ns", "t", "1"))
         );
         assert!(decode_request(&[], limits).unwrap_err().target.is_none());
     }
@@ -266,7 +280,7 @@ mod tests {
             body.as_ptr_range().contains(&value.as_ptr()),
             "value was copied"
         );
-        assert_eq!(batch.target, Address::new("ns", "t", "1"));
+        assert_eq!(batch.target, Address::from_wire("ns", "t", "1"));
         assert_eq!(batch.invocations.len(), 1);
         assert!(matches!(batch.invocations[0].caller, Caller::Is(None)));
         assert_eq!(batch.invocations[0].argument.type_url(), "");
@@ -420,7 +434,7 @@ mod tests {
         });
         let body = [first, second].concat();
         let batch = decode(&body, Limits::NONE).unwrap();
-        assert_eq!(batch.target, Address::new("ns", "t", ""));
+        assert_eq!(batch.target, Address::from_wire("ns", "t", ""));
         assert_eq!(batch.states.as_slice().len(), 2);
         assert_eq!(batch.invocations.len(), 2);
     }
@@ -565,7 +579,7 @@ mod tests {
             (addr("", "", ""), any("", b"")),
             (addr("ns", "", "id"), any("", &long_value)),
         ] {
-            V2.message(&mut effects, target.0, &argument);
+            V2.message(&mut effects, target.0, &argument).unwrap();
             expected.outgoing_messages.push(ff::Invocation {
                 target: Some(target.1),
                 argument: Some(argument),
@@ -573,7 +587,7 @@ mod tests {
         }
         for message in [&duration, &empty_duration] {
             let (target, proto_target) = addr("ns", "f", "2");
-            V2.message(&mut effects, target, &Packed::new(message));
+            V2.message(&mut effects, target, &Packed(message)).unwrap();
             expected.outgoing_messages.push(ff::Invocation {
                 target: Some(proto_target),
                 argument: Some(crate::pack(message)),
@@ -581,7 +595,8 @@ mod tests {
         }
         for delay_ms in [1, 300, i64::MAX, -1, 0] {
             let (target, proto_target) = addr("ns", "f", "3");
-            reply::delayed::<AnyValue>(&mut effects, delay_ms, target, &Packed::new(&duration), "");
+            reply::delayed::<AnyValue>(&mut effects, delay_ms, target, &Packed(&duration), "")
+                .unwrap();
             expected.delayed_invocations.push(ff::DelayedInvocation {
                 delay_in_ms: delay_ms,
                 target: Some(proto_target),
@@ -590,7 +605,7 @@ mod tests {
         }
         for (namespace, name, argument) in [("e", "out", any("t/y", b"z")), ("", "", any("", b""))]
         {
-            V2.egress(&mut effects, namespace, name, &argument);
+            V2.egress(&mut effects, namespace, name, &argument).unwrap();
             expected.outgoing_egresses.push(ff::EgressMessage {
                 egress_namespace: namespace.into(),
                 egress_type: name.into(),

@@ -9,18 +9,22 @@ use prost_types::Any;
 
 use super::wire::{len_field_len, put_len_key, Reader, WireError, WireType};
 use super::{
-    reply, request, AddressRef, Batch, Delayed, Effects, Limits, Mutations, Payload, Protocol,
-    ProtocolVersion, Refused, ValueFormat,
+    reply, request, AddressRef, Batch, Delayed, DelayedError, Effects, Limits, Mutations, Payload,
+    Protocol, ProtocolVersion, Refused, ValueFormat,
 };
 use crate::address::Address;
 use crate::error::Error;
 use crate::proto::polyglot;
 use crate::proto::reqreply::{from_function, to_function, FromFunction};
 use crate::registry::{Expiration, StateSpec};
+use crate::types::EncodeError;
 
 /// The Stateful Functions 3.x protocol.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct V3;
+
+const EMPTY_TOKEN: &str = "the cancellation token is empty; the runtime rejects an empty token \
+                           (send without a token when there is nothing to cancel)";
 
 /// 3.x values: a `TypedValue` (`typename` = 1, `has_value` = 2, `value` = 3).
 pub(crate) struct TypedValue;
@@ -111,8 +115,8 @@ impl ValueFormat for TypedValue {
     }
 
     /// The size of `payload` as a `TypedValue` with a value (without key and length).
-    fn value_len(payload: &dyn Payload) -> usize {
-        let (type_len, value_len) = (payload.type_len(), payload.value_len());
+    fn message_len(payload: &dyn Payload, value_len: usize) -> usize {
+        let type_len = payload.type_len();
         let typename = if type_len == 0 {
             0
         } else {
@@ -126,19 +130,17 @@ impl ValueFormat for TypedValue {
         typename + 2 + value
     }
 
-    /// Appends `payload` as a serialized `TypedValue` with `has_value` set (no key, no
-    /// length), empty fields left out, as every SDK writes it.
-    fn put_value(buf: &mut Vec<u8>, payload: &dyn Payload) {
+    /// The `TypedValue`'s `typename` and `has_value` (set), then the key and length of
+    /// its `value`; empty fields are left out, as every SDK writes it.
+    fn put_head(buf: &mut Vec<u8>, payload: &dyn Payload, value_len: usize) {
         let type_len = payload.type_len();
         if type_len > 0 {
             put_len_key(buf, 1, type_len);
             payload.put_type(buf);
         }
         buf.extend_from_slice(&[2 << 3, 1]); // `has_value` = true
-        let value_len = payload.value_len();
         if value_len > 0 {
             put_len_key(buf, 3, value_len);
-            payload.put_value(buf);
         }
     }
 
@@ -221,44 +223,51 @@ impl Protocol for V3 {
         Ok(reply.encode_to_vec())
     }
 
-    fn message(&self, effects: &mut Effects, target: AddressRef<'_>, payload: &dyn Payload) {
-        reply::message::<TypedValue>(effects, target, payload);
+    fn message(
+        &self,
+        effects: &mut Effects,
+        target: AddressRef<'_>,
+        payload: &dyn Payload,
+    ) -> Result<(), EncodeError> {
+        reply::message::<TypedValue>(effects, target, payload)
     }
 
-    fn delayed(&self, effects: &mut Effects, delayed: Delayed<'_>) -> Result<(), &'static str> {
-        match delayed {
-            Delayed::Send {
-                token: Some(""), ..
-            }
-            | Delayed::Cancel { token: "" } => Err(
-                "the cancellation token is empty; the runtime rejects an empty token (send \
-                 without a token when there is nothing to cancel)",
-            ),
-            Delayed::Send {
-                delay_ms,
-                target,
-                payload,
-                token,
-                ..
-            } => {
-                let token = token.unwrap_or_default();
-                reply::delayed::<TypedValue>(effects, delay_ms, target, payload, token);
-                Ok(())
-            }
-            Delayed::Cancel { token } => {
-                reply::cancellation(effects, token);
-                Ok(())
-            }
+    fn delayed(&self, effects: &mut Effects, delayed: Delayed<'_>) -> Result<(), DelayedError> {
+        let Delayed {
+            delay_ms,
+            target,
+            payload,
+            token,
+            ..
+        } = delayed;
+        if token == Some("") {
+            return Err(DelayedError::Invalid(EMPTY_TOKEN));
         }
+        let token = token.unwrap_or_default();
+        reply::delayed::<TypedValue>(effects, delay_ms, target, payload, token)
+            .map_err(DelayedError::Unencodable)
     }
 
-    fn egress(&self, effects: &mut Effects, namespace: &str, name: &str, payload: &dyn Payload) {
-        reply::egress::<TypedValue>(effects, namespace, name, payload);
+    fn cancel_delayed(&self, effects: &mut Effects, token: &str) -> Result<(), &'static str> {
+        if token.is_empty() {
+            return Err(EMPTY_TOKEN);
+        }
+        reply::cancellation(effects, token);
+        Ok(())
     }
 
-    fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload) {
-        buf.reserve(TypedValue::value_len(payload));
-        TypedValue::put_value(buf, payload);
+    fn egress(
+        &self,
+        effects: &mut Effects,
+        namespace: &str,
+        name: &str,
+        payload: &dyn Payload,
+    ) -> Result<(), EncodeError> {
+        reply::egress::<TypedValue>(effects, namespace, name, payload)
+    }
+
+    fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload) -> Result<(), EncodeError> {
+        reply::put_ending_in_value::<TypedValue>(buf, payload, |_, _| {})
     }
 
     /// A stored value as an `Any`: its typename as the type URL.
@@ -511,8 +520,8 @@ mod tests {
             type_url: "t/x".into(),
             value: b"ab".to_vec(),
         };
-        V3.message(&mut effects, target, &any);
-        V3.message(&mut effects, target, &Typed::new(&0i32));
+        V3.message(&mut effects, target, &any).unwrap();
+        V3.message(&mut effects, target, &Typed(&0i32)).unwrap();
         expected.outgoing_messages = vec![
             ff::Invocation {
                 target: Some(address("ns", "f", "1")),
@@ -523,11 +532,11 @@ mod tests {
                 argument: Some(typed("io.statefun.types/int", true, b"")),
             },
         ];
-        let five = Typed::new(&5i64);
+        let five = Typed(&5i64);
         for (delay_ms, token) in [(1000i64, None), (0, Some("t1")), (-5, None)] {
             V3.delayed(
                 &mut effects,
-                Delayed::Send {
+                Delayed {
                     delay: Duration::from_millis(delay_ms.unsigned_abs()),
                     delay_ms,
                     target,
@@ -548,21 +557,21 @@ mod tests {
                 cancellation_token: token.unwrap_or_default().into(),
             });
         }
-        V3.delayed(&mut effects, Delayed::Cancel { token: "t1" })
-            .unwrap();
+        V3.cancel_delayed(&mut effects, "t1").unwrap();
         expected.delayed_invocations.push(ff::DelayedInvocation {
             is_cancellation_request: true,
             cancellation_token: "t1".into(),
             ..Default::default()
         });
-        V3.egress(&mut effects, "e", "out", &any);
+        V3.egress(&mut effects, "e", "out", &any).unwrap();
         expected.outgoing_egresses.push(ff::EgressMessage {
             egress_namespace: "e".into(),
             egress_type: "out".into(),
             argument: Some(typed("t/x", true, b"ab")),
         });
         let mut stored = Vec::new();
-        V3.put_state_value(&mut stored, &Typed::new(&"x".to_string()));
+        V3.put_state_value(&mut stored, &Typed(&"x".to_string()))
+            .unwrap();
         let mutations = [
             Mutation {
                 name: "a",
@@ -595,9 +604,7 @@ mod tests {
     #[test]
     fn empty_tokens_are_refused() {
         let mut effects = Effects::default();
-        assert!(V3
-            .delayed(&mut effects, Delayed::Cancel { token: "" })
-            .is_err());
+        assert!(V3.cancel_delayed(&mut effects, "").is_err());
         assert!(effects.delayed.is_empty());
     }
 
@@ -613,7 +620,7 @@ mod tests {
                 .expire(Expiration::AfterInvoke(Duration::ZERO)),
         ];
         let reply = V3
-            .missing_states(Address::new("ns", "f", "1"), &mut specs.iter())
+            .missing_states(Address::from_wire("ns", "f", "1"), &mut specs.iter())
             .unwrap();
         let decoded = FromFunction::decode(&reply[..]).unwrap();
         let Some(from_function::Response::IncompleteInvocationContext(context)) = decoded.response

@@ -26,7 +26,7 @@
 //! let request = Request::to("example/remember", "alice")
 //!     .with_state("last", None)
 //!     .invoke(ping(1))
-//!     .invoke_from(Address::new("example", "caller", "c1"), ping(2))
+//!     .invoke_from(Address::new("example", "caller", "c1").unwrap(), ping(2))
 //!     .to_bytes();
 //! let reply = Reply::decode(&handler.handle(&request)?)?;
 //!
@@ -192,8 +192,9 @@ use std::time::Duration;
 use prost::{Message, Name};
 use prost_types::Any;
 
-use crate::address::{Address, FunctionType};
-use crate::message::{unpack, Payload, UnpackError, Value};
+use crate::address::Address;
+use crate::error::Error;
+use crate::message::{type_of, unpack, Payload, UnpackError, Value};
 use crate::text::Shown;
 use crate::types::{DecodeError, Type};
 
@@ -290,7 +291,7 @@ pub(crate) fn read<T: Type>(value: &Any) -> Result<T, ReadError> {
             actual: value.type_url.clone(),
         });
     }
-    T::decode(&value.value).map_err(|source| ReadError::Malformed {
+    T::decode_value(&value.value).map_err(|source| ReadError::Malformed {
         typename: value.type_url.clone(),
         source,
     })
@@ -298,17 +299,35 @@ pub(crate) fn read<T: Type>(value: &Any) -> Result<T, ReadError> {
 
 /// A value a [`Context`](crate::Context) could send (an `Any` as it is, or `&T` for any
 /// [`Type`]) as an `Any` whose type URL is its typename.
-pub(crate) fn to_any<V: Value>(value: V) -> Any {
+///
+/// # Errors
+///
+/// [`Error::UnencodableValue`] for `destination` (e.g. ``the state `seen` ``) when the
+/// value's type cannot encode it.
+pub(crate) fn to_any<V: Value>(
+    value: V,
+    destination: impl FnOnce() -> String,
+) -> Result<Any, Error> {
     let payload = value.payload();
-    let mut typename = Vec::with_capacity(payload.type_len());
-    payload.put_type(&mut typename);
-    let mut bytes = Vec::with_capacity(payload.value_len());
-    payload.put_value(&mut bytes);
-    Any {
-        // A type URL and a typename are UTF-8 already; nothing is lost.
-        type_url: String::from_utf8_lossy(&typename).into_owned(),
-        value: bytes,
+    let mut bytes = Vec::new();
+    match payload.put_value(&mut bytes) {
+        Ok(()) => Ok(Any {
+            type_url: type_of(&payload),
+            value: bytes,
+        }),
+        Err(source) => Err(Error::UnencodableValue {
+            typename: type_of(&payload),
+            destination: destination().into_boxed_str(),
+            source,
+        }),
     }
+}
+
+/// As [`to_any`], for the request builders, which panic on a value that cannot be
+/// encoded: a test's own values are the test's to fix.
+#[track_caller]
+pub(crate) fn to_any_or_panic<V: Value>(value: V, destination: impl FnOnce() -> String) -> Any {
+    to_any(value, destination).unwrap_or_else(|error| panic!("{}", error.report()))
 }
 
 /// A delay on the wire, in milliseconds, as a `Duration` (a negative one is zero).
@@ -318,7 +337,7 @@ pub(crate) fn delay_of(millis: i64) -> Duration {
 
 /// An egress's `namespace/name`.
 pub(crate) fn egress_name(namespace: String, name: String) -> String {
-    FunctionType::new(namespace, name).to_string()
+    format!("{namespace}/{name}")
 }
 
 /// What every version's reply carries alike, found by state name, target or egress: the
@@ -457,7 +476,7 @@ mod tests {
 
     #[test]
     fn typed_reads_name_both_typenames_or_the_decoding_failure() {
-        let five = to_any(&5i32);
+        let five = to_any(&5i32, String::new).unwrap();
         assert_eq!(five.type_url, "io.statefun.types/int");
         assert_eq!(five.value, [0x0d, 5, 0, 0, 0]);
         assert_eq!(read::<i32>(&five).unwrap(), 5);

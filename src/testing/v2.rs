@@ -21,7 +21,7 @@ impl Request {
     /// one.
     pub fn to(typename: &str, id: &str) -> Self {
         let (namespace, name) = FunctionType::split_unchecked(typename);
-        Request::to_address(&Address::new(namespace, name, id))
+        Request::to_address(&Address::from_wire(namespace, name, id))
     }
 
     /// A batch for `target`.
@@ -348,11 +348,11 @@ mod tests {
     #[test]
     fn messages_and_egresses_are_filtered_by_target() {
         let reply = reply();
-        let next = Address::new("example", "next", "n");
+        let next = Address::new("example", "next", "n").unwrap();
         assert_eq!(reply.messages_to(&next).count(), 1);
         assert_eq!(
             reply
-                .messages_to(&Address::new("example", "next", "x"))
+                .messages_to(&Address::new("example", "next", "x").unwrap())
                 .count(),
             0
         );

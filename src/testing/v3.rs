@@ -16,7 +16,7 @@
 //! let handler = RequestReplyHandler::v3(functions)?;
 //!
 //! let request = Request::to("example/timer", "t")
-//!     .invoke_from(Address::new("example", "caller", "c"), &"tick".to_string());
+//!     .invoke_from(Address::new("example", "caller", "c").unwrap(), &"tick".to_string());
 //! let reply = Reply::decode(&handler.handle(&request.to_bytes())?)?;
 //! assert_eq!(reply.cancellations().collect::<Vec<_>>(), ["tick"]);
 //! let Delayed::Send { message, cancellation_token } = &reply.delayed()[1] else {
@@ -34,12 +34,15 @@ use prost_types::Any;
 
 use super::http_client::{self, RemoteError, RemoteOptions};
 use super::StateChange;
-use super::{delay_of, egress_name, read, to_any, Effects, Emitted, ReadError, Sent, SentAfter};
+use super::{
+    delay_of, egress_name, read, to_any_or_panic, Effects, Emitted, ReadError, Sent, SentAfter,
+};
 use crate::address::{Address, FunctionType};
 use crate::message::Value;
 use crate::proto::reqreply::{self as proto, from_function, to_function, TypedValue};
 use crate::protocol::ProtocolVersion;
 use crate::registry::{Expiration, StateSpec};
+use crate::text::Shown;
 use crate::types::Type;
 use crate::value_spec::ValueSpec;
 
@@ -54,7 +57,7 @@ use crate::value_spec::ValueSpec;
 ///
 /// let body = Request::to("example/greeter", "alice")
 ///     .with_state(&SEEN, Some(&3))
-///     .invoke_from(Address::new("example", "caller", "c"), &"alice".to_string())
+///     .invoke_from(Address::new("example", "caller", "c").unwrap(), &"alice".to_string())
 ///     .invoke(&42i64)
 ///     .to_bytes();
 /// # let _ = body;
@@ -70,7 +73,7 @@ impl Request {
     /// one.
     pub fn to(typename: &str, id: &str) -> Self {
         let (namespace, name) = FunctionType::split_unchecked(typename);
-        Request::to_address(&Address::new(namespace, name, id))
+        Request::to_address(&Address::from_wire(namespace, name, id))
     }
 
     /// A batch for `target`.
@@ -85,16 +88,29 @@ impl Request {
 
     /// Adds the state of `spec` with `value`, under the spec's typename (`None`: the
     /// runtime registered it, but it has no value).
+    ///
+    /// # Panics
+    ///
+    /// If `value`'s type cannot encode it ([`Type::encode_value`] fails), as the request
+    /// builders do for every value they are given.
+    #[track_caller]
     pub fn with_state<T: Type>(self, spec: &ValueSpec<T>, value: Option<&T>) -> Self {
-        let value = value.map(|value| typed_value(to_any(value)));
+        let destination = || format!("state {}", Shown(spec.name()));
+        let value = value.map(|value| typed_value(to_any_or_panic(value, destination)));
         self.with_state_raw(spec.name(), value)
     }
 
     /// Adds the state `name` holding `value` (an `Any` whose type URL is the typename, or
     /// `&T` for any [`Type`]), whatever the function declares: to test a state of another
     /// type than the declared one.
+    ///
+    /// # Panics
+    ///
+    /// If `value`'s type cannot encode it.
+    #[track_caller]
     pub fn with_state_value<V: Value>(self, name: &str, value: V) -> Self {
-        self.with_state_raw(name, Some(typed_value(to_any(value))))
+        let value = to_any_or_panic(value, || format!("state {}", Shown(name)));
+        self.with_state_raw(name, Some(typed_value(value)))
     }
 
     /// Adds the state `name` with `value` as the wire carries it: `None` leaves
@@ -112,13 +128,25 @@ impl Request {
     /// Adds an invocation without a caller, as from an ingress, whose argument is
     /// `message`: `&T` for any [`Type`] (`&5i32`, `&"x".to_string()`, `&my_message`), or
     /// an `Any` whose type URL is the typename.
+    ///
+    /// # Panics
+    ///
+    /// If `message`'s type cannot encode it.
+    #[track_caller]
     pub fn invoke<V: Value>(self, message: V) -> Self {
-        self.invoke_raw(None, Some(typed_value(to_any(message))))
+        let argument = to_any_or_panic(message, || "an invocation".to_owned());
+        self.invoke_raw(None, Some(typed_value(argument)))
     }
 
     /// Adds an invocation sent by `caller`, as [`invoke`](Self::invoke).
+    ///
+    /// # Panics
+    ///
+    /// If `message`'s type cannot encode it.
+    #[track_caller]
     pub fn invoke_from<V: Value>(self, caller: Address, message: V) -> Self {
-        self.invoke_raw(Some(caller), Some(typed_value(to_any(message))))
+        let argument = to_any_or_panic(message, || "an invocation".to_owned());
+        self.invoke_raw(Some(caller), Some(typed_value(argument)))
     }
 
     /// Adds an invocation with `argument` as the wire carries it (`None` leaves it out).
@@ -473,7 +501,7 @@ pub(crate) fn address_to_proto(address: &Address) -> proto::Address {
 /// An address from the wire; an absent one is all empty.
 pub(crate) fn address_from_proto(address: Option<proto::Address>) -> Address {
     let address = address.unwrap_or_default();
-    Address::new(address.namespace, address.r#type, address.id)
+    Address::from_wire(address.namespace, address.r#type, address.id)
 }
 
 #[cfg(test)]
@@ -565,7 +593,7 @@ mod tests {
         assert!(reply.deleted("old"));
         assert_eq!(reply.modified(&OLD).unwrap(), None);
         assert_eq!(reply.state_change("kept"), None);
-        let next = Address::new("example", "next", "n");
+        let next = Address::new("example", "next", "n").unwrap();
         let sent: Vec<_> = reply.messages_to(&next).collect();
         assert_eq!(sent[0].typename(), "io.statefun.types/string");
         assert_eq!(sent[0].bytes(), b"\x0a\x02hi");

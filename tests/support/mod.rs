@@ -153,7 +153,7 @@ pub fn ping(n: u8) -> Any {
 }
 
 pub fn caller() -> Address {
-    Address::new("org.foo", "greeter-java", "0")
+    Address::new("org.foo", "greeter-java", "0").unwrap()
 }
 
 /// A handler with one function bound under `typename`.

@@ -105,7 +105,7 @@ pub(super) fn decode_answer_v2(bytes: &[u8]) -> Result<Answer, String> {
             .into_iter()
             .map(|e| {
                 (
-                    FunctionType::new(e.egress_namespace, e.egress_type).to_string(),
+                    format!("{}/{}", e.egress_namespace, e.egress_type),
                     e.argument.unwrap_or_default(),
                 )
             })
@@ -190,7 +190,7 @@ pub(super) fn decode_answer_v3(bytes: &[u8]) -> Result<Answer, String> {
             .into_iter()
             .map(|e| {
                 (
-                    FunctionType::new(e.egress_namespace, e.egress_type).to_string(),
+                    format!("{}/{}", e.egress_namespace, e.egress_type),
                     v3::any_of(e.argument),
                 )
             })

@@ -452,11 +452,15 @@ impl LocalRuntime {
                 reason: format!("the id of the target of type `{typename}` is empty"),
             }));
         }
+        let argument = to_any(message, || {
+            format!("a message to {}", Shown(&address.to_string()))
+        })
+        .map_err(invalid)?;
         self.deliver(
             address,
             Envelope {
                 caller: None,
-                argument: to_any(message),
+                argument,
             },
         );
         Ok(())
@@ -758,7 +762,8 @@ impl LocalRuntime {
             let declaration = self.known_state_or(&address, spec.name(), Some(fallback))?;
             self.register_for_set(&address, declaration);
         }
-        self.set_state(typename, id, spec.name(), Some(to_any(value)))
+        let value = to_any(value, || format!("state {}", Shown(spec.name()))).map_err(invalid)?;
+        self.set_state(typename, id, spec.name(), Some(value))
     }
 
     /// Sets the state `name` of the instance `id` of `typename` to `value` (`None`

@@ -1,0 +1,344 @@
+//! A value that cannot be encoded is an error that names the state or the target and the
+//! type, never an empty, partial or corrupt value in the reply: a JSON map with non-string
+//! keys, a hand-written `Type` that gives up halfway, and a `Serialize` that says something
+//! else at every call, on both protocols, through `Context`, the egress records and the
+//! testing kit.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use prost::Message as _;
+use prost_types::Any;
+use statefun_sync::proto::{polyglot, reqreply};
+use statefun_sync::testing::{v3, LocalRuntime, Reply, Request, RuntimeError, StateChange};
+use statefun_sync::types::{DecodeError, EncodeError, Type, TypeName};
+use statefun_sync::{
+    kafka_record, Address, Context, Error, Message, RecordValue, RequestReplyHandler,
+    StatefulFunctions, ValueSpec,
+};
+
+/// Scores by (round, player): serde_json refuses a map whose keys are not strings.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Scores(BTreeMap<(u32, u32), u32>);
+statefun_sync::json_type!(Scores => "test/Scores");
+
+fn scores() -> Scores {
+    Scores(BTreeMap::from([((1, 7), 30)]))
+}
+
+/// A hand-written type that writes `text`, then gives up when `fail` is set: what the
+/// reply must never carry is the half it wrote.
+#[derive(Debug, PartialEq)]
+struct Flaky {
+    text: String,
+    fail: bool,
+}
+
+impl Type for Flaky {
+    fn type_name() -> TypeName {
+        TypeName::new("test/Flaky")
+    }
+    fn encode_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+        buf.extend_from_slice(self.text.as_bytes());
+        if self.fail {
+            return Err("the encoder gave up".into());
+        }
+        Ok(())
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Ok(Flaky {
+            text: String::from_utf8(bytes.to_vec())?,
+            fail: false,
+        })
+    }
+}
+
+fn good(text: &str) -> Flaky {
+    Flaky {
+        text: text.into(),
+        fail: false,
+    }
+}
+
+fn failing() -> Flaky {
+    Flaky {
+        text: "half a value".into(),
+        fail: true,
+    }
+}
+
+/// A `Serialize` that says something longer at every call (as one over a `HashMap`, a
+/// clock or a counter may): a length taken from one call and bytes from another would
+/// corrupt the reply.
+#[derive(Debug, Default)]
+struct Shifting {
+    calls: Cell<usize>,
+}
+
+impl serde::Serialize for Shifting {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let calls = self.calls.get();
+        self.calls.set(calls + 1);
+        serializer.serialize_str(&"x".repeat(100 * calls))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Shifting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(Shifting {
+            calls: Cell::new(text.len() / 100),
+        })
+    }
+}
+statefun_sync::json_type!(Shifting => "test/Shifting");
+
+const SCORES: ValueSpec<Scores> = ValueSpec::named("scores");
+const FLAKY: ValueSpec<Flaky> = ValueSpec::named("flaky");
+const SHIFTING: ValueSpec<Shifting> = ValueSpec::named("shifting");
+
+fn caller() -> Address {
+    Address::from_typename("test/caller", "c").unwrap()
+}
+
+fn handler_for(
+    protocol: &str,
+    function: impl Fn(&mut Context, Message) -> anyhow::Result<()> + Send + Sync + 'static,
+) -> RequestReplyHandler {
+    let mut functions = StatefulFunctions::new();
+    functions
+        .bind_message("test/f", function)
+        .unwrap()
+        .state(&SCORES)
+        .state(&FLAKY)
+        .state(&SHIFTING);
+    match protocol {
+        "2.2" => RequestReplyHandler::new(functions),
+        _ => RequestReplyHandler::v3(functions).unwrap(),
+    }
+}
+
+/// One request for `test/f` in each protocol, from `caller()`, with every state and an
+/// empty value in `flaky`... on 2.2 as `Any`s, on 3.x as typed values.
+fn request(protocol: &str) -> Vec<u8> {
+    match protocol {
+        "2.2" => Request::to("test/f", "1")
+            .with_state("scores", None)
+            .with_state("flaky", None)
+            .with_state("shifting", None)
+            .invoke_from(caller(), Any::default())
+            .to_bytes(),
+        _ => v3::Request::to("test/f", "1")
+            .with_state(&SCORES, None)
+            .with_state(&FLAKY, None)
+            .with_state(&SHIFTING, None)
+            .invoke_from(caller(), &5i32)
+            .to_bytes(),
+    }
+}
+
+#[test]
+fn a_json_map_with_non_string_keys_fails_the_batch_naming_the_state_and_the_type() {
+    for protocol in ["2.2", "3.x"] {
+        let handler = handler_for(protocol, |ctx, _| {
+            ctx.set(&SCORES, &scores())?;
+            Ok(())
+        });
+
+        let err = handler.handle(&request(protocol)).unwrap_err();
+
+        assert_eq!(err.status(), 500, "{protocol}: {err:?}");
+        let report = err.report();
+        assert!(
+            report.contains("cannot encode a value of type `test/Scores` for state `scores`")
+                && report.contains("key must be a string"),
+            "{protocol}: {report}"
+        );
+        assert!(matches!(err, Error::FunctionFailed { .. }), "{err:?}");
+    }
+}
+
+#[test]
+fn every_context_call_refuses_an_unencodable_value_and_records_nothing_of_it() {
+    for protocol in ["2.2", "3.x"] {
+        let handler = handler_for(protocol, |ctx, _| {
+            ctx.set(&FLAKY, &good("first"))?;
+            let refusals = [
+                ctx.set(&FLAKY, &failing()),
+                ctx.set(&SCORES, &scores()),
+                ctx.send("test/g", "2", &failing()),
+                ctx.reply(&failing()),
+                ctx.send_after(Duration::from_secs(1), "test/g", "3", &failing()),
+                ctx.send_egress("test/out", &scores()),
+            ];
+            let destinations = [
+                "for state `flaky`",
+                "for state `scores`",
+                "for a message to `test/g/2`",
+                "for a reply to `test/caller/c`",
+                "for a delayed message to `test/g/3`",
+                "for the egress `test/out`",
+            ];
+            for (refused, destination) in refusals.into_iter().zip(destinations) {
+                let err = refused.expect_err(destination);
+                assert!(matches!(err, Error::UnencodableValue { .. }), "{err:?}");
+                let text = err.to_string();
+                assert!(text.ends_with(destination), "{text}");
+                assert_eq!(err.address(), None);
+            }
+            // What the function does next goes out as usual, and nothing else.
+            ctx.send("test/g", "4", &good("after"))?;
+            Ok(())
+        });
+
+        let body = handler.handle(&request(protocol)).unwrap();
+
+        // The whole reply decodes, and holds only what succeeded: the state as the first
+        // set left it, and the one message sent after the refusals.
+        assert_decodes_whole(protocol, &body);
+        let (changes, messages, delayed, egresses) = if protocol == "2.2" {
+            let reply = Reply::decode(&body).unwrap();
+            let changes = reply.state_changes().to_vec();
+            let delayed = reply.delayed_messages().len();
+            (
+                changes,
+                reply.messages().to_vec(),
+                delayed,
+                reply.egresses().len(),
+            )
+        } else {
+            let reply = v3::Reply::decode(&body).unwrap();
+            assert_eq!(reply.modified(&FLAKY).unwrap(), Some(good("first")));
+            let changes = reply.state_changes().to_vec();
+            let delayed = reply.delayed().len();
+            (
+                changes,
+                reply.messages().to_vec(),
+                delayed,
+                reply.egresses().len(),
+            )
+        };
+        let first = Any {
+            type_url: "test/Flaky".into(),
+            value: b"first".to_vec(),
+        };
+        assert_eq!(
+            changes,
+            [("flaky".to_owned(), StateChange::Modified(first))],
+            "{protocol}"
+        );
+        assert_eq!(messages.len(), 1, "{protocol}: {messages:?}");
+        assert_eq!(messages[0].target.to_string(), "test/g/4");
+        assert_eq!(messages[0].argument.value, b"after");
+        assert_eq!((delayed, egresses), (0, 0), "{protocol}");
+    }
+}
+
+#[test]
+fn a_serialize_that_changes_between_calls_is_sent_as_encoded_once() {
+    for protocol in ["2.2", "3.x"] {
+        let handler = handler_for(protocol, |ctx, _| {
+            ctx.set(&SHIFTING, &Shifting::default())?;
+            ctx.send("test/g", "2", &Shifting::default())?;
+            ctx.send_egress("test/out", &Shifting::default())?;
+            Ok(())
+        });
+
+        let body = handler.handle(&request(protocol)).unwrap();
+
+        // A value is encoded once, and its length is the length encoded: the first call
+        // of each says `""`, which every length in the reply agrees with.
+        assert_decodes_whole(protocol, &body);
+        let values = if protocol == "2.2" {
+            let reply = Reply::decode(&body).unwrap();
+            vec![
+                reply.modified("shifting").unwrap().value,
+                reply.messages()[0].argument.value.clone(),
+                reply.egresses()[0].argument.value.clone(),
+            ]
+        } else {
+            let reply = v3::Reply::decode(&body).unwrap();
+            assert_eq!(reply.modified(&SHIFTING).unwrap().unwrap().calls.get(), 0);
+            vec![
+                reply.messages()[0].argument.value.clone(),
+                reply.egresses()[0].argument.value.clone(),
+            ]
+        };
+        for value in values {
+            assert_eq!(value, b"\"\"", "{protocol}");
+        }
+    }
+}
+
+#[test]
+fn a_typed_egress_record_value_that_cannot_be_encoded_is_an_error() {
+    let err = RecordValue::typed(&scores()).unwrap_err();
+
+    assert!(
+        err.report()
+            .starts_with("cannot encode a value of type `test/Scores` for an egress record: "),
+        "{}",
+        err.report()
+    );
+    // A value that encodes makes a record as before.
+    let record = kafka_record("t", "k", RecordValue::typed(&good("v")).unwrap()).unwrap();
+    assert_eq!(record.value_bytes, b"v");
+}
+
+#[test]
+#[should_panic(expected = "cannot encode a value of type `test/Flaky` for state `flaky`")]
+fn the_testing_kits_request_builder_panics_on_a_value_it_cannot_encode() {
+    let _ = v3::Request::to("test/f", "1").with_state(&FLAKY, Some(&failing()));
+}
+
+#[test]
+fn the_local_runtime_refuses_a_value_it_cannot_encode() {
+    let mut functions = StatefulFunctions::new();
+    functions
+        .bind_message("test/f", |_: &mut Context, _: Message| Ok(()))
+        .unwrap()
+        .state(&FLAKY);
+    let mut runtime = LocalRuntime::v3(functions).unwrap();
+
+    let set = runtime.set("test/f", "1", &FLAKY, &failing()).unwrap_err();
+    let send = runtime.send("test/f", "1", &failing()).unwrap_err();
+
+    for (err, destination) in [
+        (set, "for state `flaky`"),
+        (send, "for a message to `test/f/1`"),
+    ] {
+        assert!(
+            matches!(err, RuntimeError::InvalidArgument { .. }),
+            "{err:?}"
+        );
+        let text = chain(&err);
+        assert!(
+            text.contains(&format!(
+                "cannot encode a value of type `test/Flaky` {destination}"
+            )),
+            "{text}"
+        );
+    }
+}
+
+/// An error and its causes, joined with `: `.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}
+
+/// Checks that `body` decodes whole as the protocol's `FromFunction`, with prost.
+fn assert_decodes_whole(protocol: &str, body: &[u8]) {
+    let decoded = match protocol {
+        "2.2" => polyglot::FromFunction::decode(body).map(drop),
+        _ => reqreply::FromFunction::decode(body).map(drop),
+    };
+    assert!(decoded.is_ok(), "{protocol}: {decoded:?}");
+}
