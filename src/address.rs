@@ -104,9 +104,13 @@ impl FunctionType {
             input: typename.to_owned(),
             reason,
         };
-        let (namespace, name) = typename
-            .rsplit_once('/')
+        // A scan from the end: a function type's name is a few bytes, which this finds
+        // in fewer instructions than `rsplit_once`'s `memrchr` (once per message sent).
+        let slash = typename
+            .bytes()
+            .rposition(|byte| byte == b'/')
             .ok_or_else(|| invalid("a function type must be of the form `namespace/name`"))?;
+        let (namespace, name) = (&typename[..slash], &typename[slash + 1..]);
         if namespace.is_empty() {
             return Err(invalid("the namespace (before the last `/`) is empty"));
         }

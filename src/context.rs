@@ -207,6 +207,7 @@ impl<'a> Context<'a> {
         }
     }
 
+    #[inline]
     fn push_message(&mut self, target: AddressRef<'_>, payload: &dyn Payload) -> Result<(), Error> {
         self.protocol
             .message(&mut self.effects, target, payload)

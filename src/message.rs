@@ -83,6 +83,10 @@ pub trait Payload {
     fn type_len(&self) -> usize;
     /// Appends the type.
     fn put_type(&self, buf: &mut Vec<u8>);
+    /// How many bytes [`put_value`](Self::put_value) is expected to write: the protocol
+    /// writes the lengths around the value for it, and writes them again if the value
+    /// turns out otherwise (see [`Type::encoded_len_hint`]).
+    fn value_len_hint(&self) -> usize;
     /// Appends the value's bytes. The protocol writes them before anything that states
     /// their length, so the length in the reply is what this wrote; on an error it
     /// removes whatever this appended, and records nothing.
@@ -107,6 +111,10 @@ impl Payload for Any {
         buf.extend_from_slice(self.type_url.as_bytes());
     }
 
+    fn value_len_hint(&self) -> usize {
+        self.value.len()
+    }
+
     fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
         buf.extend_from_slice(&self.value);
         Ok(())
@@ -120,6 +128,10 @@ impl<P: Payload + ?Sized> Payload for &P {
 
     fn put_type(&self, buf: &mut Vec<u8>) {
         (**self).put_type(buf)
+    }
+
+    fn value_len_hint(&self) -> usize {
+        (**self).value_len_hint()
     }
 
     fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
@@ -154,6 +166,10 @@ impl<M: ProstMessage + Name> Payload for Packed<'_, M> {
         TypeName::of_message::<M>().put(buf)
     }
 
+    fn value_len_hint(&self) -> usize {
+        self.0.encoded_len()
+    }
+
     fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
         // A `Vec` grows, so prost's one error (no room left) cannot happen here.
         self.0.encode(buf).map_err(Into::into)
@@ -174,6 +190,10 @@ impl<T: Type> Payload for Typed<'_, T> {
     #[inline]
     fn put_type(&self, buf: &mut Vec<u8>) {
         T::type_name().put(buf)
+    }
+
+    fn value_len_hint(&self) -> usize {
+        self.0.encoded_len_hint()
     }
 
     fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {

@@ -59,7 +59,7 @@ pub type EncodeError = Box<dyn StdError + Send + Sync>;
 /// then returns [`Error::UnencodableValue`](crate::Error::UnencodableValue), naming the
 /// state or the target and the typename, and nothing of the value reaches the reply. The
 /// length the reply gives a value is always the number of bytes `encode_value` wrote:
-/// there is no separate length to get wrong.
+/// [`encoded_len_hint`](Type::encoded_len_hint) is only a hint, never trusted.
 pub trait Type: Sized {
     /// The typename values of this type carry (`namespace/name`).
     fn type_name() -> TypeName;
@@ -71,6 +71,14 @@ pub trait Type: Sized {
     /// Whatever makes the value impossible to encode. On an error, the caller discards
     /// anything this appended.
     fn encode_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError>;
+
+    /// How many bytes [`encode_value`](Self::encode_value) will write, when that is
+    /// cheap to know: the reply then writes the value where it belongs, with no copy. It
+    /// is only a hint: when the value turns out otherwise, the reply is written for the
+    /// length encoded, at the cost of a copy. The default, 0, says nothing.
+    fn encoded_len_hint(&self) -> usize {
+        0
+    }
 
     /// Decodes a value from its bytes.
     ///
@@ -244,6 +252,14 @@ impl Type for i32 {
         Ok(())
     }
 
+    fn encoded_len_hint(&self) -> usize {
+        if *self == 0 {
+            0
+        } else {
+            5
+        }
+    }
+
     fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
         wrapper_field(bytes, WireType::Fixed32, 0, |r| {
             Ok(i32::from_le_bytes(r.fixed::<4>()?))
@@ -263,6 +279,14 @@ impl Type for i64 {
             buf.extend_from_slice(&self.to_le_bytes());
         }
         Ok(())
+    }
+
+    fn encoded_len_hint(&self) -> usize {
+        if *self == 0 {
+            0
+        } else {
+            9
+        }
     }
 
     fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -286,6 +310,14 @@ impl Type for f32 {
     }
 
     /// An explicit -0.0 reads as 0.0, as in the Python SDK.
+    fn encoded_len_hint(&self) -> usize {
+        if *self == 0.0 {
+            0
+        } else {
+            5
+        }
+    }
+
     fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
         let value = wrapper_field(bytes, WireType::Fixed32, 0.0, |r| {
             Ok(f32::from_le_bytes(r.fixed::<4>()?))
@@ -308,6 +340,14 @@ impl Type for f64 {
     }
 
     /// An explicit -0.0 reads as 0.0, as in the Python SDK.
+    fn encoded_len_hint(&self) -> usize {
+        if *self == 0.0 {
+            0
+        } else {
+            9
+        }
+    }
+
     fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
         let value = wrapper_field(bytes, WireType::Fixed64, 0.0, |r| {
             Ok(f64::from_le_bytes(r.fixed::<8>()?))
@@ -329,6 +369,14 @@ impl Type for bool {
         Ok(())
     }
 
+    fn encoded_len_hint(&self) -> usize {
+        if *self {
+            2
+        } else {
+            0
+        }
+    }
+
     fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
         wrapper_field(bytes, WireType::Varint, false, |r| Ok(r.varint()? != 0))
     }
@@ -346,6 +394,14 @@ impl Type for String {
             crate::protocol::wire::put_bytes_field(buf, 1, self.as_bytes());
         }
         Ok(())
+    }
+
+    fn encoded_len_hint(&self) -> usize {
+        if self.is_empty() {
+            0
+        } else {
+            crate::protocol::wire::bytes_field_len(1, self.as_bytes())
+        }
     }
 
     fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -397,6 +453,9 @@ macro_rules! protobuf_type {
             ) -> ::std::result::Result<(), $crate::types::EncodeError> {
                 // A `Vec` grows, so prost's one error (no room left) cannot happen here.
                 $crate::prost::Message::encode(self, buf).map_err(::std::convert::Into::into)
+            }
+            fn encoded_len_hint(&self) -> usize {
+                $crate::prost::Message::encoded_len(self)
             }
             fn decode_value(
                 bytes: &[u8],
@@ -474,6 +533,8 @@ mod tests {
     fn bytes<T: Type>(value: T) -> Vec<u8> {
         let mut buf = Vec::new();
         value.encode_value(&mut buf).unwrap();
+        // The built-in types know their length: the reply never copies them.
+        assert_eq!(buf.len(), value.encoded_len_hint());
         buf
     }
 

@@ -68,6 +68,33 @@ fn failing() -> Flaky {
     }
 }
 
+/// A hand-written type whose length hint is wrong, by `by` bytes either way: the reply
+/// must give the value the length it was encoded to.
+#[derive(Debug, PartialEq)]
+struct Liar {
+    text: String,
+    by: isize,
+}
+
+impl Type for Liar {
+    fn type_name() -> TypeName {
+        TypeName::new("test/Liar")
+    }
+    fn encode_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+        buf.extend_from_slice(self.text.as_bytes());
+        Ok(())
+    }
+    fn encoded_len_hint(&self) -> usize {
+        self.text.len().saturating_add_signed(self.by)
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Ok(Liar {
+            text: String::from_utf8(bytes.to_vec())?,
+            by: 0,
+        })
+    }
+}
+
 /// A `Serialize` that says something longer at every call (as one over a `HashMap`, a
 /// clock or a counter may): a length taken from one call and bytes from another would
 /// corrupt the reply.
@@ -267,6 +294,97 @@ fn a_serialize_that_changes_between_calls_is_sent_as_encoded_once() {
         };
         for value in values {
             assert_eq!(value, b"\"\"", "{protocol}");
+        }
+    }
+}
+
+#[test]
+fn a_wrong_length_hint_costs_a_copy_never_a_corrupt_reply() {
+    const LIAR: ValueSpec<Liar> = ValueSpec::named("liar");
+    for protocol in ["2.2", "3.x"] {
+        let mut functions = StatefulFunctions::new();
+        functions
+            .bind_message("test/f", |ctx: &mut Context, _: Message| {
+                // Short and long hints, around lengths whose varints differ in size.
+                for (len, by) in [(5, 100), (200, -190), (127, 1), (128, -1), (3, -3)] {
+                    let liar = Liar {
+                        text: "x".repeat(len),
+                        by,
+                    };
+                    ctx.set(&LIAR, &liar)?;
+                    ctx.send("test/g", &len.to_string(), &liar)?;
+                    ctx.send_after(Duration::from_millis(5), "test/g", "d", &liar)?;
+                    ctx.send_egress("test/out", &liar)?;
+                }
+                Ok(())
+            })
+            .unwrap()
+            .state(&LIAR);
+        let (handler, body) = match protocol {
+            "2.2" => (
+                RequestReplyHandler::new(functions),
+                Request::to("test/f", "1")
+                    .with_state("liar", None)
+                    .invoke(Any::default())
+                    .to_bytes(),
+            ),
+            _ => (
+                RequestReplyHandler::v3(functions).unwrap(),
+                v3::Request::to("test/f", "1")
+                    .with_state(&LIAR, None)
+                    .invoke(&1i32)
+                    .to_bytes(),
+            ),
+        };
+
+        let body = handler.handle(&body).unwrap();
+
+        assert_decodes_whole(protocol, &body);
+        let lens = [5, 200, 127, 128, 3];
+        let (state, messages, delayed, egresses) = if protocol == "2.2" {
+            let reply = Reply::decode(&body).unwrap();
+            let delayed: Vec<_> = reply
+                .delayed_messages()
+                .iter()
+                .map(|d| d.argument.clone())
+                .collect();
+            let messages: Vec<_> = reply
+                .messages()
+                .iter()
+                .map(|m| m.argument.clone())
+                .collect();
+            let egresses: Vec<_> = reply
+                .egresses()
+                .iter()
+                .map(|e| e.argument.clone())
+                .collect();
+            (reply.modified("liar").unwrap(), messages, delayed, egresses)
+        } else {
+            let reply = v3::Reply::decode(&body).unwrap();
+            let delayed: Vec<_> = reply
+                .delayed_messages()
+                .map(|d| d.argument.clone())
+                .collect();
+            let messages: Vec<_> = reply
+                .messages()
+                .iter()
+                .map(|m| m.argument.clone())
+                .collect();
+            let egresses: Vec<_> = reply
+                .egresses()
+                .iter()
+                .map(|e| e.argument.clone())
+                .collect();
+            let Some(StateChange::Modified(state)) = reply.state_change("liar").cloned() else {
+                panic!("the state is not modified");
+            };
+            (state, messages, delayed, egresses)
+        };
+        assert_eq!(state.value, b"xxx", "{protocol}");
+        for sent in [messages, delayed, egresses] {
+            let got: Vec<usize> = sent.iter().map(|any| any.value.len()).collect();
+            assert_eq!(got, lens, "{protocol}");
+            assert!(sent.iter().all(|any| any.value.iter().all(|&b| b == b'x')));
         }
     }
 }

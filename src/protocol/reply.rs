@@ -39,32 +39,55 @@ fn put_address(buf: &mut Vec<u8>, tag: u32, address: AddressRef<'_>, len: usize)
     put_bytes_field(buf, 3, address.id.as_bytes());
 }
 
-/// Appends something that ends with `payload`'s value message: `before(buf, len)`
-/// writes what comes before the value message (the keys and lengths of the fields that
-/// enclose it, and their other fields), given the value message's length `len`.
+/// Appends something that ends with `payload`'s value message: `head(buf, len)` writes
+/// what comes before the value message (the keys and lengths of the fields that enclose
+/// it, and their other fields), given the value message's length `len`.
 ///
-/// The value is encoded first, at the end of `buf`, and everything before it is written
-/// after it once its length is known, then moved in front of it: so the length that
-/// every enclosing field gives the value is the length encoded, whatever the value's type
-/// does, with no buffer of its own and no second encoding. On an error `buf` is as it
-/// was: nothing partial is ever recorded.
+/// The head is written for the length the payload expects its value to have
+/// ([`Payload::value_len_hint`]; `head` reserves room for the whole), then the value is
+/// encoded behind it. When the value's length is not the one expected, the head is
+/// written again for the length encoded: the length the reply gives a value is always
+/// the length encoded, whatever the hint said. On an error `buf` is as it was: nothing
+/// partial is ever recorded.
+#[inline]
 pub(crate) fn put_ending_in_value<F: ValueFormat>(
     buf: &mut Vec<u8>,
     payload: &dyn Payload,
-    before: impl FnOnce(&mut Vec<u8>, usize),
+    head: impl Fn(&mut Vec<u8>, usize),
 ) -> Result<(), EncodeError> {
     let start = buf.len();
+    let hint = payload.value_len_hint();
+    head(buf, F::message_len(payload, hint));
+    F::put_head(buf, payload, hint);
+    let value_start = buf.len();
     if let Err(error) = payload.put_value(buf) {
         buf.truncate(start);
         return Err(error);
     }
-    let value_end = buf.len();
-    let value_len = value_end - start;
-    before(buf, F::message_len(payload, value_len));
-    F::put_head(buf, payload, value_len);
-    let head_len = buf.len() - value_end;
-    buf[start..].rotate_right(head_len);
+    if buf.len() - value_start != hint {
+        rewrite_head::<F>(buf, payload, head, start, value_start);
+    }
     Ok(())
+}
+
+/// Writes the head of the value at `value_start` again for the length it was encoded to,
+/// in place of the one at `start` written for another. Rare: the types whose length is
+/// known before they are encoded give it (every built-in type, every protobuf message, an
+/// `Any`); this costs a copy of the value.
+#[cold]
+#[inline(never)]
+fn rewrite_head<F: ValueFormat>(
+    buf: &mut Vec<u8>,
+    payload: &dyn Payload,
+    head: impl Fn(&mut Vec<u8>, usize),
+    start: usize,
+    value_start: usize,
+) {
+    let value = buf.split_off(value_start);
+    buf.truncate(start);
+    head(buf, F::message_len(payload, value.len()));
+    F::put_head(buf, payload, value.len());
+    buf.extend_from_slice(&value);
 }
 
 /// Records a message to `target`: an `Invocation`.
@@ -76,6 +99,9 @@ pub(crate) fn message<F: ValueFormat>(
     put_ending_in_value::<F>(&mut effects.messages, payload, |buf, argument_len| {
         let target_len = address_len(target);
         let len = len_field_len(1, target_len) + len_field_len(2, argument_len);
+        // Once per message, not once per field: growth by single pushes would
+        // reallocate a young buffer several times.
+        buf.reserve(len_field_len(RESPONSE_MESSAGES, len));
         put_len_key(buf, RESPONSE_MESSAGES, len);
         put_address(buf, 1, target, target_len);
         put_len_key(buf, 2, argument_len);
@@ -104,6 +130,7 @@ pub(crate) fn delayed<F: ValueFormat>(
             + len_field_len(2, target_len)
             + len_field_len(3, argument_len)
             + bytes_field_len(DELAYED_TOKEN, token.as_bytes());
+        buf.reserve(len_field_len(RESPONSE_DELAYED, len));
         put_len_key(buf, RESPONSE_DELAYED, len);
         if delay_ms != 0 {
             buf.push(1 << 3); // `delay_in_ms`, a varint
@@ -141,6 +168,7 @@ pub(crate) fn egress<F: ValueFormat>(
         let len = bytes_field_len(1, namespace.as_bytes())
             + bytes_field_len(2, name.as_bytes())
             + len_field_len(3, argument_len);
+        buf.reserve(len_field_len(RESPONSE_EGRESSES, len));
         put_len_key(buf, RESPONSE_EGRESSES, len);
         put_bytes_field(buf, 1, namespace.as_bytes());
         put_bytes_field(buf, 2, name.as_bytes());

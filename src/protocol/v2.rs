@@ -180,7 +180,7 @@ impl Protocol for V2 {
     }
 
     fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload) -> Result<(), EncodeError> {
-        reply::put_ending_in_value::<AnyValue>(buf, payload, |_, _| {})
+        reply::put_ending_in_value::<AnyValue>(buf, payload, |buf, len| buf.reserve(len))
     }
 
     /// A stored value is a serialized `Any`, decoded as prost decodes it.

@@ -267,7 +267,7 @@ impl Protocol for V3 {
     }
 
     fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload) -> Result<(), EncodeError> {
-        reply::put_ending_in_value::<TypedValue>(buf, payload, |_, _| {})
+        reply::put_ending_in_value::<TypedValue>(buf, payload, |buf, len| buf.reserve(len))
     }
 
     /// A stored value as an `Any`: its typename as the type URL.
