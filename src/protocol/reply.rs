@@ -49,16 +49,16 @@ fn put_address(buf: &mut Vec<u8>, tag: u32, address: AddressRef<'_>, len: usize)
 /// written again for the length encoded: the length the reply gives a value is always
 /// the length encoded, whatever the hint said. On an error `buf` is as it was: nothing
 /// partial is ever recorded.
-#[inline]
+#[inline(always)]
 pub(crate) fn put_ending_in_value<F: ValueFormat>(
     buf: &mut Vec<u8>,
     payload: &dyn Payload,
     head: impl Fn(&mut Vec<u8>, usize),
 ) -> Result<(), EncodeError> {
     let start = buf.len();
-    let hint = payload.value_len_hint();
-    head(buf, F::message_len(payload, hint));
-    F::put_head(buf, payload, hint);
+    let (type_len, hint) = (payload.type_len(), payload.value_len_hint());
+    head(buf, F::message_len(type_len, hint));
+    F::put_head(buf, payload, type_len, hint);
     let value_start = buf.len();
     if let Err(error) = payload.put_value(buf) {
         buf.truncate(start);
@@ -85,8 +85,9 @@ fn rewrite_head<F: ValueFormat>(
 ) {
     let value = buf.split_off(value_start);
     buf.truncate(start);
-    head(buf, F::message_len(payload, value.len()));
-    F::put_head(buf, payload, value.len());
+    let type_len = payload.type_len();
+    head(buf, F::message_len(type_len, value.len()));
+    F::put_head(buf, payload, type_len, value.len());
     buf.extend_from_slice(&value);
 }
 

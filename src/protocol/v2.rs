@@ -61,8 +61,7 @@ impl ValueFormat for AnyValue {
     }
 
     /// The size of `payload` as an `Any` message (without key and length).
-    fn message_len(payload: &dyn Payload, value_len: usize) -> usize {
-        let type_len = payload.type_len();
+    fn message_len(type_len: usize, value_len: usize) -> usize {
         let type_url = if type_len == 0 {
             0
         } else {
@@ -78,8 +77,7 @@ impl ValueFormat for AnyValue {
 
     /// The `Any`'s `type_url`, then the key and length of its `value`; empty fields are
     /// left out, as prost leaves out proto3 defaults.
-    fn put_head(buf: &mut Vec<u8>, payload: &dyn Payload, value_len: usize) {
-        let type_len = payload.type_len();
+    fn put_head(buf: &mut Vec<u8>, payload: &dyn Payload, type_len: usize, value_len: usize) {
         if type_len > 0 {
             put_len_key(buf, 1, type_len);
             payload.put_type(buf);

@@ -115,8 +115,7 @@ impl ValueFormat for TypedValue {
     }
 
     /// The size of `payload` as a `TypedValue` with a value (without key and length).
-    fn message_len(payload: &dyn Payload, value_len: usize) -> usize {
-        let type_len = payload.type_len();
+    fn message_len(type_len: usize, value_len: usize) -> usize {
         let typename = if type_len == 0 {
             0
         } else {
@@ -132,8 +131,7 @@ impl ValueFormat for TypedValue {
 
     /// The `TypedValue`'s `typename` and `has_value` (set), then the key and length of
     /// its `value`; empty fields are left out, as every SDK writes it.
-    fn put_head(buf: &mut Vec<u8>, payload: &dyn Payload, value_len: usize) {
-        let type_len = payload.type_len();
+    fn put_head(buf: &mut Vec<u8>, payload: &dyn Payload, type_len: usize, value_len: usize) {
         if type_len > 0 {
             put_len_key(buf, 1, type_len);
             payload.put_type(buf);
