@@ -83,6 +83,9 @@ impl RequestReplyHandler {
     /// [`Error::UntypedState`] if a function declares a state by name only: 3.x tells
     /// the runtime each state's type, so its states are [`ValueSpec`](crate::ValueSpec)s.
     /// [`Error::DuplicateState`] if a function declares two states with one name.
+    /// [`Error::InvalidArgument`] if a state's name is not what Python's
+    /// `str.isidentifier()` accepts (see [`ValueSpec::named`](crate::ValueSpec::named):
+    /// const evaluation checks only its ASCII characters).
     pub fn v3(functions: StatefulFunctions) -> Result<Self, Error> {
         for function in functions.bindings() {
             let states = function.declared_states();
@@ -93,6 +96,16 @@ impl RequestReplyHandler {
                     return Err(Error::UntypedState {
                         function_type: function_type(),
                         state: state_name,
+                    });
+                }
+                if let Err(rule) = crate::value_spec::check_name(state.name()) {
+                    return Err(Error::InvalidArgument {
+                        operation: "RequestReplyHandler::v3",
+                        reason: format!(
+                            "function {} declares state {}: {rule}",
+                            Shown(&function.function_type().to_string()),
+                            Shown(state.name())
+                        ),
                     });
                 }
                 if states[..i].iter().any(|s| s.name() == state.name()) {

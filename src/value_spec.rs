@@ -34,13 +34,19 @@ pub struct ValueSpec<T> {
 impl<T: Type> ValueSpec<T> {
     /// A spec named `name`, for a `const` or a `static`.
     ///
+    /// A name is what Python's `str.isidentifier()` accepts: a letter or `_`, then
+    /// letters, digits or `_`, in any script (`zähler`, `計数`); see the crate's Python
+    /// 3.3 table for what the other SDKs accept.
+    ///
     /// # Panics
     ///
-    /// If `name` does not follow the rule of the 3.x SDKs (a letter or `_`, then letters,
-    /// digits or `_`); in a `const`, that is a compile error. Names made at run time go
-    /// through [`try_named`](Self::try_named).
+    /// If `name` breaks the rule in its ASCII characters (`1st`, `a-b`, an empty name);
+    /// in a `const`, that is a compile error. Const evaluation cannot read the Unicode
+    /// tables, so a non-ASCII character that is no letter or digit (`a€b`) is refused when
+    /// the handler is built ([`RequestReplyHandler::v3`](crate::RequestReplyHandler::v3)).
+    /// Names made at run time go through [`try_named`](Self::try_named), which checks all.
     pub const fn named(name: &'static str) -> Self {
-        if let Err(reason) = check_name(name) {
+        if let Err(reason) = check_ascii_part(name) {
             panic!("{}", reason);
         }
         ValueSpec {
@@ -54,8 +60,8 @@ impl<T: Type> ValueSpec<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] if `name` does not follow the rule of the 3.x SDKs: a
-    /// letter or `_`, then letters, digits or `_`.
+    /// [`Error::InvalidArgument`] if `name` is not what Python's `str.isidentifier()`
+    /// accepts: a letter or `_`, then letters, digits or `_`.
     pub fn try_named(name: impl Into<String>) -> Result<Self, Error> {
         let name = name.into();
         check_name(&name).map_err(|reason| Error::InvalidArgument {
@@ -152,21 +158,49 @@ impl<T: Type> From<ValueSpec<T>> for StateSpec {
     }
 }
 
-/// Checks a state name against the rule of the 3.x SDKs: Java's and Go's
-/// `[a-zA-Z_][a-zA-Z_0-9]*`. (The Python SDK also refuses Python keywords such as `def`,
-/// which no other SDK and not the runtime care about; they are accepted here.)
-const fn check_name(name: &str) -> Result<(), &'static str> {
+/// Checks a state name as the Python SDK 3.3 does, with `str.isidentifier()`: a letter (any
+/// character with Unicode's XID_Start) or `_`, then letters, digits, `_` and the other
+/// characters with XID_Continue (combining marks, say), so `zähler` is a name. Python's
+/// keywords (`def`, `class`), which its SDK also refuses, are accepted: no other SDK and
+/// not the runtime care about them.
+///
+/// What the other 3.x SDKs accept is narrower: Java's `Character.isLetter`, `isDigit` or
+/// `_` per UTF-16 unit (so no combining marks and nothing outside the Basic Multilingual
+/// Plane), Go's `[a-zA-Z_][a-zA-Z_0-9]*`, and JavaScript's `[_a-z]+`.
+pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
+    check_ascii_part(name)?;
+    let mut chars = name.chars();
+    let first = chars.next().ok_or(EMPTY)?;
+    if !(first == '_' || unicode_ident::is_xid_start(first)) {
+        return Err(START);
+    }
+    if chars.all(unicode_ident::is_xid_continue) {
+        Ok(())
+    } else {
+        Err(CONTINUE)
+    }
+}
+
+const EMPTY: &str = "a state name cannot be empty";
+const START: &str = "a state name starts with a letter or `_` (as Python's `str.isidentifier()`)";
+const CONTINUE: &str =
+    "a state name holds only letters, digits and `_` (as Python's `str.isidentifier()`)";
+
+/// The part of [`check_name`] that const evaluation can do: the rule for the ASCII
+/// characters (the Unicode tables are not `const`). Non-ASCII characters are checked
+/// when the handler is built, or by [`ValueSpec::try_named`].
+const fn check_ascii_part(name: &str) -> Result<(), &'static str> {
     let bytes = name.as_bytes();
     if bytes.is_empty() {
-        return Err("a state name cannot be empty");
+        return Err(EMPTY);
     }
-    if !(bytes[0].is_ascii_alphabetic() || bytes[0] == b'_') {
-        return Err("a state name starts with a letter or `_`");
+    if bytes[0].is_ascii() && !(bytes[0].is_ascii_alphabetic() || bytes[0] == b'_') {
+        return Err(START);
     }
     let mut i = 1;
     while i < bytes.len() {
-        if !(bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-            return Err("a state name holds only letters, digits and `_`");
+        if bytes[i].is_ascii() && !(bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+            return Err(CONTINUE);
         }
         i += 1;
     }
@@ -178,8 +212,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_follow_the_rule_of_the_3x_sdks() {
-        for good in ["seen", "_x", "a1_b", "A"] {
+    fn names_are_what_python_isidentifier_accepts() {
+        // Each checked against Python 3.11's `str.isidentifier()`.
+        let python_accepts = [
+            "seen",
+            "_x",
+            "a1_b",
+            "A",
+            "zähler",
+            "é",
+            "計数",
+            "_٣",
+            "x\u{301}",
+            "ab\u{203f}c",
+            "ǅ",
+            "def",
+            "ℕ",
+        ];
+        for good in python_accepts {
             assert!(ValueSpec::<i32>::try_named(good).is_ok(), "{good}");
         }
         for (bad, rule) in [
@@ -187,11 +237,29 @@ mod tests {
             ("1a", "starts with"),
             ("a-b", "only letters"),
             ("a b", "only letters"),
-            ("é", "starts with"),
+            ("٣a", "starts with"),
+            ("\u{301}x", "starts with"),
+            ("a·b·€", "only letters"),
+            ("a\u{200b}", "only letters"),
+            ("😀", "starts with"),
         ] {
             let err = ValueSpec::<i32>::try_named(bad).unwrap_err().to_string();
             assert!(err.contains(rule), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn const_evaluation_checks_the_ascii_part() {
+        // What `named` can check in a `const`: ASCII characters; the rest waits for the
+        // handler (or `try_named`).
+        assert_eq!(check_ascii_part("zähler"), Ok(()));
+        assert_eq!(check_ascii_part("a€"), Ok(()));
+        assert_eq!(check_name("a€"), Err(CONTINUE));
+        assert_eq!(check_ascii_part("a-b"), Err(CONTINUE));
+        assert_eq!(check_ascii_part("1a"), Err(START));
+        assert_eq!(check_ascii_part(""), Err(EMPTY));
+        const ZAEHLER: ValueSpec<i32> = ValueSpec::named("zähler");
+        assert_eq!(ZAEHLER.name(), "zähler");
     }
 
     #[test]
