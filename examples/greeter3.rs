@@ -29,6 +29,8 @@ mod common;
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use statefun_sync::{
     kafka_record, Context, KafkaEgress, KafkaIngress, Message, ModuleYamlV3, RequestReplyHandler,
     StatefulFunctions, ValueSpec,
@@ -42,7 +44,7 @@ const SEEN: ValueSpec<i32> =
 
 /// `example/greeter`: greets a user, counting the greetings.
 fn greet(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
-    let request: GreetRequest = message.get()?;
+    let request: GreetRequest = message.get()?.context("a greeting without a value")?;
     let seen = ctx.get(&SEEN)?.unwrap_or(0) + 1;
     ctx.set(&SEEN, &seen)?;
     let greeting = format!("Hello {}, for the {} time!", request.name, ordinal(seen));
@@ -54,7 +56,7 @@ fn greet(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
 
 /// `example/printer`: logs what it is sent.
 fn print(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
-    let text: String = message.get()?;
+    let text: String = message.get()?.context("a text without a value")?;
     log::info!("{}: {text}", ctx.address());
     Ok(())
 }

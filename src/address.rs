@@ -19,13 +19,16 @@ use crate::text::Shown;
 /// assert_eq!(greeter.namespace(), "com.example/app");
 /// assert_eq!(greeter.name(), "greeter");
 /// assert_eq!(greeter.to_string(), "com.example/app/greeter");
+/// assert_eq!(greeter.as_str(), "com.example/app/greeter");
 /// assert!("/greeter".parse::<FunctionType>().is_err());
 /// # Ok::<(), statefun_sync::InvalidTypename>(())
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FunctionType {
-    namespace: String,
-    name: String,
+    /// `namespace/name`, kept whole so that it is at hand as text.
+    typename: String,
+    /// Where the `/` between the namespace and the name is.
+    slash: usize,
 }
 
 impl FunctionType {
@@ -46,22 +49,19 @@ impl FunctionType {
     ///
     /// [`InvalidTypename`] if either part is empty, or the name has a `/` (the namespace
     /// may have some: the text splits at the last one).
-    pub fn new(
-        namespace: impl Into<String>,
-        name: impl Into<String>,
-    ) -> Result<Self, InvalidTypename> {
+    pub fn new(namespace: impl AsRef<str>, name: impl AsRef<str>) -> Result<Self, InvalidTypename> {
         let function_type = FunctionType::from_wire(namespace, name);
         let invalid = |reason| InvalidTypename {
             input: function_type.to_string(),
             reason,
         };
-        if function_type.namespace.is_empty() {
+        if function_type.namespace().is_empty() {
             return Err(invalid("the namespace is empty"));
         }
-        if function_type.name.is_empty() {
+        if function_type.name().is_empty() {
             return Err(invalid("the name is empty"));
         }
-        if function_type.name.contains('/') {
+        if function_type.name().contains('/') {
             return Err(invalid(
                 "the name has a `/`, so `namespace/name` would split elsewhere",
             ));
@@ -71,26 +71,37 @@ impl FunctionType {
 
     /// The function type of an address as the wire carries it: its two parts taken as
     /// they are, as the runtime sent them.
-    pub(crate) fn from_wire(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub(crate) fn from_wire(namespace: impl AsRef<str>, name: impl AsRef<str>) -> Self {
+        let (namespace, name) = (namespace.as_ref(), name.as_ref());
+        let mut typename = String::with_capacity(namespace.len() + 1 + name.len());
+        typename.push_str(namespace);
+        typename.push('/');
+        typename.push_str(name);
         FunctionType {
-            namespace: namespace.into(),
-            name: name.into(),
+            typename,
+            slash: namespace.len(),
         }
     }
 
     /// The namespace, e.g. `example` in `example/greeter`.
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        &self.typename[..self.slash]
     }
 
     /// The name, e.g. `greeter` in `example/greeter` (the protocol's `type` field).
     pub fn name(&self) -> &str {
-        &self.name
+        &self.typename[self.slash + 1..]
+    }
+
+    /// The function type as text, `namespace/name`, e.g. for
+    /// [`Context::send`](crate::Context::send).
+    pub fn as_str(&self) -> &str {
+        &self.typename
     }
 
     /// Whether this is the function type `namespace/name`, without building it.
     pub(crate) fn is(&self, namespace: &str, name: &str) -> bool {
-        self.name == name && self.namespace == namespace
+        self.name() == name && self.namespace() == namespace
     }
 
     /// Splits `namespace/name` into its parts, borrowed: how the crate checks a function
@@ -144,7 +155,33 @@ impl FromStr for FunctionType {
 
 impl fmt::Display for FunctionType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        f.write_str(&self.typename)
+    }
+}
+
+/// The function type with both parts empty, `/`.
+impl Default for FunctionType {
+    fn default() -> Self {
+        FunctionType::from_wire("", "")
+    }
+}
+
+/// Ordered by namespace, then name.
+impl Ord for FunctionType {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.namespace(), self.name()).cmp(&(other.namespace(), other.name()))
+    }
+}
+
+impl PartialOrd for FunctionType {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl AsRef<str> for FunctionType {
+    fn as_ref(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -225,8 +262,8 @@ impl Address {
     ///
     /// [`InvalidTypename`] as [`FunctionType::new`].
     pub fn new(
-        namespace: impl Into<String>,
-        name: impl Into<String>,
+        namespace: impl AsRef<str>,
+        name: impl AsRef<str>,
         id: impl Into<String>,
     ) -> Result<Self, InvalidTypename> {
         Ok(Address::of(FunctionType::new(namespace, name)?, id))
@@ -234,8 +271,8 @@ impl Address {
 
     /// An address as the wire carries it: its three parts taken as they are.
     pub(crate) fn from_wire(
-        namespace: impl Into<String>,
-        name: impl Into<String>,
+        namespace: impl AsRef<str>,
+        name: impl AsRef<str>,
         id: impl Into<String>,
     ) -> Self {
         Address::of(FunctionType::from_wire(namespace, name), id)
@@ -262,6 +299,12 @@ impl Address {
     /// The function type, `namespace/name`.
     pub fn function_type(&self) -> &FunctionType {
         &self.function_type
+    }
+
+    /// The function type as text, `namespace/name`: what
+    /// [`Context::send`](crate::Context::send) takes.
+    pub fn typename(&self) -> &str {
+        self.function_type.as_str()
     }
 
     /// The namespace, e.g. `example` in `example/greeter/alice`.

@@ -10,8 +10,8 @@ use crate::address::{Address, FunctionType};
 use crate::error::Error;
 use crate::message::{is_type, type_of, Packed, Typed, Value};
 use crate::protocol::{
-    AddressRef, Caller, Change, Delayed, DelayedError, Effects, Mutations, Payload, Protocol,
-    ProtocolVersion, States, WireError,
+    AddressRef, Caller, Change, Delayed, DelayedError, Effects, Invocation, Mutations, Payload,
+    Protocol, ProtocolVersion, States, WireError,
 };
 use crate::registry::StateSpec;
 use crate::text::Shown;
@@ -36,7 +36,12 @@ pub struct Context<'a> {
     address: &'a Address,
     /// The states the function's binding declares, which its typed state access checks.
     declared: &'a [StateSpec],
-    caller: Option<Address>,
+    /// The batch's invocations, where the callers are: so that [`caller`](Self::caller)
+    /// lends one for as long as the batch runs, not just until the next call.
+    invocations: &'a [Invocation<'a>],
+    /// The invocation whose caller is the current one (a batch from one caller decodes
+    /// it once, for its first invocation).
+    caller_at: Option<usize>,
     invocation: usize,
     /// As the request carried them: serialized `Any`s borrowed from the request body,
     /// never decoded unless read, and never copied.
@@ -56,12 +61,14 @@ impl<'a> Context<'a> {
         address: &'a Address,
         declared: &'a [StateSpec],
         states: States<'a>,
+        invocations: &'a [Invocation<'a>],
     ) -> Self {
         Context {
             protocol,
             address,
             declared,
-            caller: None,
+            invocations,
+            caller_at: None,
             invocation: 0,
             states,
             changes: Vec::new(),
@@ -70,11 +77,11 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Moves on to the invocation at `index`, sent by `caller`.
-    pub(crate) fn begin_invocation(&mut self, index: usize, caller: Caller) {
+    /// Moves on to the invocation at `index`.
+    pub(crate) fn begin_invocation(&mut self, index: usize) {
         self.invocation = index;
-        if let Caller::Is(caller) = caller {
-            self.caller = caller;
+        if let Caller::Is(_) = self.invocations[index].caller {
+            self.caller_at = Some(index);
         }
     }
 
@@ -119,8 +126,9 @@ impl<'a> Context<'a> {
             .sum()
     }
 
-    /// The address being invoked: this function's type and the id of the instance.
-    pub fn address(&self) -> &Address {
+    /// The address being invoked: this function's type and the id of the instance. Lent
+    /// for as long as the batch runs, as [`caller`](Self::caller).
+    pub fn address(&self) -> &'a Address {
         self.address
     }
 
@@ -136,8 +144,23 @@ impl<'a> Context<'a> {
 
     /// The address of the function that sent the current message, or `None` when the
     /// message came from an ingress.
-    pub fn caller(&self) -> Option<&Address> {
-        self.caller.as_ref()
+    ///
+    /// It is lent for as long as the batch runs, so it can be sent to while held:
+    ///
+    /// ```
+    /// # use statefun_sync::{Context, Message};
+    /// fn count(ctx: &mut Context, _: Message) -> anyhow::Result<()> {
+    ///     if let Some(caller) = ctx.caller() {
+    ///         ctx.send_to(caller, &1)?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn caller(&self) -> Option<&'a Address> {
+        match self.invocations[self.caller_at?].caller {
+            Caller::Is(ref caller) => caller.as_ref(),
+            Caller::Unchanged => None,
+        }
     }
 
     /// Sends `message` to the function instance `id` of type `typename` (`namespace/name`):
@@ -150,7 +173,22 @@ impl<'a> Context<'a> {
     /// [`Error::InvalidArgument`] if `id` is empty.
     pub fn send<V: Value>(&mut self, typename: &str, id: &str, message: V) -> Result<(), Error> {
         let target = target_address("send", typename, id)?;
-        self.push_message(target, &message.payload())
+        self.push_message("send", target, &message.payload())
+    }
+
+    /// Sends `message` to `target`, an address the function holds: its
+    /// [`caller`](Self::caller), or one it kept, with nothing parsed again. Otherwise as
+    /// [`send`](Self::send).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if the target's id is empty, or for a value without a
+    /// value on 2.2; [`Error::UnencodableValue`] if the value cannot be encoded.
+    pub fn send_to<V: Value>(&mut self, target: &Address, message: V) -> Result<(), Error> {
+        if target.id().is_empty() {
+            return Err(empty_id("send_to", target.typename()));
+        }
+        self.push_message("send_to", AddressRef::from(target), &message.payload())
     }
 
     /// Packs `message` into an `Any` and [sends](Self::send) it.
@@ -165,7 +203,7 @@ impl<'a> Context<'a> {
         message: &M,
     ) -> Result<(), Error> {
         let target = target_address("pack_and_send", typename, id)?;
-        self.push_message(target, &Packed(message))
+        self.push_message("pack_and_send", target, &Packed(message))
     }
 
     /// Sends `message` (an [`Any`] or `&` a [`Type`]) to the caller of the current
@@ -176,7 +214,7 @@ impl<'a> Context<'a> {
     ///
     /// [`Error::NoCaller`] if the current message came from an ingress.
     pub fn reply<V: Value>(&mut self, message: V) -> Result<(), Error> {
-        self.push_reply(&message.payload())
+        self.push_reply("reply", &message.payload())
     }
 
     /// Packs `message` into an `Any` and [replies](Self::reply) with it.
@@ -185,11 +223,12 @@ impl<'a> Context<'a> {
     ///
     /// As [`reply`](Self::reply).
     pub fn pack_and_reply<M: Message + Name>(&mut self, message: &M) -> Result<(), Error> {
-        self.push_reply(&Packed(message))
+        self.push_reply("pack_and_reply", &Packed(message))
     }
 
-    fn push_reply(&mut self, payload: &dyn Payload) -> Result<(), Error> {
-        match &self.caller {
+    fn push_reply(&mut self, operation: &'static str, payload: &dyn Payload) -> Result<(), Error> {
+        self.check_has_value(operation, payload)?;
+        match self.caller() {
             Some(caller) => self
                 .protocol
                 .message(&mut self.effects, AddressRef::from(caller), payload)
@@ -208,7 +247,13 @@ impl<'a> Context<'a> {
     }
 
     #[inline]
-    fn push_message(&mut self, target: AddressRef<'_>, payload: &dyn Payload) -> Result<(), Error> {
+    fn push_message(
+        &mut self,
+        operation: &'static str,
+        target: AddressRef<'_>,
+        payload: &dyn Payload,
+    ) -> Result<(), Error> {
+        self.check_has_value(operation, payload)?;
         self.protocol
             .message(&mut self.effects, target, payload)
             .map_err(|source| {
@@ -319,6 +364,7 @@ impl<'a> Context<'a> {
             reason: format!("the delay {delay:?} is longer than i64::MAX milliseconds"),
         })?;
         let target = target_address(operation, typename, id)?;
+        self.check_has_value(operation, payload)?;
         let delayed = Delayed {
             delay,
             delay_ms,
@@ -350,7 +396,7 @@ impl<'a> Context<'a> {
     ///
     /// [`Error::InvalidTypename`] if `typename` is not `namespace/name`.
     pub fn send_egress<V: Value>(&mut self, typename: &str, message: V) -> Result<(), Error> {
-        self.push_egress(typename, &message.payload())
+        self.push_egress("send_egress", typename, &message.payload())
     }
 
     /// Packs `message` into an `Any` and [sends it to the egress](Self::send_egress).
@@ -363,11 +409,17 @@ impl<'a> Context<'a> {
         typename: &str,
         message: &M,
     ) -> Result<(), Error> {
-        self.push_egress(typename, &Packed(message))
+        self.push_egress("pack_and_send_egress", typename, &Packed(message))
     }
 
-    fn push_egress(&mut self, typename: &str, payload: &dyn Payload) -> Result<(), Error> {
+    fn push_egress(
+        &mut self,
+        operation: &'static str,
+        typename: &str,
+        payload: &dyn Payload,
+    ) -> Result<(), Error> {
         let (namespace, name) = FunctionType::split(typename)?;
+        self.check_has_value(operation, payload)?;
         self.protocol
             .egress(&mut self.effects, namespace, name, payload)
             .map_err(|source| {
@@ -502,7 +554,7 @@ impl<'a> Context<'a> {
     /// [`Error::UndeclaredState`] if the function's binding does not declare `spec`.
     pub fn set<T: Type>(&mut self, spec: &ValueSpec<T>, value: &T) -> Result<(), Error> {
         self.check_declared(spec)?;
-        self.store(spec.name(), &Typed(value))
+        self.store(spec.name(), &Typed(Some(value)))
     }
 
     /// Clears the state `spec`. Later invocations in the same batch read `None`; the reply
@@ -602,6 +654,22 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
+    /// Refuses a value without a value on 2.2, whose `Any` cannot say so.
+    #[inline]
+    fn check_has_value(&self, operation: &'static str, payload: &dyn Payload) -> Result<(), Error> {
+        if payload.has_value() || self.protocol.version() == ProtocolVersion::V3 {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument {
+            operation,
+            reason: format!(
+                "a message of type {} without a value needs the Stateful Functions 3.x \
+                 protocol: a 2.2 `Any` always carries a value",
+                Shown(&type_of(payload))
+            ),
+        })
+    }
+
     fn unknown_state(&self, name: &str) -> Error {
         Error::UnknownState {
             address: Box::new(self.address.clone()),
@@ -644,6 +712,13 @@ fn to(address: AddressRef<'_>) -> String {
     Shown(&text).to_string()
 }
 
+fn empty_id(operation: &'static str, typename: &str) -> Error {
+    Error::InvalidArgument {
+        operation,
+        reason: format!("the id of the target of type {} is empty", Shown(typename)),
+    }
+}
+
 fn target_address<'t>(
     operation: &'static str,
     typename: &'t str,
@@ -651,10 +726,7 @@ fn target_address<'t>(
 ) -> Result<AddressRef<'t>, Error> {
     let (namespace, name) = FunctionType::split(typename)?;
     if id.is_empty() {
-        return Err(Error::InvalidArgument {
-            operation,
-            reason: format!("the id of the target of type {} is empty", Shown(typename)),
-        });
+        return Err(empty_id(operation, typename));
     }
     Ok(AddressRef {
         namespace,
@@ -667,7 +739,7 @@ impl fmt::Debug for Context<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
             .field("address", &self.address)
-            .field("caller", &self.caller)
+            .field("caller", &self.caller())
             .field("invocation", &self.invocation)
             .field(
                 "states",

@@ -227,7 +227,7 @@ impl From<f64> for RecordValue {
 /// use statefun_sync::{kafka_record, Context, Message};
 ///
 /// fn greet(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
-///     let name: String = message.get()?;
+///     let name: String = message.get()?.unwrap_or_default();
 ///     let record = kafka_record("greetings", &name, format!("Hello {name}!"))?;
 ///     ctx.send_egress("example/greets", &record)?;
 ///     Ok(())

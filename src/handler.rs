@@ -314,13 +314,14 @@ impl RequestReplyHandler {
             &target,
             function.declared_states(),
             batch.states,
+            &batch.invocations,
         );
-        for (index, invocation) in batch.invocations.into_iter().enumerate() {
-            ctx.begin_invocation(index, invocation.caller);
+        for (index, invocation) in batch.invocations.iter().enumerate() {
+            ctx.begin_invocation(index);
             // AssertUnwindSafe: after a panic the Context is dropped unread, so no
             // half-updated state can reach a reply.
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                function.call(&mut ctx, invocation.argument)
+                function.call(&mut ctx, &invocation.argument)
             }));
             let failure = match outcome {
                 Ok(Ok(())) => continue,

@@ -83,6 +83,12 @@ pub trait Payload {
     fn type_len(&self) -> usize;
     /// Appends the type.
     fn put_type(&self, buf: &mut Vec<u8>);
+    /// Whether there is a value: a 3.x `TypedValue` can carry a typename alone
+    /// (`has_value` false), which 2.2's `Any` cannot.
+    #[inline]
+    fn has_value(&self) -> bool {
+        true
+    }
     /// How many bytes [`put_value`](Self::put_value) is expected to write: the protocol
     /// writes the lengths around the value for it, and writes them again if the value
     /// turns out otherwise (see [`Type::encoded_len_hint`]).
@@ -128,6 +134,10 @@ impl<P: Payload + ?Sized> Payload for &P {
 
     fn put_type(&self, buf: &mut Vec<u8>) {
         (**self).put_type(buf)
+    }
+
+    fn has_value(&self) -> bool {
+        (**self).has_value()
     }
 
     fn value_len_hint(&self) -> usize {
@@ -176,10 +186,10 @@ impl<M: ProstMessage + Name> Payload for Packed<'_, M> {
     }
 }
 
-/// A value of a [`Type`], encoded as it is written. Public only so that [`Value`] can
-/// name it: the module is private, so no user can.
+/// A value of a [`Type`], encoded as it is written, or only the type's typename (`None`).
+/// Public only so that [`Value`] can name it: the module is private, so no user can.
 #[derive(Debug)]
-pub struct Typed<'a, T>(pub(crate) &'a T);
+pub struct Typed<'a, T>(pub(crate) Option<&'a T>);
 
 impl<T: Type> Payload for Typed<'_, T> {
     #[inline]
@@ -192,18 +202,31 @@ impl<T: Type> Payload for Typed<'_, T> {
         T::type_name().put(buf)
     }
 
+    #[inline]
+    fn has_value(&self) -> bool {
+        self.0.is_some()
+    }
+
     fn value_len_hint(&self) -> usize {
-        self.0.encoded_len_hint()
+        self.0.map_or(0, Type::encoded_len_hint)
     }
 
     fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
-        self.0.encode_value(buf)
+        match self.0 {
+            Some(value) => value.encode_value(buf),
+            None => Ok(()),
+        }
     }
 }
 
-/// A value a [`Context`](crate::Context) can send: an [`Any`] as it is (on 3.x its type
-/// URL is the typename), or a reference to a value of any [`Type`], e.g. `&42`,
-/// `&"hello".to_string()` or `&my_message`.
+/// A value a [`Context`](crate::Context) can send:
+///
+/// - a reference to a value of any [`Type`], e.g. `&42`, `&my_message`;
+/// - a `&str`, as a `String` (`io.statefun.types/string`);
+/// - `None::<&T>`, the typename of `T` with no value (3.x only: a `TypedValue` with
+///   `has_value` false, as Python's `to_typed_value(T, None)`), and `Some(&value)`;
+/// - a received [`Message`], as it came: its typename, its bytes, or no value;
+/// - an [`Any`] as it is (on 3.x its type URL is the typename).
 pub trait Value: private::Sealed {
     /// What the protocol writes.
     #[doc(hidden)]
@@ -220,6 +243,10 @@ mod private {
     impl Sealed for prost_types::Any {}
     impl Sealed for &prost_types::Any {}
     impl<T: super::Type> Sealed for &T {}
+    impl<T: super::Type> Sealed for Option<&T> {}
+    impl Sealed for &str {}
+    impl Sealed for super::Message<'_> {}
+    impl Sealed for &super::Message<'_> {}
 }
 
 impl Value for Any {
@@ -248,20 +275,115 @@ impl<T: Type> Value for &T {
         Self: 'p;
 
     fn payload(&self) -> Typed<'_, T> {
+        Typed(Some(*self))
+    }
+}
+
+impl<T: Type> Value for Option<&T> {
+    type Payload<'p>
+        = Typed<'p, T>
+    where
+        Self: 'p;
+
+    fn payload(&self) -> Typed<'_, T> {
         Typed(*self)
     }
 }
 
-/// A message a function received: its typename and bytes, read as a [`Type`] on demand.
-/// What [`StatefulFunctions::bind_message`](crate::StatefulFunctions::bind_message) hands
-/// the function, borrowed from the request.
+/// `"text"` sends what `&"text".to_string()` sends, without building the `String`.
+impl Value for &str {
+    type Payload<'p>
+        = Text<'p>
+    where
+        Self: 'p;
+
+    fn payload(&self) -> Text<'_> {
+        Text(self)
+    }
+}
+
+/// A received message is sent on as it came: its typename, and its bytes or no value.
+impl<'a> Value for Message<'a> {
+    type Payload<'p>
+        = Message<'a>
+    where
+        Self: 'p;
+
+    fn payload(&self) -> Message<'a> {
+        *self
+    }
+}
+
+impl<'a> Value for &Message<'a> {
+    type Payload<'p>
+        = Message<'a>
+    where
+        Self: 'p;
+
+    fn payload(&self) -> Message<'a> {
+        **self
+    }
+}
+
+/// A text sent as the built-in `String` type. Public only so that [`Value`] can name it:
+/// the module is private, so no user can.
+#[derive(Debug)]
+pub struct Text<'a>(&'a str);
+
+impl Payload for Text<'_> {
+    fn type_len(&self) -> usize {
+        crate::types::builtin::STRING.len()
+    }
+
+    fn put_type(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(crate::types::builtin::STRING.as_bytes());
+    }
+
+    fn value_len_hint(&self) -> usize {
+        crate::types::string_len(self.0)
+    }
+
+    fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+        crate::types::put_string(self.0, buf);
+        Ok(())
+    }
+}
+
+impl Payload for Message<'_> {
+    fn type_len(&self) -> usize {
+        self.typename.len()
+    }
+
+    fn put_type(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.typename.as_bytes());
+    }
+
+    fn has_value(&self) -> bool {
+        self.value.is_some()
+    }
+
+    fn value_len_hint(&self) -> usize {
+        self.value.map_or(0, <[u8]>::len)
+    }
+
+    fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+        buf.extend_from_slice(self.value.unwrap_or_default());
+        Ok(())
+    }
+}
+
+/// A message a function received: its typename and its bytes (or none: a 3.x message can
+/// carry a typename alone), read as a [`Type`] on demand. What
+/// [`StatefulFunctions::bind_message`](crate::StatefulFunctions::bind_message) hands the
+/// function, borrowed from the request. It is a [`Value`] too: sent on, it goes as it came.
 ///
 /// ```
 /// # use statefun_sync::{Context, Message};
 /// fn greet(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
 ///     if message.is::<String>() {
-///         let name: String = message.get()?;
-///         println!("hello {name}");
+///         // `None` when the message has no value, as Python's `as_string()`.
+///         let name: Option<String> = message.get()?;
+///         println!("hello {}", name.unwrap_or_default());
 ///     }
 ///     Ok(())
 /// }
@@ -269,7 +391,7 @@ impl<T: Type> Value for &T {
 #[derive(Debug, Clone, Copy)]
 pub struct Message<'a> {
     typename: &'a str,
-    value: &'a [u8],
+    value: Option<&'a [u8]>,
     address: &'a Address,
     invocation: usize,
 }
@@ -277,7 +399,7 @@ pub struct Message<'a> {
 impl<'a> Message<'a> {
     pub(crate) fn new(
         typename: &'a str,
-        value: &'a [u8],
+        value: Option<&'a [u8]>,
         address: &'a Address,
         invocation: usize,
     ) -> Self {
@@ -294,9 +416,16 @@ impl<'a> Message<'a> {
         self.typename
     }
 
-    /// The message's bytes, as its type encodes them.
-    pub fn bytes(&self) -> &'a [u8] {
+    /// The message's bytes, as its type encodes them; `None` when it has no value (3.x),
+    /// as Python's `raw_value()`.
+    pub fn bytes(&self) -> Option<&'a [u8]> {
         self.value
+    }
+
+    /// Whether the message has a value: a 3.x message can carry a typename alone
+    /// (`has_value` false); a 2.2 message always has one.
+    pub fn has_value(&self) -> bool {
+        self.value.is_some()
     }
 
     /// Whether the message is of type `T`: whether its typename is `T`'s.
@@ -304,14 +433,15 @@ impl<'a> Message<'a> {
         T::type_name().is(self.typename)
     }
 
-    /// The message decoded as a `T`.
+    /// The message decoded as a `T`; `None` when it has no value, as Python's
+    /// `as_type(T)`.
     ///
     /// # Errors
     ///
     /// [`Error::UnexpectedMessageType`] if the message is of another type;
     /// [`Error::MalformedArgument`] if its bytes do not decode as a `T`. Both are the
     /// request's fault (400) when a function passes them up with `?`.
-    pub fn get<T: Type>(&self) -> Result<T, Error> {
+    pub fn get<T: Type>(&self) -> Result<Option<T>, Error> {
         if !self.is::<T>() {
             return Err(Error::UnexpectedMessageType {
                 address: Box::new(self.address.clone()),
@@ -320,19 +450,25 @@ impl<'a> Message<'a> {
                 actual: self.typename.to_owned(),
             });
         }
-        T::decode_value(self.value).map_err(|source| Error::MalformedArgument {
-            address: Box::new(self.address.clone()),
-            invocation: self.invocation,
-            type_url: self.typename.to_owned(),
-            source,
-        })
+        let Some(value) = self.value else {
+            return Ok(None);
+        };
+        T::decode_value(value)
+            .map(Some)
+            .map_err(|source| Error::MalformedArgument {
+                address: Box::new(self.address.clone()),
+                invocation: self.invocation,
+                type_url: self.typename.to_owned(),
+                source,
+            })
     }
 
-    /// The message as an `Any`: its typename as the type URL.
+    /// The message as an `Any`: its typename as the type URL, and no bytes when it has no
+    /// value.
     pub fn to_any(&self) -> Any {
         Any {
             type_url: self.typename.to_owned(),
-            value: self.value.to_vec(),
+            value: self.value.unwrap_or_default().to_vec(),
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::types::TypeName;
 /// It takes the argument as the request carries it, so a typed binding decodes its message
 /// type straight from the request body.
 pub(crate) type BoxedFunction =
-    Box<dyn Fn(&mut Context<'_>, RawArgument<'_>) -> anyhow::Result<()> + Send + Sync + 'static>;
+    Box<dyn Fn(&mut Context<'_>, &RawArgument<'_>) -> anyhow::Result<()> + Send + Sync + 'static>;
 
 /// The functions of one application, each bound under its function type
 /// (`namespace/name`). Hand it to [`RequestReplyHandler::new`](crate::RequestReplyHandler::new).
@@ -70,7 +70,7 @@ impl BoundFunction {
     pub(crate) fn call(
         &self,
         ctx: &mut Context<'_>,
-        argument: RawArgument<'_>,
+        argument: &RawArgument<'_>,
     ) -> anyhow::Result<()> {
         (self.function)(ctx, argument)
     }
@@ -118,8 +118,8 @@ impl StatefulFunctions {
     {
         self.insert(
             typename,
-            Box::new(move |ctx: &mut Context<'_>, argument: RawArgument<'_>| {
-                function(ctx, argument.into_any())
+            Box::new(move |ctx: &mut Context<'_>, argument: &RawArgument<'_>| {
+                function(ctx, argument.to_any())
             }),
         )
     }
@@ -158,14 +158,16 @@ impl StatefulFunctions {
     {
         self.insert(
             typename,
-            Box::new(move |ctx: &mut Context<'_>, argument: RawArgument<'_>| {
-                let message = match M::from_parts(argument.type_url(), argument.value()) {
+            Box::new(move |ctx: &mut Context<'_>, argument: &RawArgument<'_>| {
+                // A 3.x message without a value decodes as the message type's empty bytes.
+                let value = argument.value().unwrap_or_default();
+                let message = match M::from_parts(argument.typename(), value) {
                     Some(Ok(message)) => message,
                     Some(Err(source)) => {
                         return Err(Error::MalformedArgument {
                             address: Box::new(ctx.address().clone()),
                             invocation: ctx.invocation_index(),
-                            type_url: argument.type_url().to_owned(),
+                            type_url: argument.typename().to_owned(),
                             source: source.into(),
                         }
                         .into())
@@ -175,7 +177,7 @@ impl StatefulFunctions {
                             address: Box::new(ctx.address().clone()),
                             invocation: ctx.invocation_index(),
                             expected: M::type_names(),
-                            actual: argument.type_url().to_owned(),
+                            actual: argument.typename().to_owned(),
                         }
                         .into())
                     }
@@ -194,7 +196,7 @@ impl StatefulFunctions {
     /// const SEEN: ValueSpec<i32> = ValueSpec::named("seen");
     ///
     /// fn greet(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
-    ///     let name: String = message.get()?;
+    ///     let name: String = message.get()?.unwrap_or_default();
     ///     let seen = ctx.get(&SEEN)?.unwrap_or(0) + 1;
     ///     ctx.set(&SEEN, &seen)?;
     ///     ctx.send("example/printer", &name, &format!("Hello {name} #{seen}"))?;
@@ -215,9 +217,9 @@ impl StatefulFunctions {
     {
         self.insert(
             typename,
-            Box::new(move |ctx: &mut Context<'_>, argument: RawArgument<'_>| {
+            Box::new(move |ctx: &mut Context<'_>, argument: &RawArgument<'_>| {
                 let message = Message::new(
-                    argument.type_url(),
+                    argument.typename(),
                     argument.value(),
                     ctx.target(),
                     ctx.invocation_index(),

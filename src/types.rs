@@ -382,6 +382,23 @@ impl Type for bool {
     }
 }
 
+/// The bytes of the built-in `String` type for `text`: its wrapper's field 1, nothing
+/// for an empty text.
+pub(crate) fn string_len(text: &str) -> usize {
+    if text.is_empty() {
+        0
+    } else {
+        crate::protocol::wire::bytes_field_len(1, text.as_bytes())
+    }
+}
+
+/// Appends the bytes of the built-in `String` type for `text` (`"x"` is `0a 01 78`;
+/// `put_bytes_field` leaves an empty text out).
+pub(crate) fn put_string(text: &str, buf: &mut Vec<u8>) {
+    debug_assert_eq!(KEY_LEN, 0x0a);
+    crate::protocol::wire::put_bytes_field(buf, 1, text.as_bytes());
+}
+
 impl Type for String {
     fn type_name() -> TypeName {
         TypeName::new(builtin::STRING)
@@ -389,19 +406,12 @@ impl Type for String {
 
     /// `"x"` is `0a 01 78`.
     fn encode_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
-        if !self.is_empty() {
-            debug_assert_eq!(KEY_LEN, 0x0a);
-            crate::protocol::wire::put_bytes_field(buf, 1, self.as_bytes());
-        }
+        put_string(self, buf);
         Ok(())
     }
 
     fn encoded_len_hint(&self) -> usize {
-        if self.is_empty() {
-            0
-        } else {
-            crate::protocol::wire::bytes_field_len(1, self.as_bytes())
-        }
+        string_len(self)
     }
 
     fn decode_value(bytes: &[u8]) -> Result<Self, DecodeError> {

@@ -92,7 +92,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
+use anyhow::{anyhow, bail, Context as _};
 use prost::Message as _;
 use prost_types::value::Kind as ValueKind;
 use prost_types::{Any, Value};
@@ -476,18 +476,19 @@ fn rust_handler() -> RequestReplyHandler {
 /// Every function: runs scripts, reports any other message.
 fn interpret(ctx: &mut Context<'_>, message: Message<'_>) -> anyhow::Result<()> {
     if message.is::<PbValue>() {
-        let script: PbValue = message.get()?;
+        // Python's `as_type` gives `None` for no value, and its interpreter fails on it.
+        let script: PbValue = message.get()?.context("a script without a value")?;
         return run_script(ctx, &script.0);
     }
     match message.typename() {
-        builtin::INT => ctx.send(PROBE, "message", &message.get::<i32>()?)?,
-        builtin::LONG => ctx.send(PROBE, "message", &message.get::<i64>()?)?,
-        builtin::FLOAT => ctx.send(PROBE, "message", &message.get::<f32>()?)?,
-        builtin::DOUBLE => ctx.send(PROBE, "message", &message.get::<f64>()?)?,
-        builtin::BOOL => ctx.send(PROBE, "message", &message.get::<bool>()?)?,
-        builtin::STRING => ctx.send(PROBE, "message", &message.get::<String>()?)?,
+        builtin::INT => ctx.send(PROBE, "message", message.get::<i32>()?.as_ref())?,
+        builtin::LONG => ctx.send(PROBE, "message", message.get::<i64>()?.as_ref())?,
+        builtin::FLOAT => ctx.send(PROBE, "message", message.get::<f32>()?.as_ref())?,
+        builtin::DOUBLE => ctx.send(PROBE, "message", message.get::<f64>()?.as_ref())?,
+        builtin::BOOL => ctx.send(PROBE, "message", message.get::<bool>()?.as_ref())?,
+        builtin::STRING => ctx.send(PROBE, "message", message.get::<String>()?.as_ref())?,
         typename => {
-            let text = format!("{typename} {}", hex(message.bytes()));
+            let text = format!("{typename} {}", hex(message.bytes().unwrap_or_default()));
             ctx.send_egress(ECHO, &text)?;
         }
     }

@@ -205,7 +205,7 @@ fn the_records_are_types_named_as_the_runtime_expects() {
 // `example/greeter` answers a string name with one Kafka and one Kinesis record.
 fn handler() -> RequestReplyHandler {
     fn greet(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
-        let name: String = message.get()?;
+        let name: String = message.get()?.unwrap_or_default();
         let greeting = kafka_record("greetings", &name, format!("Hello {name}!"))?;
         ctx.send_egress("example/greets", &greeting)?;
         ctx.send_egress(

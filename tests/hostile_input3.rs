@@ -55,7 +55,7 @@ fn handler() -> (RequestReplyHandler, Arc<AtomicUsize>) {
     functions
         .bind_message("test/token", move |ctx: &mut Context, message: Message| {
             counter.fetch_add(1, Ordering::SeqCst);
-            let token: String = message.get()?;
+            let token: String = message.get()?.unwrap_or_default();
             ctx.send_after_cancellable(Duration::from_secs(1), "test/count", "1", &1i32, &token)?;
             ctx.cancel_delayed_message(&token)?;
             ctx.set(&TOKEN, &token)?;
@@ -67,7 +67,7 @@ fn handler() -> (RequestReplyHandler, Arc<AtomicUsize>) {
     functions
         .bind_message("test/text", move |ctx: &mut Context, message: Message| {
             counter.fetch_add(1, Ordering::SeqCst);
-            let text: String = message.get()?;
+            let text: String = message.get()?.unwrap_or_default();
             ctx.send_egress("test/out", &text)?;
             Ok(())
         })

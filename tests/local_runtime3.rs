@@ -209,7 +209,7 @@ fn timers() -> LocalRuntime {
     let mut functions = StatefulFunctions::new();
     functions
         .bind_message("test/timer", |ctx: &mut Context, message: Message| {
-            let command: String = message.get()?;
+            let command: String = message.get()?.unwrap_or_default();
             let id = ctx.address().id().to_owned();
             for step in command.split(',') {
                 match step.split_once(':') {
@@ -229,12 +229,12 @@ fn timers() -> LocalRuntime {
         .unwrap();
     functions
         .bind_message("test/sink", |ctx: &mut Context, message: Message| {
-            Ok(ctx.send_egress("test/fired", &message.get::<String>()?)?)
+            Ok(ctx.send_egress("test/fired", &message.get::<String>()?.unwrap_or_default())?)
         })
         .unwrap();
     functions
         .bind_message("test/canceller", |ctx: &mut Context, message: Message| {
-            Ok(ctx.cancel_delayed_message(&message.get::<String>()?)?)
+            Ok(ctx.cancel_delayed_message(&message.get::<String>()?.unwrap_or_default())?)
         })
         .unwrap();
     LocalRuntime::v3(functions).unwrap()
@@ -324,7 +324,7 @@ fn expiring() -> LocalRuntime {
     let mut functions = StatefulFunctions::new();
     functions
         .bind_message("test/visits", |ctx: &mut Context, message: Message| {
-            if message.get::<String>()? == "write" {
+            if message.get::<String>()?.as_deref() == Some("write") {
                 let visits = ctx.get(&VISITS)?.unwrap_or(0) + 1;
                 ctx.set(&VISITS, &visits)?;
                 ctx.set(&LAST, &format!("visit {visits}"))?;
@@ -380,7 +380,7 @@ fn kafka_records_of_3x_read_back_as_their_message_type() {
     let mut functions = StatefulFunctions::new();
     functions
         .bind_message("test/producer", |ctx: &mut Context, message: Message| {
-            let text: String = message.get()?;
+            let text: String = message.get()?.unwrap_or_default();
             let record = KafkaProducerRecord {
                 key: ctx.address().id().to_owned(),
                 value_bytes: text.into_bytes(),
@@ -425,7 +425,7 @@ fn a_3x_function_behind_the_crates_server_does_the_handshake_over_http() {
             ctx.send(
                 &caller.function_type().to_string(),
                 caller.id(),
-                &(message.get::<i64>()? * 2),
+                &(message.get::<i64>()?.unwrap_or_default() * 2),
             )?;
             Ok(())
         })
@@ -441,9 +441,13 @@ fn a_3x_function_behind_the_crates_server_does_the_handshake_over_http() {
     local
         .bind_message("local/asker", |ctx: &mut Context, message: Message| {
             if ctx.caller().is_some() {
-                ctx.send_egress("local/answers", &message.get::<i64>()?)?;
+                ctx.send_egress("local/answers", &message.get::<i64>()?.unwrap_or_default())?;
             } else {
-                ctx.send("remote/doubler", "d", &message.get::<i64>()?)?;
+                ctx.send(
+                    "remote/doubler",
+                    "d",
+                    &message.get::<i64>()?.unwrap_or_default(),
+                )?;
             }
             Ok(())
         })

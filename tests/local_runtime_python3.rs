@@ -150,13 +150,22 @@ fn runtime(python: &PythonApp) -> LocalRuntime {
                 return Ok(());
             }
             let heard = if message.is::<String>() {
-                message.get::<String>()?
+                message.get::<String>()?.unwrap_or_default()
             } else if message.is::<i64>() {
-                format!("long {}", message.get::<i64>()?)
+                format!("long {}", message.get::<i64>()?.unwrap_or_default())
             } else if message.is::<ProtoDuration>() {
-                format!("duration {}", message.get::<ProtoDuration>()?.seconds)
+                format!(
+                    "duration {}",
+                    message.get::<ProtoDuration>()?.unwrap_or_default().seconds
+                )
             } else if message.is::<Profile>() {
-                format!("profile {}", message.get::<Profile>()?.0)
+                format!(
+                    "profile {}",
+                    message
+                        .get::<Profile>()?
+                        .map(|profile| profile.0)
+                        .unwrap_or_default()
+                )
             } else {
                 anyhow::bail!("unexpected {}", message.typename());
             };

@@ -186,7 +186,7 @@ mod request_reply_test {
     fn greeter(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
         // messaging
         if message.is::<String>() {
-            let _unused: String = message.get()?;
+            let _unused: String = message.get()?.unwrap_or_default();
         }
 
         // state access
@@ -927,7 +927,7 @@ mod types_test {
                     message.typename().to_owned(),
                     message.is::<String>(),
                     message.is::<i32>(),
-                    message.get::<String>()?,
+                    message.get::<String>()?.unwrap_or_default(),
                 ));
                 Ok(())
             })
@@ -1155,7 +1155,7 @@ mod message_test {
     #[test]
     fn example() {
         let seen = send_and_receive(1i32, |message| {
-            (message.is::<i32>(), message.get::<i32>().ok())
+            (message.is::<i32>(), message.get::<i32>().ok().flatten())
         });
         assert_eq!(seen, [(true, Some(1))]);
     }
@@ -1168,7 +1168,7 @@ mod message_test {
             (
                 message.is::<f32>(),
                 message.is::<f64>(),
-                message.get::<f32>().ok(),
+                message.get::<f32>().ok().flatten(),
             )
         });
         assert_eq!(seen, [(true, false, Some(5.0))]);

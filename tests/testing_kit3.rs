@@ -25,7 +25,7 @@ fn handler() -> RequestReplyHandler {
     let mut functions = StatefulFunctions::new();
     functions
         .bind_message("example/greeter", |ctx: &mut Context, message: Message| {
-            let name: String = message.get()?;
+            let name: String = message.get()?.unwrap_or_default();
             let seen = ctx.get(&SEEN)?.unwrap_or(0) + 1;
             ctx.set(&SEEN, &seen)?;
             ctx.set(&NAME, &name)?;

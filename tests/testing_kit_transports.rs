@@ -38,11 +38,9 @@ fn handler_v3() -> RequestReplyHandler {
         .bind_message("remote/doubler", |ctx: &mut Context, message: Message| {
             let seen = ctx.get(&SEEN)?.unwrap_or(0) + 1;
             ctx.set(&SEEN, &seen)?;
-            let n = message.get::<i64>()?;
-            match ctx.caller().cloned() {
-                Some(caller) => {
-                    ctx.send(&caller.function_type().to_string(), caller.id(), &(n * 2))?
-                }
+            let n = message.get::<i64>()?.unwrap_or_default();
+            match ctx.caller() {
+                Some(caller) => ctx.send_to(caller, &(n * 2))?,
                 None => ctx.send("example/sink", "1", &(n * 2))?,
             }
             Ok(())
@@ -83,9 +81,13 @@ fn asker_runtime(
     local
         .bind_message("local/asker", |ctx: &mut Context, message: Message| {
             if ctx.caller().is_some() {
-                ctx.send_egress("local/answers", &message.get::<i64>()?)?;
+                ctx.send_egress("local/answers", &message.get::<i64>()?.unwrap_or_default())?;
             } else {
-                ctx.send("remote/doubler", "d", &message.get::<i64>()?)?;
+                ctx.send(
+                    "remote/doubler",
+                    "d",
+                    &message.get::<i64>()?.unwrap_or_default(),
+                )?;
             }
             Ok(())
         })

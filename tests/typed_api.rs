@@ -244,7 +244,7 @@ fn delays_and_cancellation_follow_each_protocols_rules() {
     fn bind(functions: &mut StatefulFunctions) {
         functions
             .bind_message("test/timer", |ctx: &mut Context, message: Message| {
-                match message.get::<i32>()? {
+                match message.get::<i32>()?.unwrap_or_default() {
                     0 => ctx.send_after(Duration::ZERO, "test/timer", "1", &1i32)?,
                     1 => ctx.send_after_cancellable(
                         Duration::from_millis(1500),
@@ -319,7 +319,7 @@ fn a_request_built_with_the_generated_types_reads_the_same() {
     let mut functions = StatefulFunctions::new();
     functions
         .bind_message("test/echo", |ctx: &mut Context, message: Message| {
-            ctx.reply(&message.get::<String>()?)?;
+            ctx.reply(message.get::<String>()?.as_ref())?;
             Ok(())
         })
         .unwrap();

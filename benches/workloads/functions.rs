@@ -9,6 +9,7 @@
 
 #![allow(dead_code)] // each includer uses a different part
 
+use anyhow::Context as _;
 use prost::bytes::Bytes;
 use prost::Message as _;
 use statefun_sync::proto::{polyglot, reqreply};
@@ -101,7 +102,7 @@ pub const SEEN: ValueSpec<i32> = ValueSpec::named("seen");
 /// 3.x's `bench/greeter`: as [`greeter`], with the count in an `int` state and the
 /// greeting sent to the caller (3.x has no reply; `Context::reply` sends to the caller).
 pub fn greeter3(ctx: &mut Context<'_>, message: Message<'_>) -> anyhow::Result<()> {
-    let greet: Greet = message.get()?;
+    let greet: Greet = message.get()?.context("a greeting without a value")?;
     let count = ctx.get(&SEEN)?.unwrap_or(0) + 1;
     ctx.set(&SEEN, &count)?;
     ctx.reply(&Greet {
@@ -112,7 +113,7 @@ pub fn greeter3(ctx: &mut Context<'_>, message: Message<'_>) -> anyhow::Result<(
 
 /// 3.x's `bench/fanout`, as [`fanout`] with typed values.
 pub fn fanout3(ctx: &mut Context<'_>, message: Message<'_>) -> anyhow::Result<()> {
-    let greet: Greet = message.get()?;
+    let greet: Greet = message.get()?.context("a greeting without a value")?;
     for i in 0..100 {
         ctx.send("bench/greeter", &i.to_string(), &greet)?;
     }

@@ -19,6 +19,7 @@ mod v2;
 mod v3;
 pub(crate) mod wire;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -130,19 +131,26 @@ pub(crate) trait ValueFormat {
     fn state_value(bytes: &[u8]) -> Result<&[u8], WireError>;
 
     /// The type and bytes of an argument of the plain shape (each field at most once,
-    /// nothing else), borrowed; `None` for any other shape, which
-    /// [`decode_invocation`](Self::decode_invocation) decodes.
-    fn plain_parts(bytes: &[u8]) -> Option<(&str, &[u8])>;
+    /// nothing else), borrowed, the bytes `None` when a 3.x value has none; `None` for any
+    /// other shape, which [`decode_invocation`](Self::decode_invocation) decodes.
+    fn plain_parts(bytes: &[u8]) -> Option<(&str, Option<&[u8]>)>;
 
     /// Decodes an invocation that is not of the plain shape, with prost: its caller and
-    /// its argument as an `Any` (a 3.x typename as the type URL).
+    /// its argument.
     fn decode_invocation(
         bytes: &[u8],
-    ) -> Result<(Option<crate::proto::polyglot::Address>, Any), prost::DecodeError>;
+    ) -> Result<
+        (
+            Option<crate::proto::polyglot::Address>,
+            RawArgument<'static>,
+        ),
+        prost::DecodeError,
+    >;
 
     /// The size of a value message (without key and length) whose type is `type_len`
-    /// bytes long and whose value is `value_len` bytes long.
-    fn message_len(type_len: usize, value_len: usize) -> usize;
+    /// bytes long and whose value is `value_len` bytes long, or which has no value (3.x's
+    /// `has_value` false; 2.2 has no such thing, and the context refuses it).
+    fn message_len(type_len: usize, has_value: bool, value_len: usize) -> usize;
 
     /// Appends the fields of `payload`'s value message that come before the value's
     /// bytes (`value_len` of them; its type is `type_len`), the value's key and length
@@ -330,37 +338,31 @@ pub(crate) enum Caller {
     Is(Option<Address>),
 }
 
-/// An invocation's argument, a `google.protobuf.Any`: borrowed from the request body in
-/// the common case, decoded by prost in the others (see `v2::decode_invocation`).
-#[derive(Debug)]
-pub(crate) enum RawArgument<'a> {
-    Borrowed { type_url: &'a str, value: &'a [u8] },
-    Owned(Any),
+/// An invocation's argument: its typename (on 2.2, its `Any`'s type URL) and its bytes,
+/// `None` when a 3.x `TypedValue` has no value (2.2's `Any` always has one). Borrowed from
+/// the request body in the common case, owned when prost decoded it (see
+/// `request::decode_invocation`).
+#[derive(Debug, Clone)]
+pub(crate) struct RawArgument<'a> {
+    pub(crate) typename: Cow<'a, str>,
+    pub(crate) value: Option<Cow<'a, [u8]>>,
 }
 
 impl RawArgument<'_> {
-    pub(crate) fn type_url(&self) -> &str {
-        match self {
-            RawArgument::Borrowed { type_url, .. } => type_url,
-            RawArgument::Owned(any) => &any.type_url,
-        }
+    pub(crate) fn typename(&self) -> &str {
+        &self.typename
     }
 
-    pub(crate) fn value(&self) -> &[u8] {
-        match self {
-            RawArgument::Borrowed { value, .. } => value,
-            RawArgument::Owned(any) => &any.value,
-        }
+    pub(crate) fn value(&self) -> Option<&[u8]> {
+        self.value.as_deref()
     }
 
-    /// The argument as an owned `Any`, for functions bound to take one.
-    pub(crate) fn into_any(self) -> Any {
-        match self {
-            RawArgument::Borrowed { type_url, value } => Any {
-                type_url: type_url.to_owned(),
-                value: value.to_vec(),
-            },
-            RawArgument::Owned(any) => any,
+    /// The argument as an `Any`, for functions bound to take one: a value without bytes
+    /// is empty bytes there.
+    pub(crate) fn to_any(&self) -> Any {
+        Any {
+            type_url: self.typename.clone().into_owned(),
+            value: self.value().unwrap_or_default().to_vec(),
         }
     }
 }

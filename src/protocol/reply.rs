@@ -57,7 +57,7 @@ pub(crate) fn put_ending_in_value<F: ValueFormat>(
 ) -> Result<(), EncodeError> {
     let start = buf.len();
     let (type_len, hint) = (payload.type_len(), payload.value_len_hint());
-    head(buf, F::message_len(type_len, hint));
+    head(buf, F::message_len(type_len, payload.has_value(), hint));
     F::put_head(buf, payload, type_len, hint);
     let value_start = buf.len();
     if let Err(error) = payload.put_value(buf) {
@@ -86,7 +86,10 @@ fn rewrite_head<F: ValueFormat>(
     let value = buf.split_off(value_start);
     buf.truncate(start);
     let type_len = payload.type_len();
-    head(buf, F::message_len(type_len, value.len()));
+    head(
+        buf,
+        F::message_len(type_len, payload.has_value(), value.len()),
+    );
     F::put_head(buf, payload, type_len, value.len());
     buf.extend_from_slice(&value);
 }

@@ -2,6 +2,8 @@
 //! (batch, state, invocation, address) have the same fields on every version, and only the
 //! message a value travels in differs ([`ValueFormat`]: 2.2's `Any`, 3.x's `TypedValue`).
 
+use std::borrow::Cow;
+
 use prost::Message;
 
 use super::wire::{Reader, WireError, WireType};
@@ -175,7 +177,7 @@ pub(crate) fn decode_invocation<'a, F: ValueFormat>(
     let (caller, argument) = F::decode_invocation(bytes)?;
     Ok(Invocation {
         caller: Caller::Is(caller.and_then(caller_address::<F>)),
-        argument: RawArgument::Owned(argument),
+        argument,
     })
 }
 
@@ -197,10 +199,8 @@ fn decode_plain_invocation<'a, F: ValueFormat>(
             _ => return None,
         }
     }
-    let (type_url, value) = match argument {
-        Some(value) => F::plain_parts(value)?,
-        None => ("", &[][..]),
-    };
+    // No argument at all reads as an empty one: on 3.x a `TypedValue` without a value.
+    let (typename, value) = F::plain_parts(argument.unwrap_or_default())?;
     let changed = if *last_caller == Some(caller) {
         Caller::Unchanged
     } else {
@@ -212,7 +212,10 @@ fn decode_plain_invocation<'a, F: ValueFormat>(
     *last_caller = Some(caller);
     Some(Invocation {
         caller: changed,
-        argument: RawArgument::Borrowed { type_url, value },
+        argument: RawArgument {
+            typename: Cow::Borrowed(typename),
+            value: value.map(Cow::Borrowed),
+        },
     })
 }
 

@@ -1,13 +1,15 @@
 //! The Stateful Functions 2.2 request-reply protocol: `ToFunction` in, `FromFunction` out,
 //! values in `google.protobuf.Any`.
 
+use std::borrow::Cow;
+
 use prost::Message;
 use prost_types::Any;
 
 use super::wire::{len_field_len, put_len_key, Reader, WireError, WireType};
 use super::{
     reply, request, AddressRef, Batch, Delayed, DelayedError, Effects, Limits, Mutations, Payload,
-    Protocol, ProtocolVersion, Refused, ValueFormat,
+    Protocol, ProtocolVersion, RawArgument, Refused, ValueFormat,
 };
 use crate::address::Address;
 use crate::error::Error;
@@ -36,7 +38,7 @@ impl ValueFormat for AnyValue {
     }
 
     /// The fields of an `Any` that has each at most once and nothing else, borrowed.
-    fn plain_parts(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    fn plain_parts(bytes: &[u8]) -> Option<(&str, Option<&[u8]>)> {
         let mut reader = Reader::new(bytes);
         let (mut type_url, mut value) = (None, None);
         while !reader.is_empty() {
@@ -50,18 +52,32 @@ impl ValueFormat for AnyValue {
                 _ => return None,
             }
         }
-        Some((type_url.unwrap_or(""), value.unwrap_or(&[])))
+        Some((type_url.unwrap_or(""), Some(value.unwrap_or(&[]))))
     }
 
     fn decode_invocation(
         bytes: &[u8],
-    ) -> Result<(Option<crate::proto::polyglot::Address>, Any), prost::DecodeError> {
+    ) -> Result<
+        (
+            Option<crate::proto::polyglot::Address>,
+            RawArgument<'static>,
+        ),
+        prost::DecodeError,
+    > {
         let invocation = to_function::Invocation::decode(bytes)?;
-        Ok((invocation.caller, invocation.argument.unwrap_or_default()))
+        let argument = invocation.argument.unwrap_or_default();
+        Ok((
+            invocation.caller,
+            RawArgument {
+                typename: Cow::Owned(argument.type_url),
+                value: Some(Cow::Owned(argument.value)),
+            },
+        ))
     }
 
     /// The size of `payload` as an `Any` message (without key and length).
-    fn message_len(type_len: usize, value_len: usize) -> usize {
+    /// An `Any` has no presence: the context refuses a value without one on 2.2.
+    fn message_len(type_len: usize, _has_value: bool, value_len: usize) -> usize {
         let type_url = if type_len == 0 {
             0
         } else {
@@ -281,8 +297,8 @@ mod tests {
         assert_eq!(batch.target, Address::from_wire("ns", "t", "1"));
         assert_eq!(batch.invocations.len(), 1);
         assert!(matches!(batch.invocations[0].caller, Caller::Is(None)));
-        assert_eq!(batch.invocations[0].argument.type_url(), "");
-        assert_eq!(batch.invocations[0].argument.value(), b"");
+        assert_eq!(batch.invocations[0].argument.typename(), "");
+        assert_eq!(batch.invocations[0].argument.value(), Some(&b""[..]));
     }
 
     /// Invocations read in place decode to what prost decodes, whatever their shape, and
@@ -336,7 +352,7 @@ mod tests {
                     let expected_caller = expected.caller.map(Address::from);
                     assert_eq!(got_caller, expected_caller, "{name}");
                     assert_eq!(
-                        got.argument.into_any(),
+                        got.argument.to_any(),
                         expected.argument.unwrap_or_default(),
                         "{name}"
                     );

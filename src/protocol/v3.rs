@@ -2,6 +2,7 @@
 //! `TypedValue`, states declared by the function through the missing-state handshake,
 //! and cancellable delayed messages.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use prost::Message;
@@ -10,7 +11,7 @@ use prost_types::Any;
 use super::wire::{len_field_len, put_len_key, Reader, WireError, WireType};
 use super::{
     reply, request, AddressRef, Batch, Delayed, DelayedError, Effects, Limits, Mutations, Payload,
-    Protocol, ProtocolVersion, Refused, ValueFormat,
+    Protocol, ProtocolVersion, RawArgument, Refused, ValueFormat,
 };
 use crate::address::Address;
 use crate::error::Error;
@@ -84,15 +85,14 @@ impl ValueFormat for TypedValue {
         Ok(if parts.has_value { bytes } else { &[] })
     }
 
-    fn plain_parts(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    fn plain_parts(bytes: &[u8]) -> Option<(&str, Option<&[u8]>)> {
         let parts = TypedParts::read(bytes, true).ok()?;
-        let value = if parts.has_value { parts.value } else { &[] };
-        Some((parts.typename, value))
+        Some((parts.typename, parts.has_value.then_some(parts.value)))
     }
 
     fn decode_invocation(
         bytes: &[u8],
-    ) -> Result<(Option<polyglot::Address>, Any), prost::DecodeError> {
+    ) -> Result<(Option<polyglot::Address>, RawArgument<'static>), prost::DecodeError> {
         let invocation = to_function::Invocation::decode(bytes)?;
         let caller = invocation.caller.map(|a| polyglot::Address {
             namespace: a.namespace,
@@ -100,22 +100,20 @@ impl ValueFormat for TypedValue {
             id: a.id,
         });
         let argument = invocation.argument.unwrap_or_default();
-        let value = if argument.has_value {
-            argument.value.to_vec()
-        } else {
-            Vec::new()
-        };
+        let value = argument
+            .has_value
+            .then(|| Cow::Owned(argument.value.to_vec()));
         Ok((
             caller,
-            Any {
-                type_url: argument.typename,
+            RawArgument {
+                typename: Cow::Owned(argument.typename),
                 value,
             },
         ))
     }
 
     /// The size of `payload` as a `TypedValue` with a value (without key and length).
-    fn message_len(type_len: usize, value_len: usize) -> usize {
+    fn message_len(type_len: usize, has_value: bool, value_len: usize) -> usize {
         let typename = if type_len == 0 {
             0
         } else {
@@ -126,17 +124,19 @@ impl ValueFormat for TypedValue {
         } else {
             len_field_len(3, value_len)
         };
-        typename + 2 + value
+        typename + if has_value { 2 } else { 0 } + value
     }
 
-    /// The `TypedValue`'s `typename` and `has_value` (set), then the key and length of
-    /// its `value`; empty fields are left out, as every SDK writes it.
+    /// The `TypedValue`'s `typename` and `has_value` (when set), then the key and length
+    /// of its `value`; empty fields are left out, as every SDK writes it.
     fn put_head(buf: &mut Vec<u8>, payload: &dyn Payload, type_len: usize, value_len: usize) {
         if type_len > 0 {
             put_len_key(buf, 1, type_len);
             payload.put_type(buf);
         }
-        buf.extend_from_slice(&[2 << 3, 1]); // `has_value` = true
+        if payload.has_value() {
+            buf.extend_from_slice(&[2 << 3, 1]); // `has_value` = true
+        }
         if value_len > 0 {
             put_len_key(buf, 3, value_len);
         }
@@ -420,13 +420,12 @@ mod tests {
             panic!("two invocations");
         };
         assert!(matches!(first.caller, Caller::Is(None)));
-        assert_eq!(first.argument.type_url(), "io.statefun.types/string");
-        assert_eq!(first.argument.value(), b"\x0a\x01x");
-        assert!(body
-            .as_ptr_range()
-            .contains(&first.argument.value().as_ptr()));
+        assert_eq!(first.argument.typename(), "io.statefun.types/string");
+        let value = first.argument.value().unwrap();
+        assert_eq!(value, b"\x0a\x01x");
+        assert!(body.as_ptr_range().contains(&value.as_ptr()));
         assert!(matches!(&second.caller, Caller::Is(Some(a)) if a.id() == "2"));
-        assert_eq!(second.argument.value(), b"", "has_value false is no value");
+        assert_eq!(second.argument.value(), None, "has_value false is no value");
     }
 
     #[test]
@@ -447,8 +446,8 @@ mod tests {
         ]
         .concat();
         let got = request::decode_invocation::<TypedValue>(&twice, &mut None).unwrap();
-        assert_eq!(got.argument.type_url(), "t/x");
-        assert_eq!(got.argument.value(), b"w");
+        assert_eq!(got.argument.typename(), "t/x");
+        assert_eq!(got.argument.value(), Some(&b"w"[..]));
         // the wrong wire type for has_value
         let bad = [0x12, 0x02, 0x12, 0x00];
         assert!(request::decode_invocation::<TypedValue>(&bad, &mut None).is_err());
@@ -519,7 +518,8 @@ mod tests {
             value: b"ab".to_vec(),
         };
         V3.message(&mut effects, target, &any).unwrap();
-        V3.message(&mut effects, target, &Typed(&0i32)).unwrap();
+        V3.message(&mut effects, target, &Typed(Some(&0i32)))
+            .unwrap();
         expected.outgoing_messages = vec![
             ff::Invocation {
                 target: Some(address("ns", "f", "1")),
@@ -530,7 +530,7 @@ mod tests {
                 argument: Some(typed("io.statefun.types/int", true, b"")),
             },
         ];
-        let five = Typed(&5i64);
+        let five = Typed(Some(&5i64));
         for (delay_ms, token) in [(1000i64, None), (0, Some("t1")), (-5, None)] {
             V3.delayed(
                 &mut effects,
@@ -568,7 +568,7 @@ mod tests {
             argument: Some(typed("t/x", true, b"ab")),
         });
         let mut stored = Vec::new();
-        V3.put_state_value(&mut stored, &Typed(&"x".to_string()))
+        V3.put_state_value(&mut stored, &Typed(Some(&"x".to_string())))
             .unwrap();
         let mutations = [
             Mutation {

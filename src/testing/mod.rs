@@ -53,7 +53,7 @@
 //!     .bind_message("example/greeter", |ctx: &mut Context, message: Message| {
 //!         let seen = ctx.get(&SEEN)?.unwrap_or(0) + 1;
 //!         ctx.set(&SEEN, &seen)?;
-//!         let name: String = message.get()?;
+//!         let name: String = message.get()?.unwrap_or_default();
 //!         ctx.send("example/printer", &name, &format!("hello {name} #{seen}"))?;
 //!         Ok(())
 //!     })?
@@ -153,7 +153,7 @@
 //!     })?
 //!     .state(&SEEN);
 //! functions.bind_message("example/reporter", |ctx: &mut Context, message: Message| {
-//!     Ok(ctx.send_egress("example/out", &message.get::<i64>()?)?)
+//!     Ok(ctx.send_egress("example/out", message)?)
 //! })?;
 //!
 //! let mut runtime = LocalRuntime::v3(functions)?;
@@ -214,6 +214,9 @@ pub struct Sent {
     pub target: Address,
     /// The message (on 3.x, its typename as the type URL).
     pub argument: Any,
+    /// Whether the message has a value: `false` for a 3.x `TypedValue` with `has_value`
+    /// false (then `argument` has no bytes); always `true` on 2.2.
+    pub has_value: bool,
 }
 
 /// A message sent to a function after a delay.
@@ -225,6 +228,8 @@ pub struct SentAfter {
     pub target: Address,
     /// The message (on 3.x, its typename as the type URL).
     pub argument: Any,
+    /// Whether the message has a value, as [`Sent::has_value`].
+    pub has_value: bool,
 }
 
 /// A message sent to an egress.
@@ -234,6 +239,8 @@ pub struct Emitted {
     pub egress: String,
     /// The message (on 3.x, its typename as the type URL).
     pub argument: Any,
+    /// Whether the message has a value, as [`Sent::has_value`].
+    pub has_value: bool,
 }
 
 /// Why a value could not be read as a [`Type`].
@@ -246,6 +253,11 @@ pub enum ReadError {
         expected: String,
         /// The value's typename.
         actual: String,
+    },
+    /// The message carries a typename and no value (3.x).
+    NoValue {
+        /// The message's typename.
+        typename: String,
     },
     /// The value has the typename asked for, but its bytes do not decode.
     Malformed {
@@ -265,6 +277,9 @@ impl fmt::Display for ReadError {
                 Shown(expected),
                 Shown(actual)
             ),
+            ReadError::NoValue { typename } => {
+                write!(f, "a message of type {} has no value", Shown(typename))
+            }
             ReadError::Malformed { typename, .. } => {
                 write!(f, "a value of type {} does not decode", Shown(typename))
             }
@@ -275,7 +290,7 @@ impl fmt::Display for ReadError {
 impl StdError for ReadError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            ReadError::WrongType { .. } => None,
+            ReadError::WrongType { .. } | ReadError::NoValue { .. } => None,
             ReadError::Malformed { source, .. } => Some(source.as_ref()),
         }
     }
@@ -297,24 +312,28 @@ pub(crate) fn read<T: Type>(value: &Any) -> Result<T, ReadError> {
     })
 }
 
-/// A value a [`Context`](crate::Context) could send (an `Any` as it is, or `&T` for any
-/// [`Type`]) as an `Any` whose type URL is its typename.
+/// A value a [`Context`](crate::Context) could send (an `Any` as it is, `&T` for any
+/// [`Type`], ...) as an `Any` whose type URL is its typename, and whether it has a value
+/// (a 3.x value can be a typename alone).
 ///
 /// # Errors
 ///
-/// [`Error::UnencodableValue`] for `destination` (e.g. ``the state `seen` ``) when the
+/// [`Error::UnencodableValue`] for `destination` (e.g. ``state `seen` ``) when the
 /// value's type cannot encode it.
 pub(crate) fn to_any<V: Value>(
     value: V,
     destination: impl FnOnce() -> String,
-) -> Result<Any, Error> {
+) -> Result<(Any, bool), Error> {
     let payload = value.payload();
     let mut bytes = Vec::new();
     match payload.put_value(&mut bytes) {
-        Ok(()) => Ok(Any {
-            type_url: type_of(&payload),
-            value: bytes,
-        }),
+        Ok(()) => Ok((
+            Any {
+                type_url: type_of(&payload),
+                value: bytes,
+            },
+            payload.has_value(),
+        )),
         Err(source) => Err(Error::UnencodableValue {
             typename: type_of(&payload),
             destination: destination().into_boxed_str(),
@@ -326,7 +345,10 @@ pub(crate) fn to_any<V: Value>(
 /// As [`to_any`], for the request builders, which panic on a value that cannot be
 /// encoded: a test's own values are the test's to fix.
 #[track_caller]
-pub(crate) fn to_any_or_panic<V: Value>(value: V, destination: impl FnOnce() -> String) -> Any {
+pub(crate) fn to_any_or_panic<V: Value>(
+    value: V,
+    destination: impl FnOnce() -> String,
+) -> (Any, bool) {
     to_any(value, destination).unwrap_or_else(|error| panic!("{}", error.report()))
 }
 
@@ -412,7 +434,8 @@ macro_rules! argument_accessors {
                 &self.argument.type_url
             }
 
-            /// The message's bytes, as its type encodes them.
+            /// The message's bytes, as its type encodes them (none when it has no
+            /// value).
             pub fn bytes(&self) -> &[u8] {
                 &self.argument.value
             }
@@ -422,9 +445,14 @@ macro_rules! argument_accessors {
             ///
             /// # Errors
             ///
-            /// [`ReadError`] if the message has another typename than `T`'s, or its bytes
-            /// do not decode as a `T`.
+            /// [`ReadError`] if the message has another typename than `T`'s, no value
+            /// ([`ReadError::NoValue`]), or bytes that do not decode as a `T`.
             pub fn get<T: Type>(&self) -> Result<T, ReadError> {
+                if !self.has_value {
+                    return Err(ReadError::NoValue {
+                        typename: self.argument.type_url.clone(),
+                    });
+                }
                 read(&self.argument)
             }
 
@@ -476,7 +504,7 @@ mod tests {
 
     #[test]
     fn typed_reads_name_both_typenames_or_the_decoding_failure() {
-        let five = to_any(&5i32, String::new).unwrap();
+        let (five, _) = to_any(&5i32, String::new).unwrap();
         assert_eq!(five.type_url, "io.statefun.types/int");
         assert_eq!(five.value, [0x0d, 5, 0, 0, 0]);
         assert_eq!(read::<i32>(&five).unwrap(), 5);

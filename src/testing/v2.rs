@@ -146,6 +146,7 @@ impl Reply {
             .map(|m| Sent {
                 target: m.target.unwrap_or_default().into(),
                 argument: m.argument.unwrap_or_default(),
+                has_value: true,
             })
             .collect();
         reply.delayed = response
@@ -155,6 +156,7 @@ impl Reply {
                 delay: delay_of(d.delay_in_ms),
                 target: d.target.unwrap_or_default().into(),
                 argument: d.argument.unwrap_or_default(),
+                has_value: true,
             })
             .collect();
         reply.effects.egresses = response
@@ -163,6 +165,7 @@ impl Reply {
             .map(|e| Emitted {
                 egress: egress_name(e.egress_namespace, e.egress_type),
                 argument: e.argument.unwrap_or_default(),
+                has_value: true,
             })
             .collect();
         Ok(reply)

@@ -8,7 +8,7 @@
 //!
 //! let mut functions = StatefulFunctions::new();
 //! functions.bind_message("example/timer", |ctx: &mut Context, message: Message| {
-//!     let token: String = message.get()?;
+//!     let token: String = message.get()?.unwrap_or_default();
 //!     ctx.cancel_delayed_message(&token)?;
 //!     ctx.send_after_cancellable(Duration::from_secs(60), "example/timer", "t", &token, &token)?;
 //!     Ok(())
@@ -304,9 +304,13 @@ impl Reply {
         let messages = response
             .outgoing_messages
             .into_iter()
-            .map(|m| Sent {
-                target: address_from_proto(m.target),
-                argument: any_of(m.argument),
+            .map(|m| {
+                let (argument, has_value) = any_of(m.argument);
+                Sent {
+                    target: address_from_proto(m.target),
+                    argument,
+                    has_value,
+                }
             })
             .collect();
         let delayed = response
@@ -318,11 +322,13 @@ impl Reply {
                         cancellation_token: d.cancellation_token,
                     }
                 } else {
+                    let (argument, has_value) = any_of(d.argument);
                     Delayed::Send {
                         message: SentAfter {
                             delay: delay_of(d.delay_in_ms),
                             target: address_from_proto(d.target),
-                            argument: any_of(d.argument),
+                            argument,
+                            has_value,
                         },
                         cancellation_token: Some(d.cancellation_token)
                             .filter(|token| !token.is_empty()),
@@ -333,9 +339,13 @@ impl Reply {
         let egresses = response
             .outgoing_egresses
             .into_iter()
-            .map(|e| Emitted {
-                egress: egress_name(e.egress_namespace, e.egress_type),
-                argument: any_of(e.argument),
+            .map(|e| {
+                let (argument, has_value) = any_of(e.argument);
+                Emitted {
+                    egress: egress_name(e.egress_namespace, e.egress_type),
+                    argument,
+                    has_value,
+                }
             })
             .collect();
         Ok(Reply {
@@ -468,26 +478,27 @@ pub fn call_remote_with(
 }
 
 /// `value` as a `TypedValue` with a value.
-pub(crate) fn typed_value(value: Any) -> TypedValue {
+pub(crate) fn typed_value((value, has_value): (Any, bool)) -> TypedValue {
     TypedValue {
         typename: value.type_url,
-        has_value: true,
+        has_value,
         value: value.value.into(),
     }
 }
 
-/// A `TypedValue` as an `Any` whose type URL is the typename; one without a value has no
-/// bytes, whatever it carries.
-pub(crate) fn any_of(value: Option<TypedValue>) -> Any {
+/// A `TypedValue` as an `Any` whose type URL is the typename, and whether it has a value;
+/// one without a value has no bytes, whatever it carries.
+pub(crate) fn any_of(value: Option<TypedValue>) -> (Any, bool) {
     let value = value.unwrap_or_default();
-    Any {
+    let any = Any {
         type_url: value.typename,
         value: if value.has_value {
             value.value.to_vec()
         } else {
             Vec::new()
         },
-    }
+    };
+    (any, value.has_value)
 }
 
 pub(crate) fn address_to_proto(address: &Address) -> proto::Address {
@@ -521,7 +532,7 @@ mod tests {
         let mut functions = StatefulFunctions::new();
         functions
             .bind_message("example/all", |ctx: &mut Context, message| {
-                let text: String = message.get()?;
+                let text: String = message.get()?.unwrap_or_default();
                 ctx.set(&LAST, &text)?;
                 ctx.remove(&OLD)?;
                 ctx.send("example/next", "n", &text)?;

@@ -18,9 +18,10 @@ use crate::text::Shown;
 #[derive(Debug, Default)]
 pub(super) struct Outcome {
     pub(super) mutations: Vec<Mutation>,
-    pub(super) messages: Vec<(Address, Any)>,
+    /// Each with whether it has a value (3.x can send a typename alone).
+    pub(super) messages: Vec<(Address, Any, bool)>,
     pub(super) delayed: Vec<DelayedCommand>,
-    pub(super) egresses: Vec<(String, Any)>,
+    pub(super) egresses: Vec<(String, Any, bool)>,
 }
 
 /// A state mutation: the new value as the runtime stores it, or `None` to delete it.
@@ -39,6 +40,7 @@ pub(super) enum DelayedCommand {
         delay_ms: i64,
         target: Address,
         argument: Any,
+        has_value: bool,
         token: Option<String>,
     },
     Cancel {
@@ -86,6 +88,7 @@ pub(super) fn decode_answer_v2(bytes: &[u8]) -> Result<Answer, String> {
                 (
                     m.target.unwrap_or_default().into(),
                     m.argument.unwrap_or_default(),
+                    true,
                 )
             })
             .collect(),
@@ -97,6 +100,7 @@ pub(super) fn decode_answer_v2(bytes: &[u8]) -> Result<Answer, String> {
                 delay_ms: d.delay_in_ms.max(0),
                 target: d.target.unwrap_or_default().into(),
                 argument: d.argument.unwrap_or_default(),
+                has_value: true,
                 token: None,
             })
             .collect(),
@@ -107,6 +111,7 @@ pub(super) fn decode_answer_v2(bytes: &[u8]) -> Result<Answer, String> {
                 (
                     format!("{}/{}", e.egress_namespace, e.egress_type),
                     e.argument.unwrap_or_default(),
+                    true,
                 )
             })
             .collect(),
@@ -164,7 +169,10 @@ pub(super) fn decode_answer_v3(bytes: &[u8]) -> Result<Answer, String> {
         messages: response
             .outgoing_messages
             .into_iter()
-            .map(|m| (v3::address_from_proto(m.target), v3::any_of(m.argument)))
+            .map(|m| {
+                let (argument, has_value) = v3::any_of(m.argument);
+                (v3::address_from_proto(m.target), argument, has_value)
+            })
             .collect(),
         delayed: response
             .delayed_invocations
@@ -175,10 +183,12 @@ pub(super) fn decode_answer_v3(bytes: &[u8]) -> Result<Answer, String> {
                         token: d.cancellation_token,
                     }
                 } else {
+                    let (argument, has_value) = v3::any_of(d.argument);
                     DelayedCommand::Send {
                         delay_ms: d.delay_in_ms,
                         target: v3::address_from_proto(d.target),
-                        argument: v3::any_of(d.argument),
+                        argument,
+                        has_value,
                         // The runtime sends without a token when it is empty.
                         token: Some(d.cancellation_token).filter(|t| !t.is_empty()),
                     }
@@ -189,9 +199,11 @@ pub(super) fn decode_answer_v3(bytes: &[u8]) -> Result<Answer, String> {
             .outgoing_egresses
             .into_iter()
             .map(|e| {
+                let (argument, has_value) = v3::any_of(e.argument);
                 (
                     format!("{}/{}", e.egress_namespace, e.egress_type),
-                    v3::any_of(e.argument),
+                    argument,
+                    has_value,
                 )
             })
             .collect(),

@@ -128,7 +128,7 @@ const MAX_HANDSHAKES_PER_BATCH: usize = 100;
 /// let mut functions = StatefulFunctions::new();
 /// functions
 ///     .bind_message("example/adder", |ctx: &mut Context, message: Message| {
-///         let total = ctx.get(&TOTAL)?.unwrap_or(0) + message.get::<i64>()?;
+///         let total = ctx.get(&TOTAL)?.unwrap_or(0) + message.get::<i64>()?.unwrap_or(0);
 ///         Ok(ctx.set(&TOTAL, &total)?)
 ///     })?
 ///     .state(&TOTAL);
@@ -226,6 +226,9 @@ pub struct Envelope {
     pub caller: Option<Address>,
     /// The message (on 3.x, its typename as the type URL).
     pub argument: Any,
+    /// Whether the message has a value: a 3.x message can carry a typename alone, and
+    /// arrives that way; always `true` on 2.2.
+    pub has_value: bool,
 }
 
 /// One request that [`LocalRuntime`] sent: when, to whom, how many messages. On 3.x a
@@ -452,15 +455,23 @@ impl LocalRuntime {
                 reason: format!("the id of the target of type `{typename}` is empty"),
             }));
         }
-        let argument = to_any(message, || {
+        let (argument, has_value) = to_any(message, || {
             format!("a message to {}", Shown(&address.to_string()))
         })
         .map_err(invalid)?;
+        if !has_value && !self.is_v3() {
+            return Err(invalid(Error::InvalidArgument {
+                operation: "LocalRuntime::send",
+                reason: "a message without a value needs the Stateful Functions 3.x protocol"
+                    .to_owned(),
+            }));
+        }
         self.deliver(
             address,
             Envelope {
                 caller: None,
                 argument,
+                has_value,
             },
         );
         Ok(())
@@ -762,7 +773,8 @@ impl LocalRuntime {
             let declaration = self.known_state_or(&address, spec.name(), Some(fallback))?;
             self.register_for_set(&address, declaration);
         }
-        let value = to_any(value, || format!("state {}", Shown(spec.name()))).map_err(invalid)?;
+        let (value, _) =
+            to_any(value, || format!("state {}", Shown(spec.name()))).map_err(invalid)?;
         self.set_state(typename, id, spec.name(), Some(value))
     }
 
@@ -1125,7 +1137,10 @@ impl LocalRuntime {
                         .iter()
                         .map(|envelope| proto3::to_function::Invocation {
                             caller: envelope.caller.as_ref().map(v3::address_to_proto),
-                            argument: Some(v3::typed_value(envelope.argument.clone())),
+                            argument: Some(v3::typed_value((
+                                envelope.argument.clone(),
+                                envelope.has_value,
+                            ))),
                         })
                         .collect(),
                 },
@@ -1338,10 +1353,11 @@ impl LocalRuntime {
         if states.is_empty() {
             self.states.remove(&address);
         }
-        for (target, argument) in outcome.messages {
+        for (target, argument, has_value) in outcome.messages {
             let envelope = Envelope {
                 caller: Some(address.clone()),
                 argument,
+                has_value,
             };
             self.deliver(target, envelope);
         }
@@ -1351,6 +1367,7 @@ impl LocalRuntime {
                     delay_ms,
                     target,
                     argument,
+                    has_value,
                     token,
                 } => {
                     let delay = Duration::from_millis(u64::try_from(delay_ms).unwrap_or(0));
@@ -1363,6 +1380,7 @@ impl LocalRuntime {
                     let envelope = Envelope {
                         caller: Some(address.clone()),
                         argument,
+                        has_value,
                     };
                     self.timers.insert(
                         key,
@@ -1380,7 +1398,9 @@ impl LocalRuntime {
                 }
             }
         }
-        for (egress, argument) in outcome.egresses {
+        // An egress message keeps its typename and bytes: one without a value (3.x) is an
+        // `Any` without bytes here.
+        for (egress, argument, _) in outcome.egresses {
             self.egresses.entry(egress).or_default().push(argument);
         }
     }
