@@ -300,7 +300,7 @@ impl fmt::Display for Error {
             Error::DuplicateFunction { function_type } => write!(
                 f,
                 "a function is already bound to type {}",
-                Shown(&function_type.to_string())
+                Shown(function_type.as_str())
             ),
             Error::MalformedRequest { field, .. } => {
                 write!(f, "malformed request: cannot decode `{field}`")
@@ -322,13 +322,13 @@ impl fmt::Display for Error {
             Error::UnknownFunctionType { address } => write!(
                 f,
                 "no function is bound to type {}",
-                Shown(&address.function_type().to_string())
+                Shown(address.function_type().as_str())
             ),
             Error::MissingDeclaredState { address, state } => write!(
                 f,
                 "the request for {} did not carry state {}, which the function declares \
                  (add it to the function's states in module.yaml)",
-                Shown(&address.function_type().to_string()),
+                Shown(address.function_type().as_str()),
                 Shown(state)
             ),
             Error::UndeclaredState {
@@ -339,7 +339,7 @@ impl fmt::Display for Error {
                 f,
                 "function {} used state {} of type {}, which its binding does not declare \
                  with that type (declare it with `.state(&SPEC)` when binding the function)",
-                Shown(&address.function_type().to_string()),
+                Shown(address.function_type().as_str()),
                 Shown(state),
                 Shown(typename)
             ),
@@ -350,7 +350,7 @@ impl fmt::Display for Error {
                 f,
                 "function {} declares state {} without a type, and a 3.x handler tells the \
                  runtime each state's type (declare it with a ValueSpec)",
-                Shown(&function_type.to_string()),
+                Shown(function_type.as_str()),
                 Shown(state)
             ),
             Error::DuplicateState {
@@ -359,7 +359,7 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "function {} declares state {} twice",
-                Shown(&function_type.to_string()),
+                Shown(function_type.as_str()),
                 Shown(state)
             ),
             Error::UnknownState {
@@ -370,7 +370,7 @@ impl fmt::Display for Error {
                 f,
                 "function {} used state {} at invocation {invocation} of {}, but the request \
                  did not carry it (declare it in the function's states in module.yaml)",
-                Shown(&address.function_type().to_string()),
+                Shown(address.function_type().as_str()),
                 Shown(state),
                 Shown(&address.to_string())
             ),

@@ -103,7 +103,7 @@ impl RequestReplyHandler {
                         operation: "RequestReplyHandler::v3",
                         reason: format!(
                             "function {} declares state {}: {rule}",
-                            Shown(&function.function_type().to_string()),
+                            Shown(function.function_type().as_str()),
                             Shown(state.name())
                         ),
                     });

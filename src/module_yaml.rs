@@ -60,7 +60,7 @@ impl fmt::Display for ModuleYaml<'_> {
             write!(
                 f,
                 "      - function:\n          meta:\n            kind: http\n            type: {}\n          spec:\n            endpoint: {endpoint}\n",
-                yaml_scalar(&binding.function_type().to_string()),
+                yaml_scalar(binding.function_type().as_str()),
             )?;
             let states = binding.declared_states();
             if !states.is_empty() {
@@ -361,13 +361,13 @@ impl<'a> ModuleYamlV3<'a> {
         if ingress.topics.is_empty() {
             return Err(invalid(format!(
                 "the Kafka ingress {} routes no topic (add one with `KafkaIngress::topic`)",
-                Shown(&ingress.id.to_string())
+                Shown(ingress.id.as_ref())
             )));
         }
         if self.ingresses.iter().any(|i| i.id == ingress.id) {
             return Err(invalid(format!(
                 "a Kafka ingress with id {} was already added",
-                Shown(&ingress.id.to_string())
+                Shown(ingress.id.as_ref())
             )));
         }
         self.ingresses.push(ingress);
@@ -386,7 +386,7 @@ impl<'a> ModuleYamlV3<'a> {
                 operation: "ModuleYamlV3::kafka_egress",
                 reason: format!(
                     "a Kafka egress with id {} was already added",
-                    Shown(&egress.id.to_string())
+                    Shown(egress.id.as_ref())
                 ),
             });
         }
@@ -646,7 +646,7 @@ impl fmt::Display for ModuleYamlV3<'_> {
             writeln!(
                 f,
                 "  functions: {}\n  urlPathTemplate: {url}",
-                yaml_scalar(&binding.function_type().to_string())
+                yaml_scalar(binding.function_type().as_str())
             )?;
             if let Some(max) = binding.max_num_batch_requests() {
                 writeln!(f, "  maxNumBatchRequests: {max}")?;
@@ -702,10 +702,10 @@ impl fmt::Display for ModuleYamlV3<'_> {
                     f,
                     "    - topic: {}\n      valueType: {}\n      targets:",
                     yaml_scalar(&topic.topic),
-                    yaml_scalar(&topic.value_type.to_string())
+                    yaml_scalar(topic.value_type.as_ref())
                 )?;
                 for target in &topic.targets {
-                    writeln!(f, "        - {}", yaml_scalar(&target.to_string()))?;
+                    writeln!(f, "        - {}", yaml_scalar(target.as_ref()))?;
                 }
             }
             write_properties(f, &ingress.properties)?;
@@ -758,7 +758,7 @@ fn write_id_and_address(
     writeln!(
         f,
         "  id: {}\n  address: {}",
-        yaml_scalar(&id.to_string()),
+        yaml_scalar(id.as_ref()),
         yaml_scalar(address)
     )
 }

@@ -276,7 +276,7 @@ impl StatefulFunctions {
     #[cfg(feature = "metrics")]
     pub(crate) fn measure(&mut self, metrics: &crate::metrics::Metrics) {
         for entry in &mut self.entries {
-            entry.metrics = Some(metrics.function(&entry.function_type.to_string()));
+            entry.metrics = Some(metrics.function(entry.function_type.as_str()));
         }
     }
 

@@ -43,9 +43,8 @@ fn handler() -> (RequestReplyHandler, Arc<AtomicUsize>) {
             counter.fetch_add(1, Ordering::SeqCst);
             let seen = ctx.get(&SEEN)?.unwrap_or(0) + 1;
             ctx.set(&SEEN, &seen)?;
-            if let Some(caller) = ctx.caller().cloned() {
-                let typename = format!("{}/{}", caller.namespace(), caller.name());
-                ctx.send(&typename, caller.id(), &seen)?;
+            if let Some(caller) = ctx.caller() {
+                ctx.send_to(caller, &seen)?;
             }
             Ok(())
         })

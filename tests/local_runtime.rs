@@ -179,7 +179,7 @@ fn messages_are_routed_between_functions_with_their_caller() {
     // `test/asker` asks `test/echo/e` for an echo, and logs the answer and who sent it.
     functions
         .bind("test/asker", |ctx: &mut Context, message: Any| {
-            match ctx.caller().cloned() {
+            match ctx.caller() {
                 None => ctx.send("test/echo", "e", message)?,
                 Some(caller) => {
                     let line = format!("{}<-{caller}", unpack::<Text>(&message)?.text);

@@ -421,12 +421,8 @@ fn a_3x_function_behind_the_crates_server_does_the_handshake_over_http() {
         .bind_message("remote/doubler", |ctx: &mut Context, message: Message| {
             let calls = ctx.get(&SEEN)?.unwrap_or(0) + 1;
             ctx.set(&SEEN, &calls)?;
-            let caller = ctx.caller().cloned().expect("a caller");
-            ctx.send(
-                &caller.function_type().to_string(),
-                caller.id(),
-                &(message.get::<i64>()?.unwrap_or_default() * 2),
-            )?;
+            let caller = ctx.caller().expect("a caller");
+            ctx.send_to(caller, &(message.get::<i64>()?.unwrap_or_default() * 2))?;
             Ok(())
         })
         .unwrap()

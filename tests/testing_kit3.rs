@@ -30,23 +30,13 @@ fn handler() -> RequestReplyHandler {
             ctx.set(&SEEN, &seen)?;
             ctx.set(&NAME, &name)?;
             ctx.remove(&FLAG)?;
-            let caller = ctx.caller().cloned().expect("a caller");
-            ctx.send(
-                &caller.function_type().to_string(),
-                caller.id(),
-                &format!("hello {name} #{seen}"),
-            )?;
-            let id = ctx.address().id().to_owned();
-            ctx.send_after_cancellable(
-                Duration::from_secs(60),
-                "example/greeter",
-                &id,
-                &name,
-                &id,
-            )?;
+            let caller = ctx.caller().expect("a caller");
+            ctx.send_to(caller, &format!("hello {name} #{seen}"))?;
+            let id = ctx.address().id();
+            ctx.send_after_cancellable(Duration::from_secs(60), "example/greeter", id, &name, id)?;
             ctx.cancel_delayed_message("old")?;
             let record = KafkaProducerRecord {
-                key: id,
+                key: id.to_owned(),
                 value_bytes: name.into_bytes(),
                 topic: "greetings".into(),
             };

@@ -52,7 +52,7 @@ pub fn caller(ctx: &mut Context, _message: Any) -> anyhow::Result<()> {
 
 /// `example/delay`: replies to its caller after 30 minutes.
 pub fn delayed(ctx: &mut Context, _message: Any) -> anyhow::Result<()> {
-    let Some(caller) = ctx.caller().cloned() else {
+    let Some(caller) = ctx.caller() else {
         // An error would make the runtime retry the batch until its timeout.
         log::warn!(
             "{}: the message came from an ingress: no caller to reply to",
@@ -65,7 +65,7 @@ pub fn delayed(ctx: &mut Context, _message: Any) -> anyhow::Result<()> {
     };
     ctx.pack_and_send_after(
         Duration::from_secs(30 * 60),
-        &caller.function_type().to_string(),
+        caller.typename(),
         caller.id(),
         &response,
     )?;

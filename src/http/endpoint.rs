@@ -541,7 +541,7 @@ struct Target<'a>(Option<&'a Address>);
 impl Target<'_> {
     fn function_type(&self) -> String {
         match self.0 {
-            Some(address) => Shown(&address.function_type().to_string()).to_string(),
+            Some(address) => Shown(address.function_type().as_str()).to_string(),
             None => "(unknown)".to_owned(),
         }
     }

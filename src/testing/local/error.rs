@@ -179,7 +179,7 @@ impl fmt::Display for RuntimeError {
                 "the reply for {} changes state {}, which {} does not declare",
                 Shown(&address.to_string()),
                 Shown(state),
-                Shown(&address.function_type().to_string())
+                Shown(address.function_type().as_str())
             ),
             RuntimeError::Stopped { cause } => {
                 write!(
@@ -200,7 +200,7 @@ impl fmt::Display for RuntimeError {
                 f,
                 "{} does not declare state {} (declare it on the binding or with \
                  declare_states)",
-                Shown(&function_type.to_string()),
+                Shown(function_type.as_str()),
                 Shown(state)
             ),
             RuntimeError::UnreadableState { address, state, .. }
@@ -223,7 +223,7 @@ impl fmt::Display for RuntimeError {
                  registered it with type {} (a state cannot change its type)",
                 Shown(&address.to_string()),
                 Shown(state),
-                Shown(&address.function_type().to_string()),
+                Shown(address.function_type().as_str()),
                 Shown(declared),
                 Shown(registered)
             ),
@@ -238,7 +238,7 @@ impl fmt::Display for RuntimeError {
                 Shown(state),
                 Shown(&address.to_string()),
                 Shown(found),
-                Shown(&address.function_type().to_string()),
+                Shown(address.function_type().as_str()),
                 Shown(registered)
             ),
             RuntimeError::RejectedReply { address, reason } => write!(
