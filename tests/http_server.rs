@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::io;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::thread;
@@ -438,4 +439,20 @@ fn bodies_wait_for_room_under_max_body_memory() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     assert_reply(&b.read_response().unwrap(), &request);
+}
+
+#[test]
+fn an_address_that_cannot_be_bound_or_parsed_is_an_error_of_start_that_names_it() {
+    let taken = start();
+    let addr = taken.local_addr();
+
+    let in_use = Server::builder().bind(addr).start(handler()).unwrap_err();
+    let no_port = Server::builder()
+        .bind("127.0.0.1:http")
+        .start(handler())
+        .unwrap_err();
+
+    assert_eq!(in_use.kind(), io::ErrorKind::AddrInUse, "{in_use}");
+    assert!(in_use.to_string().contains(&addr.to_string()), "{in_use}");
+    assert!(no_port.to_string().contains("127.0.0.1:http"), "{no_port}");
 }

@@ -16,7 +16,7 @@ mod transport;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,8 +31,8 @@ use crate::handler::RequestReplyHandler;
 use crate::http::socket::Socket;
 use routes::Routes;
 use semaphore::Semaphore;
-pub use transport::ListenAddr;
 use transport::Listener;
+pub use transport::{BindAddr, ListenAddr};
 
 /// Serves `handler` at `http://<addr>/statefun` with the default settings of
 /// [`ServerBuilder`], plus the probes `GET /health` and `GET /ready`, on the calling
@@ -73,15 +73,15 @@ use transport::Listener;
 ///
 /// # Errors
 ///
-/// The I/O error if `addr` does not resolve or cannot be bound (in use, not an address
-/// of this host, a privileged port), or if the signal handlers cannot be installed. Once
-/// it listens, it returns only on a signal: errors of single connections are logged,
-/// never fatal.
+/// The I/O error, naming `addr`, if it does not resolve or cannot be bound (in use, not
+/// an address of this host, a privileged port), or if the signal handlers cannot be
+/// installed. Once it listens, it returns only on a signal: errors of single connections
+/// are logged, never fatal.
 ///
 /// Signals are caught on Unix only; elsewhere it serves until the process ends.
 pub fn serve(
     handler: impl Into<Arc<RequestReplyHandler>>,
-    addr: impl ToSocketAddrs,
+    addr: impl Into<BindAddr>,
 ) -> io::Result<()> {
     let builder = Server::builder()
         .bind(addr)
@@ -189,7 +189,7 @@ pub struct ServerBuilder {
 impl Default for ServerBuilder {
     fn default() -> Self {
         ServerBuilder {
-            listen: Listen::Tcp(Ok(vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 8000))])),
+            listen: Listen::Tcp(BindAddr::from((Ipv4Addr::LOCALHOST, 8000))),
             unix_mode: 0o660,
             #[cfg(feature = "tls")]
             tls: None,
@@ -212,10 +212,14 @@ impl Default for ServerBuilder {
 
 impl ServerBuilder {
     /// Listens on `addr` (default `127.0.0.1:8000`; `0.0.0.0:8000` for every interface,
-    /// port 0 for any free port). The first address it resolves to that binds is used.
-    /// A resolution error is returned by [`start`](Self::start).
-    pub fn bind(mut self, addr: impl ToSocketAddrs) -> Self {
-        self.listen = Listen::Tcp(addr.to_socket_addrs().map(Iterator::collect));
+    /// port 0 for any free port): a `"host:port"` string, a `(host, port)` pair, a
+    /// [`SocketAddr`] or a list of them (see [`BindAddr`]).
+    ///
+    /// A host name is resolved by [`start`](Self::start), not here, and the first address
+    /// it resolves to that binds is used; a name that does not resolve, or an address that
+    /// cannot be bound, is an error of `start` that names `addr`.
+    pub fn bind(mut self, addr: impl Into<BindAddr>) -> Self {
+        self.listen = Listen::Tcp(addr.into());
         self
     }
 
@@ -472,7 +476,8 @@ impl ServerBuilder {
     ///
     /// # Errors
     ///
-    /// The I/O error if the address did not resolve or cannot be bound, if a
+    /// The I/O error, naming the address, if it does not resolve or cannot be bound
+    /// ([`bind`](Self::bind)); the error of [`bind_unix`](Self::bind_unix)'s socket file; if a
     /// [`route`](Self::route) (or a probe's path) is invalid (`InvalidInput`), if the
     /// accept thread cannot be created, or, with
     /// [`stop_on_signals`](Self::stop_on_signals), if the signal handlers cannot be
@@ -640,7 +645,7 @@ impl fmt::Debug for Server {
 /// What a builder listens on.
 #[derive(Debug)]
 enum Listen {
-    Tcp(io::Result<Vec<SocketAddr>>),
+    Tcp(BindAddr),
     Unix(PathBuf),
 }
 
@@ -650,8 +655,10 @@ fn bind(
     unix_mode: u32,
 ) -> io::Result<(Listener, ListenAddr, Option<transport::SocketFileOf>)> {
     match listen {
-        Listen::Tcp(addrs) => {
-            let listener = TcpListener::bind(&addrs?[..])?;
+        Listen::Tcp(addr) => {
+            let listener = TcpListener::bind(&addr.resolve()?[..]).map_err(|err| {
+                io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}"))
+            })?;
             let addr = listener.local_addr()?;
             Ok((Listener::Tcp(listener), ListenAddr::Tcp(addr), None))
         }
