@@ -3,9 +3,11 @@
 //!
 //! Here: the builder and the lifecycle ([`serve`], [`Server`], [`ServerBuilder`]): the
 //! probes, readiness and the graceful shutdown; the accept and connection loops are in
-//! `connection`, the semaphore in `semaphore`, the extra routes in `routes`, SIGTERM and
-//! SIGINT in `signals`, and the HTTP/1 codec in `http::codec`.
+//! `connection`, the semaphore in `semaphore`, the budget of body memory in
+//! `body_memory`, the extra routes in `routes`, SIGTERM and SIGINT in `signals`, what it
+//! listens on in `transport`, and the HTTP/1 codec in `http::codec`.
 
+mod body_memory;
 mod connection;
 mod routes;
 mod semaphore;
@@ -29,6 +31,7 @@ use log::{info, warn};
 use super::endpoint::{Endpoint, RequestHead, Response};
 use crate::handler::RequestReplyHandler;
 use crate::http::socket::Socket;
+use body_memory::BodyMemory;
 use routes::Routes;
 use semaphore::Semaphore;
 use transport::Listener;
@@ -109,7 +112,8 @@ pub fn serve(
 /// gets `503 Service Unavailable` with `Connection: close`, which the runtime retries.
 /// A semaphore lets at most [`workers`](ServerBuilder::workers) handler calls run at
 /// once; the other connection threads wait in `read()` (idle keep-alive connections)
-/// or for a permit, costing a parked thread with a small stack each.
+/// or for a permit, costing a parked thread with a small stack each. The bodies they
+/// hold meanwhile count in [`max_body_memory`](ServerBuilder::max_body_memory).
 ///
 /// This is the design because the runtime opens its pooled connections in bursts and
 /// then keeps them idle: a pool of a few threads that each own a connection (tiny_http
@@ -272,6 +276,13 @@ impl ServerBuilder {
 
     /// The most handler calls that run at once (default: twice the available
     /// parallelism). Raise it for functions that wait on I/O. At least 1.
+    ///
+    /// A batch whose body has arrived waits for a worker, with no deadline of its own (the
+    /// runtime's timeout bounds it), holding its body's memory. Once the server stops
+    /// ([`Server::shutdown`], a signal, a drop), a batch that would wait for a worker is
+    /// answered `503` with `Connection: close` instead, and never runs: the runtime sends
+    /// it again, to a server that is not stopping, and the stop waits only for the
+    /// batches already running.
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
         self
@@ -291,11 +302,25 @@ impl ServerBuilder {
     }
 
     /// How many bytes of request bodies all connections together may hold in memory
-    /// (default 256 MiB). A request whose body would go over waits, before reading it,
-    /// until earlier ones are answered; its `Content-Length` counts (a chunked body counts
-    /// as [`max_body_size`](Self::max_body_size)). Without it, every connection could hold
-    /// a body of the largest size at once: 2,048 times 32 MiB by default. One body of the
-    /// largest size is always let through, whatever this is set to.
+    /// (default 256 MiB). Without it, every connection could hold a body of the largest
+    /// size at once: 2,048 times 32 MiB by default. It is never less than one body of the
+    /// largest size ([`max_body_size`](Self::max_body_size)), which is always let through.
+    ///
+    /// A body is charged as its buffer grows while its bytes arrive, not at its declared
+    /// `Content-Length`: a client that declares 32 MiB and sends slowly holds what it has
+    /// sent (and at most as much again, as the buffer doubles), so slow clients cannot
+    /// hold the memory that other requests need. Growth comes step by step while that
+    /// leaves one largest body's worth free; past that, a body takes all it may still
+    /// need at once (the rest of its `Content-Length`; a chunked body, the rest of
+    /// `max_body_size`), waiting for it if it must, and then needs nothing more. So bodies
+    /// that each hold part of the memory never wait for each other: one of them can
+    /// always finish.
+    ///
+    /// A body waits for room no later than its request's read deadline
+    /// ([`read_timeout`](Self::read_timeout) after its first byte); then it is answered
+    /// `503 Service Unavailable` with `Connection: close`, whose text names this limit,
+    /// and the runtime sends it again. A request waiting for room when the server stops is
+    /// answered 503 at once, so the stop does not wait for it.
     pub fn max_body_memory(mut self, bytes: usize) -> Self {
         self.max_body_memory = bytes;
         self
@@ -490,7 +515,7 @@ impl ServerBuilder {
             .map(crate::http::tls::acceptor::Acceptor::new)
             .transpose()?;
         let (listener, listen_addr, socket_file) = bind(self.listen, self.unix_mode)?;
-        let body_memory = self.max_body_memory.max(self.endpoint.max_body_size());
+        let body_memory = BodyMemory::new(self.max_body_memory, self.endpoint.max_body_size());
         let shared = Arc::new(Shared {
             handler: handler.into(),
             endpoint: self.endpoint,
@@ -510,7 +535,7 @@ impl ServerBuilder {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             permits: Semaphore::new(self.workers),
-            body_memory: Semaphore::new(body_memory),
+            body_memory,
             acceptor: Mutex::new(None),
             #[cfg(unix)]
             signals: Mutex::new(None),
@@ -596,6 +621,13 @@ impl Server {
     /// connections, lets requests in flight finish and send their whole reply (with
     /// `Connection: close`), and waits for them up to
     /// [`shutdown_timeout`](ServerBuilder::shutdown_timeout).
+    ///
+    /// Requests that only wait are not waited for: one waiting for memory for its body
+    /// ([`max_body_memory`](ServerBuilder::max_body_memory)) or for a worker
+    /// ([`workers`](ServerBuilder::workers)) is answered `503 Service Unavailable` with
+    /// `Connection: close` at once, and its batch never runs; the runtime sends it again,
+    /// to a server that is not stopping. The stop waits for the requests that are being
+    /// read or run.
     ///
     /// A client sees each of its requests either answered whole, or its connection closed
     /// before any byte of the reply (a request sent on an idle connection as it is
@@ -706,7 +738,7 @@ struct Shared {
     changed: Condvar,
     permits: Semaphore,
     /// Bytes of request bodies held at once, across connections.
-    body_memory: Semaphore,
+    body_memory: BodyMemory,
     /// The accept thread, joined by the shutdown once it has ended.
     acceptor: Mutex<Option<JoinHandle<()>>>,
     /// The signal watch ([`ServerBuilder::stop_on_signals`]), closed by the shutdown.
@@ -719,13 +751,26 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
+    /// The stop has begun ([`Shared::begin_stop`]).
     stopping: bool,
     acceptor_done: bool,
+    /// The accept loop could not be woken: it ends with the process.
+    acceptor_stranded: bool,
     /// A second signal: the shutdown stops waiting.
     forced: bool,
+    /// A [`Server::shutdown`] call waits, or has waited, for the connections.
+    waited: bool,
+    /// That call has finished waiting.
     finished: bool,
     next_id: u64,
     connections: HashMap<u64, Tracked>,
+}
+
+impl State {
+    /// Whether the accept loop has ended, or never will.
+    fn acceptor_ended(&self) -> bool {
+        self.acceptor_done || self.acceptor_stranded
+    }
 }
 
 /// An open connection, as the shutdown sees it.
@@ -770,20 +815,14 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// [`Server::shutdown`].
-    fn shutdown(&self) -> bool {
-        let deadline = Instant::now() + self.shutdown_timeout;
+    /// Starts the stop, once, and returns without waiting: marks the server not ready,
+    /// closes idle connections, answers the requests that only wait (for body memory, for
+    /// a worker) with 503, and wakes the accept loop so that it ends.
+    fn begin_stop(&self) {
         {
             let mut state = lock(&self.state);
             if state.stopping {
-                // Another call is under way, or done: wait for it, report what it saw.
-                while !state.finished {
-                    state = self
-                        .changed
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-                return state.connections.is_empty();
+                return;
             }
             self.ready.store(false, Ordering::SeqCst);
             state.stopping = true;
@@ -793,16 +832,40 @@ impl Shared {
                 let _ = tracked.stream.shutdown(Shutdown::Both);
             }
         }
+        // A request that waits has not started: it would hold up the stop for as long as
+        // the requests ahead of it take, and the runtime can send it elsewhere.
+        self.permits.stop_waits();
+        self.body_memory.stop_waits();
         // Wakes the accept loop, blocked in accept(), so it sees the flag.
         #[cfg(unix)]
         let file = self.socket_file.as_ref();
         #[cfg(not(unix))]
         let file = None;
-        // When nothing can reach the listener (its socket file removed), its thread is
-        // not waited for: it stays blocked in accept() until the process ends.
-        let woke = transport::wake(&self.listen_addr, file);
+        if !transport::wake(&self.listen_addr, file) {
+            // Nothing can reach the listener (its socket file removed): its thread is not
+            // waited for, and stays blocked in accept() until the process ends.
+            lock(&self.state).acceptor_stranded = true;
+            self.changed.notify_all();
+        }
+    }
+
+    /// [`Server::shutdown`].
+    fn shutdown(&self) -> bool {
+        let deadline = Instant::now() + self.shutdown_timeout;
+        self.begin_stop();
         let mut state = lock(&self.state);
-        while !(state.forced || ((state.acceptor_done || !woke) && state.connections.is_empty())) {
+        if state.waited {
+            // Another call is under way, or done: wait for it, report what it saw.
+            while !state.finished {
+                state = self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            return state.connections.is_empty();
+        }
+        state.waited = true;
+        while !(state.forced || (state.acceptor_ended() && state.connections.is_empty())) {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -825,21 +888,25 @@ impl Shared {
                 state.connections.len(),
             );
         }
-        let acceptor_done = state.acceptor_done;
         state.finished = true;
         self.changed.notify_all();
         drop(state);
-        // Ends the signal watch, so its thread ends and its handlers are removed.
+        self.release_threads();
+        all_done
+    }
+
+    /// Ends the signal watch, so that its thread ends and its handlers are removed, and
+    /// joins the accept thread if it has ended.
+    fn release_threads(&self) {
         #[cfg(unix)]
         if let Some(handle) = lock(&self.signals).take() {
             handle.close();
         }
-        if acceptor_done {
+        if lock(&self.state).acceptor_done {
             if let Some(acceptor) = lock(&self.acceptor).take() {
                 let _ = acceptor.join();
             }
         }
-        all_done
     }
 
     /// Ends the wait of a shutdown under way at once (a second signal).
