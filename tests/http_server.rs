@@ -6,7 +6,7 @@ mod support;
 
 use std::io::{self, Read};
 use std::net::TcpStream;
-use std::sync::{Arc, Barrier};
+use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
@@ -661,6 +661,35 @@ fn a_stop_answers_the_requests_that_only_wait_with_503_and_waits_for_the_one_run
     assert_eq!(response.status, 200, "{}", response.text());
     assert!(response.closes());
     assert!(stopper.join().unwrap(), "every connection finished in time");
+}
+
+#[test]
+fn dropping_the_server_does_not_wait_for_the_request_in_flight_which_still_gets_its_reply() {
+    let (handler, gate) = gated_handler();
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .shutdown_timeout(Duration::from_secs(60))
+        .start(handler)
+        .unwrap();
+    let addr = server.local_addr();
+    let mut running = Client::connect(addr).unwrap();
+    running.send(&post("/statefun", &gate_request())).unwrap();
+    gate.wait_entered();
+
+    let (dropped, was_dropped) = mpsc::channel();
+    thread::spawn(move || {
+        drop(server);
+        dropped.send(()).unwrap();
+    });
+    let dropped_in_time = was_dropped.recv_timeout(Duration::from_secs(10)).is_ok();
+    let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_err();
+    gate.open();
+
+    assert!(dropped_in_time, "the drop waited for the request in flight");
+    assert!(refused, "a new connection was accepted after the drop");
+    let response = running.read_response().unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(response.closes());
 }
 
 #[test]

@@ -25,6 +25,7 @@ const LINGER: Duration = Duration::from_secs(2);
 const MAX_LINGER_BYTES: usize = 1024 * 1024;
 
 pub(super) fn accept_loop(shared: &Arc<Shared>, listener: Listener) {
+    let _ended = AcceptorEnded(shared);
     loop {
         match listener.accept() {
             Ok(stream) => {
@@ -51,8 +52,17 @@ pub(super) fn accept_loop(shared: &Arc<Shared>, listener: Listener) {
     if let Some(file) = &shared.socket_file {
         file.remove();
     }
-    lock(&shared.state).acceptor_done = true;
-    shared.changed.notify_all();
+}
+
+/// Tells the shutdown (and a drop, which waits for nothing else) that the accept loop has
+/// ended, however it ends.
+struct AcceptorEnded<'a>(&'a Shared);
+
+impl Drop for AcceptorEnded<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).acceptor_done = true;
+        self.0.changed.notify_all();
+    }
 }
 
 /// Gives a new connection its thread, or refuses it with 503.

@@ -101,8 +101,10 @@ pub fn serve(
     Ok(())
 }
 
-/// A running server, from [`ServerBuilder::start`]. Dropping it shuts it down (see
-/// [`shutdown`](Server::shutdown)); [`join`](Server::join) waits for that instead.
+/// A running server, from [`ServerBuilder::start`]. [`shutdown`](Server::shutdown)
+/// stops it gracefully and waits for the requests in flight; [`join`](Server::join)
+/// waits for a stop started elsewhere (a signal). Dropping it stops it without waiting
+/// (see [`Drop`](#impl-Drop-for-Server)).
 ///
 /// # How it serves
 ///
@@ -349,7 +351,8 @@ impl ServerBuilder {
     /// How long [`Server::shutdown`] waits for requests in flight (default 10 s, the
     /// runtime's read timeout: it has given up on a request that takes longer). Give the
     /// process more than this to stop before it is killed (Kubernetes:
-    /// `terminationGracePeriodSeconds`, 30 s by default).
+    /// `terminationGracePeriodSeconds`, 30 s by default). Dropping a [`Server`] does not
+    /// wait at all.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -657,9 +660,17 @@ impl Server {
     }
 }
 
+/// Dropping a server stops it without waiting for the requests in flight: as
+/// [`shutdown`](Server::shutdown) does, it marks the server not ready, closes idle
+/// connections, answers the requests that only wait (for body memory, for a worker) with
+/// 503, and stops accepting (the address, or the Unix socket's file, is free once the
+/// drop returns), but it does not wait for the requests that are running. They finish on
+/// their own threads and send their whole reply with `Connection: close`, unless the
+/// process ends first. To wait for them, call [`shutdown`](Server::shutdown) before the
+/// drop.
 impl Drop for Server {
     fn drop(&mut self) {
-        self.shutdown();
+        self.shared.stop_without_waiting();
     }
 }
 
@@ -893,6 +904,22 @@ impl Shared {
         drop(state);
         self.release_threads();
         all_done
+    }
+
+    /// What dropping the [`Server`] does: starts the stop, and waits only for the accept
+    /// loop to end (at once, once woken), so that the address is free again when the drop
+    /// returns. Requests in flight finish on their own threads.
+    fn stop_without_waiting(&self) {
+        self.begin_stop();
+        let mut state = lock(&self.state);
+        while !state.acceptor_ended() {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(state);
+        self.release_threads();
     }
 
     /// Ends the signal watch, so that its thread ends and its handlers are removed, and
