@@ -91,15 +91,12 @@ impl BodyBudget for Unlimited {
     }
 }
 
-/// Makes room in `body` for at least one more byte, towards `target` bytes in all: its
-/// capacity doubles (from [`FIRST_BODY_CAPACITY`], never beyond `target`) once `budget`
-/// grants it. So the buffer holds at most twice what arrived, plus the first step,
-/// whatever length a client declared.
-fn make_room(
-    body: &mut Vec<u8>,
-    target: usize,
-    budget: &mut impl BodyBudget,
-) -> Result<(), Refusal> {
+/// Makes room in `body`, a body of at most `most` bytes, for at least one more byte
+/// (`body` is shorter than `most`): its capacity doubles (from [`FIRST_BODY_CAPACITY`],
+/// never beyond `most`) once `budget` grants it. So the buffer holds at most twice what
+/// arrived, plus the first step, whatever length a client declared; and a body that
+/// arrives in many small pieces (chunks) is copied a few times, not once per piece.
+fn make_room(body: &mut Vec<u8>, most: usize, budget: &mut impl BodyBudget) -> Result<(), Refusal> {
     if body.len() < body.capacity() {
         return Ok(());
     }
@@ -107,7 +104,7 @@ fn make_room(
         .capacity()
         .saturating_mul(2)
         .max(FIRST_BODY_CAPACITY)
-        .min(target);
+        .min(most);
     budget.grow_to(capacity)?;
     body.reserve_exact(capacity - body.len());
     Ok(())
@@ -282,7 +279,7 @@ impl<S: Input> Reader<S> {
                     .filter(|&n| n <= limit)
                     .ok_or_else(too_large)?;
                 let mut body = Vec::new();
-                self.read_exact_into(&mut body, n, deadline, budget)?;
+                self.read_exact_into(&mut body, n, n, deadline, budget)?;
                 Ok(body)
             }
             Framing::Chunked => self.read_chunked(limit, deadline, budget),
@@ -290,18 +287,21 @@ impl<S: Input> Reader<S> {
         }
     }
 
-    /// Appends exactly `n` bytes of body to `body`: the buffered ones first, then
-    /// straight from the stream, growing `body` as they arrive.
+    /// Appends exactly `n` bytes of body to `body`, a body of at most `most` bytes in
+    /// all: the buffered ones first, then straight from the stream, growing `body` as
+    /// they arrive.
     fn read_exact_into(
         &mut self,
         body: &mut Vec<u8>,
         n: usize,
+        most: usize,
         deadline: Option<Instant>,
         budget: &mut impl BodyBudget,
     ) -> Result<(), ReadError> {
         let target = body.len() + n;
+        debug_assert!(target <= most);
         while body.len() < target {
-            make_room(body, target, budget)?;
+            make_room(body, most, budget)?;
             let old = body.len();
             let want = (body.capacity() - old).min(target - old).min(BODY_READ);
             let buffered = self.end - self.start;
@@ -338,9 +338,9 @@ impl<S: Input> Reader<S> {
     ) -> Result<Vec<u8>, ReadError> {
         let mut body = Vec::new();
         // One byte over the limit tells that the body is over it.
-        let target = limit.saturating_add(1);
-        while self.start < self.end && body.len() < target {
-            make_room(&mut body, target, budget)?;
+        let most = limit.saturating_add(1);
+        while self.start < self.end && body.len() < most {
+            make_room(&mut body, most, budget)?;
             let take = (body.capacity() - body.len()).min(self.end - self.start);
             body.extend_from_slice(&self.buf[self.start..self.start + take]);
             self.start += take;
@@ -353,7 +353,7 @@ impl<S: Input> Reader<S> {
                 }
                 .into());
             }
-            make_room(&mut body, target, budget)?;
+            make_room(&mut body, most, budget)?;
             let old = body.len();
             let want = (body.capacity() - old).min(BODY_READ);
             body.resize(old + want, 0);
@@ -417,7 +417,7 @@ impl<S: Input> Reader<S> {
                 }
                 .into());
             }
-            self.read_exact_into(&mut body, size as usize, deadline, budget)?;
+            self.read_exact_into(&mut body, size as usize, limit, deadline, budget)?;
             if !self.read_line(MAX_CHUNK_LINE, deadline)?.is_empty() {
                 return Err(Refusal::BadFraming("a chunk is longer than its size").into());
             }
@@ -771,6 +771,58 @@ mod tests {
         let head = reader.read_request_head(Instant::now() + std::time::Duration::from_secs(1))?;
         let body = reader.read_body(head.framing, 100, None)?;
         Ok((head, body))
+    }
+
+    /// A [`BodyBudget`] that grants everything and remembers what it was asked.
+    #[derive(Default)]
+    struct Asked(Vec<usize>);
+
+    impl BodyBudget for Asked {
+        fn grow_to(&mut self, bytes: usize) -> Result<(), Refusal> {
+            self.0.push(bytes);
+            Ok(())
+        }
+    }
+
+    fn body_of(bytes: &[u8], limit: usize, budget: &mut Asked) -> Result<Vec<u8>, ReadError> {
+        let mut reader = Reader::new(bytes, MAX_REQUEST_HEAD);
+        let head = reader.read_request_head(Instant::now() + std::time::Duration::from_secs(1))?;
+        reader.read_body_within(head.framing, limit, None, budget)
+    }
+
+    #[test]
+    fn a_declared_length_is_asked_for_as_the_body_arrives() {
+        let mut request = b"POST /a HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n".to_vec();
+        request.extend_from_slice(&[7; 100]);
+        let mut asked = Asked::default();
+        assert!(matches!(
+            body_of(&request, 1 << 20, &mut asked),
+            Err(ReadError::Closed)
+        ));
+        assert_eq!(asked.0, [FIRST_BODY_CAPACITY]);
+
+        request.resize(request.len() - 100 + (1 << 20), 7);
+        let mut asked = Asked::default();
+        assert_eq!(
+            body_of(&request, 1 << 20, &mut asked).unwrap().len(),
+            1 << 20
+        );
+        assert_eq!(asked.0, [64, 128, 256, 512, 1024].map(|k| k * 1024));
+    }
+
+    #[test]
+    fn a_body_of_many_small_chunks_grows_its_buffer_a_few_times() {
+        let mut request = b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..100_000 {
+            request.extend_from_slice(b"1\r\nx\r\n");
+        }
+        request.extend_from_slice(b"0\r\n\r\n");
+        let mut asked = Asked::default();
+
+        let body = body_of(&request, 1 << 20, &mut asked).unwrap();
+
+        assert_eq!(body.len(), 100_000);
+        assert_eq!(asked.0, [64 * 1024, 128 * 1024]);
     }
 
     #[test]
