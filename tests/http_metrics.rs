@@ -19,7 +19,7 @@ use statefun_sync::proto::reqreply::TypedValue;
 use statefun_sync::proto::types::IntWrapper;
 use statefun_sync::testing::{v3, Request};
 use statefun_sync::{Context, Message, RequestReplyHandler, StatefulFunctions, ValueSpec};
-use support::http::{burst, echo_request, handler, post, Client};
+use support::http::{burst, echo_request, handler, metric_value, post, Client};
 use support::ping;
 
 /// Sends `request` on a connection of its own with `Connection: close` and reads the
@@ -41,18 +41,6 @@ fn post_close(path: &str, body: &[u8]) -> Vec<u8> {
     with_close.extend_from_slice(b"Connection: close\r\n");
     with_close.extend_from_slice(&request[at..]);
     with_close
-}
-
-/// The value of the sample `series` (name and labels, as rendered) in `text`.
-fn value(text: &str, series: &str) -> f64 {
-    let line = text
-        .lines()
-        .find(|line| {
-            line.strip_prefix(series)
-                .is_some_and(|v| v.starts_with(' '))
-        })
-        .unwrap_or_else(|| panic!("no series {series} in\n{text}"));
-    line[series.len() + 1..].trim().parse().unwrap()
 }
 
 const SEEN: ValueSpec<i32> = ValueSpec::named("seen");
@@ -162,13 +150,13 @@ fn a_scrape_counts_each_request_of_a_known_sequence_exactly() {
     let text = &reply[reply.find("\r\n\r\n").unwrap() + 4..];
 
     let f = |name: &str, function_type: &str| {
-        value(
+        metric_value(
             text,
             &format!("{name}{{function_type=\"{function_type}\"}}"),
         )
     };
     let error = |function_type: &str, kind: &str, status: u16| {
-        value(
+        metric_value(
             text,
             &format!(
                 "statefun_function_errors_total{{function_type=\"{function_type}\",kind=\"{kind}\",status=\"{status}\"}}"
@@ -201,7 +189,7 @@ fn a_scrape_counts_each_request_of_a_known_sequence_exactly() {
         );
     }
     assert_eq!(
-        value(
+        metric_value(
             text,
             "statefun_function_batch_size_bucket{le=\"1.0\",function_type=\"test/echo\"}"
         ),
@@ -245,7 +233,7 @@ fn a_scrape_counts_each_request_of_a_known_sequence_exactly() {
         "{text}"
     );
 
-    let http = |series: &str| value(text, series);
+    let http = |series: &str| metric_value(text, series);
     assert_eq!(http("statefun_http_requests_total{status=\"200\"}"), 3.0);
     assert_eq!(http("statefun_http_requests_total{status=\"404\"}"), 2.0);
     assert_eq!(http("statefun_http_requests_total{status=\"500\"}"), 2.0);
@@ -301,14 +289,14 @@ fn scraping_during_a_burst_does_not_delay_or_refuse_batches() {
     assert!(server.shutdown());
     let text = metrics.render();
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "statefun_function_batches_total{function_type=\"test/echo\"}"
         ),
         512.0
     );
     assert_eq!(
-        value(&text, "statefun_http_requests_total{status=\"200\"}") as usize,
+        metric_value(&text, "statefun_http_requests_total{status=\"200\"}") as usize,
         512 + scrapes.load(Ordering::SeqCst)
     );
 }

@@ -4,8 +4,9 @@
 
 mod support;
 
+use std::io::{self, Read};
 use std::net::TcpStream;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
@@ -13,8 +14,8 @@ use statefun_sync::http::Server;
 use statefun_sync::testing::Request;
 use support::http::{
     assert_body_over_limit_is_413, assert_every_error_case, assert_reply,
-    assert_shutdown_answers_the_request_in_flight, burst, chunked, echo_request, handler, post,
-    Client,
+    assert_shutdown_answers_the_request_in_flight, burst, chunked, echo_request, gate_request,
+    gated_handler, handler, post, Client,
 };
 use support::{ping, raise_fd_limit};
 
@@ -438,4 +439,271 @@ fn bodies_wait_for_room_under_max_body_memory() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     assert_reply(&b.read_response().unwrap(), &request);
+}
+
+/// Whether the server has sent `client` nothing so far (no reply, no close).
+fn has_had_no_answer(client: &mut Client) -> bool {
+    client
+        .stream
+        .set_read_timeout(Some(Duration::from_millis(1)))
+        .unwrap();
+    let mut byte = [0; 1];
+    let outcome = client.stream.read(&mut byte);
+    matches!(outcome, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+}
+
+/// Sends the head of a `POST /statefun` declaring `length` bytes of body, and `Expect:
+/// 100-continue`, and waits for the `100 Continue`: the server has read the head (and,
+/// before bodies were charged as they arrive, had charged all `length` bytes).
+fn declare_body(client: &mut Client, length: usize) {
+    client
+        .send(
+            format!(
+                "POST /statefun HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+                 Content-Length: {length}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let mut interim = [0; 25];
+    client.stream.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+#[test]
+fn slow_clients_declaring_the_largest_body_keep_no_small_request_waiting() {
+    // Room for four bodies of the largest size, and four clients that declare one each
+    // and then send 100 bytes of it, and no more. None of them times out during the test.
+    const LARGEST: usize = 1024 * 1024;
+    let server = start_with(
+        Server::builder()
+            .max_body_size(LARGEST)
+            .max_body_memory(4 * LARGEST)
+            .read_timeout(Duration::from_secs(10)),
+    );
+    let mut slow: Vec<Client> = (0..4)
+        .map(|_| {
+            let mut client = Client::connect(server.local_addr()).unwrap();
+            declare_body(&mut client, LARGEST);
+            client.send(&[0; 100]).unwrap();
+            client
+        })
+        .collect();
+
+    let small = echo_request("small", 1);
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    let response = client.post("/statefun", &small).unwrap();
+
+    assert_reply(&response, &small);
+    for (i, slow) in slow.iter_mut().enumerate() {
+        assert!(
+            has_had_no_answer(slow),
+            "slow client {i} was answered before the small request was"
+        );
+    }
+}
+
+#[test]
+fn a_body_that_finds_no_room_by_its_read_deadline_gets_a_503_naming_max_body_memory() {
+    let (handler, gate) = gated_handler();
+    let gated = gate_request();
+    // Room for one body: the gated batch's, held while its function runs.
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .max_body_size(gated.len())
+        .max_body_memory(gated.len())
+        .read_timeout(Duration::from_millis(300))
+        .start(handler)
+        .unwrap();
+    let addr = server.local_addr();
+    let holder = thread::spawn(move || Client::connect(addr).unwrap().post("/statefun", &gated));
+    gate.wait_entered();
+
+    let request = echo_request("2", 1); // as long as the gated batch
+    let mut late = Client::connect(addr).unwrap();
+    late.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let response = late.post("/statefun", &request);
+    gate.open();
+    let response = response.expect("an answer by the read deadline");
+
+    assert_eq!(response.status, 503, "{}", response.text());
+    assert!(response.closes());
+    let text = response.text();
+    assert!(text.contains("max_body_memory"), "{text}");
+    assert!(
+        text.contains(&format!("{} bytes", gate_request().len())),
+        "{text}"
+    );
+    assert_eq!(holder.join().unwrap().unwrap().status, 200);
+    // The memory is free again.
+    let mut again = Client::connect(addr).unwrap();
+    assert_reply(&again.post("/statefun", &request).unwrap(), &request);
+}
+
+#[test]
+fn large_bodies_that_together_exceed_max_body_memory_are_all_answered() {
+    // Six bodies of the largest size with room for two, each sent in two parts: the
+    // server has read every first part, each charged as it arrived, before any second
+    // part comes, so the six hold parts of the memory at once and all need more. None
+    // may wait for the others until its read deadline.
+    let blob = |id: &str| {
+        let large = prost_types::Any {
+            type_url: "type.googleapis.com/test.Blob".to_owned(),
+            value: vec![7; 512 * 1024],
+        };
+        Request::to("test/echo", id).invoke(large).to_bytes()
+    };
+    let largest = blob("0").len();
+    let server = start_with(
+        Server::builder()
+            .max_body_size(largest)
+            .max_body_memory(2 * largest)
+            .read_timeout(Duration::from_secs(10)),
+    );
+    let addr = server.local_addr();
+    let first_parts_sent = Arc::new(Barrier::new(6));
+    let clients: Vec<_> = (0..6)
+        .map(|i| {
+            let request = blob(&i.to_string());
+            let first_parts_sent = Arc::clone(&first_parts_sent);
+            thread::spawn(move || {
+                let wire = post("/statefun", &request);
+                let (first, rest) = wire.split_at(200 * 1024);
+                let mut client = Client::connect(addr).unwrap();
+                client.send(first).unwrap();
+                first_parts_sent.wait();
+                // Time for the server to read the first parts (were it shorter, the test
+                // would pass as well, but prove less).
+                thread::sleep(Duration::from_millis(300));
+                client.send(rest).unwrap();
+                (client.read_response().unwrap(), request)
+            })
+        })
+        .collect();
+    for client in clients {
+        let (response, request) = client.join().unwrap();
+        assert_reply(&response, &request);
+    }
+}
+
+#[cfg(feature = "metrics")]
+#[test]
+fn a_stop_answers_the_requests_that_only_wait_with_503_and_waits_for_the_one_running() {
+    use statefun_sync::metrics::Metrics;
+    use support::http::wait_for_metric;
+
+    let (handler, gate) = gated_handler();
+    let gated = gate_request();
+    let size = gated.len();
+    // One worker, and room for two bodies.
+    let server = Arc::new(
+        Server::builder()
+            .bind("127.0.0.1:0")
+            .workers(1)
+            .max_body_size(size)
+            .max_body_memory(2 * size)
+            .metrics("/metrics", &Metrics::new())
+            .start(handler)
+            .unwrap(),
+    );
+    let addr = server.local_addr();
+    // The running batch holds the worker and the memory for one body.
+    let mut running = Client::connect(addr).unwrap();
+    running.send(&post("/statefun", &gated)).unwrap();
+    gate.wait_entered();
+    // Its body read, this one waits for the worker.
+    let for_worker = echo_request("w", 1);
+    let mut waits_for_worker = Client::connect(addr).unwrap();
+    waits_for_worker
+        .send(&post("/statefun", &for_worker))
+        .unwrap();
+    wait_for_metric(addr, "/metrics", "statefun_http_requests_waiting", 1.0);
+    // No room for this body: it waits for memory.
+    let mut waits_for_memory = Client::connect(addr).unwrap();
+    waits_for_memory
+        .send(&post("/statefun", &echo_request("m", 1)))
+        .unwrap();
+    // The three, and the scrape.
+    wait_for_metric(addr, "/metrics", "statefun_http_requests_in_flight", 4.0);
+
+    let stopper = {
+        let server = Arc::clone(&server);
+        thread::spawn(move || server.shutdown())
+    };
+    let mut answers = Vec::new();
+    for waiting in [&mut waits_for_worker, &mut waits_for_memory] {
+        waiting
+            .stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        answers.push(waiting.read_response());
+    }
+    gate.open();
+
+    for (answer, what) in answers.into_iter().zip(["a worker", "memory"]) {
+        let response = answer.unwrap_or_else(|e| panic!("waiting for {what}: no answer: {e}"));
+        assert_eq!(
+            response.status,
+            503,
+            "waiting for {what}: {}",
+            response.text()
+        );
+        assert!(response.closes(), "waiting for {what}");
+        assert!(
+            response.text().contains("shutting down"),
+            "waiting for {what}: {}",
+            response.text()
+        );
+    }
+    let response = running.read_response().unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(response.closes());
+    assert!(stopper.join().unwrap(), "every connection finished in time");
+}
+
+#[test]
+fn dropping_the_server_does_not_wait_for_the_request_in_flight_which_still_gets_its_reply() {
+    let (handler, gate) = gated_handler();
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .shutdown_timeout(Duration::from_secs(60))
+        .start(handler)
+        .unwrap();
+    let addr = server.local_addr();
+    let mut running = Client::connect(addr).unwrap();
+    running.send(&post("/statefun", &gate_request())).unwrap();
+    gate.wait_entered();
+
+    let (dropped, was_dropped) = mpsc::channel();
+    thread::spawn(move || {
+        drop(server);
+        dropped.send(()).unwrap();
+    });
+    let dropped_in_time = was_dropped.recv_timeout(Duration::from_secs(10)).is_ok();
+    let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_err();
+    gate.open();
+
+    assert!(dropped_in_time, "the drop waited for the request in flight");
+    assert!(refused, "a new connection was accepted after the drop");
+    let response = running.read_response().unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(response.closes());
+}
+
+#[test]
+fn an_address_that_cannot_be_bound_or_parsed_is_an_error_of_start_that_names_it() {
+    let taken = start();
+    let addr = taken.local_addr();
+
+    let in_use = Server::builder().bind(addr).start(handler()).unwrap_err();
+    let no_port = Server::builder()
+        .bind("127.0.0.1:http")
+        .start(handler())
+        .unwrap_err();
+
+    assert_eq!(in_use.kind(), io::ErrorKind::AddrInUse, "{in_use}");
+    assert!(in_use.to_string().contains(&addr.to_string()), "{in_use}");
+    assert!(no_port.to_string().contains("127.0.0.1:http"), "{no_port}");
 }

@@ -585,6 +585,59 @@ fn a_renewal_that_does_not_load_keeps_the_previous_certificate_until_one_does() 
     serves_with(&renewed.der, "both renewed");
 }
 
+#[cfg(unix)]
+#[test]
+fn a_reload_stuck_reading_the_files_keeps_no_other_handshake_waiting() {
+    let pki = Pki::new();
+    let server = start(Server::builder().tls(pki.tls().reload_check(Duration::ZERO)));
+    let addr = server.local_addr();
+    let config = pki.client(None);
+    let pem = std::fs::read(&pki.server.cert).unwrap();
+    // The certificate renewed as a FIFO that nobody writes yet: whoever loads it waits, as
+    // on a hung network file system.
+    let fifo = pki.server.cert.with_extension("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    std::fs::rename(&fifo, &pki.server.cert).unwrap();
+
+    // The first of these connections to arrive loads the files, and waits; the others
+    // must be served meanwhile, with the certificate loaded before.
+    let (done, results) = std::sync::mpsc::channel();
+    for n in 0..3 {
+        let (config, done) = (Arc::clone(&config), done.clone());
+        thread::spawn(move || {
+            let request = echo_request("reload", n);
+            let outcome = connect(addr, &config)
+                .and_then(|mut client| client.post("/statefun", &request))
+                .map(|response| (response, request));
+            let _ = done.send(outcome);
+        });
+    }
+    let served: Vec<_> = (0..2)
+        .map_while(|_| results.recv_timeout(Duration::from_secs(10)).ok())
+        .collect();
+    // Lets the stuck reload go on (before asserting, so that no thread stays stuck).
+    let writer = thread::spawn({
+        let path = pki.server.cert.clone();
+        move || std::fs::write(path, pem)
+    });
+
+    assert_eq!(served.len(), 2, "connections served while a reload waited");
+    for outcome in served {
+        let (response, request) = outcome.unwrap();
+        assert_reply(&response, &request);
+    }
+    writer.join().unwrap().unwrap();
+    let (response, request) = results
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the connection that reloaded is served once the files load")
+        .unwrap();
+    assert_reply(&response, &request);
+}
+
 // ---------------------------------------------------------------------------------------
 // Shutdown.
 // ---------------------------------------------------------------------------------------

@@ -23,6 +23,11 @@ pub(crate) const MAX_HEADERS: usize = 64;
 const MAX_CHUNK_LINE: usize = 1024;
 /// The interim response to `Expect: 100-continue`.
 pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+/// A body's buffer starts at this many bytes at most (a smaller body gets its size
+/// exactly), and doubles from there as bytes arrive.
+const FIRST_BODY_CAPACITY: usize = 64 * 1024;
+/// The most one read of a body asks the stream for.
+const BODY_READ: usize = 64 * 1024;
 
 /// How a message's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +71,43 @@ impl From<Refusal> for ReadError {
     fn from(refusal: Refusal) -> Self {
         ReadError::Refused(refusal)
     }
+}
+
+/// What a body's buffer asks before it grows: the server charges the memory to its
+/// budget for bodies (`ServerBuilder::max_body_memory`), which may make it wait or
+/// refuse; everywhere else it is [`Unlimited`].
+pub(crate) trait BodyBudget {
+    /// The body's buffer is about to hold `bytes` in all: grants them, or refuses the
+    /// request (the refusal is its answer).
+    fn grow_to(&mut self, bytes: usize) -> Result<(), Refusal>;
+}
+
+/// A [`BodyBudget`] that grants everything: the limit alone bounds a body.
+pub(crate) struct Unlimited;
+
+impl BodyBudget for Unlimited {
+    fn grow_to(&mut self, _: usize) -> Result<(), Refusal> {
+        Ok(())
+    }
+}
+
+/// Makes room in `body`, a body of at most `most` bytes, for at least one more byte
+/// (`body` is shorter than `most`): its capacity doubles (from [`FIRST_BODY_CAPACITY`],
+/// never beyond `most`) once `budget` grants it. So the buffer holds at most twice what
+/// arrived, plus the first step, whatever length a client declared; and a body that
+/// arrives in many small pieces (chunks) is copied a few times, not once per piece.
+fn make_room(body: &mut Vec<u8>, most: usize, budget: &mut impl BodyBudget) -> Result<(), Refusal> {
+    if body.len() < body.capacity() {
+        return Ok(());
+    }
+    let capacity = body
+        .capacity()
+        .saturating_mul(2)
+        .max(FIRST_BODY_CAPACITY)
+        .min(most);
+    budget.grow_to(capacity)?;
+    body.reserve_exact(capacity - body.len());
+    Ok(())
 }
 
 /// A stream the codec reads from, whose reads a deadline can bound.
@@ -214,6 +256,17 @@ impl<S: Input> Reader<S> {
         limit: usize,
         deadline: Option<Instant>,
     ) -> Result<Vec<u8>, ReadError> {
+        self.read_body_within(framing, limit, deadline, &mut Unlimited)
+    }
+
+    /// [`read_body`](Self::read_body), asking `budget` before the body's buffer grows.
+    pub(crate) fn read_body_within(
+        &mut self,
+        framing: Framing,
+        limit: usize,
+        deadline: Option<Instant>,
+        budget: &mut impl BodyBudget,
+    ) -> Result<Vec<u8>, ReadError> {
         match framing {
             Framing::Empty => Ok(Vec::new()),
             Framing::Length(n) => {
@@ -225,30 +278,40 @@ impl<S: Input> Reader<S> {
                     .ok()
                     .filter(|&n| n <= limit)
                     .ok_or_else(too_large)?;
-                let mut body = Vec::with_capacity(n.min(1024 * 1024));
-                self.read_exact_into(&mut body, n, deadline)?;
+                let mut body = Vec::new();
+                self.read_exact_into(&mut body, n, n, deadline, budget)?;
                 Ok(body)
             }
-            Framing::Chunked => self.read_chunked(limit, deadline),
-            Framing::UntilClose => self.read_to_end(limit, deadline),
+            Framing::Chunked => self.read_chunked(limit, deadline, budget),
+            Framing::UntilClose => self.read_to_end(limit, deadline, budget),
         }
     }
 
-    /// Appends exactly `n` bytes of body to `body`: the buffered ones first, then
-    /// straight from the stream.
+    /// Appends exactly `n` bytes of body to `body`, a body of at most `most` bytes in
+    /// all: the buffered ones first, then straight from the stream, growing `body` as
+    /// they arrive.
     fn read_exact_into(
         &mut self,
         body: &mut Vec<u8>,
         n: usize,
+        most: usize,
         deadline: Option<Instant>,
+        budget: &mut impl BodyBudget,
     ) -> Result<(), ReadError> {
-        let from_buffer = n.min(self.end - self.start);
-        body.extend_from_slice(&self.buf[self.start..self.start + from_buffer]);
-        self.start += from_buffer;
-        let target = body.len() + (n - from_buffer);
+        let target = body.len() + n;
+        debug_assert!(target <= most);
         while body.len() < target {
+            make_room(body, most, budget)?;
             let old = body.len();
-            body.resize(old + (target - old).min(64 * 1024), 0);
+            let want = (body.capacity() - old).min(target - old).min(BODY_READ);
+            let buffered = self.end - self.start;
+            if buffered > 0 {
+                let take = want.min(buffered);
+                body.extend_from_slice(&self.buf[self.start..self.start + take]);
+                self.start += take;
+                continue;
+            }
+            body.resize(old + want, 0);
             self.stream.wait_until(deadline)?;
             match self.stream.read(&mut body[old..]) {
                 Ok(0) => {
@@ -271,9 +334,17 @@ impl<S: Input> Reader<S> {
         &mut self,
         limit: usize,
         deadline: Option<Instant>,
+        budget: &mut impl BodyBudget,
     ) -> Result<Vec<u8>, ReadError> {
-        let mut body = self.buffered().to_vec();
-        self.start = self.end;
+        let mut body = Vec::new();
+        // One byte over the limit tells that the body is over it.
+        let most = limit.saturating_add(1);
+        while self.start < self.end && body.len() < most {
+            make_room(&mut body, most, budget)?;
+            let take = (body.capacity() - body.len()).min(self.end - self.start);
+            body.extend_from_slice(&self.buf[self.start..self.start + take]);
+            self.start += take;
+        }
         loop {
             if body.len() > limit {
                 return Err(Refusal::BodyTooLarge {
@@ -282,8 +353,10 @@ impl<S: Input> Reader<S> {
                 }
                 .into());
             }
+            make_room(&mut body, most, budget)?;
             let old = body.len();
-            body.resize(old + 64 * 1024, 0);
+            let want = (body.capacity() - old).min(BODY_READ);
+            body.resize(old + want, 0);
             self.stream.wait_until(deadline)?;
             match self.stream.read(&mut body[old..]) {
                 Ok(0) => {
@@ -326,6 +399,7 @@ impl<S: Input> Reader<S> {
         &mut self,
         limit: usize,
         deadline: Option<Instant>,
+        budget: &mut impl BodyBudget,
     ) -> Result<Vec<u8>, ReadError> {
         let mut body = Vec::new();
         loop {
@@ -343,7 +417,7 @@ impl<S: Input> Reader<S> {
                 }
                 .into());
             }
-            self.read_exact_into(&mut body, size as usize, deadline)?;
+            self.read_exact_into(&mut body, size as usize, limit, deadline, budget)?;
             if !self.read_line(MAX_CHUNK_LINE, deadline)?.is_empty() {
                 return Err(Refusal::BadFraming("a chunk is longer than its size").into());
             }
@@ -697,6 +771,58 @@ mod tests {
         let head = reader.read_request_head(Instant::now() + std::time::Duration::from_secs(1))?;
         let body = reader.read_body(head.framing, 100, None)?;
         Ok((head, body))
+    }
+
+    /// A [`BodyBudget`] that grants everything and remembers what it was asked.
+    #[derive(Default)]
+    struct Asked(Vec<usize>);
+
+    impl BodyBudget for Asked {
+        fn grow_to(&mut self, bytes: usize) -> Result<(), Refusal> {
+            self.0.push(bytes);
+            Ok(())
+        }
+    }
+
+    fn body_of(bytes: &[u8], limit: usize, budget: &mut Asked) -> Result<Vec<u8>, ReadError> {
+        let mut reader = Reader::new(bytes, MAX_REQUEST_HEAD);
+        let head = reader.read_request_head(Instant::now() + std::time::Duration::from_secs(1))?;
+        reader.read_body_within(head.framing, limit, None, budget)
+    }
+
+    #[test]
+    fn a_declared_length_is_asked_for_as_the_body_arrives() {
+        let mut request = b"POST /a HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n".to_vec();
+        request.extend_from_slice(&[7; 100]);
+        let mut asked = Asked::default();
+        assert!(matches!(
+            body_of(&request, 1 << 20, &mut asked),
+            Err(ReadError::Closed)
+        ));
+        assert_eq!(asked.0, [FIRST_BODY_CAPACITY]);
+
+        request.resize(request.len() - 100 + (1 << 20), 7);
+        let mut asked = Asked::default();
+        assert_eq!(
+            body_of(&request, 1 << 20, &mut asked).unwrap().len(),
+            1 << 20
+        );
+        assert_eq!(asked.0, [64, 128, 256, 512, 1024].map(|k| k * 1024));
+    }
+
+    #[test]
+    fn a_body_of_many_small_chunks_grows_its_buffer_a_few_times() {
+        let mut request = b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..100_000 {
+            request.extend_from_slice(b"1\r\nx\r\n");
+        }
+        request.extend_from_slice(b"0\r\n\r\n");
+        let mut asked = Asked::default();
+
+        let body = body_of(&request, 1 << 20, &mut asked).unwrap();
+
+        assert_eq!(body.len(), 100_000);
+        assert_eq!(asked.0, [64 * 1024, 128 * 1024]);
     }
 
     #[test]

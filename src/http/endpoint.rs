@@ -609,6 +609,12 @@ pub(crate) enum Refusal {
     TooManyConnections,
     /// A connection the server cannot track or give a thread now.
     NoNewConnection,
+    /// No room for the body under the server's memory for bodies (`max_body_memory`,
+    /// `budget` bytes) by the request's read deadline: other bodies hold it.
+    NoBodyMemory { budget: usize },
+    /// The server began to stop while the request waited (for memory for its body, for
+    /// a worker).
+    ShuttingDown,
     /// The handler of the request panicked.
     Panicked,
 }
@@ -635,7 +641,10 @@ impl Refusal {
             | Refusal::TrailersTooLarge { .. } => 431,
             Refusal::Panicked => 500,
             Refusal::UnsupportedTransferCoding(_) => 501,
-            Refusal::TooManyConnections | Refusal::NoNewConnection => 503,
+            Refusal::TooManyConnections
+            | Refusal::NoNewConnection
+            | Refusal::NoBodyMemory { .. }
+            | Refusal::ShuttingDown => 503,
         }
     }
 
@@ -721,6 +730,15 @@ impl fmt::Display for Refusal {
             Refusal::TimedOut(what) => write!(f, "the {what} did not arrive in time"),
             Refusal::TooManyConnections => f.write_str("too many connections are open"),
             Refusal::NoNewConnection => f.write_str("the server cannot take a new connection now"),
+            Refusal::NoBodyMemory { budget } => write!(
+                f,
+                "no room for the request body: the bodies of other requests hold the \
+                 server's memory for bodies ({budget} bytes, max_body_memory) past this \
+                 request's read timeout; send it again"
+            ),
+            Refusal::ShuttingDown => f.write_str(
+                "the server is shutting down: send the request again (to another server)",
+            ),
             Refusal::Panicked => f.write_str("the handler panicked"),
         }
     }

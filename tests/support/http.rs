@@ -14,7 +14,8 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Barrier};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -512,6 +513,49 @@ pub fn assert_shutdown_answers_the_request_in_flight<S: Transport>(
     assert!(stopper.join().unwrap(), "every connection finished in time");
 }
 
+/// The value of the sample `series` (name and labels, as rendered) in the Prometheus
+/// text `text`.
+///
+/// # Panics
+///
+/// If `text` has no such sample.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|line| {
+            line.strip_prefix(series)
+                .is_some_and(|v| v.starts_with(' '))
+        })
+        .unwrap_or_else(|| panic!("no series {series} in\n{text}"));
+    line[series.len() + 1..].trim().parse().unwrap()
+}
+
+/// Scrapes `GET path` on the server at `addr` until the sample `series` is `expected`,
+/// for up to [`CLIENT_TIMEOUT`]: a test waits so for the server to reach a state it cannot
+/// see otherwise (requests in flight, waiting for a worker).
+///
+/// # Panics
+///
+/// If the sample never has that value by then.
+pub fn wait_for_metric(addr: SocketAddr, path: &str, series: &str, expected: f64) {
+    let started = Instant::now();
+    let mut client = Client::connect(addr).unwrap();
+    let scrape = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    loop {
+        client.send(scrape.as_bytes()).unwrap();
+        let text = client.read_response().unwrap().text();
+        let value = metric_value(&text, series);
+        if value == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < CLIENT_TIMEOUT,
+            "{series} is {value}, not {expected}, after {CLIENT_TIMEOUT:?}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `body` in chunked framing, in chunks of `size` bytes; with `extras`, an extension on
 /// the first chunk and a trailer field.
 pub fn chunked(body: &[u8], size: usize, extras: bool) -> Vec<u8> {
@@ -546,6 +590,63 @@ pub fn echo_request(id: &str, n: u8) -> Vec<u8> {
 /// - `test/fail` returns an error, `test/panic` panics;
 /// - `test/slow` sleeps for 300 ms, then echoes.
 pub fn handler() -> RequestReplyHandler {
+    RequestReplyHandler::new(functions())
+}
+
+/// [`handler`]'s functions, and `test/gate`, which runs until the test opens the
+/// [`Gate`]: a batch that holds a worker (and its body's memory) for as long as a test
+/// needs.
+pub fn gated_handler() -> (RequestReplyHandler, Gate) {
+    let (entered, has_entered) = mpsc::channel();
+    let (open, wait_for_open) = mpsc::channel::<()>();
+    let wait_for_open = Mutex::new(wait_for_open);
+    let mut functions = functions();
+    functions
+        .bind("test/gate", move |_, _| {
+            entered.send(()).unwrap();
+            // Ends when the gate opens, or when the test is over and drops it.
+            let _ = wait_for_open.lock().unwrap().recv();
+            Ok(())
+        })
+        .unwrap();
+    let gate = Gate {
+        has_entered,
+        open: Mutex::new(Some(open)),
+    };
+    (RequestReplyHandler::new(functions), gate)
+}
+
+/// A batch for `test/gate`, of the same length as `echo_request` with a one-byte id.
+pub fn gate_request() -> Vec<u8> {
+    Request::to("test/gate", "1").invoke(ping(1)).to_bytes()
+}
+
+/// Holds `test/gate`'s batches (see [`gated_handler`]) until opened.
+pub struct Gate {
+    has_entered: Receiver<()>,
+    open: Mutex<Option<Sender<()>>>,
+}
+
+impl Gate {
+    /// Waits (up to [`CLIENT_TIMEOUT`]) until a batch runs `test/gate`.
+    ///
+    /// # Panics
+    ///
+    /// If none does by then.
+    pub fn wait_entered(&self) {
+        self.has_entered
+            .recv_timeout(CLIENT_TIMEOUT)
+            .expect("a batch for test/gate runs");
+    }
+
+    /// Lets every batch in `test/gate`, and every later one, finish.
+    pub fn open(&self) {
+        self.open.lock().unwrap().take();
+    }
+}
+
+/// [`handler`]'s functions, to bind more beside them.
+pub fn functions() -> StatefulFunctions {
     let mut functions = StatefulFunctions::new();
     functions
         .bind("test/echo", |ctx, message| {
@@ -576,7 +677,7 @@ pub fn handler() -> RequestReplyHandler {
             Ok(ctx.send("test/sink", "slow", message)?)
         })
         .unwrap();
-    RequestReplyHandler::new(functions)
+    functions
 }
 
 /// Requests that each get an error from every HTTP front, for `handler()`: what the

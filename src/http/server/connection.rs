@@ -25,6 +25,7 @@ const LINGER: Duration = Duration::from_secs(2);
 const MAX_LINGER_BYTES: usize = 1024 * 1024;
 
 pub(super) fn accept_loop(shared: &Arc<Shared>, listener: Listener) {
+    let _ended = AcceptorEnded(shared);
     loop {
         match listener.accept() {
             Ok(stream) => {
@@ -51,8 +52,17 @@ pub(super) fn accept_loop(shared: &Arc<Shared>, listener: Listener) {
     if let Some(file) = &shared.socket_file {
         file.remove();
     }
-    lock(&shared.state).acceptor_done = true;
-    shared.changed.notify_all();
+}
+
+/// Tells the shutdown (and a drop, which waits for nothing else) that the accept loop has
+/// ended, however it ends.
+struct AcceptorEnded<'a>(&'a Shared);
+
+impl Drop for AcceptorEnded<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).acceptor_done = true;
+        self.0.changed.notify_all();
+    }
 }
 
 /// Gives a new connection its thread, or refuses it with 503.
@@ -195,13 +205,14 @@ fn exchange(shared: &Shared, conn: &mut Reader<Stream>, deadline: Instant) -> Ne
     let request = head.request();
     let endpoint = &shared.endpoint;
     let limit = endpoint.max_body_size();
-    // What the body may hold in memory (see `max_body_memory`); taken only once the head
-    // is accepted or the body is to be drained, and held until the body is dropped.
-    let body_units = match head.framing {
+    // The body's memory (see `max_body_memory`), charged as its buffer grows while it is
+    // read, and held until the body is dropped with this exchange.
+    let most = match head.framing {
         Framing::Empty | Framing::UntilClose => 0,
         Framing::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
         Framing::Chunked => limit,
     };
+    let mut body_memory = shared.body_memory.charge(most, deadline);
     let (route, refusal) = match shared.routes.find(&request, endpoint.path()) {
         Ok(None) => (None, endpoint.check_head(&request)),
         Ok(Some(route)) => {
@@ -225,8 +236,7 @@ fn exchange(shared: &Shared, conn: &mut Reader<Stream>, deadline: Instant) -> Ne
             }
             return Next::LingerClose;
         }
-        let _body_memory = shared.body_memory.acquire(body_units);
-        return match conn.read_body(head.framing, limit, Some(deadline)) {
+        return match conn.read_body_within(head.framing, limit, Some(deadline), &mut body_memory) {
             Ok(body) => {
                 received(shared, body.len());
                 reply(conn, &refusal, &head, shared)
@@ -234,13 +244,12 @@ fn exchange(shared: &Shared, conn: &mut Reader<Stream>, deadline: Instant) -> Ne
             Err(err) => fail(shared, conn, err, "request body"),
         };
     }
-    let _body_memory = shared.body_memory.acquire(body_units);
     if head.expect_continue && !head.http10 && head.framing != Framing::Empty {
         if let Err(err) = conn.stream_mut().write_all(codec::CONTINUE) {
             return fail(shared, conn, err.into(), "interim reply");
         }
     }
-    let body = match conn.read_body(head.framing, limit, Some(deadline)) {
+    let body = match conn.read_body_within(head.framing, limit, Some(deadline), &mut body_memory) {
         Ok(body) => body,
         Err(err) => return fail(shared, conn, err, "request body"),
     };
@@ -250,10 +259,12 @@ fn exchange(shared: &Shared, conn: &mut Reader<Stream>, deadline: Instant) -> Ne
         // it answers even while batches hold every worker, so an orchestrator's probe
         // does not fail on a server that is only busy.
         Some(route) => route.respond(&request, &body),
-        None => {
-            let _permit = acquire_worker(shared);
-            endpoint.handle_body(&shared.handler, &body)
-        }
+        None => match acquire_worker(shared) {
+            Some(_permit) => endpoint.handle_body(&shared.handler, &body),
+            // The server is stopping: a batch that has not started goes to another
+            // server rather than hold up the stop (`Server::shutdown`).
+            None => endpoint.refuse(&request, Refusal::ShuttingDown),
+        },
     };
     reply(conn, &response, &head, shared)
 }
@@ -323,16 +334,17 @@ fn fail(shared: &Shared, conn: &mut Reader<Stream>, err: ReadError, reading: &'s
     Next::LingerClose
 }
 
-/// A worker permit for a batch; counted as waiting while it waits for one.
-fn acquire_worker(shared: &Shared) -> Permit<'_> {
+/// A worker permit for a batch, counted as waiting while it waits for one; `None` when
+/// the server is stopping and none is free.
+fn acquire_worker(shared: &Shared) -> Option<Permit<'_>> {
     #[cfg(feature = "metrics")]
     if let Some(metrics) = shared.metrics() {
         metrics.waiting.inc();
-        let permit = shared.permits.acquire(1);
+        let permit = shared.permits.acquire_until(1, None);
         metrics.waiting.dec();
-        return permit;
+        return permit.ok();
     }
-    shared.permits.acquire(1)
+    shared.permits.acquire_until(1, None).ok()
 }
 
 /// Counts a response of `bytes` bytes with `status` (feature `metrics`).

@@ -3,9 +3,11 @@
 //!
 //! Here: the builder and the lifecycle ([`serve`], [`Server`], [`ServerBuilder`]): the
 //! probes, readiness and the graceful shutdown; the accept and connection loops are in
-//! `connection`, the semaphore in `semaphore`, the extra routes in `routes`, SIGTERM and
-//! SIGINT in `signals`, and the HTTP/1 codec in `http::codec`.
+//! `connection`, the semaphore in `semaphore`, the budget of body memory in
+//! `body_memory`, the extra routes in `routes`, SIGTERM and SIGINT in `signals`, what it
+//! listens on in `transport`, and the HTTP/1 codec in `http::codec`.
 
+mod body_memory;
 mod connection;
 mod routes;
 mod semaphore;
@@ -16,7 +18,7 @@ mod transport;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,10 +31,11 @@ use log::{info, warn};
 use super::endpoint::{Endpoint, RequestHead, Response};
 use crate::handler::RequestReplyHandler;
 use crate::http::socket::Socket;
+use body_memory::BodyMemory;
 use routes::Routes;
 use semaphore::Semaphore;
-pub use transport::ListenAddr;
 use transport::Listener;
+pub use transport::{BindAddr, ListenAddr};
 
 /// Serves `handler` at `http://<addr>/statefun` with the default settings of
 /// [`ServerBuilder`], plus the probes `GET /health` and `GET /ready`, on the calling
@@ -73,15 +76,15 @@ use transport::Listener;
 ///
 /// # Errors
 ///
-/// The I/O error if `addr` does not resolve or cannot be bound (in use, not an address
-/// of this host, a privileged port), or if the signal handlers cannot be installed. Once
-/// it listens, it returns only on a signal: errors of single connections are logged,
-/// never fatal.
+/// The I/O error, naming `addr`, if it does not resolve or cannot be bound (in use, not
+/// an address of this host, a privileged port), or if the signal handlers cannot be
+/// installed. Once it listens, it returns only on a signal: errors of single connections
+/// are logged, never fatal.
 ///
 /// Signals are caught on Unix only; elsewhere it serves until the process ends.
 pub fn serve(
     handler: impl Into<Arc<RequestReplyHandler>>,
-    addr: impl ToSocketAddrs,
+    addr: impl Into<BindAddr>,
 ) -> io::Result<()> {
     let builder = Server::builder()
         .bind(addr)
@@ -98,8 +101,10 @@ pub fn serve(
     Ok(())
 }
 
-/// A running server, from [`ServerBuilder::start`]. Dropping it shuts it down (see
-/// [`shutdown`](Server::shutdown)); [`join`](Server::join) waits for that instead.
+/// A running server, from [`ServerBuilder::start`]. [`shutdown`](Server::shutdown)
+/// stops it gracefully and waits for the requests in flight; [`join`](Server::join)
+/// waits for a stop started elsewhere (a signal). Dropping it stops it without waiting
+/// (see [`Drop`](#impl-Drop-for-Server)).
 ///
 /// # How it serves
 ///
@@ -109,7 +114,8 @@ pub fn serve(
 /// gets `503 Service Unavailable` with `Connection: close`, which the runtime retries.
 /// A semaphore lets at most [`workers`](ServerBuilder::workers) handler calls run at
 /// once; the other connection threads wait in `read()` (idle keep-alive connections)
-/// or for a permit, costing a parked thread with a small stack each.
+/// or for a permit, costing a parked thread with a small stack each. The bodies they
+/// hold meanwhile count in [`max_body_memory`](ServerBuilder::max_body_memory).
 ///
 /// This is the design because the runtime opens its pooled connections in bursts and
 /// then keeps them idle: a pool of a few threads that each own a connection (tiny_http
@@ -189,7 +195,7 @@ pub struct ServerBuilder {
 impl Default for ServerBuilder {
     fn default() -> Self {
         ServerBuilder {
-            listen: Listen::Tcp(Ok(vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 8000))])),
+            listen: Listen::Tcp(BindAddr::from((Ipv4Addr::LOCALHOST, 8000))),
             unix_mode: 0o660,
             #[cfg(feature = "tls")]
             tls: None,
@@ -212,10 +218,14 @@ impl Default for ServerBuilder {
 
 impl ServerBuilder {
     /// Listens on `addr` (default `127.0.0.1:8000`; `0.0.0.0:8000` for every interface,
-    /// port 0 for any free port). The first address it resolves to that binds is used.
-    /// A resolution error is returned by [`start`](Self::start).
-    pub fn bind(mut self, addr: impl ToSocketAddrs) -> Self {
-        self.listen = Listen::Tcp(addr.to_socket_addrs().map(Iterator::collect));
+    /// port 0 for any free port): a `"host:port"` string, a `(host, port)` pair, a
+    /// [`SocketAddr`] or a list of them (see [`BindAddr`]).
+    ///
+    /// A host name is resolved by [`start`](Self::start), not here, and the first address
+    /// it resolves to that binds is used; a name that does not resolve, or an address that
+    /// cannot be bound, is an error of `start` that names `addr`.
+    pub fn bind(mut self, addr: impl Into<BindAddr>) -> Self {
+        self.listen = Listen::Tcp(addr.into());
         self
     }
 
@@ -268,6 +278,13 @@ impl ServerBuilder {
 
     /// The most handler calls that run at once (default: twice the available
     /// parallelism). Raise it for functions that wait on I/O. At least 1.
+    ///
+    /// A batch whose body has arrived waits for a worker, with no deadline of its own (the
+    /// runtime's timeout bounds it), holding its body's memory. Once the server stops
+    /// ([`Server::shutdown`], a signal, a drop), a batch that would wait for a worker is
+    /// answered `503` with `Connection: close` instead, and never runs: the runtime sends
+    /// it again, to a server that is not stopping, and the stop waits only for the
+    /// batches already running.
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
         self
@@ -287,11 +304,25 @@ impl ServerBuilder {
     }
 
     /// How many bytes of request bodies all connections together may hold in memory
-    /// (default 256 MiB). A request whose body would go over waits, before reading it,
-    /// until earlier ones are answered; its `Content-Length` counts (a chunked body counts
-    /// as [`max_body_size`](Self::max_body_size)). Without it, every connection could hold
-    /// a body of the largest size at once: 2,048 times 32 MiB by default. One body of the
-    /// largest size is always let through, whatever this is set to.
+    /// (default 256 MiB). Without it, every connection could hold a body of the largest
+    /// size at once: 2,048 times 32 MiB by default. It is never less than one body of the
+    /// largest size ([`max_body_size`](Self::max_body_size)), which is always let through.
+    ///
+    /// A body is charged as its buffer grows while its bytes arrive, not at its declared
+    /// `Content-Length`: a client that declares 32 MiB and sends slowly holds what it has
+    /// sent (and at most as much again, as the buffer doubles), so slow clients cannot
+    /// hold the memory that other requests need. Growth comes step by step while that
+    /// leaves one largest body's worth free; past that, a body takes all it may still
+    /// need at once (the rest of its `Content-Length`; a chunked body, the rest of
+    /// `max_body_size`), waiting for it if it must, and then needs nothing more. So bodies
+    /// that each hold part of the memory never wait for each other: one of them can
+    /// always finish.
+    ///
+    /// A body waits for room no later than its request's read deadline
+    /// ([`read_timeout`](Self::read_timeout) after its first byte); then it is answered
+    /// `503 Service Unavailable` with `Connection: close`, whose text names this limit,
+    /// and the runtime sends it again. A request waiting for room when the server stops is
+    /// answered 503 at once, so the stop does not wait for it.
     pub fn max_body_memory(mut self, bytes: usize) -> Self {
         self.max_body_memory = bytes;
         self
@@ -320,7 +351,8 @@ impl ServerBuilder {
     /// How long [`Server::shutdown`] waits for requests in flight (default 10 s, the
     /// runtime's read timeout: it has given up on a request that takes longer). Give the
     /// process more than this to stop before it is killed (Kubernetes:
-    /// `terminationGracePeriodSeconds`, 30 s by default).
+    /// `terminationGracePeriodSeconds`, 30 s by default). Dropping a [`Server`] does not
+    /// wait at all.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -472,7 +504,8 @@ impl ServerBuilder {
     ///
     /// # Errors
     ///
-    /// The I/O error if the address did not resolve or cannot be bound, if a
+    /// The I/O error, naming the address, if it does not resolve or cannot be bound
+    /// ([`bind`](Self::bind)); the error of [`bind_unix`](Self::bind_unix)'s socket file; if a
     /// [`route`](Self::route) (or a probe's path) is invalid (`InvalidInput`), if the
     /// accept thread cannot be created, or, with
     /// [`stop_on_signals`](Self::stop_on_signals), if the signal handlers cannot be
@@ -485,7 +518,7 @@ impl ServerBuilder {
             .map(crate::http::tls::acceptor::Acceptor::new)
             .transpose()?;
         let (listener, listen_addr, socket_file) = bind(self.listen, self.unix_mode)?;
-        let body_memory = self.max_body_memory.max(self.endpoint.max_body_size());
+        let body_memory = BodyMemory::new(self.max_body_memory, self.endpoint.max_body_size());
         let shared = Arc::new(Shared {
             handler: handler.into(),
             endpoint: self.endpoint,
@@ -505,7 +538,7 @@ impl ServerBuilder {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             permits: Semaphore::new(self.workers),
-            body_memory: Semaphore::new(body_memory),
+            body_memory,
             acceptor: Mutex::new(None),
             #[cfg(unix)]
             signals: Mutex::new(None),
@@ -592,6 +625,13 @@ impl Server {
     /// `Connection: close`), and waits for them up to
     /// [`shutdown_timeout`](ServerBuilder::shutdown_timeout).
     ///
+    /// Requests that only wait are not waited for: one waiting for memory for its body
+    /// ([`max_body_memory`](ServerBuilder::max_body_memory)) or for a worker
+    /// ([`workers`](ServerBuilder::workers)) is answered `503 Service Unavailable` with
+    /// `Connection: close` at once, and its batch never runs; the runtime sends it again,
+    /// to a server that is not stopping. The stop waits for the requests that are being
+    /// read or run.
+    ///
     /// A client sees each of its requests either answered whole, or its connection closed
     /// before any byte of the reply (a request sent on an idle connection as it is
     /// closed), which the runtime retries on a new connection.
@@ -620,9 +660,17 @@ impl Server {
     }
 }
 
+/// Dropping a server stops it without waiting for the requests in flight: as
+/// [`shutdown`](Server::shutdown) does, it marks the server not ready, closes idle
+/// connections, answers the requests that only wait (for body memory, for a worker) with
+/// 503, and stops accepting (the address, or the Unix socket's file, is free once the
+/// drop returns), but it does not wait for the requests that are running. They finish on
+/// their own threads and send their whole reply with `Connection: close`, unless the
+/// process ends first. To wait for them, call [`shutdown`](Server::shutdown) before the
+/// drop.
 impl Drop for Server {
     fn drop(&mut self) {
-        self.shutdown();
+        self.shared.stop_without_waiting();
     }
 }
 
@@ -640,7 +688,7 @@ impl fmt::Debug for Server {
 /// What a builder listens on.
 #[derive(Debug)]
 enum Listen {
-    Tcp(io::Result<Vec<SocketAddr>>),
+    Tcp(BindAddr),
     Unix(PathBuf),
 }
 
@@ -650,8 +698,10 @@ fn bind(
     unix_mode: u32,
 ) -> io::Result<(Listener, ListenAddr, Option<transport::SocketFileOf>)> {
     match listen {
-        Listen::Tcp(addrs) => {
-            let listener = TcpListener::bind(&addrs?[..])?;
+        Listen::Tcp(addr) => {
+            let listener = TcpListener::bind(&addr.resolve()?[..]).map_err(|err| {
+                io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}"))
+            })?;
             let addr = listener.local_addr()?;
             Ok((Listener::Tcp(listener), ListenAddr::Tcp(addr), None))
         }
@@ -699,7 +749,7 @@ struct Shared {
     changed: Condvar,
     permits: Semaphore,
     /// Bytes of request bodies held at once, across connections.
-    body_memory: Semaphore,
+    body_memory: BodyMemory,
     /// The accept thread, joined by the shutdown once it has ended.
     acceptor: Mutex<Option<JoinHandle<()>>>,
     /// The signal watch ([`ServerBuilder::stop_on_signals`]), closed by the shutdown.
@@ -712,13 +762,26 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
+    /// The stop has begun ([`Shared::begin_stop`]).
     stopping: bool,
     acceptor_done: bool,
+    /// The accept loop could not be woken: it ends with the process.
+    acceptor_stranded: bool,
     /// A second signal: the shutdown stops waiting.
     forced: bool,
+    /// A [`Server::shutdown`] call waits, or has waited, for the connections.
+    waited: bool,
+    /// That call has finished waiting.
     finished: bool,
     next_id: u64,
     connections: HashMap<u64, Tracked>,
+}
+
+impl State {
+    /// Whether the accept loop has ended, or never will.
+    fn acceptor_ended(&self) -> bool {
+        self.acceptor_done || self.acceptor_stranded
+    }
 }
 
 /// An open connection, as the shutdown sees it.
@@ -763,20 +826,14 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// [`Server::shutdown`].
-    fn shutdown(&self) -> bool {
-        let deadline = Instant::now() + self.shutdown_timeout;
+    /// Starts the stop, once, and returns without waiting: marks the server not ready,
+    /// closes idle connections, answers the requests that only wait (for body memory, for
+    /// a worker) with 503, and wakes the accept loop so that it ends.
+    fn begin_stop(&self) {
         {
             let mut state = lock(&self.state);
             if state.stopping {
-                // Another call is under way, or done: wait for it, report what it saw.
-                while !state.finished {
-                    state = self
-                        .changed
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-                return state.connections.is_empty();
+                return;
             }
             self.ready.store(false, Ordering::SeqCst);
             state.stopping = true;
@@ -786,16 +843,40 @@ impl Shared {
                 let _ = tracked.stream.shutdown(Shutdown::Both);
             }
         }
+        // A request that waits has not started: it would hold up the stop for as long as
+        // the requests ahead of it take, and the runtime can send it elsewhere.
+        self.permits.stop_waits();
+        self.body_memory.stop_waits();
         // Wakes the accept loop, blocked in accept(), so it sees the flag.
         #[cfg(unix)]
         let file = self.socket_file.as_ref();
         #[cfg(not(unix))]
         let file = None;
-        // When nothing can reach the listener (its socket file removed), its thread is
-        // not waited for: it stays blocked in accept() until the process ends.
-        let woke = transport::wake(&self.listen_addr, file);
+        if !transport::wake(&self.listen_addr, file) {
+            // Nothing can reach the listener (its socket file removed): its thread is not
+            // waited for, and stays blocked in accept() until the process ends.
+            lock(&self.state).acceptor_stranded = true;
+            self.changed.notify_all();
+        }
+    }
+
+    /// [`Server::shutdown`].
+    fn shutdown(&self) -> bool {
+        let deadline = Instant::now() + self.shutdown_timeout;
+        self.begin_stop();
         let mut state = lock(&self.state);
-        while !(state.forced || ((state.acceptor_done || !woke) && state.connections.is_empty())) {
+        if state.waited {
+            // Another call is under way, or done: wait for it, report what it saw.
+            while !state.finished {
+                state = self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            return state.connections.is_empty();
+        }
+        state.waited = true;
+        while !(state.forced || (state.acceptor_ended() && state.connections.is_empty())) {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -818,21 +899,41 @@ impl Shared {
                 state.connections.len(),
             );
         }
-        let acceptor_done = state.acceptor_done;
         state.finished = true;
         self.changed.notify_all();
         drop(state);
-        // Ends the signal watch, so its thread ends and its handlers are removed.
+        self.release_threads();
+        all_done
+    }
+
+    /// What dropping the [`Server`] does: starts the stop, and waits only for the accept
+    /// loop to end (at once, once woken), so that the address is free again when the drop
+    /// returns. Requests in flight finish on their own threads.
+    fn stop_without_waiting(&self) {
+        self.begin_stop();
+        let mut state = lock(&self.state);
+        while !state.acceptor_ended() {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(state);
+        self.release_threads();
+    }
+
+    /// Ends the signal watch, so that its thread ends and its handlers are removed, and
+    /// joins the accept thread if it has ended.
+    fn release_threads(&self) {
         #[cfg(unix)]
         if let Some(handle) = lock(&self.signals).take() {
             handle.close();
         }
-        if acceptor_done {
+        if lock(&self.state).acceptor_done {
             if let Some(acceptor) = lock(&self.acceptor).take() {
                 let _ = acceptor.join();
             }
         }
-        all_done
     }
 
     /// Ends the wait of a shutdown under way at once (a second signal).

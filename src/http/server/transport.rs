@@ -1,16 +1,180 @@
-//! What the server listens on: a TCP port or a Unix domain socket ([`Listener`],
-//! [`ListenAddr`]), the Unix socket's file ([`SocketFile`]), and the wake-up of the accept
-//! loop. The connections' bytes flow through `http::socket`.
+//! What the server listens on: the address it is given ([`BindAddr`]), a TCP port or a
+//! Unix domain socket ([`Listener`], [`ListenAddr`]), the Unix socket's file
+//! ([`SocketFile`]), and the wake-up of the accept loop. The connections' bytes flow
+//! through `http::socket`.
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
+    ToSocketAddrs,
+};
 #[cfg(unix)]
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::http::socket::Socket;
+
+/// A TCP address to listen on, as [`ServerBuilder::bind`](super::ServerBuilder::bind)
+/// takes it: a host name is kept as written, and resolved when the server starts.
+///
+/// It is made from what [`ToSocketAddrs`] takes: a `"host:port"` string (`&str`,
+/// `String`), a `(host, port)` pair (a `&str`, `String`, [`IpAddr`], [`Ipv4Addr`] or
+/// [`Ipv6Addr`] host), a [`SocketAddr`] (V4 or V6), or a list of them (`Vec` or slice).
+///
+/// ```
+/// use std::net::{Ipv4Addr, SocketAddr};
+/// use statefun_sync::http::BindAddr;
+///
+/// assert_eq!(BindAddr::from("0.0.0.0:8000").to_string(), "0.0.0.0:8000");
+/// assert_eq!(BindAddr::from(("functions", 8000)).to_string(), "functions:8000");
+/// let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+/// assert_eq!(BindAddr::from(any).to_string(), "0.0.0.0:0");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindAddr(Named);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Named {
+    /// `host:port`, as written.
+    Text(String),
+    HostPort(String, u16),
+    Resolved(Vec<SocketAddr>),
+}
+
+impl BindAddr {
+    /// The addresses it names, looked up now (a host name through the system's resolver).
+    ///
+    /// # Errors
+    ///
+    /// The resolver's error, or `InvalidInput` when it names no address; both name it.
+    pub(super) fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+        let resolved = match &self.0 {
+            Named::Text(text) => text.to_socket_addrs().map(Iterator::collect),
+            Named::HostPort(host, port) => (host.as_str(), *port)
+                .to_socket_addrs()
+                .map(Iterator::collect),
+            Named::Resolved(addrs) => Ok(addrs.clone()),
+        };
+        match resolved {
+            Ok(addrs) if addrs.is_empty() => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{self}: names no address to listen on"),
+            )),
+            Ok(addrs) => Ok(addrs),
+            Err(err) => Err(io::Error::new(
+                err.kind(),
+                format!("cannot resolve {self}: {err}"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for BindAddr {
+    /// `0.0.0.0:8000`, `functions:8000`, `[::1]:8000`; a list as `a, b`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Named::Text(text) => f.write_str(text),
+            Named::HostPort(host, port) if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Named::HostPort(host, port) => write!(f, "{host}:{port}"),
+            Named::Resolved(addrs) if addrs.is_empty() => f.write_str("(no address)"),
+            Named::Resolved(addrs) => {
+                for (i, addr) in addrs.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    addr.fmt(f)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl From<&str> for BindAddr {
+    fn from(text: &str) -> Self {
+        BindAddr(Named::Text(text.to_owned()))
+    }
+}
+
+impl From<String> for BindAddr {
+    fn from(text: String) -> Self {
+        BindAddr(Named::Text(text))
+    }
+}
+
+impl From<&String> for BindAddr {
+    fn from(text: &String) -> Self {
+        BindAddr::from(text.as_str())
+    }
+}
+
+impl From<(&str, u16)> for BindAddr {
+    fn from((host, port): (&str, u16)) -> Self {
+        BindAddr(Named::HostPort(host.to_owned(), port))
+    }
+}
+
+impl From<(String, u16)> for BindAddr {
+    fn from((host, port): (String, u16)) -> Self {
+        BindAddr(Named::HostPort(host, port))
+    }
+}
+
+impl From<SocketAddr> for BindAddr {
+    fn from(addr: SocketAddr) -> Self {
+        BindAddr(Named::Resolved(vec![addr]))
+    }
+}
+
+impl From<&SocketAddr> for BindAddr {
+    fn from(addr: &SocketAddr) -> Self {
+        BindAddr::from(*addr)
+    }
+}
+
+impl From<SocketAddrV4> for BindAddr {
+    fn from(addr: SocketAddrV4) -> Self {
+        BindAddr::from(SocketAddr::V4(addr))
+    }
+}
+
+impl From<SocketAddrV6> for BindAddr {
+    fn from(addr: SocketAddrV6) -> Self {
+        BindAddr::from(SocketAddr::V6(addr))
+    }
+}
+
+impl From<(IpAddr, u16)> for BindAddr {
+    fn from(pair: (IpAddr, u16)) -> Self {
+        BindAddr::from(SocketAddr::from(pair))
+    }
+}
+
+impl From<(Ipv4Addr, u16)> for BindAddr {
+    fn from(pair: (Ipv4Addr, u16)) -> Self {
+        BindAddr::from(SocketAddr::from(pair))
+    }
+}
+
+impl From<(Ipv6Addr, u16)> for BindAddr {
+    fn from(pair: (Ipv6Addr, u16)) -> Self {
+        BindAddr::from(SocketAddr::from(pair))
+    }
+}
+
+impl From<Vec<SocketAddr>> for BindAddr {
+    fn from(addrs: Vec<SocketAddr>) -> Self {
+        BindAddr(Named::Resolved(addrs))
+    }
+}
+
+impl From<&[SocketAddr]> for BindAddr {
+    fn from(addrs: &[SocketAddr]) -> Self {
+        BindAddr::from(addrs.to_vec())
+    }
+}
 
 /// Where a [`Server`](super::Server) listens: a TCP address, or the path of a Unix
 /// domain socket ([`ServerBuilder::bind_unix`](super::ServerBuilder::bind_unix)).

@@ -5,7 +5,7 @@
 use std::fs;
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use log::{info, warn};
@@ -27,6 +27,8 @@ pub(crate) struct Acceptor {
     /// Kept across reloads, so sessions resume over a rotation.
     sessions: Arc<dyn StoresServerSessions>,
     ticketer: Arc<dyn rustls::server::ProducesTickets>,
+    /// Taken by every new connection: held only to read or swap, never while the files
+    /// are looked at or loaded, which may take any time (a slow or hung file system).
     current: Mutex<Current>,
 }
 
@@ -37,6 +39,8 @@ struct Current {
     /// The files as they were when they last failed to load: not tried again as they are.
     failed: Option<Vec<Stamp>>,
     checked: Instant,
+    /// A connection is looking at the files (and loading them): the others leave them be.
+    reloading: bool,
 }
 
 /// What tells that a file changed: its modification time, size and inode. Kubernetes
@@ -85,41 +89,72 @@ impl Acceptor {
                 loaded,
                 failed: None,
                 checked: Instant::now(),
+                reloading: false,
             }),
         })
     }
 
     /// The configuration for a new connection: the current one, reloaded first if the
-    /// files changed since (looked at no more often than `reload_check`).
+    /// files changed since (looked at no more often than `reload_check`, by one
+    /// connection at a time; the others meanwhile get the current one at once).
     pub(crate) fn server_config(&self) -> Arc<ServerConfig> {
-        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        if current.checked.elapsed() >= self.config.reload_check {
+        let (loaded, failed) = {
+            let mut current = self.current();
+            if current.reloading || current.checked.elapsed() < self.config.reload_check {
+                return Arc::clone(&current.server_config);
+            }
             current.checked = Instant::now();
-            let now = stamps(&self.config);
-            if now != current.loaded && current.failed.as_ref() != Some(&now) {
-                match build(&self.config, &self.sessions, &self.ticketer) {
-                    Ok(server_config) => {
-                        info!(
-                            "TLS: reloaded the certificate {} and its key",
-                            self.config.cert_chain.display()
-                        );
-                        current.server_config = server_config;
-                        current.loaded = now;
-                        current.failed = None;
-                    }
-                    Err(err) => {
-                        warn!("TLS: the changed files do not load, keeping the previous certificate: {err}");
-                        current.failed = Some(now);
-                    }
+            current.reloading = true;
+            (current.loaded.clone(), current.failed.clone())
+        };
+        // Outside the lock: new connections must not wait for the file system.
+        let reload = Reload(self);
+        let now = stamps(&self.config);
+        if now == loaded || failed.as_ref() == Some(&now) {
+            drop(reload);
+            return Arc::clone(&self.current().server_config);
+        }
+        let built = build(&self.config, &self.sessions, &self.ticketer);
+        let server_config = {
+            let mut current = self.current();
+            match built {
+                Ok(server_config) => {
+                    info!(
+                        "TLS: reloaded the certificate {} and its key",
+                        self.config.cert_chain.display()
+                    );
+                    current.server_config = server_config;
+                    current.loaded = now;
+                    current.failed = None;
+                }
+                Err(err) => {
+                    warn!("TLS: the changed files do not load, keeping the previous certificate: {err}");
+                    current.failed = Some(now);
                 }
             }
-        }
-        Arc::clone(&current.server_config)
+            Arc::clone(&current.server_config)
+        };
+        drop(reload);
+        server_config
+    }
+
+    fn current(&self) -> MutexGuard<'_, Current> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A new connection's rustls state.
     pub(crate) fn connection(&self) -> io::Result<rustls::ServerConnection> {
         rustls::ServerConnection::new(self.server_config()).map_err(io_error)
+    }
+}
+
+/// A reload under way: it ends however the loading ends, a panic included, so that the
+/// files are looked at again later.
+struct Reload<'a>(&'a Acceptor);
+
+impl Drop for Reload<'_> {
+    fn drop(&mut self) {
+        self.0.current().reloading = false;
     }
 }
 

@@ -47,7 +47,9 @@ use rustls::RootCertStore;
 /// least [`reload_check`](Self::reload_check) old (1 s by default), it compares their
 /// modification times, sizes and inodes with those it loaded, and reloads them when one
 /// changed. New connections get the new certificate; connections already open go on
-/// with theirs. It watches rather than waiting for a signal because cert-manager and the
+/// with theirs. The files are looked at and loaded by that one connection's thread,
+/// outside the lock new connections take: the others meanwhile get the current
+/// certificate at once, however slow the file system. It watches rather than waiting for a signal because cert-manager and the
 /// kubelet renew a secret's files in place and tell no process: nothing would send the
 /// signal. A set of files that does not load (a certificate renewed before its key, a
 /// half-written file) is logged at `warn` and the previous certificate kept, until the
