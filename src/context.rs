@@ -473,16 +473,23 @@ impl<'a> Context<'a> {
             .map_err(|source| self.unreadable(name, source))
     }
 
-    /// Sets the state `name` to `value`.
+    /// Sets the state `name` to `value`: an [`Any`] (on 3.x its type URL is the
+    /// typename), a [`RawValue`](crate::RawValue), or any other [`Value`], stored under
+    /// its own typename. On 3.x the runtime expects the typename the state was declared
+    /// with; a typed state is easier through [`set`](Self::set).
     ///
     /// Later invocations in the same batch see the new value; the reply carries one
     /// `MODIFY` per changed state, however often it was set.
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownState`] if the request did not carry a state called `name`.
-    pub fn set_state(&mut self, name: &str, value: Any) -> Result<(), Error> {
-        self.store(name, &value)
+    /// [`Error::UnknownState`] if the request did not carry a state called `name`;
+    /// [`Error::InvalidArgument`] for a value without a value on 2.2;
+    /// [`Error::UnencodableValue`] if the value cannot be encoded.
+    pub fn set_state<V: Value>(&mut self, name: &str, value: V) -> Result<(), Error> {
+        let payload = value.payload();
+        self.check_has_value("set_state", &payload)?;
+        self.store(name, &payload)
     }
 
     /// Packs `message` into an `Any` and [sets the state `name`](Self::set_state) to it.
@@ -663,8 +670,8 @@ impl<'a> Context<'a> {
         Err(Error::InvalidArgument {
             operation,
             reason: format!(
-                "a message of type {} without a value needs the Stateful Functions 3.x \
-                 protocol: a 2.2 `Any` always carries a value",
+                "a value of type {} without bytes (no value) needs the Stateful Functions \
+                 3.x protocol: a 2.2 `Any` always carries a value",
                 Shown(&type_of(payload))
             ),
         })

@@ -28,14 +28,14 @@ pub use egress::{
 pub use error::Error;
 pub use handler::RequestReplyHandler;
 #[cfg(feature = "server")]
-pub use http::server::serve;
-pub use message::{pack, unpack, FromAny, Message, UnpackError, Value};
+pub use http::server::{serve, serve_at};
+pub use message::{pack, unpack, FromAny, Message, RawValue, UnpackError, Value};
 pub use module_yaml::{
     DeliverySemantic, KafkaEgress, KafkaIngress, ModuleYaml, ModuleYamlV3, StartupPosition,
     Transport,
 };
 pub use protocol::ProtocolVersion;
-pub use registry::{Binding, Expiration, StateSpec, StatefulFunctions};
+pub use registry::{Binding, DeclaredState, Expiration, StateSpec, StatefulFunctions};
 pub use value_spec::ValueSpec;
 
 /// The prost version this crate's generated types and traits come from: name it as

@@ -8,6 +8,7 @@ use prost_types::Any;
 
 use crate::address::Address;
 use crate::error::Error;
+use crate::text::Shown;
 use crate::types::{EncodeError, Type, TypeName};
 
 /// A function argument that can be decoded from the `Any` a message travels in: any
@@ -226,6 +227,7 @@ impl<T: Type> Payload for Typed<'_, T> {
 /// - `None::<&T>`, the typename of `T` with no value (3.x only: a `TypedValue` with
 ///   `has_value` false, as Python's `to_typed_value(T, None)`), and `Some(&value)`;
 /// - a received [`Message`], as it came: its typename, its bytes, or no value;
+/// - a [`RawValue`], a typename and optional bytes chosen at run time;
 /// - an [`Any`] as it is (on 3.x its type URL is the typename).
 pub trait Value: private::Sealed {
     /// What the protocol writes.
@@ -247,6 +249,8 @@ mod private {
     impl Sealed for &str {}
     impl Sealed for super::Message<'_> {}
     impl Sealed for &super::Message<'_> {}
+    impl Sealed for super::RawValue {}
+    impl Sealed for &super::RawValue {}
 }
 
 impl Value for Any {
@@ -322,6 +326,175 @@ impl<'a> Value for &Message<'a> {
 
     fn payload(&self) -> Message<'a> {
         **self
+    }
+}
+
+/// A typed value whose type is chosen at run time: a typename and its bytes, or the
+/// typename alone (no value, 3.x). For routers, forwarders and replay tools that handle
+/// values of many types alike; a function that knows its types uses them, as `&T`.
+///
+/// It is a [`Value`]: send it anywhere a value goes, or keep it in a state with
+/// [`Context::set_state`](crate::Context::set_state), and read it back with
+/// [`Context::get_state`](crate::Context::get_state) (`RawValue::from(any)`). A received
+/// [`Message`] becomes one with [`Message::to_raw`].
+///
+/// ```
+/// use statefun_sync::{Context, Message, RawValue};
+///
+/// /// Sends every message on to `example/sink`, under its own typename, value or none.
+/// fn route(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
+///     let raw: RawValue = message.to_raw();
+///     if raw.is::<i32>() {
+///         ctx.send("example/sink", "ints", &raw)?;
+///     } else {
+///         ctx.send("example/sink", raw.typename(), &raw)?;
+///     }
+///     Ok(())
+/// }
+///
+/// let five = RawValue::of(&5i32)?;
+/// assert_eq!((five.typename(), five.bytes()), ("io.statefun.types/int", Some(&[0x0d, 5, 0, 0, 0][..])));
+/// assert_eq!(five.get::<i32>()?, Some(5));
+/// assert!(!RawValue::without_value("example/Ping").has_value());
+/// # Ok::<(), statefun_sync::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RawValue {
+    typename: String,
+    value: Option<Vec<u8>>,
+}
+
+impl RawValue {
+    /// The value `bytes` of type `typename`, as the type encodes it.
+    pub fn new(typename: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
+        RawValue {
+            typename: typename.into(),
+            value: Some(bytes.into()),
+        }
+    }
+
+    /// The typename alone, with no value (3.x only: a `TypedValue` with `has_value` false).
+    pub fn without_value(typename: impl Into<String>) -> Self {
+        RawValue {
+            typename: typename.into(),
+            value: None,
+        }
+    }
+
+    /// `value`, encoded by its [`Type`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnencodableValue`] if the type cannot encode it.
+    pub fn of<T: Type>(value: &T) -> Result<Self, Error> {
+        let mut bytes = Vec::with_capacity(value.encoded_len_hint());
+        match value.encode_value(&mut bytes) {
+            Ok(()) => Ok(RawValue::new(T::type_name().to_string(), bytes)),
+            Err(source) => Err(Error::UnencodableValue {
+                typename: T::type_name().to_string(),
+                destination: "a raw value".into(),
+                source,
+            }),
+        }
+    }
+
+    /// The typename.
+    pub fn typename(&self) -> &str {
+        &self.typename
+    }
+
+    /// The bytes, as the type encodes them; `None` when there is no value.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        self.value.as_deref()
+    }
+
+    /// Whether there is a value.
+    pub fn has_value(&self) -> bool {
+        self.value.is_some()
+    }
+
+    /// Whether the value is of type `T`: whether its typename is `T`'s.
+    pub fn is<T: Type>(&self) -> bool {
+        T::type_name().is(&self.typename)
+    }
+
+    /// The value decoded as a `T`; `None` when there is no value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if the value is of another type, or its bytes do not
+    /// decode as a `T`.
+    pub fn get<T: Type>(&self) -> Result<Option<T>, Error> {
+        let invalid = |reason: String| Error::InvalidArgument {
+            operation: "RawValue::get",
+            reason,
+        };
+        if !self.is::<T>() {
+            return Err(invalid(format!(
+                "the value is of type {}, not {}",
+                Shown(&self.typename),
+                T::type_name()
+            )));
+        }
+        let Some(bytes) = &self.value else {
+            return Ok(None);
+        };
+        T::decode_value(bytes).map(Some).map_err(|source| {
+            invalid(format!(
+                "a value of type {} does not decode: {source}",
+                Shown(&self.typename)
+            ))
+        })
+    }
+}
+
+/// A state's value read with [`Context::get_state`](crate::Context::get_state): its type
+/// URL is its typename (3.x).
+impl From<Any> for RawValue {
+    fn from(any: Any) -> Self {
+        RawValue::new(any.type_url, any.value)
+    }
+}
+
+impl Payload for RawValue {
+    fn type_len(&self) -> usize {
+        self.typename.len()
+    }
+
+    fn put_type(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.typename.as_bytes());
+    }
+
+    fn has_value(&self) -> bool {
+        self.value.is_some()
+    }
+
+    fn value_len_hint(&self) -> usize {
+        self.value.as_ref().map_or(0, Vec::len)
+    }
+
+    fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+        buf.extend_from_slice(self.bytes().unwrap_or_default());
+        Ok(())
+    }
+}
+
+impl Value for RawValue {
+    type Payload<'p> = &'p RawValue;
+
+    fn payload(&self) -> &RawValue {
+        self
+    }
+}
+
+impl Value for &RawValue {
+    type Payload<'p>
+        = &'p RawValue
+    where
+        Self: 'p;
+
+    fn payload(&self) -> &RawValue {
+        self
     }
 }
 
@@ -461,6 +634,14 @@ impl<'a> Message<'a> {
                 type_url: self.typename.to_owned(),
                 source,
             })
+    }
+
+    /// The message, owned, as a [`RawValue`]: its typename, and its bytes or no value.
+    pub fn to_raw(&self) -> RawValue {
+        RawValue {
+            typename: self.typename.to_owned(),
+            value: self.value.map(<[u8]>::to_vec),
+        }
     }
 
     /// The message as an `Any`: its typename as the type URL, and no bytes when it has no

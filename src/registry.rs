@@ -317,6 +317,31 @@ impl Binding<'_> {
         self
     }
 
+    /// Declares several states at once, in order, as [`state`](Self::state) declares one:
+    /// specs of different types side by side, as Python's `specs=[A, B, C]`.
+    ///
+    /// ```
+    /// use statefun_sync::{Context, Message, StatefulFunctions, ValueSpec};
+    ///
+    /// const SEEN: ValueSpec<i64> = ValueSpec::named("seen");
+    /// const NAME: ValueSpec<String> = ValueSpec::named("name");
+    /// const AWAY: ValueSpec<bool> = ValueSpec::named("away");
+    ///
+    /// let mut functions = StatefulFunctions::new();
+    /// functions
+    ///     .bind_message("example/greeter", |_: &mut Context, _: Message| Ok(()))?
+    ///     .states(&[&SEEN, &NAME, &AWAY]);
+    /// assert_eq!(functions.declared_states("example/greeter").unwrap().len(), 3);
+    /// # Ok::<(), statefun_sync::Error>(())
+    /// ```
+    pub fn states(self, states: &[&dyn DeclaredState]) -> Self {
+        self.entry
+            .spec
+            .states
+            .extend(states.iter().map(|state| state.state_spec()));
+        self
+    }
+
     /// Sets `maxNumBatchRequests` in `module.yaml`: how many messages the runtime batches
     /// for one address (its default is 1000).
     pub fn max_num_batch_requests(self, max: u32) -> Self {
@@ -338,6 +363,32 @@ impl fmt::Debug for Binding<'_> {
             .field("function_type", &self.entry.function_type)
             .field("spec", &self.entry.spec)
             .finish()
+    }
+}
+
+/// What [`Binding::states`] takes: anything that declares a state, as
+/// [`Binding::state`] takes it (a [`ValueSpec`](crate::ValueSpec), a [`StateSpec`], a
+/// name).
+pub trait DeclaredState {
+    /// The state as the binding declares it.
+    fn state_spec(&self) -> StateSpec;
+}
+
+impl DeclaredState for StateSpec {
+    fn state_spec(&self) -> StateSpec {
+        self.clone()
+    }
+}
+
+impl DeclaredState for str {
+    fn state_spec(&self) -> StateSpec {
+        StateSpec::new(self)
+    }
+}
+
+impl<T: crate::types::Type> DeclaredState for crate::ValueSpec<T> {
+    fn state_spec(&self) -> StateSpec {
+        StateSpec::from(self)
     }
 }
 

@@ -426,7 +426,8 @@ impl Type for String {
 }
 
 /// Makes prost message types [`Type`]s, named `type.googleapis.com/<full name>` (the
-/// Python SDK's `make_protobuf_type`, the Go SDK's `MakeProtobufType`). The types need
+/// Python SDK's `make_protobuf_type`, the Go SDK's `MakeProtobufType`), or under a typename
+/// you give (`Type => "ns/name"`). Named by their full name, the types need
 /// [`prost::Name`] (prost-build's `enable_type_names()`).
 ///
 /// `Type`'s methods (`encode_value`, `decode_value`) and `prost::Message`'s (`encode`,
@@ -450,12 +451,36 @@ impl Type for String {
 /// use statefun_sync::types::Type;
 /// assert_eq!(Greeting::type_name().to_string(), "type.googleapis.com/example.Greeting");
 /// ```
+///
+/// A message can travel under a typename of your choice instead, as the Go SDK's
+/// `MakeProtobufTypeWithTypeName` and the JavaScript SDK's `protoType(typename, cls)` allow
+/// (StateFun's own smoke test sends its `Commands` as `statefun.smoke.e2e/commands`); then
+/// the type needs no [`prost::Name`]:
+///
+/// ```
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// pub struct Commands {
+///     #[prost(string, repeated, tag = "1")]
+///     pub command: Vec<String>,
+/// }
+///
+/// statefun_sync::protobuf_type!(Commands => "statefun.smoke.e2e/commands");
+///
+/// use statefun_sync::types::Type;
+/// assert_eq!(Commands::type_name(), "statefun.smoke.e2e/commands");
+/// ```
 #[macro_export]
 macro_rules! protobuf_type {
+    ($($message:ty => $typename:expr),+ $(,)?) => {$(
+        $crate::protobuf_type!(@impl $message, $crate::types::TypeName::new($typename));
+    )+};
     ($($message:ty),+ $(,)?) => {$(
+        $crate::protobuf_type!(@impl $message, $crate::types::TypeName::of_message::<Self>());
+    )+};
+    (@impl $message:ty, $type_name:expr) => {
         impl $crate::types::Type for $message {
             fn type_name() -> $crate::types::TypeName {
-                $crate::types::TypeName::of_message::<Self>()
+                $type_name
             }
             fn encode_value(
                 &self,
@@ -473,7 +498,7 @@ macro_rules! protobuf_type {
                 <Self as $crate::prost::Message>::decode(bytes).map_err(::std::convert::Into::into)
             }
         }
-    )+};
+    };
 }
 
 // The protobuf well-known types with `prost::Name` that an app may keep or send as they

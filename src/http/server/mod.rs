@@ -86,10 +86,16 @@ pub fn serve(
     handler: impl Into<Arc<RequestReplyHandler>>,
     addr: impl Into<BindAddr>,
 ) -> io::Result<()> {
-    let builder = Server::builder()
-        .bind(addr)
-        .health("/health")
-        .ready("/ready");
+    serve_with(Server::builder(), handler, addr)
+}
+
+/// What [`serve`] and [`serve_at`] do, from `builder`.
+fn serve_with(
+    builder: ServerBuilder,
+    handler: impl Into<Arc<RequestReplyHandler>>,
+    addr: impl Into<BindAddr>,
+) -> io::Result<()> {
+    let builder = builder.bind(addr).health("/health").ready("/ready");
     #[cfg(unix)]
     let builder = builder.stop_on_signals();
     let server = builder.start(handler)?;
@@ -99,6 +105,29 @@ pub fn serve(
     );
     server.join();
     Ok(())
+}
+
+/// As [`serve`], at `path` instead of `/statefun`: `serve_at(handler, "0.0.0.0:8000", "/")`
+/// serves the functions at the root, as StateFun's own `module.yaml` files point them.
+///
+/// ```no_run
+/// use statefun_sync::{serve_at, RequestReplyHandler, StatefulFunctions};
+///
+/// let mut functions = StatefulFunctions::new();
+/// functions.bind("example/greeter", |ctx, message| Ok(ctx.reply(message)?))?;
+/// serve_at(RequestReplyHandler::new(functions), "0.0.0.0:8000", "/")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`serve`].
+pub fn serve_at(
+    handler: impl Into<Arc<RequestReplyHandler>>,
+    addr: impl Into<BindAddr>,
+    path: &str,
+) -> io::Result<()> {
+    serve_with(Server::builder().path(path), handler, addr)
 }
 
 /// A running server, from [`ServerBuilder::start`]. [`shutdown`](Server::shutdown)
