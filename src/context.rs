@@ -164,13 +164,15 @@ impl<'a> Context<'a> {
     }
 
     /// Sends `message` to the function instance `id` of type `typename` (`namespace/name`):
-    /// an [`Any`], or a reference to a value of any [`Type`] (`&42`, `&my_message`), which
-    /// travels under its type's typename.
+    /// any [`Value`], e.g. a reference to a value of any [`Type`] (`&42`, `&my_message`),
+    /// which travels under its type's typename, `None::<&T>` for the typename alone (3.x),
+    /// or a received [`Message`](crate::Message) as it came.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidTypename`] if `typename` is not `namespace/name`;
-    /// [`Error::InvalidArgument`] if `id` is empty.
+    /// [`Error::InvalidArgument`] if `id` is empty, or for a value without a value on 2.2;
+    /// [`Error::UnencodableValue`] if the value cannot be encoded.
     pub fn send<V: Value>(&mut self, typename: &str, id: &str, message: V) -> Result<(), Error> {
         let target = target_address("send", typename, id)?;
         self.push_message("send", target, &message.payload())
