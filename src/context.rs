@@ -49,9 +49,9 @@ pub struct Context<'a> {
     /// What the batch changed, by position in `states`; empty until the first change, so
     /// a batch that only reads allocates nothing for its states.
     changes: Vec<Change>,
-    /// The buffer of a state value replaced in this batch, for the next one set: a value
-    /// is encoded beside the one it replaces, which stays whole if encoding fails.
-    spare: Vec<u8>,
+    /// Whether every value sent or stored must have one (2.2, whose `Any` cannot say
+    /// otherwise).
+    values_always_present: bool,
     effects: Effects,
 }
 
@@ -72,7 +72,7 @@ impl<'a> Context<'a> {
             invocation: 0,
             states,
             changes: Vec::new(),
-            spare: Vec::new(),
+            values_always_present: protocol.version() == ProtocolVersion::V2,
             effects: Effects::default(),
         }
     }
@@ -636,29 +636,28 @@ impl<'a> Context<'a> {
     }
 
     /// Sets the state `name` to `value`; when the value cannot be encoded, the state
-    /// keeps the value it had. A state set again in the same batch reuses the buffer of
-    /// the value before the last.
+    /// keeps the value it had. A state set again in the same batch reuses its buffer: the
+    /// new value is written behind the old one, which goes only once the new one is whole.
     fn store(&mut self, name: &str, value: &dyn Payload) -> Result<(), Error> {
         let protocol = self.protocol;
-        let mut buf = std::mem::take(&mut self.spare);
-        buf.clear();
-        if let Err(source) = protocol.put_state_value(&mut buf, value) {
-            self.spare = buf;
-            return Err(unencodable(
-                value,
-                || format!("state {}", Shown(name)),
-                source,
-            ));
-        }
-        let change = match self.change_mut(name) {
-            Ok(change) => change,
-            Err(error) => {
-                self.spare = buf;
-                return Err(error);
+        let change = self.change_mut(name)?;
+        let unencodable_here =
+            |source| unencodable(value, || format!("state {}", Shown(name)), source);
+        match change {
+            Change::Set(buf) => {
+                let old = buf.len();
+                protocol
+                    .put_state_value(buf, value)
+                    .map_err(unencodable_here)?;
+                buf.drain(..old);
             }
-        };
-        if let Change::Set(previous) = std::mem::replace(change, Change::Set(buf)) {
-            self.spare = previous;
+            unset => {
+                let mut buf = Vec::new();
+                protocol
+                    .put_state_value(&mut buf, value)
+                    .map_err(unencodable_here)?;
+                *unset = Change::Set(buf);
+            }
         }
         Ok(())
     }
@@ -666,7 +665,8 @@ impl<'a> Context<'a> {
     /// Refuses a value without a value on 2.2, whose `Any` cannot say so.
     #[inline]
     fn check_has_value(&self, operation: &'static str, payload: &dyn Payload) -> Result<(), Error> {
-        if payload.has_value() || self.protocol.version() == ProtocolVersion::V3 {
+        // 3.x first: a value there is never asked whether it has one.
+        if !self.values_always_present || payload.value_len_hint().is_some() {
             return Ok(());
         }
         Err(Error::InvalidArgument {

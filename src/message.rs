@@ -84,16 +84,12 @@ pub trait Payload {
     fn type_len(&self) -> usize;
     /// Appends the type.
     fn put_type(&self, buf: &mut Vec<u8>);
-    /// Whether there is a value: a 3.x `TypedValue` can carry a typename alone
-    /// (`has_value` false), which 2.2's `Any` cannot.
-    #[inline]
-    fn has_value(&self) -> bool {
-        true
-    }
-    /// How many bytes [`put_value`](Self::put_value) is expected to write: the protocol
+    /// How many bytes [`put_value`](Self::put_value) is expected to write (the protocol
     /// writes the lengths around the value for it, and writes them again if the value
-    /// turns out otherwise (see [`Type::encoded_len_hint`]).
-    fn value_len_hint(&self) -> usize;
+    /// turns out otherwise: see [`Type::encoded_len_hint`]); `None` when there is no value,
+    /// only a typename (3.x's `TypedValue` with `has_value` false, which 2.2's `Any`
+    /// cannot say), and `put_value` writes nothing.
+    fn value_len_hint(&self) -> Option<usize>;
     /// Appends the value's bytes. The protocol writes them before anything that states
     /// their length, so the length in the reply is what this wrote; on an error it
     /// removes whatever this appended, and records nothing.
@@ -118,8 +114,8 @@ impl Payload for Any {
         buf.extend_from_slice(self.type_url.as_bytes());
     }
 
-    fn value_len_hint(&self) -> usize {
-        self.value.len()
+    fn value_len_hint(&self) -> Option<usize> {
+        Some(self.value.len())
     }
 
     fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
@@ -137,11 +133,7 @@ impl<P: Payload + ?Sized> Payload for &P {
         (**self).put_type(buf)
     }
 
-    fn has_value(&self) -> bool {
-        (**self).has_value()
-    }
-
-    fn value_len_hint(&self) -> usize {
+    fn value_len_hint(&self) -> Option<usize> {
         (**self).value_len_hint()
     }
 
@@ -177,8 +169,8 @@ impl<M: ProstMessage + Name> Payload for Packed<'_, M> {
         TypeName::of_message::<M>().put(buf)
     }
 
-    fn value_len_hint(&self) -> usize {
-        self.0.encoded_len()
+    fn value_len_hint(&self) -> Option<usize> {
+        Some(self.0.encoded_len())
     }
 
     fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
@@ -203,13 +195,8 @@ impl<T: Type> Payload for Typed<'_, T> {
         T::type_name().put(buf)
     }
 
-    #[inline]
-    fn has_value(&self) -> bool {
-        self.0.is_some()
-    }
-
-    fn value_len_hint(&self) -> usize {
-        self.0.map_or(0, Type::encoded_len_hint)
+    fn value_len_hint(&self) -> Option<usize> {
+        self.0.map(Type::encoded_len_hint)
     }
 
     fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
@@ -465,12 +452,8 @@ impl Payload for RawValue {
         buf.extend_from_slice(self.typename.as_bytes());
     }
 
-    fn has_value(&self) -> bool {
-        self.value.is_some()
-    }
-
-    fn value_len_hint(&self) -> usize {
-        self.value.as_ref().map_or(0, Vec::len)
+    fn value_len_hint(&self) -> Option<usize> {
+        self.value.as_ref().map(Vec::len)
     }
 
     fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
@@ -512,8 +495,8 @@ impl Payload for Text<'_> {
         buf.extend_from_slice(crate::types::builtin::STRING.as_bytes());
     }
 
-    fn value_len_hint(&self) -> usize {
-        crate::types::string_len(self.0)
+    fn value_len_hint(&self) -> Option<usize> {
+        Some(crate::types::string_len(self.0))
     }
 
     fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
@@ -531,12 +514,8 @@ impl Payload for Message<'_> {
         buf.extend_from_slice(self.typename.as_bytes());
     }
 
-    fn has_value(&self) -> bool {
-        self.value.is_some()
-    }
-
-    fn value_len_hint(&self) -> usize {
-        self.value.map_or(0, <[u8]>::len)
+    fn value_len_hint(&self) -> Option<usize> {
+        self.value.map(<[u8]>::len)
     }
 
     fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {

@@ -153,11 +153,17 @@ pub(crate) trait ValueFormat {
     fn message_len(type_len: usize, has_value: bool, value_len: usize) -> usize;
 
     /// Appends the fields of `payload`'s value message that come before the value's
-    /// bytes (`value_len` of them; its type is `type_len`), the value's key and length
-    /// last; the value message's fields are in field-number order with the value last in
-    /// every version, so what comes after is the value itself (see
-    /// `reply::put_ending_in_value`).
-    fn put_head(buf: &mut Vec<u8>, payload: &dyn Payload, type_len: usize, value_len: usize);
+    /// bytes (`value_len` of them, or none when `has_value` is false; its type is
+    /// `type_len` long), the value's key and length last; the value message's fields are
+    /// in field-number order with the value last in every version, so what comes after
+    /// is the value itself (see `reply::put_ending_in_value`).
+    fn put_head(
+        buf: &mut Vec<u8>,
+        payload: &dyn Payload,
+        type_len: usize,
+        has_value: bool,
+        value_len: usize,
+    );
 
     /// The type and the bytes of a stored value, borrowed.
     fn stored_parts(stored: &[u8]) -> Result<(&str, &[u8]), WireError>;

@@ -56,9 +56,13 @@ pub(crate) fn put_ending_in_value<F: ValueFormat>(
     head: impl Fn(&mut Vec<u8>, usize),
 ) -> Result<(), EncodeError> {
     let start = buf.len();
-    let (type_len, hint) = (payload.type_len(), payload.value_len_hint());
-    head(buf, F::message_len(type_len, payload.has_value(), hint));
-    F::put_head(buf, payload, type_len, hint);
+    let type_len = payload.type_len();
+    let (has_value, hint) = match payload.value_len_hint() {
+        Some(hint) => (true, hint),
+        None => (false, 0),
+    };
+    head(buf, F::message_len(type_len, has_value, hint));
+    F::put_head(buf, payload, type_len, has_value, hint);
     let value_start = buf.len();
     if let Err(error) = payload.put_value(buf) {
         buf.truncate(start);
@@ -86,11 +90,9 @@ fn rewrite_head<F: ValueFormat>(
     let value = buf.split_off(value_start);
     buf.truncate(start);
     let type_len = payload.type_len();
-    head(
-        buf,
-        F::message_len(type_len, payload.has_value(), value.len()),
-    );
-    F::put_head(buf, payload, type_len, value.len());
+    let has_value = payload.value_len_hint().is_some();
+    head(buf, F::message_len(type_len, has_value, value.len()));
+    F::put_head(buf, payload, type_len, has_value, value.len());
     buf.extend_from_slice(&value);
 }
 
@@ -100,16 +102,21 @@ pub(crate) fn message<F: ValueFormat>(
     target: AddressRef<'_>,
     payload: &dyn Payload,
 ) -> Result<(), EncodeError> {
-    put_ending_in_value::<F>(&mut effects.messages, payload, |buf, argument_len| {
-        let target_len = address_len(target);
-        let len = len_field_len(1, target_len) + len_field_len(2, argument_len);
-        // Once per message, not once per field: growth by single pushes would
-        // reallocate a young buffer several times.
-        buf.reserve(len_field_len(RESPONSE_MESSAGES, len));
-        put_len_key(buf, RESPONSE_MESSAGES, len);
-        put_address(buf, 1, target, target_len);
-        put_len_key(buf, 2, argument_len);
-    })
+    put_ending_in_value::<F>(
+        &mut effects.messages,
+        payload,
+        #[inline(always)]
+        |buf, argument_len| {
+            let target_len = address_len(target);
+            let len = len_field_len(1, target_len) + len_field_len(2, argument_len);
+            // Once per message, not once per field: growth by single pushes would
+            // reallocate a young buffer several times.
+            buf.reserve(len_field_len(RESPONSE_MESSAGES, len));
+            put_len_key(buf, RESPONSE_MESSAGES, len);
+            put_address(buf, 1, target, target_len);
+            put_len_key(buf, 2, argument_len);
+        },
+    )
 }
 
 /// Records a message to `target` after `delay_ms`: a `DelayedInvocation`, with a
@@ -122,27 +129,32 @@ pub(crate) fn delayed<F: ValueFormat>(
     token: &str,
 ) -> Result<(), EncodeError> {
     let buf = &mut effects.delayed;
-    put_ending_in_value::<F>(buf, payload, |buf, argument_len| {
-        let target_len = address_len(target);
-        // An int64 is a varint of its two's complement; zero is left out.
-        let delay_len = if delay_ms == 0 {
-            0
-        } else {
-            1 + varint_len(delay_ms as u64)
-        };
-        let len = delay_len
-            + len_field_len(2, target_len)
-            + len_field_len(3, argument_len)
-            + bytes_field_len(DELAYED_TOKEN, token.as_bytes());
-        buf.reserve(len_field_len(RESPONSE_DELAYED, len));
-        put_len_key(buf, RESPONSE_DELAYED, len);
-        if delay_ms != 0 {
-            buf.push(1 << 3); // `delay_in_ms`, a varint
-            put_varint(buf, delay_ms as u64);
-        }
-        put_address(buf, 2, target, target_len);
-        put_len_key(buf, 3, argument_len);
-    })?;
+    put_ending_in_value::<F>(
+        buf,
+        payload,
+        #[inline(always)]
+        |buf, argument_len| {
+            let target_len = address_len(target);
+            // An int64 is a varint of its two's complement; zero is left out.
+            let delay_len = if delay_ms == 0 {
+                0
+            } else {
+                1 + varint_len(delay_ms as u64)
+            };
+            let len = delay_len
+                + len_field_len(2, target_len)
+                + len_field_len(3, argument_len)
+                + bytes_field_len(DELAYED_TOKEN, token.as_bytes());
+            buf.reserve(len_field_len(RESPONSE_DELAYED, len));
+            put_len_key(buf, RESPONSE_DELAYED, len);
+            if delay_ms != 0 {
+                buf.push(1 << 3); // `delay_in_ms`, a varint
+                put_varint(buf, delay_ms as u64);
+            }
+            put_address(buf, 2, target, target_len);
+            put_len_key(buf, 3, argument_len);
+        },
+    )?;
     // The token (field 11) comes after the argument (field 3), as prost writes it.
     put_bytes_field(buf, DELAYED_TOKEN, token.as_bytes());
     Ok(())
@@ -168,16 +180,21 @@ pub(crate) fn egress<F: ValueFormat>(
     name: &str,
     payload: &dyn Payload,
 ) -> Result<(), EncodeError> {
-    put_ending_in_value::<F>(&mut effects.egresses, payload, |buf, argument_len| {
-        let len = bytes_field_len(1, namespace.as_bytes())
-            + bytes_field_len(2, name.as_bytes())
-            + len_field_len(3, argument_len);
-        buf.reserve(len_field_len(RESPONSE_EGRESSES, len));
-        put_len_key(buf, RESPONSE_EGRESSES, len);
-        put_bytes_field(buf, 1, namespace.as_bytes());
-        put_bytes_field(buf, 2, name.as_bytes());
-        put_len_key(buf, 3, argument_len);
-    })
+    put_ending_in_value::<F>(
+        &mut effects.egresses,
+        payload,
+        #[inline(always)]
+        |buf, argument_len| {
+            let len = bytes_field_len(1, namespace.as_bytes())
+                + bytes_field_len(2, name.as_bytes())
+                + len_field_len(3, argument_len);
+            buf.reserve(len_field_len(RESPONSE_EGRESSES, len));
+            put_len_key(buf, RESPONSE_EGRESSES, len);
+            put_bytes_field(buf, 1, namespace.as_bytes());
+            put_bytes_field(buf, 2, name.as_bytes());
+            put_len_key(buf, 3, argument_len);
+        },
+    )
 }
 
 /// Encodes what a batch did as a serialized `FromFunction`: the state mutations, then the

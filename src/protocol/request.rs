@@ -4,16 +4,12 @@
 
 use std::borrow::Cow;
 
-use prost::Message;
-
 use super::wire::{Reader, WireError, WireType};
 use super::{
     Batch, Caller, Invocation, Limits, RawArgument, RawState, Refused, States, ValueFormat,
 };
 use crate::address::Address;
 use crate::error::Error;
-// 3.x's `Address` has the same fields as 2.2's, so one decoder serves both.
-use crate::proto::polyglot as proto;
 
 /// `ToFunction.invocation`
 const TO_FUNCTION_INVOCATION: u32 = 100;
@@ -47,7 +43,7 @@ pub(crate) fn decode_request<F: ValueFormat>(
     };
     match parts.decode_to_function::<F>(body) {
         Ok(true) => Ok(Batch {
-            target: Address::from(parts.target.unwrap_or_default()),
+            target: parts.target.unwrap_or_default().to_address(),
             states: parts.states,
             invocations: parts.invocations,
         }),
@@ -57,7 +53,7 @@ pub(crate) fn decode_request<F: ValueFormat>(
         }),
         Err(error) => Err(Refused {
             error,
-            target: parts.target.map(|target| Box::new(Address::from(target))),
+            target: parts.target.map(|target| Box::new(target.to_address())),
         }),
     }
 }
@@ -66,7 +62,7 @@ pub(crate) fn decode_request<F: ValueFormat>(
 /// `ToFunction` may carry several, which merge).
 struct BatchParts<'a> {
     limits: Limits,
-    target: Option<proto::Address>,
+    target: Option<AddressParts<'a>>,
     states: States<'a>,
     /// States on the wire so far, repeated names included: the index errors name.
     states_seen: usize,
@@ -176,7 +172,13 @@ pub(crate) fn decode_invocation<'a, F: ValueFormat>(
     *last_caller = None;
     let (caller, argument) = F::decode_invocation(bytes)?;
     Ok(Invocation {
-        caller: Caller::Is(caller.and_then(caller_address::<F>)),
+        caller: Caller::Is(caller.and_then(|caller| {
+            caller_address::<F>(AddressParts {
+                namespace: &caller.namespace,
+                name: &caller.r#type,
+                id: &caller.id,
+            })
+        })),
         argument,
     })
 }
@@ -205,7 +207,11 @@ fn decode_plain_invocation<'a, F: ValueFormat>(
         Caller::Unchanged
     } else {
         Caller::Is(match caller {
-            Some(bytes) => caller_address::<F>(proto::Address::decode(bytes).ok()?),
+            Some(bytes) => {
+                let mut parts = AddressParts::default();
+                parts.merge(bytes).ok()?;
+                caller_address::<F>(parts)
+            }
             None => None,
         })
     };
@@ -319,11 +325,51 @@ where
 
 /// A caller as the version reads it: 3.x counts an address with all three fields empty
 /// as no caller.
-fn caller_address<F: ValueFormat>(address: proto::Address) -> Option<Address> {
-    let empty = address.namespace.is_empty() && address.r#type.is_empty() && address.id.is_empty();
+fn caller_address<F: ValueFormat>(address: AddressParts<'_>) -> Option<Address> {
+    let empty = address.namespace.is_empty() && address.name.is_empty() && address.id.is_empty();
     if F::EMPTY_CALLER_IS_NONE && empty {
         None
     } else {
-        Some(Address::from(address))
+        Some(address.to_address())
+    }
+}
+
+/// The fields of an `Address` message (`namespace` = 1, `type` = 2, `id` = 3; the same on
+/// 2.2 and 3.x), borrowed
+/// from the request, so that an [`Address`] is built with one allocation per part it
+/// keeps, not one per field decoded.
+#[derive(Debug, Default, Clone, Copy)]
+struct AddressParts<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    id: &'a str,
+}
+
+impl<'a> AddressParts<'a> {
+    /// Reads an `Address` message into these parts as protobuf merges one: a field's
+    /// last occurrence wins, unknown fields are skipped, a known field of another wire
+    /// type or a string that is not UTF-8 is an error.
+    fn merge(&mut self, bytes: &'a [u8]) -> Result<(), WireError> {
+        let mut reader = Reader::new(bytes);
+        while !reader.is_empty() {
+            let (tag, wire_type) = reader.key()?;
+            let part = match tag {
+                1 => &mut self.namespace,
+                2 => &mut self.name,
+                3 => &mut self.id,
+                _ => {
+                    reader.skip(tag, wire_type)?;
+                    continue;
+                }
+            };
+            let bytes = length_delimited_at(&mut reader, wire_type)?;
+            *part = std::str::from_utf8(bytes)
+                .map_err(|_| WireError("invalid UTF-8 in a string field"))?;
+        }
+        Ok(())
+    }
+
+    fn to_address(self) -> Address {
+        Address::from_wire(self.namespace, self.name, self.id)
     }
 }

@@ -93,7 +93,13 @@ impl ValueFormat for AnyValue {
 
     /// The `Any`'s `type_url`, then the key and length of its `value`; empty fields are
     /// left out, as prost leaves out proto3 defaults.
-    fn put_head(buf: &mut Vec<u8>, payload: &dyn Payload, type_len: usize, value_len: usize) {
+    fn put_head(
+        buf: &mut Vec<u8>,
+        payload: &dyn Payload,
+        type_len: usize,
+        _has_value: bool,
+        value_len: usize,
+    ) {
         if type_len > 0 {
             put_len_key(buf, 1, type_len);
             payload.put_type(buf);
@@ -194,7 +200,12 @@ impl Protocol for V2 {
     }
 
     fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload) -> Result<(), EncodeError> {
-        reply::put_ending_in_value::<AnyValue>(buf, payload, |buf, len| buf.reserve(len))
+        reply::put_ending_in_value::<AnyValue>(
+            buf,
+            payload,
+            #[inline(always)]
+            |buf, len| buf.reserve(len),
+        )
     }
 
     /// A stored value is a serialized `Any`, decoded as prost decodes it.

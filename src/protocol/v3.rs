@@ -129,12 +129,18 @@ impl ValueFormat for TypedValue {
 
     /// The `TypedValue`'s `typename` and `has_value` (when set), then the key and length
     /// of its `value`; empty fields are left out, as every SDK writes it.
-    fn put_head(buf: &mut Vec<u8>, payload: &dyn Payload, type_len: usize, value_len: usize) {
+    fn put_head(
+        buf: &mut Vec<u8>,
+        payload: &dyn Payload,
+        type_len: usize,
+        has_value: bool,
+        value_len: usize,
+    ) {
         if type_len > 0 {
             put_len_key(buf, 1, type_len);
             payload.put_type(buf);
         }
-        if payload.has_value() {
+        if has_value {
             buf.extend_from_slice(&[2 << 3, 1]); // `has_value` = true
         }
         if value_len > 0 {
@@ -265,7 +271,12 @@ impl Protocol for V3 {
     }
 
     fn put_state_value(&self, buf: &mut Vec<u8>, payload: &dyn Payload) -> Result<(), EncodeError> {
-        reply::put_ending_in_value::<TypedValue>(buf, payload, |buf, len| buf.reserve(len))
+        reply::put_ending_in_value::<TypedValue>(
+            buf,
+            payload,
+            #[inline(always)]
+            |buf, len| buf.reserve(len),
+        )
     }
 
     /// A stored value as an `Any`: its typename as the type URL.

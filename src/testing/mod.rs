@@ -332,7 +332,7 @@ pub(crate) fn to_any<V: Value>(
                 type_url: type_of(&payload),
                 value: bytes,
             },
-            payload.has_value(),
+            payload.value_len_hint().is_some(),
         )),
         Err(source) => Err(Error::UnencodableValue {
             typename: type_of(&payload),
