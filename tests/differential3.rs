@@ -1,31 +1,42 @@
 //! Differential test: this crate's 3.x handler against the real Python SDK
 //! (`apache-flink-statefun==3.3.0`, `protobuf==3.20.3`).
 //!
-//! A seeded generator builds a thousand requests (about 17,000 invocations); each runs through
+//! A seeded generator builds a thousand requests (about 18,000 invocations); each runs through
 //! the Python SDK's `RequestReplyHandler.handle_sync` (one Python process for all of them,
 //! `tests/differential3/reference.py`, fed through stdin) and through
 //! [`RequestReplyHandler::v3`]'s `handle`, and the two replies are compared after parsing:
 //! mutations as a map by state name (`MODIFY` with its typed value, or `DELETE`), outgoing
 //! messages, delayed messages (cancellations and tokens included) and egress messages in
-//! order, every `TypedValue` by typename, `has_value` and decoded value; a handshake reply
-//! as its list of missing specs (name, typename, expiration mode and milliseconds; a
-//! missing `expiration_spec` equals an empty one). An error must meet an error, and the
-//! crate's [`Error::status`](statefun_sync::Error::status) must be the one its kind calls
-//! for: 400 for what the request carries, 404 for an unknown function type, 500 for what a
-//! function did. A Python reply of zero bytes equals an empty `invocation_result`.
+//! order, every `TypedValue` by typename, `has_value` and decoded value (one without a
+//! value by its typename alone: `has_value` false is no value, whatever the bytes say); a
+//! handshake reply as its list of missing specs (name, typename, expiration mode and
+//! milliseconds; a missing `expiration_spec` equals an empty one). An error must meet an
+//! error, and the crate's [`Error::status`](statefun_sync::Error::status) must be the one
+//! its kind calls for: 400 for what the request carries, 404 for an unknown function type,
+//! 500 for what a function did. A Python reply of zero bytes equals an empty
+//! `invocation_result`.
 //!
-//! The functions on both sides are one interpreter each, bound under five function types
+//! The functions on both sides are one interpreter each, bound under seven function types
 //! with the same specs: `diff3/builtins` (a state of every built-in type, expiring after
 //! call, after write, never, and after a zero duration), `diff3/proto` (a protobuf-typed
 //! state and an int), `diff3/json` (a JSON-typed state and a string; feature `json` only),
-//! and `diff3/stateless` and `diff3.app/nested/fn` (no states). Every message whose
-//! typename is `type.googleapis.com/google.protobuf.Value` is a script, a list of
-//! operations (`["get", state]`, `["set", state, value]`, `["send", typename, id, value]`,
-//! ...; [`run_script`] lists them all), which each side performs with its own SDK's API,
-//! as a user would; a value in a script is `[kind, ...]` of any built-in type, a protobuf
-//! `Value`, JSON, or raw bytes under any typename. Reads are made observable by sending
-//! what was read to `probe/out`; messages of a built-in type go there decoded, any other
-//! message goes to the egress `probe/echo` as its typename and bytes.
+//! `diff3/names` (states named beyond ASCII: `zähler`, `計数x`, `_x`, `𝑥` and `x́`, an `x`
+//! with a combining accent), `diff3/stateless` and `diff3.app/nested/fn` (no states), and
+//! `diff3/forward` (no states), which runs scripts that have a value and sends every other
+//! message on as it came, unread (to `probe/forwarded` with `send_to`, to the egress
+//! `probe/forwarded` as a `RawValue`, and to the caller), as Python's
+//! `Message(..., typed_value=message.typed_value)` does. Every message whose typename is
+//! `type.googleapis.com/google.protobuf.Value` is a script, a list of operations
+//! (`["get", state]`, `["set", state, value]`, `["send", typename, id, value]`,
+//! `["forward", typename, id]`, ...; [`run_script`] lists them all), which each side
+//! performs with its own SDK's API, as a user would; a value in a script is `[kind, ...]`
+//! of any built-in type, a protobuf `Value`, JSON, or raw bytes under any typename, or
+//! `["none", kind]`, no value of that kind's type (the crate's `None::<&T>` or
+//! `RawValue::without_value`, Python's `to_typed_value(T, None)` in its own `Message` or
+//! `EgressMessage`, since `message_builder` refuses `None`). Reads are made observable by
+//! sending what was read to `probe/out`, and a read that gave no value as `probe/None`:
+//! messages of a built-in type and scripts without a value go there too, any other message
+//! goes to the egress `probe/echo` as its typename and bytes, or `none`.
 //!
 //! What the generator covers: batches of 1 to 100 invocations; every declared state
 //! absent (the handshake, also with zero invocations, and with failing scripts that must
@@ -33,20 +44,33 @@
 //! canonical encoding or in one every protobuf parser reads (unknown fields, field 1
 //! twice, field 1 of another wire type, no bytes), of a foreign typename or with bytes that
 //! do not decode (both fine until read), duplicated, in any order, and next to undeclared
-//! states; callers present, absent and all-empty; messages that are scripts, values of a
-//! built-in type, JSON, raw bytes, values without `has_value`, and no argument at all; and
-//! errors: every way a script can fail (an undeclared state, a reply without a caller, a
-//! bad target typename or id for `send`, `send_after` and egress, a function error, a
-//! panic, reading a foreign or undecodable state), messages that do not decode, unknown
-//! function types, a missing or all-empty target, an empty target id, no invocation batch,
-//! strings that are not UTF-8 (target, state name, typename, caller, script), requests cut
-//! short outside and inside the batch, random bytes, and two requests concatenated
-//! (protobuf merges them). Every operation, value kind, state shape, message shape, request
-//! shape and failure is checked to have been generated.
+//! states, some of them lookalikes of the non-ASCII names (`zähler` decomposed,
+//! capitalised, `計数`, and `x`, which is `𝑥` after NFKC: neither SDK normalises a name);
+//! callers present, absent and all-empty; messages that are scripts, values of a built-in
+//! type, JSON, raw bytes, each also without a value (`has_value` false, with or without
+//! bytes), and no argument at all, read or sent on (even bytes that do not decode); values
+//! sent without a value by `send`, to the caller (`reply`, and `send_to` the address
+//! `caller()` lends), by `send_after` with and without a cancellation token, and to an
+//! egress; a received message sent on as it came by a script (`forward` to a function,
+//! `forward_egress`); and errors: every way a script can fail (an undeclared state, a reply
+//! without a caller, a bad target typename or id for `send`, `forward`, `send_after` and
+//! egress, a function error, a panic, reading a foreign or undecodable state), messages
+//! that do not decode, unknown function types, a missing or all-empty target, an empty
+//! target id, no invocation batch, strings that are not UTF-8 (target, state name,
+//! typename, caller, script), requests cut short outside and inside the batch, random
+//! bytes, and two requests concatenated (protobuf merges them). Every operation, value
+//! kind, state shape, message shape, request shape and failure is checked to have been
+//! generated.
 //!
-//! Deliberate differences, kept out of the generator. `the_known_deviations_still_differ`
-//! checks that each one is still there (of the last but one: an empty caller namespace and
-//! a wrong wire type), so that this list stays true:
+//! State names are declared only as the Python SDK 3.3.0 accepts them: its `ValueSpec`
+//! asks for `str.isidentifier()`, no keyword, and `str.islower()`, which refuses `計数`
+//! (no cased letter), `_` and `Count`. The crate accepts those three: an open difference,
+//! not a deliberate one, so not in the list below.
+//!
+//! Deliberate differences, kept out of the generator (one, where said, out of the
+//! comparison). `the_known_deviations_still_differ` checks that each one is still there (of
+//! the last but one: an empty caller namespace and a wrong wire type), so that this list
+//! stays true:
 //! - A target whose id is empty, with invocations, for a function whose declared states
 //!   are not all carried: the Python SDK answers the handshake (it checks the states before
 //!   it builds a `Message` to the empty id); the crate refuses the request first (400).
@@ -60,11 +84,13 @@
 //! - Expirations below one millisecond: the Python SDK declares `expire_after_call` of
 //!   500 µs as `AFTER_INVOKE` with 0 ms; the crate declares a zero-millisecond expiration
 //!   as `NONE`. The specs here expire after whole milliseconds, or after zero.
-//! - A message without a value (`has_value` false) of a type a function decodes: the
-//!   Python SDK's `as_type` gives `None`, the crate's [`Message`] has no way to say "no
-//!   value" and decodes the empty bytes (`0`, `""`, an empty script). Such messages are
-//!   generated only with the other typenames, which the functions report as raw bytes
-//!   (`raw_value() or b""` in Python).
+//! - State names that are Python keywords (`def`, `class`): the Python SDK refuses to
+//!   declare them (they would clash on `context.storage`); the crate declares them, as no
+//!   other SDK and not the runtime cares. No function here declares one.
+//! - A received message without a value that carries bytes anyway, sent on: the Python SDK
+//!   copies its `TypedValue`, bytes and all; the crate sends the typename alone (its
+//!   [`Message`] holds no value as `None`). Both say no value; the generator sends such
+//!   messages on, and the comparison ignores the bytes.
 //! - Values the Python SDK refuses to build but the crate's typed API cannot even express
 //!   (an `int` out of range, a `str` that is not UTF-8, a value of an empty typename), and
 //!   requests the runtime never sends: callers whose namespace or id is empty or whose
@@ -358,6 +384,46 @@ fn the_known_deviations_still_differ() {
         same.join("\n")
     );
 
+    // What the comparison ignores, compared byte for byte: the bytes of a message without a
+    // value, sent on by `diff3/forward` (to `probe/forwarded`, first).
+    let forwarded = request(
+        address(FORWARD_FN, "1"),
+        Vec::new(),
+        vec![invocation(typed_value_with(
+            "com.example/Blob",
+            false,
+            &[1, 2, 3],
+        ))],
+    );
+    let sent = |reply: &[u8]| match proto::FromFunction::decode(reply).map(|r| r.response) {
+        Ok(Some(from_function::Response::InvocationResult(result))) => {
+            let argument = result.outgoing_messages[0].argument.clone();
+            let argument = argument.expect("an argument");
+            (
+                argument.typename,
+                argument.has_value,
+                argument.value.to_vec(),
+            )
+        }
+        other => panic!("not an invocation result: {other:?}"),
+    };
+    let python = diff::run_reference(
+        &support::python::python3(),
+        "tests/differential3/reference.py",
+        std::iter::once(forwarded.as_slice()),
+    );
+    let python = python[0].as_deref().expect("the Python SDK sends it on");
+    let rust = rust_handler()
+        .handle(&forwarded)
+        .expect("the crate sends it on");
+    let blob = "com.example/Blob".to_owned();
+    assert_eq!(sent(python), (blob.clone(), false, vec![1, 2, 3]));
+    assert_eq!(
+        sent(&rust),
+        (blob, false, vec![]),
+        "the crate sends a message without a value on without its bytes"
+    );
+
     // What no request can show, for the specs are the handler's: the sub-millisecond
     // expiration, and a state named as a keyword.
     let program = "from datetime import timedelta\nfrom statefun import ValueSpec, IntType\n\
@@ -440,7 +506,7 @@ fn the_python_delay_model_matches_the_python_sdk() {
 }
 
 // ------------------------------------------------------------------------------------
-// The Rust functions: one interpreter of the scripts, bound five ways.
+// The Rust functions: the interpreter of the scripts, bound six ways, and the forwarder.
 // ------------------------------------------------------------------------------------
 
 // `PbValue`, `google.protobuf.Value` under its protobuf name, is a [`Type`] named
@@ -548,12 +614,11 @@ fn forward(ctx: &mut Context<'_>, message: Message<'_>) -> anyhow::Result<()> {
         let script: PbValue = message.get()?.context("a script with a value")?;
         return run_script(ctx, message, &script.0);
     }
-    let (namespace, name) = FORWARDED.split_once('/').expect("a typename");
-    let forwarded = Address::new(namespace, name, "1")?;
+    let forwarded = Address::from_typename(FORWARDED, "1")?;
     ctx.send_to(&forwarded, message)?;
     ctx.send_egress(FORWARDED, message.to_raw())?;
     if ctx.caller().is_some() {
-        ctx.reply(&message)?;
+        ctx.reply(message)?;
     }
     Ok(())
 }
@@ -704,7 +769,7 @@ fn run_script(ctx: &mut Context<'_>, message: Message<'_>, script: &Value) -> an
             "cancel" => ctx.cancel_delayed_message(s(1)?)?,
             "egress" => with_typed!(&typed(part(2)?)?, |v| ctx.send_egress(s(1)?, v)?),
             "forward" => ctx.send(s(1)?, s(2)?, message)?,
-            "forward_egress" => ctx.send_egress(s(1)?, &message)?,
+            "forward_egress" => ctx.send_egress(s(1)?, message)?,
             "address" => {
                 let a = ctx.address();
                 let text = format!("{}|{}|{}", a.namespace(), a.name(), a.id());
