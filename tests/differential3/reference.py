@@ -12,8 +12,14 @@ raised ("<exception type>: <message>"). Nothing else may be written to stdout.
 The functions are written as a user would, with the SDK's own API. What they do is
 driven by the message: a google.protobuf.Value (make_protobuf_type) holding a list of
 operations, each a list whose first element names the operation. A message of another
-type is reported instead. The Rust half interprets the same operations with the crate's
-API (`run_script` in differential3.rs); keep the two interpreters in step.
+type is reported instead, or, by diff3/forward, sent on as it came. The Rust half
+interprets the same operations with the crate's API (`run_script` in differential3.rs);
+keep the two interpreters in step.
+
+A value without a value (a script's ["none", kind]) cannot go through message_builder or
+egress_message_builder, which raise ValueError for `value=None`: it is sent as the SDK's
+own Message / EgressMessage around `to_typed_value(type, None)`, a TypedValue with the
+typename alone, as a received message's `typed_value` is sent on.
 """
 
 import json
@@ -26,9 +32,11 @@ from google.protobuf.struct_pb2 import Value
 from statefun import (
     BoolType,
     DoubleType,
+    EgressMessage,
     FloatType,
     IntType,
     LongType,
+    Message,
     RequestReplyHandler,
     StatefulFunctions,
     StringType,
@@ -39,6 +47,7 @@ from statefun import (
     message_builder,
     simple_type,
 )
+from statefun.utils import to_typed_value
 
 # The framing loop is shared with the other reference.py: tests/support/framing.py (no
 # bytecode cache left in the source tree).
@@ -57,7 +66,23 @@ ECHO = "probe/echo"
 # Sent by "get" for a state without a value.
 NONE_TYPE = simple_type("probe/None", serialize_fn=lambda _: b"", deserialize_fn=lambda _: None)
 
+# Where diff3/forward sends every message that is not a script, as it came: to this
+# function (id "1") and to this egress.
+FORWARDED = "probe/forwarded"
+
 BUILTINS = {t.typename: t for t in (IntType, LongType, FloatType, DoubleType, BoolType, StringType)}
+
+# The types of a script's value kinds, but "raw", whose typename the script gives.
+KINDS = {
+    "int": IntType,
+    "long": LongType,
+    "float": FloatType,
+    "double": DoubleType,
+    "bool": BoolType,
+    "string": StringType,
+    "proto": SCRIPT_TYPE,
+    "json": JSON_TYPE,
+}
 
 # Every state name a script may use, with its type (whichever function declares it).
 STATE_TYPES = {
@@ -69,7 +94,16 @@ STATE_TYPES = {
     "str_v": StringType,
     "proto_v": SCRIPT_TYPE,
     "json_v": JSON_TYPE,
+    # diff3/names: names str.isidentifier() and str.islower() accept, beyond ASCII.
+    "zähler": LongType,
+    "計数x": IntType,
+    "_x": StringType,
+    "\U0001d465": DoubleType,  # 𝑥, four bytes of UTF-8
+    "x\u0301": BoolType,  # x and a combining acute accent
 }
+
+# A script's ["none", kind]: no value of that kind's type.
+NO_VALUE = object()
 
 
 def raw_type(typename):
@@ -77,9 +111,17 @@ def raw_type(typename):
 
 
 def typed(value):
-    """A script's typed value, [kind, ...], as (Python value, Type)."""
+    """A script's typed value, [kind, ...], as (Python value, Type); the value is NO_VALUE
+    for ["none", kind] and ["none", "raw", typename]."""
     parts = value.list_value.values
     kind = parts[0].string_value
+    if kind == "none":
+        of = parts[1].string_value
+        if of == "raw":
+            return NO_VALUE, raw_type(parts[2].string_value)
+        if of in KINDS:
+            return NO_VALUE, KINDS[of]
+        raise ValueError("the test sent no value of an unknown kind %r" % of)
     if kind == "int":
         return int(parts[1].number_value), IntType
     if kind == "long":
@@ -107,11 +149,32 @@ def delay(value):
     return timedelta(microseconds=int(value.number_value))
 
 
+def message_to(typename, id, value, value_type):
+    """A Message to `typename`/`id`: `value`, or no value of `value_type`."""
+    if value is NO_VALUE:
+        typed_value = to_typed_value(value_type, None)
+        return Message(target_typename=typename, target_id=id, typed_value=typed_value)
+    return message_builder(typename, id, value=value, value_type=value_type)
+
+
+def egress_message(typename, value, value_type):
+    """An EgressMessage to `typename`: `value`, or no value of `value_type`."""
+    if value is NO_VALUE:
+        return EgressMessage(typename=typename, typed_value=to_typed_value(value_type, None))
+    return egress_message_builder(typename, value, value_type)
+
+
 def probe(context, id, value, value_type):
     context.send(message_builder(PROBE, id, value=value, value_type=value_type))
 
 
-def run_script(context, script):
+def probe_none(context, id):
+    """Reports a read that gave no value."""
+    probe(context, id, b"", NONE_TYPE)
+
+
+def run_script(context, message, script):
+    """Performs `script`'s operations; `message` is the message that carried it."""
     for op_value in script.list_value.values:
         op = op_value.list_value.values
 
@@ -122,7 +185,7 @@ def run_script(context, script):
         if name == "get":
             value = getattr(context.storage, s(1))
             if value is None:
-                probe(context, "get", b"", NONE_TYPE)
+                probe_none(context, "get")
             else:
                 probe(context, "get", value, STATE_TYPES[s(1)])
         elif name == "set":
@@ -131,26 +194,29 @@ def run_script(context, script):
             delattr(context.storage, s(1))
         elif name == "send":
             value, value_type = typed(op[3])
-            context.send(message_builder(s(1), s(2), value=value, value_type=value_type))
-        elif name == "reply":
+            context.send(message_to(s(1), s(2), value, value_type))
+        elif name in ("reply", "send_to_caller"):
+            # The 3.x SDK has no reply: a function sends to its caller.
             value, value_type = typed(op[1])
             caller = context.caller
-            context.send(
-                message_builder(caller.typename, caller.id, value=value, value_type=value_type)
-            )
+            context.send(message_to(caller.typename, caller.id, value, value_type))
         elif name == "send_after":
             value, value_type = typed(op[4])
-            message = message_builder(s(2), s(3), value=value, value_type=value_type)
-            context.send_after(delay(op[1]), message)
+            context.send_after(delay(op[1]), message_to(s(2), s(3), value, value_type))
         elif name == "send_after_token":
             value, value_type = typed(op[4])
-            message = message_builder(s(2), s(3), value=value, value_type=value_type)
-            context.send_after(delay(op[1]), message, cancellation_token=s(5))
+            message_out = message_to(s(2), s(3), value, value_type)
+            context.send_after(delay(op[1]), message_out, cancellation_token=s(5))
         elif name == "cancel":
             context.cancel_delayed_message(s(1))
         elif name == "egress":
             value, value_type = typed(op[2])
-            context.send_egress(egress_message_builder(s(1), value, value_type))
+            context.send_egress(egress_message(s(1), value, value_type))
+        elif name == "forward":
+            typed_value = message.typed_value
+            context.send(Message(target_typename=s(1), target_id=s(2), typed_value=typed_value))
+        elif name == "forward_egress":
+            context.send_egress(EgressMessage(typename=s(1), typed_value=message.typed_value))
         elif name == "address":
             a = context.address
             probe(context, "address", "%s|%s|%s" % (a.namespace, a.name, a.id), StringType)
@@ -165,18 +231,43 @@ def run_script(context, script):
 
 
 def interpreter(context, message):
-    """Every function: runs scripts, reports any other message."""
+    """Every function but diff3/forward: runs scripts, reports any other message, and
+    what it read (`as_type`, `raw_value`), value or none."""
     if message.is_type(SCRIPT_TYPE):
-        run_script(context, message.as_type(SCRIPT_TYPE))
+        script = message.as_type(SCRIPT_TYPE)
+        if script is None:
+            probe_none(context, "message")
+        else:
+            run_script(context, message, script)
         return
     typename = message.value_typename()
     builtin = BUILTINS.get(typename)
     if builtin is not None:
-        probe(context, "message", message.as_type(builtin), builtin)
+        value = message.as_type(builtin)
+        if value is None:
+            probe_none(context, "message")
+        else:
+            probe(context, "message", value, builtin)
     else:
-        raw = message.raw_value() or b""
-        text = "%s %s" % (typename, raw.hex())
+        raw = message.raw_value()
+        text = "%s %s" % (typename, "none" if raw is None else raw.hex())
         context.send_egress(egress_message_builder(ECHO, text, StringType))
+
+
+def forwarder(context, message):
+    """diff3/forward: runs scripts that have a value; sends every other message on as it
+    came, without reading it: to FORWARDED, to the egress FORWARDED, and to the caller."""
+    if message.is_type(SCRIPT_TYPE) and message.raw_value() is not None:
+        run_script(context, message, message.as_type(SCRIPT_TYPE))
+        return
+    typed_value = message.typed_value
+    context.send(Message(target_typename=FORWARDED, target_id="1", typed_value=typed_value))
+    context.send_egress(EgressMessage(typename=FORWARDED, typed_value=typed_value))
+    caller = context.caller
+    if caller is not None:
+        context.send(
+            Message(target_typename=caller.typename, target_id=caller.id, typed_value=typed_value)
+        )
 
 
 def functions():
@@ -209,8 +300,20 @@ def functions():
             ValueSpec("str_v", StringType, expire_after_write=timedelta(seconds=5)),
         ],
     )
+    functions.register(
+        "diff3/names",
+        interpreter,
+        [
+            ValueSpec("zähler", LongType, expire_after_write=timedelta(seconds=2)),
+            ValueSpec("計数x", IntType),
+            ValueSpec("_x", StringType, expire_after_call=timedelta(milliseconds=250)),
+            ValueSpec("\U0001d465", DoubleType),
+            ValueSpec("x\u0301", BoolType, expire_after_call=timedelta(days=7)),
+        ],
+    )
     functions.register("diff3/stateless", interpreter)
     functions.register("diff3.app/nested/fn", interpreter)
+    functions.register("diff3/forward", forwarder)
     return functions
 
 
