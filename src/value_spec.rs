@@ -36,7 +36,7 @@ impl<T: Type> ValueSpec<T> {
     ///
     /// A name is what Python's `str.isidentifier()` accepts: a letter or `_`, then
     /// letters, digits or `_`, in any script (`zähler`, `計数`); see the crate's Python
-    /// 3.3 table for what the other SDKs accept.
+    /// 3.3 table for what the SDKs accept (Python's own also wants it lower case).
     ///
     /// # Panics
     ///
@@ -158,11 +158,12 @@ impl<T: Type> From<ValueSpec<T>> for StateSpec {
     }
 }
 
-/// Checks a state name as the Python SDK 3.3 does, with `str.isidentifier()`: a letter (any
-/// character with Unicode's XID_Start) or `_`, then letters, digits, `_` and the other
-/// characters with XID_Continue (combining marks, say), so `zähler` is a name. Python's
-/// keywords (`def`, `class`), which its SDK also refuses, are accepted: no other SDK and
-/// not the runtime care about them.
+/// Checks a state name with Python's `str.isidentifier()`: a letter (any character with
+/// Unicode's XID_Start) or `_`, then letters, digits, `_` and the other characters with
+/// XID_Continue (combining marks, say), so `zähler` is a name. That is every name the
+/// Python SDK 3.3 accepts, and more: it also refuses keywords (`def`) and names that are
+/// not lower case (`islower()`: `Count`, or `計数` with no cased letter), which no other
+/// SDK and not the runtime care about.
 ///
 /// What the other 3.x SDKs accept is narrower: Java's `Character.isLetter`, `isDigit` or
 /// `_` per UTF-16 unit (so no combining marks and nothing outside the Basic Multilingual
@@ -213,7 +214,8 @@ mod tests {
 
     #[test]
     fn names_are_what_python_isidentifier_accepts() {
-        // Each checked against Python 3.11's `str.isidentifier()`.
+        // Each checked against Python 3.11's `str.isidentifier()` (the Python SDK also
+        // refuses the keyword `def` and the names that are not `islower()`).
         let python_accepts = [
             "seen",
             "_x",
