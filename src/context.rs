@@ -208,13 +208,14 @@ impl<'a> Context<'a> {
         self.push_message("pack_and_send", target, &Packed(message))
     }
 
-    /// Sends `message` (an [`Any`] or `&` a [`Type`]) to the caller of the current
+    /// Sends `message` (any [`Value`]) to the caller of the current
     /// message. The 2.2 SDKs call this `reply`; the 3.x SDKs have no such call, and send to
     /// [`caller`](Self::caller) instead, which is what this does on either protocol.
     ///
     /// # Errors
     ///
-    /// [`Error::NoCaller`] if the current message came from an ingress.
+    /// [`Error::NoCaller`] if the current message came from an ingress; otherwise as
+    /// [`send_to`](Self::send_to).
     pub fn reply<V: Value>(&mut self, message: V) -> Result<(), Error> {
         self.push_reply("reply", &message.payload())
     }
@@ -263,7 +264,7 @@ impl<'a> Context<'a> {
             })
     }
 
-    /// Sends `message` (an [`Any`] or `&` a [`Type`]) to the instance `id` of `typename`
+    /// Sends `message` (any [`Value`]) to the instance `id` of `typename`
     /// after `delay`, which the runtime receives in whole milliseconds (rounded down,
     /// exactly: the Python SDK goes through float seconds and can lose a millisecond). The
     /// function keeps processing messages meanwhile; a function may send itself a delayed
@@ -273,8 +274,9 @@ impl<'a> Context<'a> {
     ///
     /// [`Error::InvalidArgument`] if `delay` is longer than `i64::MAX` milliseconds, or
     /// zero on the 2.2 protocol (as in its Python SDK, where a zero `timedelta` is a
-    /// "missing delay"; use [`send`](Self::send)), or if `id` is empty;
-    /// [`Error::InvalidTypename`] if `typename` is not `namespace/name`.
+    /// "missing delay"; use [`send`](Self::send)), if `id` is empty, or for a value
+    /// without a value on 2.2; [`Error::InvalidTypename`] if `typename` is not
+    /// `namespace/name`; [`Error::UnencodableValue`] if the value cannot be encoded.
     pub fn send_after<V: Value>(
         &mut self,
         delay: Duration,
@@ -396,7 +398,9 @@ impl<'a> Context<'a> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidTypename`] if `typename` is not `namespace/name`.
+    /// [`Error::InvalidTypename`] if `typename` is not `namespace/name`;
+    /// [`Error::InvalidArgument`] for a value without a value on 2.2;
+    /// [`Error::UnencodableValue`] if the value cannot be encoded.
     pub fn send_egress<V: Value>(&mut self, typename: &str, message: V) -> Result<(), Error> {
         self.push_egress("send_egress", typename, &message.payload())
     }
@@ -560,7 +564,9 @@ impl<'a> Context<'a> {
     ///
     /// # Errors
     ///
-    /// [`Error::UndeclaredState`] if the function's binding does not declare `spec`.
+    /// [`Error::UndeclaredState`] if the function's binding does not declare `spec`;
+    /// [`Error::UnencodableValue`] if `T` cannot encode `value` (the state keeps the
+    /// value it had).
     pub fn set<T: Type>(&mut self, spec: &ValueSpec<T>, value: &T) -> Result<(), Error> {
         self.check_declared(spec)?;
         self.store(spec.name(), &Typed(Some(value)))
