@@ -68,9 +68,10 @@
 //! not a deliberate one, so not in the list below.
 //!
 //! Deliberate differences, kept out of the generator (one, where said, out of the
-//! comparison). `the_known_deviations_still_differ` checks that each one is still there (of
-//! the last but one: an empty caller namespace and a wrong wire type), so that this list
-//! stays true:
+//! comparison). `the_known_deviations_still_differ` checks that each of the first eight is
+//! still there (of the seventh: an empty caller namespace), and
+//! `the_known_deviations_differ_as_described` what each side does in the last five, so that
+//! this list stays true:
 //! - A target whose id is empty, with invocations, for a function whose declared states
 //!   are not all carried: the Python SDK answers the handshake (it checks the states before
 //!   it builds a `Message` to the empty id); the crate refuses the request first (400).
@@ -95,8 +96,7 @@
 //!   (an `int` out of range, a `str` that is not UTF-8, a value of an empty typename), and
 //!   requests the runtime never sends: callers whose namespace or id is empty or whose
 //!   type contains `/` (the Python SDK re-parses `caller.typename` when it replies),
-//!   `TypedValue`s with a known field of the wrong wire type (Python's parser keeps it as
-//!   an unknown field; prost and the crate refuse it), JSON the crate's serde_json reads
+//!   fields of the wrong wire type (below), JSON the crate's serde_json reads
 //!   differently from Python's `json` (a BOM, `NaN`, lone surrogates, integers beyond 64
 //!   bits), and `float`s that are not exactly an `f32` (Python's protobuf turns values just
 //!   above `f32::MAX` into infinity, Rust rounds them to `f32::MAX`).
@@ -104,6 +104,33 @@
 //!   value, so it cannot be sent or stored (`ValueError`) and a state holding `null` reads
 //!   as no value; the crate's JSON type holds `null` as a value like any other. The
 //!   generator writes `null` only inside arrays and objects.
+//! - A negative delay: the Python SDK sends `send_after(timedelta(seconds=-1), ...)` as
+//!   `delay_in_ms` -1000; the crate's `send_after` takes a [`Duration`], which cannot be
+//!   negative, so the interpreter here refuses a negative script delay (the function
+//!   fails, 500). The generator's delays are never negative.
+//! - Delays of 10**9 days and more (a script's delay as a string of whole milliseconds):
+//!   no `timedelta` holds them, so the Python SDK fails (`OverflowError`) before it calls
+//!   `send_after`; the crate sends the exact milliseconds, up to `i64::MAX` (beyond, it
+//!   refuses the delay, `InvalidArgument`: both fail). Python's float arithmetic never
+//!   overflows the int64 field: `timedelta.max` goes out as 10**9 days.
+//! - A value of a protobuf type (`protobuf_type!`, a state or a message) with a known
+//!   field of the wrong wire type: Python's parser reads it as an unknown field, so the
+//!   value has that field's default (and keeps the unknown field when sent on); prost
+//!   refuses it, and the crate answers `UnreadableState` or `MalformedArgument` (400).
+//!   The generator's values of other wire types are the built-in wrappers', which both
+//!   read as the default.
+//! - A field of the wrong wire type anywhere in the request (a `TypedValue`, a
+//!   `PersistedValue`, an `Invocation`, an `Address`, the batch): Python's parser reads it
+//!   as an unknown field and the SDK goes on with the field's default (no caller, an empty
+//!   id, a state without a name); the crate refuses the request (400, naming the field).
+//!   The invocation batch itself (field 100) of the wrong wire type fails on both sides.
+//! - State names that are the Python SDK's storage's own attributes: `_typename`, which a
+//!   Python function reads (its function's typename) and sets without declaring it (no
+//!   error, no mutation), and `_cells` (its states). Python cannot declare a state of
+//!   either name (`register` raises `ValueError`, as for `__init__`, `__getattr__` and
+//!   `__slots__`). The crate declares them like any other name, and refuses an undeclared
+//!   one (`UndeclaredState`, 500). No function here declares one; the generator's
+//!   undeclared state is `nope`.
 //!
 //! Environment: `DIFF3_SEED` (default fixed) and `DIFF3_CASES` (default 1000) choose the
 //! requests; the Python interpreter comes from `support::python::python3`
@@ -255,9 +282,9 @@ fn replies_match_the_python_sdk() {
     diff::assert_no_failures(&failures, count, seed);
 }
 
-/// Each deliberate difference listed at the top of this file, still different: when one
-/// goes away (the crate changed), this fails, and the list and the generator should change
-/// with it.
+/// The first eight deliberate differences listed at the top of this file, still different:
+/// when one goes away (the crate changed), this fails, and the list and the generator
+/// should change with it. `the_known_deviations_differ_as_described` checks the others.
 #[test]
 fn the_known_deviations_still_differ() {
     let no_op = || ingress(script(Vec::new()));
@@ -777,30 +804,43 @@ fn the_known_deviations_differ_as_described() {
             "{what}: {error}"
         );
     }
-    // Nor can the Python SDK declare a state named `_typename` or `_cells` (its storage
-    // class would have the name both as a slot and as the state's property): registering
-    // the function raises. The crate declares them.
-    let program = "from statefun import StatefulFunctions, ValueSpec, IntType\n\
-                   for name in ('_typename', '_cells'):\n    \
-                       spec = ValueSpec(name, IntType)\n    \
-                       try:\n        \
-                           StatefulFunctions().register('a/b', print, [spec])\n    \
-                       except ValueError as e:\n        \
-                           print(e)";
-    assert_eq!(
-        python_output(program).trim(),
-        "'_typename' in __slots__ conflicts with class variable\n\
-         '_cells' in __slots__ conflicts with class variable"
+    // Nor can the Python SDK declare a state named as one of its storage class's own
+    // attributes: `_typename` and `_cells` would be a slot and the state's property at
+    // once, `__init__`, `__getattr__` and `__slots__` are taken. Registering the function
+    // raises. The crate declares them.
+    let names = [
+        "_typename",
+        "_cells",
+        "__init__",
+        "__getattr__",
+        "__slots__",
+    ];
+    let program = format!(
+        "from statefun import StatefulFunctions, ValueSpec, IntType\n\
+         for name in {names:?}:\n    \
+             spec = ValueSpec(name, IntType)\n    \
+             try:\n        \
+                 StatefulFunctions().register('a/b', print, [spec])\n    \
+             except ValueError as e:\n        \
+                 print(e)"
     );
-    const TYPENAME: ValueSpec<i32> = ValueSpec::named("_typename");
-    const CELLS: ValueSpec<i32> = ValueSpec::named("_cells");
+    assert_eq!(
+        python_output(&program).trim(),
+        "'_typename' in __slots__ conflicts with class variable\n\
+         '_cells' in __slots__ conflicts with class variable\n\
+         duplicate registered value name: __init__\n\
+         duplicate registered value name: __getattr__\n\
+         duplicate registered value name: __slots__"
+    );
     let mut functions = StatefulFunctions::new();
-    functions
+    let binding = functions
         .bind_message("diff3/internal", |_: &mut Context<'_>, _: Message<'_>| {
             Ok(())
         })
-        .expect("binds")
-        .states(&[&TYPENAME, &CELLS]);
+        .expect("binds");
+    names.iter().fold(binding, |binding, name| {
+        binding.state(ValueSpec::<i32>::try_named(*name).expect("a state name"))
+    });
     let handler = RequestReplyHandler::v3(functions).expect("`_typename` is a state name");
     let reply = handler
         .handle(&request(
@@ -809,16 +849,17 @@ fn the_known_deviations_differ_as_described() {
             Vec::new(),
         ))
         .expect("a handshake");
-    let declared = |name: &str| MissingSpec {
-        name: name.into(),
-        typename: builtin::INT.into(),
-        mode: 0,
-        millis: 0,
-    };
+    let declared: Vec<MissingSpec> = names
+        .iter()
+        .map(|name| MissingSpec {
+            name: (*name).into(),
+            typename: builtin::INT.into(),
+            mode: 0,
+            millis: 0,
+        })
+        .collect();
     match Outcome::from_reply(&reply) {
-        Outcome::Handshake(specs) => {
-            assert_eq!(specs, [declared("_typename"), declared("_cells")]);
-        }
+        Outcome::Handshake(specs) => assert_eq!(specs, declared),
         other => panic!("no handshake: {other:?}"),
     }
 }
