@@ -68,9 +68,10 @@
 //! not a deliberate one, so not in the list below.
 //!
 //! Deliberate differences, kept out of the generator (one, where said, out of the
-//! comparison). `the_known_deviations_still_differ` checks that each one is still there (of
-//! the last but one: an empty caller namespace and a wrong wire type), so that this list
-//! stays true:
+//! comparison). `the_known_deviations_still_differ` checks that each of the first eight is
+//! still there (of the seventh: an empty caller namespace), and
+//! `the_known_deviations_differ_as_described` what each side does in the last five, so that
+//! this list stays true:
 //! - A target whose id is empty, with invocations, for a function whose declared states
 //!   are not all carried: the Python SDK answers the handshake (it checks the states before
 //!   it builds a `Message` to the empty id); the crate refuses the request first (400).
@@ -95,8 +96,7 @@
 //!   (an `int` out of range, a `str` that is not UTF-8, a value of an empty typename), and
 //!   requests the runtime never sends: callers whose namespace or id is empty or whose
 //!   type contains `/` (the Python SDK re-parses `caller.typename` when it replies),
-//!   `TypedValue`s with a known field of the wrong wire type (Python's parser keeps it as
-//!   an unknown field; prost and the crate refuse it), JSON the crate's serde_json reads
+//!   fields of the wrong wire type (below), JSON the crate's serde_json reads
 //!   differently from Python's `json` (a BOM, `NaN`, lone surrogates, integers beyond 64
 //!   bits), and `float`s that are not exactly an `f32` (Python's protobuf turns values just
 //!   above `f32::MAX` into infinity, Rust rounds them to `f32::MAX`).
@@ -104,6 +104,33 @@
 //!   value, so it cannot be sent or stored (`ValueError`) and a state holding `null` reads
 //!   as no value; the crate's JSON type holds `null` as a value like any other. The
 //!   generator writes `null` only inside arrays and objects.
+//! - A negative delay: the Python SDK sends `send_after(timedelta(seconds=-1), ...)` as
+//!   `delay_in_ms` -1000; the crate's `send_after` takes a [`Duration`], which cannot be
+//!   negative, so the interpreter here refuses a negative script delay (the function
+//!   fails, 500). The generator's delays are never negative.
+//! - Delays of 10**9 days and more (a script's delay as a string of whole milliseconds):
+//!   no `timedelta` holds them, so the Python SDK fails (`OverflowError`) before it calls
+//!   `send_after`; the crate sends the exact milliseconds, up to `i64::MAX` (beyond, it
+//!   refuses the delay, `InvalidArgument`: both fail). Python's float arithmetic never
+//!   overflows the int64 field: `timedelta.max` goes out as 10**9 days.
+//! - A value of a protobuf type (`protobuf_type!`, a state or a message) with a known
+//!   field of the wrong wire type: Python's parser reads it as an unknown field, so the
+//!   value has that field's default (and keeps the unknown field when sent on); prost
+//!   refuses it, and the crate answers `UnreadableState` or `MalformedArgument` (400).
+//!   The generator's values of other wire types are the built-in wrappers', which both
+//!   read as the default.
+//! - A field of the wrong wire type anywhere in the request (a `TypedValue`, a
+//!   `PersistedValue`, an `Invocation`, an `Address`, the batch): Python's parser reads it
+//!   as an unknown field and the SDK goes on with the field's default (no caller, an empty
+//!   id, a state without a name); the crate refuses the request (400, naming the field).
+//!   The invocation batch itself (field 100) of the wrong wire type fails on both sides.
+//! - State names that are the Python SDK's storage's own attributes: `_typename`, which a
+//!   Python function reads (its function's typename) and sets without declaring it (no
+//!   error, no mutation), and `_cells` (its states). Python cannot declare a state of
+//!   either name (`register` raises `ValueError`, as for `__init__`, `__getattr__` and
+//!   `__slots__`). The crate declares them like any other name, and refuses an undeclared
+//!   one (`UndeclaredState`, 500). No function here declares one; the generator's
+//!   undeclared state is `nope`.
 //!
 //! Environment: `DIFF3_SEED` (default fixed) and `DIFF3_CASES` (default 1000) choose the
 //! requests; the Python interpreter comes from `support::python::python3`
@@ -118,7 +145,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context as _};
+use anyhow::{anyhow, bail, ensure, Context as _};
 use prost::Message as _;
 use prost_types::value::Kind as ValueKind;
 use prost_types::{Any, Value};
@@ -255,42 +282,13 @@ fn replies_match_the_python_sdk() {
     diff::assert_no_failures(&failures, count, seed);
 }
 
-/// Each deliberate difference listed at the top of this file, still different: when one
-/// goes away (the crate changed), this fails, and the list and the generator should change
-/// with it.
+/// The first eight deliberate differences listed at the top of this file, still different:
+/// when one goes away (the crate changed), this fails, and the list and the generator
+/// should change with it. `the_known_deviations_differ_as_described` checks the others.
 #[test]
 fn the_known_deviations_still_differ() {
-    let script =
-        |ops: Vec<Value>| typed_value(SCRIPT_TYPENAME, &PbValue(list(ops)).encode_to_vec());
-    let invocation = |argument: proto::TypedValue| to_function::Invocation {
-        caller: None,
-        argument: Some(argument),
-    };
-    let request = |target: proto::Address,
-                   state: Vec<to_function::PersistedValue>,
-                   invocations: Vec<to_function::Invocation>| {
-        proto::ToFunction {
-            request: Some(to_function::Request::Invocation(
-                to_function::InvocationBatchRequest {
-                    target: Some(target),
-                    state,
-                    invocations,
-                },
-            )),
-        }
-        .encode_to_vec()
-    };
-    let no_op = || invocation(script(Vec::new()));
+    let no_op = || ingress(script(Vec::new()));
     let int = list(vec![s("int"), n(1.0)]);
-    // A state whose `TypedValue` has `has_value` (field 2) as a length-delimited field,
-    // merged into a request to `diff3/stateless`: ToFunction { invocation (100) { state (2)
-    // { state_name "extra", state_value { 12 00 } } } }.
-    let wrong_wire_type = [
-        &[0xa2, 0x06, 13, 0x12, 11, 0x0a, 5][..],
-        b"extra",
-        &[0x12, 0x02, 0x12, 0x00],
-    ]
-    .concat();
     #[cfg_attr(not(feature = "json"), allow(unused_mut))]
     let mut cases: Vec<(&str, Vec<u8>)> = vec![
         (
@@ -314,7 +312,7 @@ fn the_known_deviations_still_differ() {
             request(
                 address(STATELESS_FN, "1"),
                 Vec::new(),
-                vec![invocation(script(vec![list(vec![s("cancel"), s("")])]))],
+                vec![ingress(script(vec![list(vec![s("cancel"), s("")])]))],
             ),
         ),
         (
@@ -322,7 +320,7 @@ fn the_known_deviations_still_differ() {
             request(
                 address(STATELESS_FN, "1"),
                 Vec::new(),
-                vec![invocation(script(vec![list(vec![
+                vec![ingress(script(vec![list(vec![
                     s("send_after_token"),
                     n(1000.0),
                     s("x/y"),
@@ -343,14 +341,6 @@ fn the_known_deviations_still_differ() {
                 }],
             ),
         ),
-        (
-            "a TypedValue field of the wrong wire type",
-            [
-                request(address(STATELESS_FN, "1"), Vec::new(), vec![no_op()]),
-                wrong_wire_type,
-            ]
-            .concat(),
-        ),
     ];
     #[cfg(feature = "json")]
     cases.push((
@@ -358,7 +348,7 @@ fn the_known_deviations_still_differ() {
         request(
             address(STATELESS_FN, "1"),
             Vec::new(),
-            vec![invocation(script(vec![list(vec![
+            vec![ingress(script(vec![list(vec![
                 s("egress"),
                 s("x/y"),
                 list(vec![s("json"), s("null")]),
@@ -389,7 +379,7 @@ fn the_known_deviations_still_differ() {
     let forwarded = request(
         address(FORWARD_FN, "1"),
         Vec::new(),
-        vec![invocation(typed_value_with(
+        vec![ingress(typed_value_with(
             "com.example/Blob",
             false,
             &[1, 2, 3],
@@ -476,6 +466,402 @@ fn the_known_deviations_still_differ() {
         }],
         "the crate declares a state named `def` (Python: ValueError)"
     );
+}
+
+/// The deviations listed at the top of this file that the comparison would see only as
+/// "the replies differ", each as the two sides behave: what the Python SDK 3.3.0 answers
+/// and what the crate does, on the same request, so that a change on either side fails
+/// here (and the list should change with it).
+#[test]
+fn the_known_deviations_differ_as_described() {
+    let one = || list(vec![s("int"), n(1.0)]);
+    let to_stateless = |argument| {
+        request(
+            address(STATELESS_FN, "1"),
+            Vec::new(),
+            vec![ingress(argument)],
+        )
+    };
+    // A script's delay is a number of microseconds or a string of whole milliseconds.
+    let send_after = |delay: Value| {
+        to_stateless(script(vec![list(vec![
+            s("send_after"),
+            delay,
+            s("x/y"),
+            s("1"),
+            one(),
+        ])]))
+    };
+    let no_op = || to_stateless(script(Vec::new()));
+    let caller_script = || script(vec![list(vec![s("caller")])]);
+    let on_typename = |op: Vec<Value>| to_stateless(script(vec![list(op)]));
+    // A length-delimited field: its tag byte, then `bytes` (at most 127) after their length.
+    let field = |tag: u8, bytes: &[u8]| {
+        let length = u8::try_from(bytes.len())
+            .ok()
+            .filter(|&n| n < 0x80)
+            .expect("one byte of length");
+        [&[tag, length][..], bytes].concat()
+    };
+    // `bytes` merged into a request as more of its invocation batch (ToFunction field 100,
+    // tag a2 06): protobuf merges what follows.
+    let more_batch = |request: Vec<u8>, bytes: &[u8]| {
+        let merged = field(0x06, bytes);
+        [request, vec![0xa2], merged].concat()
+    };
+    let empty_batch = || request(address(STATELESS_FN, "1"), Vec::new(), Vec::new());
+    let caller = field(0x12, &caller_script().encode_to_vec()); // Invocation.argument (2)
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a delay of -1 s", send_after(n(-1e6))),
+        ("a delay of 10**9 days", send_after(s("86400000000000000"))),
+        (
+            "a delay of 10**9 days less 1 ms",
+            send_after(s("86399999999999999")),
+        ),
+        (
+            "a delay of i64::MAX ms",
+            send_after(s(&i64::MAX.to_string())),
+        ),
+        (
+            "a delay of i64::MAX + 1 ms",
+            send_after(s(&(i64::MAX as u64 + 1).to_string())),
+        ),
+        (
+            // `proto_v`, a `google.protobuf.Value`, whose `string_value` (field 3) comes
+            // as a varint: 18 01.
+            "a protobuf-typed state with a field of the wrong wire type",
+            request(
+                address(PROTO_FN, "1"),
+                vec![
+                    to_function::PersistedValue {
+                        state_name: "proto_v".into(),
+                        state_value: Some(typed_value(SCRIPT_TYPENAME, &[0x18, 0x01])),
+                    },
+                    to_function::PersistedValue {
+                        state_name: "int_v".into(),
+                        state_value: None,
+                    },
+                ],
+                vec![ingress(script(vec![list(vec![s("get"), s("proto_v")])]))],
+            ),
+        ),
+        (
+            // A script whose `list_value` (field 6) comes as a varint: 30 01.
+            "a protobuf-typed message with a field of the wrong wire type",
+            to_stateless(typed_value(SCRIPT_TYPENAME, &[0x30, 0x01])),
+        ),
+        (
+            // An extra state "extra" whose `TypedValue` has `has_value` (field 2) as a
+            // length-delimited field: state (2) { 0a 05 "extra" 12 02 { 12 00 } }.
+            "TypedValue.has_value as bytes",
+            more_batch(
+                no_op(),
+                &field(
+                    0x12,
+                    &[&[0x0a, 5][..], b"extra", &[0x12, 0x02, 0x12, 0x00]].concat(),
+                ),
+            ),
+        ),
+        (
+            // An extra state: state (2) { state_name (1) as a varint: 08 01 }.
+            "PersistedValue.state_name as a varint",
+            more_batch(no_op(), &field(0x12, &[0x08, 0x01])),
+        ),
+        (
+            // invocations (3) { caller (1) as a varint: 08 01, the script `caller` }.
+            "Invocation.caller as a varint",
+            more_batch(
+                empty_batch(),
+                &field(0x1a, &[&[0x08, 0x01][..], &caller].concat()),
+            ),
+        ),
+        (
+            // invocations (3) { caller (1) { "c", "t", id (3) as a varint: 18 01 }, the
+            // script `caller` }.
+            "Address.id as a varint, in the caller",
+            more_batch(
+                empty_batch(),
+                &field(
+                    0x1a,
+                    &[
+                        field(0x0a, &[0x0a, 1, b'c', 0x12, 1, b't', 0x18, 0x01]),
+                        caller.clone(),
+                    ]
+                    .concat(),
+                ),
+            ),
+        ),
+        (
+            // target (1) { namespace (1) as a varint: 08 01 }, after the target.
+            "Address.namespace as a varint, in the target",
+            more_batch(no_op(), &field(0x0a, &[0x08, 0x01])),
+        ),
+        (
+            // target (1) as a fixed32: 0d 01 02 03 04, after the target.
+            "InvocationBatchRequest.target as a fixed32",
+            more_batch(no_op(), &[0x0d, 1, 2, 3, 4]),
+        ),
+        // invocation (100) as a varint: a0 06 01.
+        ("ToFunction.invocation as a varint", vec![0xa0, 0x06, 0x01]),
+        (
+            "a get of `_typename`",
+            on_typename(vec![s("get"), s("_typename")]),
+        ),
+        (
+            "a set of `_typename`",
+            on_typename(vec![s("set"), s("_typename"), one()]),
+        ),
+    ];
+    let python = run_python(cases.iter().map(|(_, bytes)| bytes.as_slice()));
+    let rust = run_rust(cases.iter().map(|(_, bytes)| bytes.as_slice()));
+    let index = |what: &str| {
+        cases
+            .iter()
+            .position(|(w, _)| *w == what)
+            .unwrap_or_else(|| panic!("no case {what:?}"))
+    };
+    // What each side did with a case: the effects of its reply, or its error (the crate's
+    // with its status); anything else fails, naming the case.
+    fn replied<'a>(what: &str, side: &str, outcome: &'a Outcome) -> &'a Effects {
+        match outcome {
+            Outcome::Reply(effects) => effects,
+            other => panic!("{what}: {side} did not reply: {other:?}"),
+        }
+    }
+    let python_reply = |what: &str| replied(what, "Python", &python[index(what)]);
+    let crate_reply = |what: &str| replied(what, "the crate", &rust[index(what)]);
+    let python_error = |what: &str| match &python[index(what)] {
+        Outcome::Error(error, None) => error.clone(),
+        other => panic!("{what}: Python did not fail: {other:?}"),
+    };
+    let crate_error = |what: &str| match &rust[index(what)] {
+        Outcome::Error(error, Some(status)) => (*status, error.clone()),
+        other => panic!("{what}: the crate did not fail: {other:?}"),
+    };
+    let delays =
+        |effects: &Effects| -> Vec<i64> { effects.delayed.iter().map(|d| d.delay_ms).collect() };
+    let python_does_nothing = |what: &str| {
+        let effects = python_reply(what);
+        assert_eq!(
+            (effects.mutations.len(), effects.messages.len()),
+            (0, 0),
+            "{what}: Python did something: {effects:?}"
+        );
+        assert_eq!(
+            (effects.delayed.len(), effects.egresses.len()),
+            (0, 0),
+            "{what}: Python did something: {effects:?}"
+        );
+    };
+    let probed = |id: &str, typename: &str, body: Body| {
+        let probe = Target("probe".into(), "out".into(), id.into());
+        let value = Canonical {
+            typename: typename.into(),
+            has_value: true,
+            body,
+        };
+        vec![(probe, value)]
+    };
+
+    // A negative delay: Python sends it as it is. A `Duration` cannot be negative, so the
+    // crate's interpreter cannot call `send_after` with it.
+    assert_eq!(delays(python_reply("a delay of -1 s")), [-1000]);
+    let (status, error) = crate_error("a delay of -1 s");
+    assert!(
+        status == 500
+            && error
+                .ends_with("a Duration cannot be negative: the test sent a delay of -1000000 µs"),
+        "{error}"
+    );
+
+    // Delays past what a `timedelta` holds (less than 10**9 days): Python fails before
+    // `send_after` (OverflowError, so the batch fails); the crate sends the exact
+    // milliseconds, up to i64::MAX, past which it refuses the delay. One millisecond less
+    // than 10**9 days, Python sends it, rounded up to 10**9 days by its float arithmetic,
+    // far below i64::MAX: its `int(total_seconds() * 1000.0)` never overflows the field.
+    assert!(python_error("a delay of 10**9 days").starts_with("OverflowError: days=1000000000;"));
+    assert_eq!(
+        delays(crate_reply("a delay of 10**9 days")),
+        [86_400_000_000_000_000]
+    );
+    assert_eq!(
+        delays(python_reply("a delay of 10**9 days less 1 ms")),
+        [86_400_000_000_000_000]
+    );
+    assert_eq!(
+        delays(crate_reply("a delay of 10**9 days less 1 ms")),
+        [86_399_999_999_999_999]
+    );
+    assert!(python_error("a delay of i64::MAX ms").starts_with("OverflowError:"));
+    assert_eq!(delays(crate_reply("a delay of i64::MAX ms")), [i64::MAX]);
+    assert!(python_error("a delay of i64::MAX + 1 ms").starts_with("OverflowError:"));
+    let (status, error) = crate_error("a delay of i64::MAX + 1 ms");
+    assert!(
+        status == 500 && error.contains("is longer than i64::MAX milliseconds"),
+        "{error}"
+    );
+
+    // A `protobuf_type!` value with a field of the wrong wire type: Python reads the field
+    // as an unknown one, so the value has the field's default (the state's `Value` has no
+    // kind, and is sent on with the unknown field as it came; the script has no
+    // operations). prost refuses it: the state is unreadable, the message malformed (400).
+    let what = "a protobuf-typed state with a field of the wrong wire type";
+    assert_eq!(
+        python_reply(what).messages,
+        probed("get", SCRIPT_TYPENAME, Body::Bytes(vec![0x18, 0x01]))
+    );
+    let (status, error) = crate_error(what);
+    assert!(
+        status == 400
+            && error.starts_with("cannot read state `proto_v` of `diff3/proto/1`:")
+            && error.ends_with("Value.kind: invalid wire type: Varint (expected LengthDelimited)"),
+        "{error}"
+    );
+    let what = "a protobuf-typed message with a field of the wrong wire type";
+    python_does_nothing(what);
+    let (status, error) = crate_error(what);
+    assert!(
+        status == 400
+            && error.contains("that does not decode:")
+            && error.ends_with("Value.kind: invalid wire type: Varint (expected LengthDelimited)"),
+        "{error}"
+    );
+
+    // A field of the wrong wire type anywhere in the request: Python reads it as an unknown
+    // field and goes on with the field's default (no caller, an empty id, an extra state
+    // without a name); the crate refuses the request (400), naming where. Where the
+    // default is no batch at all, Python fails too.
+    for (what, field) in [
+        (
+            "TypedValue.has_value as bytes",
+            "ToFunction.invocation.state[0].state_value",
+        ),
+        (
+            "PersistedValue.state_name as a varint",
+            "ToFunction.invocation.state[0].state_name",
+        ),
+        (
+            "Invocation.caller as a varint",
+            "ToFunction.invocation.invocations[0]",
+        ),
+        (
+            "Address.id as a varint, in the caller",
+            "ToFunction.invocation.invocations[0]",
+        ),
+        (
+            "Address.namespace as a varint, in the target",
+            "ToFunction.invocation.target",
+        ),
+        (
+            "InvocationBatchRequest.target as a fixed32",
+            "ToFunction.invocation.target",
+        ),
+        ("ToFunction.invocation as a varint", "ToFunction.invocation"),
+    ] {
+        let (status, error) = crate_error(what);
+        let refused = format!("malformed request: cannot decode `{field}`:");
+        assert!(
+            status == 400 && error.starts_with(&refused),
+            "{what}: {error}"
+        );
+    }
+    for what in [
+        "TypedValue.has_value as bytes",
+        "PersistedValue.state_name as a varint",
+        "Address.namespace as a varint, in the target",
+        "InvocationBatchRequest.target as a fixed32",
+    ] {
+        python_does_nothing(what);
+    }
+    assert_eq!(
+        python_reply("Invocation.caller as a varint").messages,
+        probed("caller", builtin::STRING, Body::Str("none".into())),
+        "Python: no caller"
+    );
+    assert_eq!(
+        python_reply("Address.id as a varint, in the caller").messages,
+        probed("caller", builtin::STRING, Body::Str("c|t|".into())),
+        "Python: a caller with an empty id"
+    );
+    assert!(python_error("ToFunction.invocation as a varint").starts_with("AttributeError:"));
+
+    // `_typename`: the Python SDK's storage keeps the function's typename there, beside the
+    // states, so a function that declares no such state reads the typename, and sets it
+    // without an error (or a mutation). To the crate it is a state like any other, here
+    // undeclared: `UndeclaredState` (500).
+    assert_eq!(
+        python_reply("a get of `_typename`").messages,
+        probed("get", builtin::STRING, Body::Str(STATELESS_FN.into()))
+    );
+    python_does_nothing("a set of `_typename`");
+    for what in ["a get of `_typename`", "a set of `_typename`"] {
+        let (status, error) = crate_error(what);
+        let undeclared = "function `diff3/stateless` used state `_typename` of type \
+                          `io.statefun.types/int`, which its binding does not declare";
+        assert!(
+            status == 500 && error.contains(undeclared),
+            "{what}: {error}"
+        );
+    }
+    // Nor can the Python SDK declare a state named as one of its storage class's own
+    // attributes: `_typename` and `_cells` would be a slot and the state's property at
+    // once, `__init__`, `__getattr__` and `__slots__` are taken. Registering the function
+    // raises. The crate declares them.
+    let names = [
+        "_typename",
+        "_cells",
+        "__init__",
+        "__getattr__",
+        "__slots__",
+    ];
+    let program = format!(
+        "from statefun import StatefulFunctions, ValueSpec, IntType\n\
+         for name in {names:?}:\n    \
+             spec = ValueSpec(name, IntType)\n    \
+             try:\n        \
+                 StatefulFunctions().register('a/b', print, [spec])\n    \
+             except ValueError as e:\n        \
+                 print(e)"
+    );
+    assert_eq!(
+        python_output(&program).trim(),
+        "'_typename' in __slots__ conflicts with class variable\n\
+         '_cells' in __slots__ conflicts with class variable\n\
+         duplicate registered value name: __init__\n\
+         duplicate registered value name: __getattr__\n\
+         duplicate registered value name: __slots__"
+    );
+    let mut functions = StatefulFunctions::new();
+    let binding = functions
+        .bind_message("diff3/internal", |_: &mut Context<'_>, _: Message<'_>| {
+            Ok(())
+        })
+        .expect("binds");
+    names.iter().fold(binding, |binding, name| {
+        binding.state(ValueSpec::<i32>::try_named(*name).expect("a state name"))
+    });
+    let handler = RequestReplyHandler::v3(functions).expect("`_typename` is a state name");
+    let reply = handler
+        .handle(&request(
+            address("diff3/internal", "1"),
+            Vec::new(),
+            Vec::new(),
+        ))
+        .expect("a handshake");
+    let declared: Vec<MissingSpec> = names
+        .iter()
+        .map(|name| MissingSpec {
+            name: (*name).into(),
+            typename: builtin::INT.into(),
+            mode: 0,
+            millis: 0,
+        })
+        .collect();
+    match Outcome::from_reply(&reply) {
+        Outcome::Handshake(specs) => assert_eq!(specs, declared),
+        other => panic!("no handshake: {other:?}"),
+    }
 }
 
 /// The generator's arithmetic for the Python SDK's delay, checked against the SDK's
@@ -738,7 +1124,7 @@ fn run_script(ctx: &mut Context<'_>, message: Message<'_>, script: &Value) -> an
                 .ok_or_else(|| anyhow!("the test sent an operation without part {i}"))
         };
         let s = |i: usize| part(i).map(text);
-        let delay = |i: usize| part(i).map(|v| Duration::from_micros(number(v) as u64));
+        let delay = |i: usize| part(i).and_then(script_delay);
         match s(0)? {
             "get" => with_spec!(s(1)?, |spec| match ctx.get(spec)? {
                 Some(value) => ctx.send(PROBE, "get", &value)?,
@@ -787,6 +1173,22 @@ fn run_script(ctx: &mut Context<'_>, message: Message<'_>, script: &Value) -> an
         }
     }
     Ok(())
+}
+
+/// A script's delay: a number of microseconds, or a string of whole milliseconds (past what
+/// an `f64` counts exactly, and past what Python's `timedelta` holds). A negative number is
+/// an error here: a `Duration` cannot be negative, where reference.py sends a negative
+/// `timedelta` as it is.
+fn script_delay(value: &Value) -> anyhow::Result<Duration> {
+    if let Some(ValueKind::StringValue(ms)) = &value.kind {
+        return Ok(Duration::from_millis(ms.parse()?));
+    }
+    let us = number(value);
+    ensure!(
+        us >= 0.0,
+        "a Duration cannot be negative: the test sent a delay of {us} µs"
+    );
+    Ok(Duration::from_micros(us as u64))
 }
 
 /// Decodes a script's value, `[kind, ...]`.
@@ -2352,6 +2754,32 @@ fn typed_value_with(typename: &str, has_value: bool, bytes: &[u8]) -> proto::Typ
 
 fn script(ops: Vec<Value>) -> proto::TypedValue {
     typed_value(SCRIPT_TYPENAME, &PbValue(list(ops)).encode_to_vec())
+}
+
+/// An invocation from an ingress (no caller).
+fn ingress(argument: proto::TypedValue) -> to_function::Invocation {
+    to_function::Invocation {
+        caller: None,
+        argument: Some(argument),
+    }
+}
+
+/// A request for `target` with `state` and `invocations`, encoded.
+fn request(
+    target: proto::Address,
+    state: Vec<to_function::PersistedValue>,
+    invocations: Vec<to_function::Invocation>,
+) -> Vec<u8> {
+    proto::ToFunction {
+        request: Some(to_function::Request::Invocation(
+            to_function::InvocationBatchRequest {
+                target: Some(target),
+                state,
+                invocations,
+            },
+        )),
+    }
+    .encode_to_vec()
 }
 
 // ------------------------------------------------------------------------------------

@@ -146,6 +146,11 @@ def typed(value):
 
 
 def delay(value):
+    """A script's delay: a number of microseconds, or a string of whole milliseconds (past
+    what a float counts exactly, and past what a timedelta holds). A negative number is a
+    negative timedelta, which send_after sends as it is."""
+    if value.WhichOneof("kind") == "string_value":
+        return timedelta(milliseconds=int(value.string_value))
     return timedelta(microseconds=int(value.number_value))
 
 
@@ -187,7 +192,10 @@ def run_script(context, message, script):
             if value is None:
                 probe_none(context, "get")
             else:
-                probe(context, "get", value, STATE_TYPES[s(1)])
+                # A name no spec has reads, and gets here, only as an attribute of the
+                # storage itself: `_typename`, the function's typename, a string (`_cells`,
+                # a dict, fails to send as one).
+                probe(context, "get", value, STATE_TYPES.get(s(1), StringType))
         elif name == "set":
             setattr(context.storage, s(1), typed(op[2])[0])
         elif name == "remove":
