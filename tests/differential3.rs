@@ -64,8 +64,8 @@
 //!
 //! State names are declared only as the Python SDK 3.3.0 accepts them: its `ValueSpec`
 //! asks for `str.isidentifier()`, no keyword, and `str.islower()`, which refuses `計数`
-//! (no cased letter), `_` and `Count`. The crate accepts those three: an open difference,
-//! not a deliberate one, so not in the list below.
+//! (no cased letter), `_` and `Count`. The crate accepts every `str.isidentifier()` name
+//! (see the list below).
 //!
 //! Deliberate differences, kept out of the generator (one, where said, out of the
 //! comparison). `the_known_deviations_still_differ` checks that each of the first eight is
@@ -85,9 +85,11 @@
 //! - Expirations below one millisecond: the Python SDK declares `expire_after_call` of
 //!   500 µs as `AFTER_INVOKE` with 0 ms; the crate declares a zero-millisecond expiration
 //!   as `NONE`. The specs here expire after whole milliseconds, or after zero.
-//! - State names that are Python keywords (`def`, `class`): the Python SDK refuses to
-//!   declare them (they would clash on `context.storage`); the crate declares them, as no
-//!   other SDK and not the runtime cares. No function here declares one.
+//! - State names that are Python keywords (`def`, `class`) or not lower case (`Count`, and
+//!   `計数`, which has no cased letter): the Python SDK refuses to declare them (a keyword
+//!   would clash on `context.storage`); the crate declares every `str.isidentifier()`
+//!   name, as the Java SDK takes `Count` and neither the runtime nor the other SDKs care
+//!   about keywords. No function here declares one.
 //! - A received message without a value that carries bytes anyway, sent on: the Python SDK
 //!   copies its `TypedValue`, bytes and all; the crate sends the typename alone (its
 //!   [`Message`] holds no value as `None`). Both say no value; the generator sends such
@@ -415,15 +417,22 @@ fn the_known_deviations_still_differ() {
     );
 
     // What no request can show, for the specs are the handler's: the sub-millisecond
-    // expiration, and a state named as a keyword.
+    // expiration, and states named as a keyword and not in lower case.
     let program = "from datetime import timedelta\nfrom statefun import ValueSpec, IntType\n\
                    s = ValueSpec('x', IntType, expire_after_call=timedelta(microseconds=500))\n\
                    print(s.after_call, s.duration)\n\
-                   try:\n    ValueSpec('def', IntType)\nexcept ValueError:\n    print('refused')";
-    assert_eq!(python_output(program).trim(), "True 0\nrefused");
+                   for name in ('def', 'Count', '計数'):\n\
+                   \x20   try:\n        ValueSpec(name, IntType)\n\
+                   \x20   except ValueError:\n        print('refused', name)";
+    assert_eq!(
+        python_output(program).trim(),
+        "True 0\nrefused def\nrefused Count\nrefused 計数"
+    );
     const SHORT: ValueSpec<i32> =
         ValueSpec::named("short").expire_after_call(Duration::from_micros(500));
     const KEYWORD: ValueSpec<i32> = ValueSpec::named("def");
+    const UPPER: ValueSpec<i32> = ValueSpec::named("Count");
+    const UNCASED: ValueSpec<i32> = ValueSpec::named("計数");
     let mut functions = StatefulFunctions::new();
     functions
         .bind_message("diff3/short", |_: &mut Context<'_>, _: Message<'_>| Ok(()))
@@ -435,7 +444,7 @@ fn the_known_deviations_still_differ() {
             |_: &mut Context<'_>, _: Message<'_>| Ok(()),
         )
         .expect("binds")
-        .state(&KEYWORD);
+        .states(&[&KEYWORD, &UPPER, &UNCASED]);
     let handler = RequestReplyHandler::v3(functions).expect("a keyword is a state name");
     let handshake = |function: &str| {
         let reply = handler
@@ -456,15 +465,16 @@ fn the_known_deviations_still_differ() {
         }],
         "the crate declares a 500 µs expiration as NONE (Python: AFTER_INVOKE, 0 ms)"
     );
+    let declared = |name: &str| MissingSpec {
+        name: name.into(),
+        typename: builtin::INT.into(),
+        mode: 0,
+        millis: 0,
+    };
     assert_eq!(
         handshake("diff3/keyword"),
-        [MissingSpec {
-            name: "def".into(),
-            typename: builtin::INT.into(),
-            mode: 0,
-            millis: 0
-        }],
-        "the crate declares a state named `def` (Python: ValueError)"
+        [declared("def"), declared("Count"), declared("計数")],
+        "the crate declares states named `def`, `Count` and `計数` (Python: ValueError)"
     );
 }
 
