@@ -247,7 +247,7 @@ pub fn new_handler() -> RequestReplyHandler {
     let mut functions = StatefulFunctions::new();
     functions
         .bind_message(ALL, |ctx: &mut Context, message: Message| {
-            run_script(ctx, Some(&message), message.bytes())
+            run_script(ctx, Some(&message), message.bytes().unwrap_or_default())
         })
         .expect("valid typename")
         .state(&A)
@@ -258,7 +258,7 @@ pub fn new_handler() -> RequestReplyHandler {
             let script = message.get::<String>().inspect_err(|_| {
                 with_model(|m| m.failure = Some(400));
             })?;
-            run_script(ctx, Some(&message), script.as_bytes())
+            run_script(ctx, Some(&message), script.unwrap_or_default().as_bytes())
         })
         .expect("valid typename");
     functions
@@ -268,13 +268,13 @@ pub fn new_handler() -> RequestReplyHandler {
         .expect("valid typename");
     functions
         .bind_message(GREETER, |ctx: &mut Context, message: Message| {
-            run_script(ctx, Some(&message), message.bytes())
+            run_script(ctx, Some(&message), message.bytes().unwrap_or_default())
         })
         .expect("valid typename")
         .state(&SEEN);
     functions
         .bind_message(FANOUT, |ctx: &mut Context, message: Message| {
-            run_script(ctx, Some(&message), message.bytes())
+            run_script(ctx, Some(&message), message.bytes().unwrap_or_default())
         })
         .expect("valid typename");
     RequestReplyHandler::v3(functions).expect("every state is a ValueSpec")
