@@ -255,6 +255,7 @@ impl Pacer {
     }
 
     /// The replies per second let through at the moment.
+    #[cfg(feature = "metrics")]
     pub(super) fn pace(&self) -> f64 {
         lock(&self.state).schedule.pace
     }

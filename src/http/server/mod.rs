@@ -556,6 +556,10 @@ impl ServerBuilder {
     /// - `statefun_http_batching_hold_seconds`, `statefun_http_batching_held_batch_size`
     ///   and `statefun_http_batching_pace` ([`metrics`](Self::metrics)) show what it does.
     ///
+    /// Keep `max_hold` well under the function's timeouts in `module.yaml`, in which a
+    /// held reply counts (the okhttp transport's read timeout, 10 s by default, and 2.2's
+    /// `readTimeout`; the call timeout, 1 min, 2 min on the netty transport).
+    ///
     /// It works the same with the 2.2 and the 3.x runtimes. How long `max_hold` must be for
     /// batches to reach the target depends on how many addresses are busy at once: each
     /// address's turn comes about every `addresses / pace` seconds. The figures measured
