@@ -95,7 +95,12 @@ struct Queues {
 /// messages that arrived meanwhile as its next batch. Checks every reply against the
 /// handler run locally on the same bytes, and that each address's messages run once, in
 /// order, with the count carried from reply to request.
-fn run_like_the_runtime(addr: SocketAddr, addresses: usize, per_ms: usize, duration: Duration) -> Run {
+fn run_like_the_runtime(
+    addr: SocketAddr,
+    addresses: usize,
+    per_ms: usize,
+    duration: Duration,
+) -> Run {
     let queues = Arc::new(Queues {
         waiting: Mutex::new((vec![VecDeque::new(); addresses], false)),
         arrived: Condvar::new(),
@@ -138,7 +143,10 @@ fn run_like_the_runtime(addr: SocketAddr, addresses: usize, per_ms: usize, durat
                         .collect();
                     assert_eq!(answered, numbers, "{id}: the messages that ran");
                     let expected_first = seen + 1;
-                    assert_eq!(numbers[0], expected_first, "{id}: a message lost or reordered");
+                    assert_eq!(
+                        numbers[0], expected_first,
+                        "{id}: a message lost or reordered"
+                    );
                     seen = reply.modified(&SEEN).unwrap().unwrap();
                     assert_eq!(seen, numbers[numbers.len() - 1], "{id}: the count");
                     let mut sent = sent.lock().unwrap();
@@ -215,13 +223,19 @@ fn under_many_small_batches_the_pace_grows_them_and_no_reply_waits_past_the_ceil
     );
     assert_eq!(within, held, "holds past twice the ceiling:\n{text}");
     let mean_hold = metric_value(&text, "statefun_http_batching_hold_seconds_sum") / held;
-    assert!(mean_hold <= max_hold.as_secs_f64() * 1.05, "mean hold {mean_hold} s");
+    assert!(
+        mean_hold <= max_hold.as_secs_f64() * 1.05,
+        "mean hold {mean_hold} s"
+    );
     assert!(paced.slowest < Duration::from_secs(5), "{paced:?}");
     // The held batches are the paced ones: counted with their sizes.
     let held_batches = metric_value(&text, "statefun_http_batching_held_batch_size_count");
     assert_eq!(held_batches, held);
     let pace = metric_value(&text, "statefun_http_batching_pace");
-    assert!(pace >= 200.0, "the pace never falls under its minimum: {pace}");
+    assert!(
+        pace >= 200.0,
+        "the pace never falls under its minimum: {pace}"
+    );
 }
 
 /// The median of `samples`.
@@ -273,7 +287,9 @@ fn at_a_low_rate_nothing_is_held() {
 /// A pace of one reply per second: after the burst (a second's worth, and the one due
 /// now), every reply waits for its turn, or for `max_hold`.
 fn slow(max_hold: Duration) -> BatchGrowth {
-    BatchGrowth::new(max_hold).min_pace(1).target_batch(u32::MAX)
+    BatchGrowth::new(max_hold)
+        .min_pace(1)
+        .target_batch(u32::MAX)
 }
 
 #[test]
@@ -307,14 +323,23 @@ fn handshakes_errors_and_routes_are_not_held() {
     let mut client = Client::connect(server.local_addr()).unwrap();
     // The burst: two replies pass; from now on every batch's reply would wait.
     for n in 1..=2 {
-        assert_eq!(client.post("/statefun", &batch("x", n - 1, &[n])).unwrap().status, 200);
+        assert_eq!(
+            client
+                .post("/statefun", &batch("x", n - 1, &[n]))
+                .unwrap()
+                .status,
+            200
+        );
     }
     let started = Instant::now();
     let handshake = v3::Request::to("test/counter", "x")
         .invoke_from(caller(), &1i32)
         .to_bytes();
     let response = client.post("/statefun", &handshake).unwrap();
-    assert!(v3::Reply::decode(&response.body).unwrap().missing_states().is_some());
+    assert!(v3::Reply::decode(&response.body)
+        .unwrap()
+        .missing_states()
+        .is_some());
     assert_eq!(client.post("/statefun", &[0xff]).unwrap().status, 400);
     let unknown = v3::Request::to("test/nobody", "1").invoke(&1i32).to_bytes();
     assert_eq!(client.post("/statefun", &unknown).unwrap().status, 404);
@@ -325,7 +350,10 @@ fn handshakes_errors_and_routes_are_not_held() {
     assert_eq!(scrape.status, 200);
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(
-        metric_value(&metrics.render(), "statefun_http_batching_hold_seconds_count"),
+        metric_value(
+            &metrics.render(),
+            "statefun_http_batching_hold_seconds_count"
+        ),
         0.0
     );
 }
@@ -336,7 +364,13 @@ fn a_stop_lets_a_held_reply_leave_at_once() {
     let addr = server.local_addr();
     let mut client = Client::connect(addr).unwrap();
     for n in 1..=2 {
-        assert_eq!(client.post("/statefun", &batch("x", n - 1, &[n])).unwrap().status, 200);
+        assert_eq!(
+            client
+                .post("/statefun", &batch("x", n - 1, &[n]))
+                .unwrap()
+                .status,
+            200
+        );
     }
     let held = thread::spawn(move || {
         let posted = Instant::now();
@@ -350,8 +384,14 @@ fn a_stop_lets_a_held_reply_leave_at_once() {
 
     let (response, took) = held.join().unwrap();
     assert_eq!(response.status, 200);
-    assert!(response.closes(), "the reply after the stop closes the connection");
+    assert!(
+        response.closes(),
+        "the reply after the stop closes the connection"
+    );
     let reply = v3::Reply::decode(&response.body).unwrap();
     assert_eq!(reply.modified(&SEEN).unwrap(), Some(3));
-    assert!(took >= Duration::from_millis(200) && took < Duration::from_secs(10), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
 }
