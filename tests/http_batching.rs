@@ -395,3 +395,49 @@ fn a_stop_lets_a_held_reply_leave_at_once() {
         "{took:?}"
     );
 }
+
+#[test]
+fn a_held_reply_takes_no_worker() {
+    // One worker, a pace of one reply per second: the third reply is held for its turn, a
+    // second after it was made. If it kept the worker meanwhile, the handshake below would
+    // wait for that second, and come back after the held reply.
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .workers(1)
+        .grow_batches(slow(Duration::from_secs(60)))
+        .start(handler())
+        .unwrap();
+    let addr = server.local_addr();
+    let mut client = Client::connect(addr).unwrap();
+    for n in 1..=2 {
+        assert_eq!(
+            client
+                .post("/statefun", &batch("x", n - 1, &[n]))
+                .unwrap()
+                .status,
+            200
+        );
+    }
+    let held = thread::spawn(move || client.post("/statefun", &batch("x", 2, &[3])).unwrap());
+    thread::sleep(Duration::from_millis(50));
+    assert!(!held.is_finished(), "the third reply is held");
+
+    let handshake = v3::Request::to("test/counter", "y")
+        .invoke_from(caller(), &1i32)
+        .to_bytes();
+    let response = Client::connect(addr)
+        .unwrap()
+        .post("/statefun", &handshake)
+        .unwrap();
+    assert!(v3::Reply::decode(&response.body)
+        .unwrap()
+        .missing_states()
+        .is_some());
+    assert!(
+        !held.is_finished(),
+        "the handshake came back while the reply was held"
+    );
+
+    server.shutdown();
+    assert_eq!(held.join().unwrap().status, 200);
+}

@@ -430,7 +430,8 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         pacer.stop();
         let held = held.join().unwrap().expect("the third reply was held");
-        assert!(held < Duration::from_secs(10), "{held:?}");
+        // Its turn was a second away: the stop let it go before.
+        assert!(held < Duration::from_millis(900), "{held:?}");
         assert_eq!(pacer.hold(1), None, "after the stop, nothing is held");
     }
 }
