@@ -288,8 +288,8 @@ fn at_a_low_rate_nothing_is_held() {
 /// now), every reply waits for its turn, or for `max_hold`.
 fn slow(max_hold: Duration) -> BatchGrowth {
     BatchGrowth::new(max_hold)
-        .min_pace(1)
-        .target_batch(u32::MAX)
+        .with_min_pace(1)
+        .with_target_batch(u32::MAX)
 }
 
 #[test]

@@ -169,10 +169,10 @@ pub fn options() -> Options {
     match (&mut options.grow_batches, target_batch.or(min_pace)) {
         (Some(growth), _) => {
             if let Some(target) = target_batch {
-                *growth = growth.target_batch(target);
+                *growth = growth.with_target_batch(target);
             }
             if let Some(pace) = min_pace {
-                *growth = growth.min_pace(pace);
+                *growth = growth.with_min_pace(pace);
             }
         }
         (None, Some(_)) => {

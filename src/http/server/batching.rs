@@ -47,10 +47,10 @@ const BURST: Duration = Duration::from_secs(1);
 /// use std::time::Duration;
 /// use statefun_sync::http::BatchGrowth;
 ///
-/// let growth = BatchGrowth::new(Duration::from_millis(500)).target_batch(32);
+/// let growth = BatchGrowth::new(Duration::from_millis(500)).with_target_batch(32);
 /// assert_eq!(growth.max_hold(), Duration::from_millis(500));
-/// assert_eq!(growth.get_target_batch(), 32);
-/// assert_eq!(growth.get_min_pace(), BatchGrowth::DEFAULT_MIN_PACE);
+/// assert_eq!(growth.target_batch(), 32);
+/// assert_eq!(growth.min_pace(), BatchGrowth::DEFAULT_MIN_PACE);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchGrowth {
@@ -60,9 +60,9 @@ pub struct BatchGrowth {
 }
 
 impl BatchGrowth {
-    /// The default [`target_batch`](Self::target_batch): 16 invocations per request.
+    /// The default [`with_target_batch`](Self::with_target_batch): 16 invocations per request.
     pub const DEFAULT_TARGET_BATCH: u32 = 16;
-    /// The default [`min_pace`](Self::min_pace): 200 replies per second.
+    /// The default [`with_min_pace`](Self::with_min_pace): 200 replies per second.
     pub const DEFAULT_MIN_PACE: u32 = 200;
 
     /// Holds a reply at most `max_hold`, with the default target batch and minimum pace.
@@ -77,7 +77,7 @@ impl BatchGrowth {
     /// The invocations per request the pace aims at (default 16; at least 1): replies
     /// leave at most one per `target` invocations served. A larger target saves the
     /// runtime more requests and holds replies longer.
-    pub fn target_batch(mut self, target: u32) -> Self {
+    pub fn with_target_batch(mut self, target: u32) -> Self {
         self.target_batch = target.max(1);
         self
     }
@@ -85,7 +85,7 @@ impl BatchGrowth {
     /// The replies per second below which nothing is held (default 200; at least 1): the
     /// pace never falls under it, so a server that answers fewer requests holds none.
     /// At 200 requests per second the runtime spends about 3 % of a core on them.
-    pub fn min_pace(mut self, per_second: u32) -> Self {
+    pub fn with_min_pace(mut self, per_second: u32) -> Self {
         self.min_pace = per_second.max(1);
         self
     }
@@ -96,12 +96,12 @@ impl BatchGrowth {
     }
 
     /// The invocations per request the pace aims at.
-    pub fn get_target_batch(&self) -> u32 {
+    pub fn target_batch(&self) -> u32 {
         self.target_batch
     }
 
     /// The replies per second below which nothing is held.
-    pub fn get_min_pace(&self) -> u32 {
+    pub fn min_pace(&self) -> u32 {
         self.min_pace
     }
 }
@@ -290,8 +290,8 @@ mod tests {
 
     fn growth(max_hold_ms: u64) -> BatchGrowth {
         BatchGrowth::new(Duration::from_millis(max_hold_ms))
-            .target_batch(10)
-            .min_pace(100)
+            .with_target_batch(10)
+            .with_min_pace(100)
     }
 
     /// Runs `replies` replies of `invocations` each, `gap` apart, from `start`; returns
@@ -417,7 +417,7 @@ mod tests {
     #[test]
     fn a_stop_releases_a_held_reply_at_once() {
         let pacer = std::sync::Arc::new(Pacer::new(
-            BatchGrowth::new(Duration::from_secs(60)).min_pace(1),
+            BatchGrowth::new(Duration::from_secs(60)).with_min_pace(1),
         ));
         // Two replies pass (a second's worth at one per second, and the one due now); the
         // third waits.
