@@ -304,7 +304,11 @@ impl RequestReplyHandler {
             if let Some(series) = function.metrics() {
                 series.handshake();
             }
-            return Ok(Answered { reply, summary });
+            return Ok(Answered {
+                reply,
+                summary,
+                invocations: None,
+            });
         }
 
         let invocations = batch.invocations.len();
@@ -350,7 +354,11 @@ impl RequestReplyHandler {
             };
             Summary::new(started, ctx.address(), work)
         });
-        Ok(Answered { reply, summary })
+        Ok(Answered {
+            reply,
+            summary,
+            invocations: Some(invocations),
+        })
     }
 
     /// `started`, when the batch is to be summed up for the debug line: a measured
@@ -366,6 +374,12 @@ pub(crate) struct Answered {
     pub(crate) reply: Vec<u8>,
     /// Only when the debug level is on.
     pub(crate) summary: Option<Summary>,
+    /// The invocations the batch ran; `None` for a 3.x handshake reply (nothing ran).
+    /// The crate's server paces replies by it ([`ServerBuilder::grow_batches`]).
+    ///
+    /// [`ServerBuilder::grow_batches`]: crate::http::ServerBuilder::grow_batches
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) invocations: Option<usize>,
 }
 
 /// What one answered batch was, for its one debug line (by `handle()`, or by the HTTP

@@ -55,6 +55,9 @@
 //! | `statefun_http_requests_waiting` | gauge | batches waiting for a worker ([`workers`](crate::http::ServerBuilder::workers)) |
 //! | `statefun_http_received_bytes_total` | counter | request bytes read (heads and bodies) |
 //! | `statefun_http_sent_bytes_total` | counter | response bytes written |
+//! | `statefun_http_batching_hold_seconds` | histogram | time each reply was held to grow the runtime's batches ([`grow_batches`](crate::http::ServerBuilder::grow_batches)); only replies that were held; `le` 100 µs times 1, 2, 4, ... 2^16 (`0.0001`, ... `6.5536`) |
+//! | `statefun_http_batching_held_batch_size` | histogram | invocations of the batches whose replies were held: the batches the pacing produced; `le` 1, 2, 4, ... 8192 |
+//! | `statefun_http_batching_pace` | gauge | the replies per second the pacing lets through at the moment (0 without [`grow_batches`](crate::http::ServerBuilder::grow_batches)) |
 //!
 //! A state value's bytes are counted as the wire carries it: the serialized `Any` on 2.2,
 //! the serialized `TypedValue` on 3.x (type name included); a state without a value
@@ -105,6 +108,17 @@ enum HandleNanos {}
 impl Buckets for HandleNanos {
     const FIRST: u64 = 10_000;
     const COUNT: u32 = 21;
+    const PER_UNIT: f64 = 1e9;
+}
+
+/// The buckets of `statefun_http_batching_hold_seconds`, observed in nanoseconds: 100 µs,
+/// 200 µs, 400 µs, ... 6.5536 s.
+#[derive(Debug)]
+enum HoldNanos {}
+
+impl Buckets for HoldNanos {
+    const FIRST: u64 = 100_000;
+    const COUNT: u32 = 17;
     const PER_UNIT: f64 = 1e9;
 }
 
@@ -270,6 +284,21 @@ impl Metrics {
             "Response bytes written",
             server.sent_bytes.clone(),
         );
+        registry.register(
+            "statefun_http_batching_hold_seconds",
+            "Time each reply was held to grow the runtime's batches (held replies only)",
+            server.hold_seconds.clone(),
+        );
+        registry.register(
+            "statefun_http_batching_held_batch_size",
+            "Invocations of the batches whose replies were held",
+            server.held_batch_size.clone(),
+        );
+        registry.register(
+            "statefun_http_batching_pace",
+            "Replies per second the batching pace lets through now",
+            server.pace.clone(),
+        );
         Metrics {
             shared: Arc::new(Shared {
                 registry: Mutex::new(registry),
@@ -422,7 +451,6 @@ impl fmt::Debug for FunctionMetrics {
 }
 
 /// The server's series.
-#[derive(Default)]
 #[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub(crate) struct ServerMetrics {
     requests: Family<StatusLabels, Counter>,
@@ -431,9 +459,36 @@ pub(crate) struct ServerMetrics {
     pub(crate) waiting: Gauge,
     pub(crate) received_bytes: Counter,
     pub(crate) sent_bytes: Counter,
+    hold_seconds: Histogram<HoldNanos>,
+    held_batch_size: Histogram<BatchSize>,
+    pub(crate) pace: Gauge,
+}
+
+impl Default for ServerMetrics {
+    fn default() -> Self {
+        ServerMetrics {
+            requests: Family::default(),
+            connections: Gauge::default(),
+            in_flight: Gauge::default(),
+            waiting: Gauge::default(),
+            received_bytes: Counter::default(),
+            sent_bytes: Counter::default(),
+            hold_seconds: Histogram::new(),
+            held_batch_size: Histogram::new(),
+            pace: Gauge::default(),
+        }
+    }
 }
 
 impl ServerMetrics {
+    /// A reply of a batch of `invocations` held for `time` to grow the runtime's batches.
+    #[cfg(feature = "server")]
+    pub(crate) fn held(&self, invocations: usize, time: Duration) {
+        self.hold_seconds
+            .observe(u64::try_from(time.as_nanos()).unwrap_or(u64::MAX));
+        self.held_batch_size.observe(invocations as u64);
+    }
+
     /// A response with `status` of `bytes` bytes sent.
     #[cfg(feature = "server")]
     pub(crate) fn sent(&self, status: u16, bytes: usize) {

@@ -105,6 +105,9 @@ pub struct Options {
     pub tls_key: Option<String>,
     /// `--client-ca PEM`: mutual TLS, clients need a certificate from this CA.
     pub client_ca: Option<String>,
+    /// `--grow-batches MS` (with `--target-batch N`, `--min-pace N`): replies paced to grow
+    /// the runtime's batches, each held at most MS milliseconds.
+    pub grow_batches: Option<statefun_sync::http::BatchGrowth>,
 }
 
 const USAGE: &str = "options:
@@ -117,7 +120,11 @@ const USAGE: &str = "options:
                      calls http+unix://PATH/statefun)
   --tls-cert PEM     serve TLS with this certificate chain ...
   --tls-key PEM      ... and this private key
-  --client-ca PEM    mutual TLS: accept only clients with a certificate from this CA";
+  --client-ca PEM    mutual TLS: accept only clients with a certificate from this CA
+  --grow-batches MS  pace replies so that the runtime sends fewer, larger batches when it
+                     sends many small ones, holding a reply at most MS milliseconds
+  --target-batch N   ... aiming at N invocations per batch (default 16)
+  --min-pace N       ... and holding nothing under N replies per second (default 200)";
 
 /// Reads the options; prints the usage and exits on `--help` or a wrong option.
 pub fn options() -> Options {
@@ -129,7 +136,9 @@ pub fn options() -> Options {
         tls_cert: None,
         tls_key: None,
         client_ca: None,
+        grow_batches: None,
     };
+    let (mut target_batch, mut min_pace) = (None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -140,6 +149,13 @@ pub fn options() -> Options {
             "--tls-cert" => options.tls_cert = Some(value(&mut args, "--tls-cert")),
             "--tls-key" => options.tls_key = Some(value(&mut args, "--tls-key")),
             "--client-ca" => options.client_ca = Some(value(&mut args, "--client-ca")),
+            "--grow-batches" => {
+                let ms = number(&mut args, "--grow-batches");
+                let max_hold = std::time::Duration::from_millis(ms.into());
+                options.grow_batches = Some(max_hold.into());
+            }
+            "--target-batch" => target_batch = Some(number(&mut args, "--target-batch")),
+            "--min-pace" => min_pace = Some(number(&mut args, "--min-pace")),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -149,6 +165,23 @@ pub fn options() -> Options {
                 std::process::exit(2);
             }
         }
+    }
+    match (&mut options.grow_batches, target_batch.or(min_pace)) {
+        (Some(growth), _) => {
+            if let Some(target) = target_batch {
+                *growth = growth.with_target_batch(target);
+            }
+            if let Some(pace) = min_pace {
+                *growth = growth.with_min_pace(pace);
+            }
+        }
+        (None, Some(_)) => {
+            eprintln!(
+                "`--target-batch` and `--min-pace` tune `--grow-batches`, which is off\n{USAGE}"
+            );
+            std::process::exit(2);
+        }
+        (None, None) => {}
     }
     if options.endpoint.is_empty() {
         let s = if options.tls_cert.is_some() { "s" } else { "" };
@@ -164,6 +197,15 @@ pub fn options() -> Options {
 pub fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> String {
     args.next().unwrap_or_else(|| {
         eprintln!("`{flag}` needs a value");
+        std::process::exit(2);
+    })
+}
+
+/// The number after a flag; exits with a message when there is none.
+fn number(args: &mut impl Iterator<Item = String>, flag: &str) -> u32 {
+    let text = value(args, flag);
+    text.parse().unwrap_or_else(|_| {
+        eprintln!("`{flag}` takes a whole number, not `{text}`");
         std::process::exit(2);
     })
 }
@@ -213,6 +255,10 @@ pub fn serve(handler: RequestReplyHandler, options: &Options) -> anyhow::Result<
         None => builder.bind(options.addr.as_str()),
     };
     let builder = with_tls(builder, options)?;
+    let builder = match options.grow_batches {
+        Some(growth) => builder.grow_batches(growth),
+        None => builder,
+    };
     let server = builder
         // Probes for an orchestrator (Kubernetes' livenessProbe and readinessProbe).
         .health("/health")

@@ -375,7 +375,7 @@ impl Endpoint {
             Ok(body) => body,
             Err(response) => return response,
         };
-        self.finish(handler, &body, started)
+        self.finish(handler, &body, started).0
     }
 
     /// As [`respond`](Self::respond), for a body already in memory (its length is
@@ -391,7 +391,7 @@ impl Endpoint {
         if let Some(refusal) = self.check_head(&head) {
             return refusal;
         }
-        self.finish(handler, body, started)
+        self.finish(handler, body, started).0
     }
 
     /// The checks that need no body: path (404), method (405), content type (415) and a
@@ -465,19 +465,31 @@ impl Endpoint {
     /// [`check_head`](Self::check_head) and the limit. Never panics: a panic anywhere in
     /// the handler is a 500.
     pub fn handle_body(&self, handler: &RequestReplyHandler, body: &[u8]) -> Response {
+        self.finish(handler, body, timer()).0
+    }
+
+    /// As [`handle_body`](Self::handle_body), with the invocations the batch ran: `None`
+    /// when it ran none to a reply (a handshake, an error).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn handle_batch(
+        &self,
+        handler: &RequestReplyHandler,
+        body: &[u8],
+    ) -> (Response, Option<usize>) {
         self.finish(handler, body, timer())
     }
 
     /// Runs the handler and logs the request's one line: at `debug` for a reply (the
     /// function type, the id, the invocations, the states changed, the sizes and the
     /// time), at `warn` (4xx) or `error` (5xx) for a failure, naming the function type,
-    /// the address and the error.
+    /// the address and the error. Returns the response, and the invocations of a batch
+    /// run to a reply.
     fn finish(
         &self,
         handler: &RequestReplyHandler,
         body: &[u8],
         started: Option<Instant>,
-    ) -> Response {
+    ) -> (Response, Option<usize>) {
         // AssertUnwindSafe: the handler is immutable (functions are `Fn + Sync`), so a
         // panic cannot leave it half-updated; the core catches function panics itself and
         // this only guards against a bug elsewhere taking a server thread down.
@@ -495,7 +507,7 @@ impl Endpoint {
                         started.unwrap_or(summary.started).elapsed()
                     );
                 }
-                response
+                (response, answered.invocations)
             }
             Ok(Err(Refused { error: err, target })) => {
                 let status = err.status();
@@ -513,7 +525,7 @@ impl Endpoint {
                     target.function_type(),
                     target.address()
                 );
-                Response::error(status, &report)
+                (Response::error(status, &report), None)
             }
             Err(_) => {
                 let target = Target(None);
@@ -523,7 +535,7 @@ impl Endpoint {
                     target.function_type(),
                     target.address()
                 );
-                Refusal::Panicked.response()
+                (Refusal::Panicked.response(), None)
             }
         }
     }

@@ -29,6 +29,6 @@ pub use endpoint::{
     Endpoint, RequestHead, Response, DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, OCTET_STREAM,
 };
 #[cfg(feature = "server")]
-pub use server::{BindAddr, ListenAddr, Server, ServerBuilder};
+pub use server::{BatchGrowth, BindAddr, ListenAddr, Server, ServerBuilder};
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;

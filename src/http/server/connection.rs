@@ -254,18 +254,23 @@ fn exchange(shared: &Shared, conn: &mut Reader<Stream>, deadline: Instant) -> Ne
         Err(err) => return fail(shared, conn, err, "request body"),
     };
     received(shared, body.len());
-    let response = match route {
+    let (response, invocations) = match route {
         // A route of the service's own (a health check, metrics) takes no worker permit:
         // it answers even while batches hold every worker, so an orchestrator's probe
         // does not fail on a server that is only busy.
-        Some(route) => route.respond(&request, &body),
+        Some(route) => (route.respond(&request, &body), None),
         None => match acquire_worker(shared) {
-            Some(_permit) => endpoint.handle_body(&shared.handler, &body),
+            Some(_permit) => endpoint.handle_batch(&shared.handler, &body),
             // The server is stopping: a batch that has not started goes to another
             // server rather than hold up the stop (`Server::shutdown`).
-            None => endpoint.refuse(&request, Refusal::ShuttingDown),
+            None => (endpoint.refuse(&request, Refusal::ShuttingDown), None),
         },
     };
+    if let (Some(pacer), Some(invocations)) = (&shared.pacer, invocations) {
+        // The worker is free again; the body and its memory go before the reply waits.
+        drop((body, body_memory));
+        super::batching::hold(shared, pacer, invocations);
+    }
     reply(conn, &response, &head, shared)
 }
 

@@ -5,8 +5,10 @@
 //! probes, readiness and the graceful shutdown; the accept and connection loops are in
 //! `connection`, the semaphore in `semaphore`, the budget of body memory in
 //! `body_memory`, the extra routes in `routes`, SIGTERM and SIGINT in `signals`, what it
-//! listens on in `transport`, and the HTTP/1 codec in `http::codec`.
+//! listens on in `transport`, the pace of replies that grows the runtime's batches in
+//! `batching`, and the HTTP/1 codec in `http::codec`.
 
+mod batching;
 mod body_memory;
 mod connection;
 mod routes;
@@ -31,6 +33,7 @@ use log::{info, warn};
 use super::endpoint::{Endpoint, RequestHead, Response};
 use crate::handler::RequestReplyHandler;
 use crate::http::socket::Socket;
+pub use batching::BatchGrowth;
 use body_memory::BodyMemory;
 use routes::Routes;
 use semaphore::Semaphore;
@@ -219,6 +222,7 @@ pub struct ServerBuilder {
     stop_on_signals: bool,
     #[cfg(feature = "metrics")]
     metrics: Option<crate::metrics::Metrics>,
+    batching: Option<BatchGrowth>,
 }
 
 impl Default for ServerBuilder {
@@ -241,6 +245,7 @@ impl Default for ServerBuilder {
             stop_on_signals: false,
             #[cfg(feature = "metrics")]
             metrics: None,
+            batching: None,
         }
     }
 }
@@ -510,6 +515,63 @@ impl ServerBuilder {
         })
     }
 
+    /// Trades a bounded added latency for fewer, larger batches from the runtime, when it
+    /// sends many small ones (off by default): replies leave at a pace, each held at most
+    /// `max_hold` (a [`Duration`], or a [`BatchGrowth`] to tune the rule).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use statefun_sync::http::Server;
+    /// # use statefun_sync::{RequestReplyHandler, StatefulFunctions};
+    /// # let handler = RequestReplyHandler::new(StatefulFunctions::new());
+    ///
+    /// let server = Server::builder()
+    ///     .bind("0.0.0.0:8000")
+    ///     .grow_batches(Duration::from_millis(500))
+    ///     .start(handler)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// The runtime keeps one request in flight per address and sends the messages that
+    /// arrive meanwhile as the next batch. Every request costs it a fixed amount of CPU
+    /// (about 150 µs on StateFun 3.3: its HTTP client, protobuf, the state backend's reads
+    /// and writes of the request's state), so a function that answers in microseconds gets
+    /// batches of one or two and the runtime spends most of its CPU on requests. With this
+    /// option the server lets replies leave at most `max(min_pace, invocations per second
+    /// / target_batch)` per second (by default one per 16 invocations served, and never
+    /// fewer than 200 per second). Under that rate nothing is held: an idle or lightly
+    /// loaded function sees no added latency. Beyond it, a reply waits for its turn, in the
+    /// order the replies were made, never longer than `max_hold`; the runtime meanwhile
+    /// queues each address's messages, and its batches grow to about `target_batch`.
+    ///
+    /// - A reply is held after its batch ran and its worker was released: a held reply
+    ///   takes no worker and no body memory, only its connection's thread.
+    /// - A reply is never changed, only delayed. Replies per address are never reordered:
+    ///   the runtime sends an address's next batch only once it has the reply to the one
+    ///   before, and held replies leave in the order they were made anyway.
+    /// - Handshake replies (3.x), errors and the server's own [`route`](Self::route)s are
+    ///   never held.
+    /// - A stop ([`Server::shutdown`], a signal, a drop) lets every held reply leave at
+    ///   once.
+    /// - `statefun_http_batching_hold_seconds`, `statefun_http_batching_held_batch_size`
+    ///   and `statefun_http_batching_pace` ([`metrics`](Self::metrics)) show what it does.
+    ///
+    /// Keep `max_hold` well under the function's timeouts in `module.yaml`, in which a
+    /// held reply counts (the okhttp transport's read timeout, 10 s by default, and 2.2's
+    /// `readTimeout`; the call timeout, 1 min, 2 min on the netty transport).
+    ///
+    /// It works the same with the 2.2 and the 3.x runtimes. How long `max_hold` must be for
+    /// batches to reach the target depends on how many addresses are busy at once: each
+    /// address's turn comes about every `addresses / pace` seconds. The figures measured
+    /// on a real StateFun job, and when to turn it on, are in the README's section
+    /// "Batching and the runtime's cost". Only this server paces replies; the
+    /// [`tiny_http`](crate::http::tiny_http) adapter and [`Endpoint`] in a server of your
+    /// own answer at once.
+    pub fn grow_batches(mut self, growth: impl Into<BatchGrowth>) -> Self {
+        self.batching = Some(growth.into());
+        self
+    }
+
     /// Stops the server gracefully on SIGTERM or SIGINT (Unix only): the first signal
     /// starts [`Server::shutdown`] on a thread of its own (the readiness probe answers
     /// 503, no new connection is accepted, idle connections are closed, requests in
@@ -573,6 +635,7 @@ impl ServerBuilder {
             signals: Mutex::new(None),
             #[cfg(feature = "metrics")]
             metrics: self.metrics,
+            pacer: self.batching.map(batching::Pacer::new),
         });
         // Signals first: if they cannot be caught, nothing has started yet.
         #[cfg(unix)]
@@ -787,6 +850,8 @@ struct Shared {
     /// Where the server counts its requests ([`ServerBuilder::metrics`]).
     #[cfg(feature = "metrics")]
     metrics: Option<crate::metrics::Metrics>,
+    /// The pace of replies ([`ServerBuilder::grow_batches`]).
+    pacer: Option<batching::Pacer>,
 }
 
 #[derive(Default)]
@@ -876,6 +941,10 @@ impl Shared {
         // the requests ahead of it take, and the runtime can send it elsewhere.
         self.permits.stop_waits();
         self.body_memory.stop_waits();
+        // A held reply is whole: it leaves now, so the stop does not wait for its turn.
+        if let Some(pacer) = &self.pacer {
+            pacer.stop();
+        }
         // Wakes the accept loop, blocked in accept(), so it sees the flag.
         #[cfg(unix)]
         let file = self.socket_file.as_ref();
