@@ -121,12 +121,6 @@ impl Shape {
         Shape::ALL.into_iter().find(|shape| shape.name() == name)
     }
 
-    /// Whether the shape needs more invocations than the handler's default
-    /// `max_invocations` to fill `size` bytes.
-    pub fn needs_more_invocations(self, version: ProtocolVersion, size: usize) -> bool {
-        self.build(version, size).invocations > RequestReplyHandler::DEFAULT_MAX_INVOCATIONS
-    }
-
     /// The request of this shape for `version`, as close to `size` bytes as its entries
     /// allow without going over.
     pub fn build(self, version: ProtocolVersion, size: usize) -> Shaped {
@@ -518,13 +512,7 @@ impl Builder {
     /// then `rest`; the first round through `names` records them.
     fn state(&mut self, names: &[String], i: usize, values: &[&[u8]], rest: &[u8]) {
         let name = &names[i % names.len()];
-        let mut state = Vec::with_capacity(name.len() + rest.len() + 16 * (values.len() + 1));
-        put_field(&mut state, 1, name.as_bytes());
-        for value in values {
-            put_field(&mut state, 2, value);
-        }
-        state.extend_from_slice(rest);
-        self.put(2, &state);
+        self.put(2, &state_bytes(name, values, rest));
         if i < names.len() {
             self.names.push(name.clone());
         }
