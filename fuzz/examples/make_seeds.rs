@@ -9,6 +9,7 @@
 use std::fs;
 use std::path::Path;
 
+use prost::Message as _;
 use prost_types::Any;
 use statefun_sync::proto::reqreply as v3proto;
 use statefun_sync::testing::Request;
@@ -50,6 +51,48 @@ fn every_operation() -> Vec<u8> {
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     fs::create_dir_all(dir).unwrap();
     fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+}
+
+/// Issue 21's shape, small: `request` (a serialized `ToFunction`) with 16 states `m0` ..
+/// `m15` added to its batch, each carrying each of `values` as a `state_value` (2.2 keeps
+/// the last; 3.x merges `TypedValue`s), then 63 repeats of the state `a` with `repeat`,
+/// and a last one with `values`, which the function reads. 4267bea searched every merged
+/// value on each repeat.
+fn merged_then_repeated(request: &[u8], values: &[&[u8]], repeat: &[u8]) -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, tag: u8, payload: &[u8]) {
+        prost::encoding::encode_key(
+            u32::from(tag),
+            prost::encoding::WireType::LengthDelimited,
+            out,
+        );
+        prost::encoding::encode_varint(payload.len() as u64, out);
+        out.extend_from_slice(payload);
+    }
+    // `ToFunction { 100: batch }`: the batch is what follows the key and the length.
+    let mut rest = &request[2..];
+    let len = prost::encoding::decode_varint(&mut rest).unwrap() as usize;
+    assert_eq!(len, rest.len(), "one batch, nothing after it");
+    let mut batch = rest.to_vec();
+    for i in 0..16 {
+        let mut state = Vec::new();
+        field(&mut state, 1, format!("m{i}").as_bytes());
+        for value in values {
+            field(&mut state, 2, value);
+        }
+        field(&mut batch, 2, &state);
+    }
+    let repeat = [repeat];
+    for i in 0..64 {
+        let mut state = Vec::new();
+        field(&mut state, 1, b"a");
+        for value in if i < 63 { &repeat[..] } else { values } {
+            field(&mut state, 2, value);
+        }
+        field(&mut batch, 2, &state);
+    }
+    let mut out = Vec::new();
+    field(&mut out, 100, &batch);
+    out
 }
 
 fn main() {
@@ -131,6 +174,19 @@ fn main() {
             .with_state("a", Some(pack(&prost_types::Timestamp::default())))
             .invoke(script(&[10, 0]))
             .to_bytes(),
+    ));
+    seeds.push((
+        "merged_then_repeated".into(),
+        merged_then_repeated(
+            &states(Request::to(ALL, "1"))
+                .invoke(script(&[9, 0, 9, 1, 9, 2, 11, 0, 0, 0]))
+                .to_bytes(),
+            &[
+                &script(b"m").encode_to_vec(),
+                &script(b"merged").encode_to_vec(),
+            ],
+            &script(b"a").encode_to_vec(),
+        ),
     ));
     seeds.push(("empty".into(), Vec::new()));
 
@@ -343,6 +399,32 @@ fn seeds3(fuzz: &Path) {
             ALL3,
             &all_states,
             vec![script3(false, &[0, 0, 1, 1, 0, 0, 0, 0, 14, 2])],
+        ),
+    ));
+    // A TypedValue in two pieces, typename and has_value in one, the value in the other,
+    // which merge into the int 6: `a`'s last value, which the script reads (the repeats of
+    // `a` before it are the int 8, whole).
+    let typed_part = |typename: &str, has_value: bool, value: &[u8]| {
+        v3proto::TypedValue {
+            typename: typename.into(),
+            has_value,
+            value: value.to_vec().into(),
+        }
+        .encode_to_vec()
+    };
+    seeds.push((
+        "v3_merged_then_repeated".into(),
+        merged_then_repeated(
+            &request3(
+                ALL3,
+                &all_states,
+                vec![script3(false, &[6, 0, 6, 1, 6, 2, 10, 0, 7, 0, 9, 0, 0, 0])],
+            ),
+            &[
+                &typed_part(INT, true, &[]),
+                &typed_part("", false, &[0x0d, 6, 0, 0, 0]),
+            ],
+            &typed_part(INT, true, &[0x0d, 8, 0, 0, 0]),
         ),
     ));
     for (name, bytes) in &seeds {

@@ -120,14 +120,11 @@ impl<'a> BatchParts<'a> {
                     let bytes = length_delimited_at(&mut reader, wire_type)
                         .map_err(|source| malformed_at(field(), source))?;
                     let (state, merged) = decode_state::<F>(bytes, field)?;
-                    if states.as_slice().len() == limits.max_states
-                        && states.position(state.name).is_none()
-                    {
+                    if !states.insert(state, merged, limits.max_states) {
                         return Err(Error::TooManyStates {
                             limit: limits.max_states,
                         });
                     }
-                    states.insert(state, merged);
                 }
                 BATCH_INVOCATIONS => {
                     let index = invocations.len();

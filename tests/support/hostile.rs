@@ -1,8 +1,14 @@
 //! What the hostile-input tests of both protocols (`hostile_input.rs`, `hostile_input3.rs`)
 //! share: raw protobuf encoders for bodies no honest runtime sends (huge length prefixes,
-//! deeply nested groups, invalid UTF-8), and the assertions on the errors they get.
+//! deeply nested groups, invalid UTF-8), the assertions on the errors they get, and the
+//! bound on the time of the request shapes of [`shapes`](super::shapes) (issue 21).
 
-use statefun_sync::{Error, RequestReplyHandler};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use statefun_sync::{Error, ProtocolVersion, RequestReplyHandler};
+
+use super::shapes::{Shape, Shaped};
 
 /// The error `handle()` returns for `body`; panics if it returned a reply.
 pub fn error_for(handler: &RequestReplyHandler, body: &[u8]) -> Error {
@@ -103,4 +109,58 @@ pub fn with_invalid_utf8(body: &[u8], marker: &str) -> Vec<u8> {
         .unwrap_or_else(|| panic!("{marker:?} in the body"));
     body[at] = 0xff;
     body
+}
+
+/// How long `handle()` may take on a request of a [`Shape`] of a few MiB: some six times
+/// what a debug build took for the slowest of the tests' shapes at 8 MiB on two cores that
+/// other builds kept busy (2.6 s), and some six times less than the quadratic decoding of
+/// 4267bea (issue 21) took for the merged ones there (82 to 113 s).
+pub const SHAPE_BOUND: Duration = Duration::from_secs(15);
+
+/// `handler.handle(body)`, run in a thread of its own, and how long it took; a panic
+/// naming `what` once `bound` has passed without a result. The thread of a request that
+/// takes longer is left to finish on its own: the test fails at the bound, without
+/// waiting for it.
+pub fn handle_within(
+    handler: RequestReplyHandler,
+    body: Vec<u8>,
+    bound: Duration,
+    what: &str,
+) -> (Result<Vec<u8>, Error>, Duration) {
+    let (done, result) = mpsc::channel();
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let reply = handler.handle(&body);
+        let _ = done.send((reply, started.elapsed()));
+    });
+    match result.recv_timeout(bound) {
+        Ok(answered) => answered,
+        Err(_) => panic!("{what}: handle() took more than {bound:?}"),
+    }
+}
+
+/// Builds the request of `shape` for `version` at about `size` bytes, and asserts that
+/// `handle()` answers it within [`SHAPE_BOUND`] with the reply its function makes (every
+/// state read, the first one written). Returns the request, for more checks.
+pub fn assert_answered_in_time(shape: Shape, version: ProtocolVersion, size: usize) -> Shaped {
+    let shaped = shape.build(version, size);
+    let what = format!(
+        "{} on {version}, {} bytes, {} states, {} invocations",
+        shape.name(),
+        shaped.body.len(),
+        shaped.states.len(),
+        shaped.invocations
+    );
+    let (reply, took) = handle_within(
+        shaped.handler(false),
+        shaped.body.clone(),
+        SHAPE_BOUND,
+        &what,
+    );
+    let reply = reply.unwrap_or_else(|e| panic!("{what}: {}", e.report()));
+    shaped
+        .check_reply(&reply)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    eprintln!("{what}: answered in {took:?}");
+    shaped
 }

@@ -12,6 +12,7 @@
 //! - [`hostile`]: the raw protobuf encoders and error assertions of the hostile-input tests;
 //! - [`scripted`]: a remote endpoint that answers with responses written beforehand;
 //! - [`workloads`]: the benchmark functions and fixed workloads, the file the benches use;
+//! - [`shapes`]: the hostile request shapes of the complexity bench, at any size;
 //! - [`examples`]: what the examples share (their message types and app).
 //!
 //! Every test file is its own crate and uses its own subset of this tree, so the rest is
@@ -28,6 +29,9 @@ pub mod tls;
 
 #[path = "../../benches/workloads/functions.rs"]
 pub mod workloads;
+
+#[path = "../../benches/workloads/shapes.rs"]
+pub mod shapes;
 
 // It serves through the crate's own server.
 #[cfg(feature = "server")]
