@@ -617,6 +617,7 @@ impl<'a> Context<'a> {
 
     /// The current value of the state `name` as the wire stores it; `None` when it has no
     /// value.
+    #[inline]
     fn current(&self, name: &str) -> Result<Option<&[u8]>, Error> {
         let at = self
             .states
