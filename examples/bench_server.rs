@@ -4,18 +4,22 @@
 //! ```text
 //! cargo build --release --example bench_server
 //! target/release/examples/bench_server [--port 8080] [--seconds 600] [--tiny-http]
-//!     [--tls-cert PEM --tls-key PEM]
+//!     [--tls-cert PEM --tls-key PEM] [--workers N] [--handler-us US]
 //! ```
 //!
 //! By default it runs the crate's own server (`Server`, with the settings `serve()` uses);
 //! `--tiny-http` runs a `tiny_http::Server` answering through `http::tiny_http` instead,
 //! with two threads taking requests. Either way it stops by itself after `--seconds`.
 //! `--tls-cert` and `--tls-key` serve TLS on the crate's server (`scripts/tls_bench.sh`).
+//! `--workers` sets the crate's server's `workers` (default: its own default), and
+//! `--handler-us` makes `bench/greeter` sleep that many microseconds before it greets, as
+//! a function that waits on I/O (`scripts/permits_bench.sh`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use statefun_sync::http::Server;
+use statefun_sync::{RequestReplyHandler, StatefulFunctions};
 
 #[path = "../benches/workloads/functions.rs"]
 mod workloads;
@@ -25,7 +29,12 @@ struct Options {
     seconds: u64,
     tiny_http: bool,
     tls: Option<(String, String)>,
+    workers: Option<usize>,
+    handler_sleep: Duration,
 }
+
+const USAGE: &str = "usage: bench_server [--port 8080] [--seconds 600] [--tiny-http] \
+    [--tls-cert PEM --tls-key PEM] [--workers N] [--handler-us US]";
 
 fn options() -> Result<Options, String> {
     let mut options = Options {
@@ -33,6 +42,8 @@ fn options() -> Result<Options, String> {
         seconds: 600,
         tiny_http: false,
         tls: None,
+        workers: None,
+        handler_sleep: Duration::ZERO,
     };
     let mut cert = None;
     let mut key = None;
@@ -53,11 +64,22 @@ fn options() -> Result<Options, String> {
             "--tiny-http" => options.tiny_http = true,
             "--tls-cert" => cert = Some(value("--tls-cert")?),
             "--tls-key" => key = Some(value("--tls-key")?),
-            other => {
-                return Err(format!(
-                    "unknown argument `{other}`; usage: bench_server [--port 8080] [--seconds 600] [--tiny-http] [--tls-cert PEM --tls-key PEM]"
-                ))
+            "--workers" => {
+                let workers = value("--workers")?;
+                let workers = workers
+                    .parse()
+                    .map_err(|_| format!("bad --workers `{workers}`"))?;
+                options.workers = Some(workers);
             }
+            "--handler-us" => {
+                let micros = value("--handler-us")?;
+                let micros = micros
+                    .parse()
+                    .map_err(|_| format!("bad --handler-us `{micros}`"))?;
+                options.handler_sleep = Duration::from_micros(micros);
+            }
+            "--help" | "-h" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument `{other}`; {USAGE}")),
         }
     }
     options.tls = match (cert, key) {
@@ -72,20 +94,53 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let options = options()?;
     let address = ("127.0.0.1", options.port);
     let run_for = Duration::from_secs(options.seconds);
-    let handler = Arc::new(workloads::handler());
+    let handler = Arc::new(if options.handler_sleep.is_zero() {
+        workloads::handler()
+    } else {
+        sleepy_handler(options.handler_sleep)
+    });
 
     if options.tiny_http {
         return tiny_http_server(handler, address, run_for);
     }
-    let server = with_tls(Server::builder().bind(address), options.tls)?.start(handler)?;
+    let mut builder = Server::builder().bind(address);
+    if let Some(workers) = options.workers {
+        builder = builder.workers(workers);
+    }
+    let server = with_tls(builder, options.tls)?.start(handler)?;
     eprintln!(
-        "bench_server (statefun_sync::http::Server) at {} for {} s",
+        "bench_server (statefun_sync::http::Server) at {} for {} s{}{}",
         server.url(),
-        options.seconds
+        options.seconds,
+        options
+            .workers
+            .map_or(String::new(), |w| format!(", {w} workers")),
+        if options.handler_sleep.is_zero() {
+            String::new()
+        } else {
+            format!(", greeter sleeps {:?}", options.handler_sleep)
+        }
     );
     std::thread::sleep(run_for);
     server.shutdown();
     Ok(())
+}
+
+/// `bench/greeter` as in the workloads, after sleeping `sleep` (a function that waits on
+/// I/O: it holds a worker, not a core).
+fn sleepy_handler(sleep: Duration) -> RequestReplyHandler {
+    let mut functions = StatefulFunctions::new();
+    functions
+        .bind_typed("bench/greeter", move |ctx, message| {
+            std::thread::sleep(sleep);
+            workloads::greeter(ctx, message)
+        })
+        .expect("a valid, unbound typename")
+        .state("seen");
+    functions
+        .bind_typed("bench/fanout", workloads::fanout)
+        .expect("a valid, unbound typename");
+    RequestReplyHandler::new(functions)
 }
 
 #[cfg(feature = "tls")]

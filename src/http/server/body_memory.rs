@@ -23,6 +23,12 @@
 //! retries). A slow client holds what it has sent (and at most as much again, the
 //! buffer's growth), not what it declared; only once the step-by-step part of the budget
 //! is used up, by bytes that did arrive, does a body take its whole declared rest.
+//!
+//! Bodies that wait for their rest are admitted in arrival order, strictly: a large one
+//! ahead holds back a small one behind it, and no step is taken past them (see the
+//! `semaphore` module for why). That costs nothing above: while a body waits, less than
+//! one largest body is free, so no step would fit anyway, and the head of the queue, which
+//! needs at most one largest body, fits once the bodies that do not wait give back theirs.
 
 use std::time::Instant;
 

@@ -146,8 +146,9 @@ pub fn serve_at(
 /// gets `503 Service Unavailable` with `Connection: close`, which the runtime retries.
 /// A semaphore lets at most [`workers`](ServerBuilder::workers) handler calls run at
 /// once; the other connection threads wait in `read()` (idle keep-alive connections)
-/// or for a permit, costing a parked thread with a small stack each. The bodies they
-/// hold meanwhile count in [`max_body_memory`](ServerBuilder::max_body_memory).
+/// or for a permit, in arrival order, costing a parked thread with a small stack each,
+/// woken only when its turn comes. The bodies they hold meanwhile count in
+/// [`max_body_memory`](ServerBuilder::max_body_memory).
 ///
 /// This is the design because the runtime opens its pooled connections in bursts and
 /// then keeps them idle: a pool of a few threads that each own a connection (tiny_http
@@ -312,6 +313,13 @@ impl ServerBuilder {
 
     /// The most handler calls that run at once (default: twice the available
     /// parallelism). Raise it for functions that wait on I/O. At least 1.
+    ///
+    /// Lowering it is the way to bound what the functions may use at once (a database's
+    /// connections, a single-threaded resource: `workers(1)` runs one batch at a time),
+    /// and it stays cheap however many connections wait: batches whose bodies have arrived
+    /// queue for a worker in arrival order, and each finished batch wakes only the
+    /// connection thread next in line, with nothing woken and no system call when none
+    /// waits (the measurements are in the repository's `BENCHMARKS.md`, "Worker permits").
     ///
     /// A batch whose body has arrived waits for a worker, with no deadline of its own (the
     /// runtime's timeout bounds it), holding its body's memory. Once the server stops
