@@ -441,3 +441,57 @@ fn a_held_reply_takes_no_worker() {
     server.shutdown();
     assert_eq!(held.join().unwrap().status, 200);
 }
+
+/// The pace is the server's, not the protocol's: a 2.2 handler's replies are held the
+/// same way, and leave unchanged.
+#[test]
+fn a_2_2_reply_is_held_as_a_3x_one_and_leaves_unchanged() {
+    // `test/echo` (2.2) replies with the message it got.
+    let echo = || {
+        let mut functions = StatefulFunctions::new();
+        functions
+            .bind(
+                "test/echo",
+                |ctx: &mut Context, message: prost_types::Any| Ok(ctx.reply(message)?),
+            )
+            .unwrap();
+        RequestReplyHandler::new(functions)
+    };
+    let handler = echo();
+    let metrics = Metrics::new();
+    let max_hold = Duration::from_millis(50);
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .metrics("/metrics", &metrics)
+        .grow_batches(slow(max_hold))
+        .start(echo().with_metrics(&metrics))
+        .unwrap();
+    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut took = Vec::new();
+    for n in 0..4u8 {
+        let request = statefun_sync::testing::Request::to("test/echo", "1")
+            .invoke_from(
+                caller(),
+                prost_types::Any {
+                    type_url: "type.googleapis.com/test.N".into(),
+                    value: vec![n],
+                },
+            )
+            .to_bytes();
+        let start = Instant::now();
+        let response = client.post("/statefun", &request).unwrap();
+        took.push(start.elapsed());
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(response.body, handler.handle(&request).unwrap());
+    }
+
+    // The burst passes; the rest are held until the ceiling.
+    assert!(took[2..].iter().all(|t| *t >= max_hold), "{took:?}");
+    assert_eq!(
+        metric_value(
+            &metrics.render(),
+            "statefun_http_batching_hold_seconds_count"
+        ),
+        2.0
+    );
+}
