@@ -13,7 +13,7 @@ use crate::protocol::{
     AddressRef, Caller, Change, Delayed, DelayedError, Effects, Invocation, Mutations, Payload,
     Protocol, ProtocolVersion, States, WireError,
 };
-use crate::registry::StateSpec;
+use crate::state_spec::StateSpec;
 use crate::text::Shown;
 use crate::types::{EncodeError, Type};
 use crate::value_spec::ValueSpec;

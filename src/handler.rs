@@ -11,7 +11,8 @@ use crate::address::Address;
 use crate::context::Context;
 use crate::error::Error;
 use crate::protocol::{Batch, Limits, Protocol, ProtocolVersion, Refused, V2, V3};
-use crate::registry::{BoundFunction, StateSpec, StatefulFunctions};
+use crate::registry::{BoundFunction, StatefulFunctions};
+use crate::state_spec::StateSpec;
 use crate::text::Shown;
 
 /// Answers the runtime's requests with the bound functions: request bytes in, reply bytes

@@ -15,10 +15,12 @@ mod module_yaml;
 pub mod proto;
 mod protocol;
 mod registry;
+mod state_spec;
 pub mod testing;
 mod text;
 pub mod types;
 mod value_spec;
+mod wire;
 
 pub use address::{Address, FunctionType, InvalidTypename};
 pub use context::Context;
@@ -35,7 +37,8 @@ pub use module_yaml::{
     Transport,
 };
 pub use protocol::ProtocolVersion;
-pub use registry::{Binding, DeclaredState, Expiration, StateSpec, StatefulFunctions};
+pub use registry::{Binding, StatefulFunctions};
+pub use state_spec::{DeclaredState, Expiration, StateSpec};
 pub use value_spec::ValueSpec;
 
 /// The prost version this crate's generated types and traits come from: name it as

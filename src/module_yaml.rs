@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::address::FunctionType;
 use crate::error::Error;
-use crate::registry::{Expiration, StatefulFunctions};
+use crate::registry::StatefulFunctions;
+use crate::state_spec::Expiration;
 use crate::text::Shown;
 
 /// The `module.yaml` (format version `2.0`, Stateful Functions 2.2) for the functions of a
@@ -803,7 +804,7 @@ fn write_properties(f: &mut fmt::Formatter<'_>, properties: &[(String, String)])
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::StateSpec;
+    use crate::state_spec::StateSpec;
 
     #[test]
     fn flink_durations_use_the_largest_whole_unit() {

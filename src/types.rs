@@ -7,7 +7,7 @@ use std::fmt;
 
 use prost::Name;
 
-use crate::protocol::wire::{Reader, WireError, WireType};
+use crate::wire::{Reader, WireError, WireType};
 
 /// Why the bytes of a typed value could not be decoded into its Rust type.
 pub type DecodeError = Box<dyn StdError + Send + Sync>;
@@ -388,7 +388,7 @@ pub(crate) fn string_len(text: &str) -> usize {
     if text.is_empty() {
         0
     } else {
-        crate::protocol::wire::bytes_field_len(1, text.as_bytes())
+        crate::wire::bytes_field_len(1, text.as_bytes())
     }
 }
 
@@ -396,7 +396,7 @@ pub(crate) fn string_len(text: &str) -> usize {
 /// `put_bytes_field` leaves an empty text out).
 pub(crate) fn put_string(text: &str, buf: &mut Vec<u8>) {
     debug_assert_eq!(KEY_LEN, 0x0a);
-    crate::protocol::wire::put_bytes_field(buf, 1, text.as_bytes());
+    crate::wire::put_bytes_field(buf, 1, text.as_bytes());
 }
 
 impl Type for String {

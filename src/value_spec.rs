@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::registry::{Expiration, StateSpec};
+use crate::state_spec::{DeclaredState, Expiration, StateSpec};
 use crate::types::Type;
 
 /// A state of type `T`: its name, and when it expires. Declare it when binding the
@@ -149,6 +149,12 @@ impl<T: Type> From<&ValueSpec<T>> for StateSpec {
             Some(expiration) => state.expire(expiration),
             None => state,
         }
+    }
+}
+
+impl<T: Type> DeclaredState for ValueSpec<T> {
+    fn state_spec(&self) -> StateSpec {
+        StateSpec::from(self)
     }
 }
 

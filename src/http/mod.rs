@@ -20,6 +20,7 @@ pub(crate) mod endpoint;
 #[cfg(feature = "server")]
 pub(crate) mod server;
 pub(crate) mod socket;
+pub(crate) mod stream;
 #[cfg(feature = "tiny-http")]
 pub mod tiny_http;
 #[cfg(feature = "tls")]

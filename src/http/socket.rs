@@ -1,13 +1,12 @@
-//! A connection's bytes, for the server and the testing kit's client alike: a TCP or Unix
-//! domain [`Socket`], and the [`Stream`] over it, in the clear or in TLS.
+//! A connection's socket, for the server and the testing kit's client alike: TCP or Unix
+//! domain. The byte stream over it, in the clear or in TLS, is
+//! [`Stream`](crate::http::stream::Stream), a module above this one and the TLS stream.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
-
-use crate::http::codec::Input;
 
 /// A connected socket: TCP, or a Unix domain socket.
 pub(crate) enum Socket {
@@ -72,38 +71,6 @@ impl Write for Socket {
     }
 }
 
-/// A connection's byte stream: the socket itself, or TLS over it.
-pub(crate) enum Stream {
-    Plain(Socket),
-    #[cfg(feature = "tls")]
-    Tls(Box<crate::http::tls::stream::TlsStream>),
-}
-
-impl Stream {
-    /// The socket under the stream, for its timeouts and its shutdown.
-    pub(crate) fn socket(&self) -> &Socket {
-        match self {
-            Stream::Plain(socket) => socket,
-            #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.socket(),
-        }
-    }
-
-    /// Ends the sending side: a TLS `close_notify`, then the socket's shutdown.
-    pub(crate) fn close_write(&mut self) {
-        #[cfg(feature = "tls")]
-        if let Stream::Tls(tls) = self {
-            tls.close_notify();
-        }
-        let _ = self.socket().shutdown(Shutdown::Write);
-    }
-
-    /// Sets the read timeout to what is left until `deadline`.
-    pub(crate) fn set_deadline(&self, deadline: Instant) -> io::Result<()> {
-        self.socket().set_read_timeout(Some(time_left(deadline)?))
-    }
-}
-
 /// What is left until `deadline`, or a timeout error once it has passed: what a socket
 /// timeout is set to so that a deadline bounds a whole exchange, not each call.
 pub(crate) fn time_left(deadline: Instant) -> io::Result<Duration> {
@@ -112,41 +79,5 @@ pub(crate) fn time_left(deadline: Instant) -> io::Result<Duration> {
         Err(io::ErrorKind::TimedOut.into())
     } else {
         Ok(left)
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(socket) => socket.read(buf),
-            #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(socket) => socket.write(buf),
-            #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Plain(socket) => socket.flush(),
-            #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.flush(),
-        }
-    }
-}
-
-impl Input for Stream {
-    fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<()> {
-        match deadline {
-            Some(deadline) => self.set_deadline(deadline),
-            None => Ok(()),
-        }
     }
 }

@@ -11,13 +11,12 @@
 //! differs, the message a value travels in ([`ValueFormat`]). A version is a file of its
 //! own: [`v2`] (Stateful Functions 2.2, values in `Any`) and [`v3`] (3.x, values in
 //! `TypedValue`, with the state handshake and cancellation), over the wire primitives of
-//! [`wire`].
+//! [`crate::wire`].
 
 mod reply;
 mod request;
 mod v2;
 mod v3;
-pub(crate) mod wire;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -27,13 +26,13 @@ use prost_types::Any;
 
 use crate::address::Address;
 use crate::error::Error;
-use crate::registry::StateSpec;
+use crate::state_spec::StateSpec;
 use crate::types::EncodeError;
 
 pub(crate) use crate::message::Payload;
+pub(crate) use crate::wire::WireError;
 pub(crate) use v2::V2;
 pub(crate) use v3::V3;
-pub(crate) use wire::WireError;
 
 /// The version of the request-reply protocol a handler speaks, chosen when it is built:
 /// a 2.2 deployment and a 3.x deployment are different runtimes.

@@ -4,11 +4,11 @@
 //! ([`ValueFormat`]). Each writer writes what prost writes: fields in field-number order,
 //! proto3 defaults left out.
 
-use super::wire::{
-    bytes_field_len, len_field_len, put_bytes_field, put_len_key, put_varint, varint_len,
-};
 use super::{AddressRef, Effects, Mutation, Payload, ValueFormat};
 use crate::types::EncodeError;
+use crate::wire::{
+    bytes_field_len, len_field_len, put_bytes_field, put_len_key, put_varint, varint_len,
+};
 
 /// `FromFunction.invocation_result`
 const FROM_FUNCTION_INVOCATION_RESULT: u32 = 100;

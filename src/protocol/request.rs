@@ -4,12 +4,12 @@
 
 use std::borrow::Cow;
 
-use super::wire::{Reader, WireError, WireType};
 use super::{
     Batch, Caller, Invocation, Limits, RawArgument, RawState, Refused, States, ValueFormat,
 };
 use crate::address::Address;
 use crate::error::Error;
+use crate::wire::{Reader, WireError, WireType};
 
 /// `ToFunction.invocation`
 const TO_FUNCTION_INVOCATION: u32 = 100;

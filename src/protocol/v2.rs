@@ -6,7 +6,6 @@ use std::borrow::Cow;
 use prost::Message;
 use prost_types::Any;
 
-use super::wire::{len_field_len, put_len_key, Reader, WireError, WireType};
 use super::{
     reply, request, AddressRef, Batch, Delayed, DelayedError, Effects, Limits, Mutations, Payload,
     Protocol, ProtocolVersion, RawArgument, Refused, ValueFormat,
@@ -14,8 +13,9 @@ use super::{
 use crate::address::Address;
 use crate::error::Error;
 use crate::proto::polyglot::to_function;
-use crate::registry::StateSpec;
+use crate::state_spec::StateSpec;
 use crate::types::EncodeError;
+use crate::wire::{len_field_len, put_len_key, Reader, WireError, WireType};
 
 /// The Stateful Functions 2.2 protocol.
 #[derive(Debug, Clone, Copy)]

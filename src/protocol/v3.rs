@@ -8,7 +8,6 @@ use std::time::Duration;
 use prost::Message;
 use prost_types::Any;
 
-use super::wire::{len_field_len, put_len_key, Reader, WireError, WireType};
 use super::{
     reply, request, AddressRef, Batch, Delayed, DelayedError, Effects, Limits, Mutations, Payload,
     Protocol, ProtocolVersion, RawArgument, Refused, ValueFormat,
@@ -17,8 +16,9 @@ use crate::address::Address;
 use crate::error::Error;
 use crate::proto::polyglot;
 use crate::proto::reqreply::{from_function, to_function, FromFunction};
-use crate::registry::{Expiration, StateSpec};
+use crate::state_spec::{Expiration, StateSpec};
 use crate::types::EncodeError;
+use crate::wire::{len_field_len, put_len_key, Reader, WireError, WireType};
 
 /// The Stateful Functions 3.x protocol.
 #[derive(Debug, Clone, Copy)]
@@ -386,7 +386,7 @@ mod tests {
         // ToFunction{invocation{target: ns/f/"", state: both, state: unset_twice}}
         let field = |tag: u8, bytes: &[u8]| {
             let mut out = vec![tag];
-            crate::protocol::wire::put_varint(&mut out, bytes.len() as u64);
+            crate::wire::put_varint(&mut out, bytes.len() as u64);
             out.extend_from_slice(bytes);
             out
         };

@@ -24,7 +24,8 @@ use std::time::Instant;
 
 use super::{Reply, Request};
 use crate::http::codec::{encode_request, Framing, Input, ReadError, Reader, ResponseHead};
-use crate::http::socket::{Socket, Stream};
+use crate::http::socket::Socket;
+use crate::http::stream::Stream;
 use crate::http::OCTET_STREAM;
 use crate::protocol::ProtocolVersion;
 

@@ -41,7 +41,7 @@ use crate::address::{Address, FunctionType};
 use crate::message::Value;
 use crate::proto::reqreply::{self as proto, from_function, to_function, TypedValue};
 use crate::protocol::ProtocolVersion;
-use crate::registry::{Expiration, StateSpec};
+use crate::state_spec::{Expiration, StateSpec};
 use crate::text::Shown;
 use crate::types::Type;
 use crate::value_spec::ValueSpec;

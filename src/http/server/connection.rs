@@ -16,7 +16,8 @@ use crate::http::codec::{
     self, encode_response, Connection, Framing, Head, ReadError, Reader, MAX_REQUEST_HEAD,
 };
 use crate::http::endpoint::{error_text, Refusal, Response};
-use crate::http::socket::{time_left, Socket, Stream};
+use crate::http::socket::{time_left, Socket};
+use crate::http::stream::Stream;
 
 /// How long a connection that is closed after an error keeps reading what the client
 /// still sends, so the kernel does not answer it with a reset that destroys the reply.

@@ -11,7 +11,7 @@ use crate::address::{Address, FunctionType};
 use crate::proto::polyglot::from_function;
 use crate::proto::reqreply as proto3;
 use crate::protocol::ProtocolVersion;
-use crate::registry::Expiration;
+use crate::state_spec::Expiration;
 use crate::text::Shown;
 
 /// What a reply asks of the runtime, whatever the version.
