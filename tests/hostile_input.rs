@@ -12,15 +12,12 @@ use prost::Message;
 use prost_types::Any;
 use statefun_sync::proto::polyglot::{self as proto, to_function};
 use statefun_sync::testing::{Reply, Request};
-use statefun_sync::ProtocolVersion::V2;
 use statefun_sync::{Address, Context, Error, RequestReplyHandler, StatefulFunctions};
 use support::hostile::{
-    assert_answered_in_time, assert_malformed, assert_too_many_invocations, assert_too_many_states,
-    claim, deep_groups, error_for, field, handle_within, nested_groups, with_invalid_utf8,
-    SHAPE_BOUND,
+    assert_malformed, assert_too_many_invocations, assert_too_many_states, claim, deep_groups,
+    error_for, field, nested_groups, with_invalid_utf8,
 };
 use support::ping;
-use support::shapes::{self, Shape};
 
 fn caller() -> Address {
     Address::new("test", "caller", "c1").unwrap()
@@ -298,100 +295,6 @@ fn the_same_state_repeated_a_hundred_thousand_times_is_one_state() {
     assert_eq!(reply.messages()[0].argument, ping((99_999u32) as u8));
     assert_eq!(reply.state_changes().len(), 1, "one DELETE");
     assert!(reply.deleted("s"));
-}
-
-// Issue 21: request shapes whose handling must cost the same per byte at any size (see
-// benches/workloads/shapes.rs, and the complexity bench in BENCHMARKS.md), each answered
-// within `SHAPE_BOUND`. On 2.2 a state's value is `bytes`, of which the last occurrence
-// counts: no value is merged, and 4267bea, whose decoder was quadratic on the merged values
-// of 3.x, passes these too. They guard the linear decoding of each shape, as
-// hostile_input3.rs does on 3.x, where the merged shapes failed on 4267bea.
-
-/// The size of the merged shapes' requests, as on 3.x.
-const MERGED_SIZE: usize = 8 << 20;
-
-/// The size of the other shapes' requests.
-const SHAPE_SIZE: usize = 4 << 20;
-
-#[test]
-fn states_with_two_values_then_a_repeated_name_are_answered_in_linear_time() {
-    // The shape of issue 21: D states whose `state_value` occurs twice, then 10 D repeats
-    // of one other name.
-    let shaped = assert_answered_in_time(Shape::MergedThenRepeated, V2, MERGED_SIZE);
-    assert!(shaped.states.len() > 40_000, "{}", shaped.states.len());
-}
-
-#[test]
-fn states_whose_value_occurs_four_times_are_read_in_linear_time() {
-    let shaped = assert_answered_in_time(Shape::Merged, V2, MERGED_SIZE);
-    assert_eq!(shaped.states.len(), shapes::MAX_DISTINCT);
-}
-
-#[cfg(feature = "metrics")]
-#[test]
-fn with_metrics_states_with_two_values_then_a_repeated_name_are_counted_in_linear_time() {
-    // A function that reads no state: with `with_metrics` the handler itself sums the
-    // bytes of every state's value.
-    let shaped = Shape::MergedThenRepeated.build(V2, MERGED_SIZE);
-    let mut functions = StatefulFunctions::new();
-    functions.bind(&shaped.typename, |_, _| Ok(())).unwrap();
-    let metrics = statefun_sync::metrics::Metrics::new();
-    let handler = RequestReplyHandler::new(functions).with_metrics(&metrics);
-
-    let what = "merged_then_repeated on 2.2, with metrics";
-    let (reply, took) = handle_within(handler, shaped.body, SHAPE_BOUND, what);
-    reply.unwrap();
-    eprintln!("{what}: answered in {took:?}");
-
-    // Each state's value is its last occurrence, one `Any`.
-    let read = shapes::value(V2, "t/x", &[7]).len() * shaped.states.len();
-    let line = format!(
-        "statefun_function_state_read_bytes_total{{function_type=\"{}\"}} {read}\n",
-        shaped.typename
-    );
-    assert!(metrics.render().contains(&line), "{line}");
-}
-
-#[test]
-fn repeated_state_names_are_answered_in_linear_time() {
-    assert_answered_in_time(Shape::Repeated, V2, SHAPE_SIZE);
-}
-
-#[test]
-fn unknown_fields_at_every_level_are_skipped_in_linear_time() {
-    for shape in [
-        Shape::UnknownTop,
-        Shape::UnknownBatch,
-        Shape::UnknownState,
-        Shape::UnknownInvocation,
-        Shape::UnknownStateValue,
-        Shape::UnknownArgument,
-    ] {
-        assert_answered_in_time(shape, V2, SHAPE_SIZE);
-    }
-}
-
-#[test]
-fn unknown_groups_nested_99_deep_and_repeated_are_skipped_in_linear_time() {
-    assert_answered_in_time(Shape::DeepGroups, V2, SHAPE_SIZE);
-}
-
-#[test]
-fn many_invocations_are_answered_in_linear_time() {
-    // Within the default `max_invocations`.
-    let shaped = assert_answered_in_time(Shape::Invocations, V2, 3 << 20);
-    assert!(shaped.invocations > 80_000, "{}", shaped.invocations);
-}
-
-#[test]
-fn long_names_ids_and_typenames_are_answered_in_linear_time() {
-    for shape in [
-        Shape::LongStateNames,
-        Shape::LongAddress,
-        Shape::LongTypenames,
-    ] {
-        assert_answered_in_time(shape, V2, SHAPE_SIZE);
-    }
 }
 
 #[test]

@@ -18,14 +18,11 @@ use statefun_sync::http::Server;
 use statefun_sync::proto::reqreply::{
     from_function, to_function, Address, FromFunction, ToFunction, TypedValue,
 };
-use statefun_sync::ProtocolVersion::V3;
 use statefun_sync::{Context, Error, Message, RequestReplyHandler, StatefulFunctions, ValueSpec};
 use support::hostile::{
-    assert_answered_in_time, assert_malformed, assert_short, assert_too_many_invocations,
-    assert_too_many_states, claim, deep_groups, error_for, field, handle_within, nested_groups,
-    varint, with_invalid_utf8, SHAPE_BOUND,
+    assert_malformed, assert_short, assert_too_many_invocations, assert_too_many_states, claim,
+    deep_groups, error_for, field, nested_groups, varint, with_invalid_utf8,
 };
-use support::shapes::{self, Shape};
 
 const INT: &str = "io.statefun.types/int";
 const STRING: &str = "io.statefun.types/string";
@@ -456,106 +453,6 @@ fn a_handshake_asked_for_by_a_request_with_a_hundred_thousand_unknown_states_is_
         0,
         "nothing ran before the handshake"
     );
-}
-
-// Issue 21: request shapes whose handling must cost the same per byte at any size (see
-// benches/workloads/shapes.rs, and the complexity bench in BENCHMARKS.md), each answered
-// within `SHAPE_BOUND`. The merged shapes, at `MERGED_SIZE`, took 82 to 113 s in a debug
-// build of 4267bea, whose decoder searched every merged value on each repeat of a state name
-// and on each read of a state's value; the others, at `SHAPE_SIZE`, guard the linear
-// decoding of the rest of the request.
-
-/// The size of the merged shapes' requests: a quarter of the default body limit.
-const MERGED_SIZE: usize = 8 << 20;
-
-/// The size of the other shapes' requests.
-const SHAPE_SIZE: usize = 4 << 20;
-
-#[test]
-fn merged_states_then_a_repeated_name_are_answered_in_linear_time() {
-    // The issue's shape: D states whose `TypedValue` occurs twice (merged), then 10 D
-    // repeats of one other name, D = 41,000 here.
-    let shaped = assert_answered_in_time(Shape::MergedThenRepeated, V3, MERGED_SIZE);
-    assert!(shaped.states.len() > 40_000, "{}", shaped.states.len());
-}
-
-#[test]
-fn states_whose_value_occurs_four_times_are_read_in_linear_time() {
-    // 99,999 distinct states, each with a value merged from four `TypedValue`s, all
-    // read; then more with the same names, whose values replace the first.
-    let shaped = assert_answered_in_time(Shape::Merged, V3, MERGED_SIZE);
-    assert_eq!(shaped.states.len(), shapes::MAX_DISTINCT);
-}
-
-#[cfg(feature = "metrics")]
-#[test]
-fn with_metrics_merged_states_then_a_repeated_name_are_counted_in_linear_time() {
-    // A function that reads no state: with `with_metrics` the handler itself sums the
-    // bytes of every state's value, merged or not (4267bea searched the merged values
-    // for each state there too).
-    let shaped = Shape::MergedThenRepeated.build(V3, MERGED_SIZE);
-    let mut functions = StatefulFunctions::new();
-    functions.bind(&shaped.typename, |_, _| Ok(())).unwrap();
-    let metrics = statefun_sync::metrics::Metrics::new();
-    let handler = RequestReplyHandler::v3(functions)
-        .unwrap()
-        .with_metrics(&metrics);
-
-    let what = "merged_then_repeated on 3.x, with metrics";
-    let (reply, took) = handle_within(handler, shaped.body, SHAPE_BOUND, what);
-    reply.unwrap();
-    eprintln!("{what}: answered in {took:?}");
-
-    // Each merged state's value is its two `TypedValue`s; the repeated one's is one.
-    let value = shapes::value(V3, "t/x", &[7]).len();
-    let read = 2 * value * (shaped.states.len() - 1) + value;
-    let line = format!(
-        "statefun_function_state_read_bytes_total{{function_type=\"{}\"}} {read}\n",
-        shaped.typename
-    );
-    assert!(metrics.render().contains(&line), "{line}");
-}
-
-#[test]
-fn repeated_state_names_are_answered_in_linear_time() {
-    assert_answered_in_time(Shape::Repeated, V3, SHAPE_SIZE);
-}
-
-#[test]
-fn unknown_fields_at_every_level_are_skipped_in_linear_time() {
-    for shape in [
-        Shape::UnknownTop,
-        Shape::UnknownBatch,
-        Shape::UnknownState,
-        Shape::UnknownInvocation,
-        Shape::UnknownStateValue,
-        Shape::UnknownArgument,
-    ] {
-        assert_answered_in_time(shape, V3, SHAPE_SIZE);
-    }
-}
-
-#[test]
-fn unknown_groups_nested_99_deep_and_repeated_are_skipped_in_linear_time() {
-    assert_answered_in_time(Shape::DeepGroups, V3, SHAPE_SIZE);
-}
-
-#[test]
-fn many_invocations_are_answered_in_linear_time() {
-    // Within the default `max_invocations`.
-    let shaped = assert_answered_in_time(Shape::Invocations, V3, 3 << 20);
-    assert!(shaped.invocations > 80_000, "{}", shaped.invocations);
-}
-
-#[test]
-fn long_names_ids_and_typenames_are_answered_in_linear_time() {
-    for shape in [
-        Shape::LongStateNames,
-        Shape::LongAddress,
-        Shape::LongTypenames,
-    ] {
-        assert_answered_in_time(shape, V3, SHAPE_SIZE);
-    }
 }
 
 #[test]

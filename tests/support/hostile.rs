@@ -1,5 +1,5 @@
-//! What the hostile-input tests of both protocols (`hostile_input.rs`, `hostile_input3.rs`)
-//! share: raw protobuf encoders for bodies no honest runtime sends (huge length prefixes,
+//! What the hostile-input tests of both protocols (`hostile_input.rs`, `hostile_input3.rs`,
+//! `hostile_shapes.rs`) share: raw protobuf encoders for bodies no honest runtime sends (huge length prefixes,
 //! deeply nested groups, invalid UTF-8), the assertions on the errors they get, and the
 //! bound on the time of the request shapes of [`shapes`](super::shapes) (issue 21).
 
