@@ -224,28 +224,16 @@ fn every_context_call_refuses_an_unencodable_value_and_records_nothing_of_it() {
         // The whole reply decodes, and holds only what succeeded: the state as the first
         // set left it, and the one message sent after the refusals.
         assert_decodes_whole(protocol, &body);
-        let (changes, messages, delayed, egresses) = if protocol == "2.2" {
-            let reply = Reply::decode(&body).unwrap();
-            let changes = reply.state_changes().to_vec();
-            let delayed = reply.delayed_messages().len();
-            (
-                changes,
-                reply.messages().to_vec(),
-                delayed,
-                reply.egresses().len(),
-            )
-        } else {
+        let Carried {
+            changes,
+            messages,
+            delayed,
+            egresses,
+        } = carried(protocol, &body);
+        if protocol == "3.x" {
             let reply = v3::Reply::decode(&body).unwrap();
             assert_eq!(reply.modified(&FLAKY).unwrap(), Some(good("first")));
-            let changes = reply.state_changes().to_vec();
-            let delayed = reply.delayed().len();
-            (
-                changes,
-                reply.messages().to_vec(),
-                delayed,
-                reply.egresses().len(),
-            )
-        };
+        }
         let first = Any {
             type_url: "test/Flaky".into(),
             value: b"first".to_vec(),
@@ -258,7 +246,7 @@ fn every_context_call_refuses_an_unencodable_value_and_records_nothing_of_it() {
         assert_eq!(messages.len(), 1, "{protocol}: {messages:?}");
         assert_eq!(messages[0].target.to_string(), "test/g/4");
         assert_eq!(messages[0].argument.value, b"after");
-        assert_eq!((delayed, egresses), (0, 0), "{protocol}");
+        assert_eq!((delayed.len(), egresses.len()), (0, 0), "{protocol}");
     }
 }
 
@@ -277,21 +265,16 @@ fn a_serialize_that_changes_between_calls_is_sent_as_encoded_once() {
         // A value is encoded once, and its length is the length encoded: the first call
         // of each says `""`, which every length in the reply agrees with.
         assert_decodes_whole(protocol, &body);
-        let values = if protocol == "2.2" {
-            let reply = Reply::decode(&body).unwrap();
-            vec![
-                reply.modified("shifting").unwrap().value,
-                reply.messages()[0].argument.value.clone(),
-                reply.egresses()[0].argument.value.clone(),
-            ]
-        } else {
+        let carried = carried(protocol, &body);
+        if protocol == "3.x" {
             let reply = v3::Reply::decode(&body).unwrap();
             assert_eq!(reply.modified(&SHIFTING).unwrap().unwrap().calls.get(), 0);
-            vec![
-                reply.messages()[0].argument.value.clone(),
-                reply.egresses()[0].argument.value.clone(),
-            ]
-        };
+        }
+        let values = [
+            carried.modified("shifting").value,
+            carried.messages[0].argument.value.clone(),
+            carried.egresses[0].value.clone(),
+        ];
         for value in values {
             assert_eq!(value, b"\"\"", "{protocol}");
         }
@@ -341,45 +324,14 @@ fn a_wrong_length_hint_costs_a_copy_never_a_corrupt_reply() {
 
         assert_decodes_whole(protocol, &body);
         let lens = [5, 200, 127, 128, 3];
-        let (state, messages, delayed, egresses) = if protocol == "2.2" {
-            let reply = Reply::decode(&body).unwrap();
-            let delayed: Vec<_> = reply
-                .delayed_messages()
-                .iter()
-                .map(|d| d.argument.clone())
-                .collect();
-            let messages: Vec<_> = reply
-                .messages()
-                .iter()
-                .map(|m| m.argument.clone())
-                .collect();
-            let egresses: Vec<_> = reply
-                .egresses()
-                .iter()
-                .map(|e| e.argument.clone())
-                .collect();
-            (reply.modified("liar").unwrap(), messages, delayed, egresses)
-        } else {
-            let reply = v3::Reply::decode(&body).unwrap();
-            let delayed: Vec<_> = reply
-                .delayed_messages()
-                .map(|d| d.argument.clone())
-                .collect();
-            let messages: Vec<_> = reply
-                .messages()
-                .iter()
-                .map(|m| m.argument.clone())
-                .collect();
-            let egresses: Vec<_> = reply
-                .egresses()
-                .iter()
-                .map(|e| e.argument.clone())
-                .collect();
-            let Some(StateChange::Modified(state)) = reply.state_change("liar").cloned() else {
-                panic!("the state is not modified");
-            };
-            (state, messages, delayed, egresses)
-        };
+        let carried = carried(protocol, &body);
+        let state = carried.modified("liar");
+        let messages: Vec<Any> = carried
+            .messages
+            .iter()
+            .map(|m| m.argument.clone())
+            .collect();
+        let (delayed, egresses) = (carried.delayed, carried.egresses);
         assert_eq!(state.value, b"xxx", "{protocol}");
         for sent in [messages, delayed, egresses] {
             let got: Vec<usize> = sent.iter().map(|any| any.value.len()).collect();
@@ -459,4 +411,53 @@ fn assert_decodes_whole(protocol: &str, body: &[u8]) {
         _ => reqreply::FromFunction::decode(body).map(drop),
     };
     assert!(decoded.is_ok(), "{protocol}: {decoded:?}");
+}
+
+/// What a reply of either protocol carries, read with its testing kit: the state changes,
+/// and the arguments of the messages, delayed messages and egress messages, in order.
+struct Carried {
+    changes: Vec<(String, StateChange)>,
+    messages: Vec<statefun_sync::testing::Sent>,
+    delayed: Vec<Any>,
+    egresses: Vec<Any>,
+}
+
+fn carried(protocol: &str, body: &[u8]) -> Carried {
+    let arguments = |sent: &[statefun_sync::testing::Emitted]| {
+        sent.iter().map(|e| e.argument.clone()).collect()
+    };
+    if protocol == "2.2" {
+        let reply = Reply::decode(body).unwrap();
+        Carried {
+            changes: reply.state_changes().to_vec(),
+            messages: reply.messages().to_vec(),
+            delayed: reply
+                .delayed_messages()
+                .iter()
+                .map(|d| d.argument.clone())
+                .collect(),
+            egresses: arguments(reply.egresses()),
+        }
+    } else {
+        let reply = v3::Reply::decode(body).unwrap();
+        Carried {
+            changes: reply.state_changes().to_vec(),
+            messages: reply.messages().to_vec(),
+            delayed: reply
+                .delayed_messages()
+                .map(|d| d.argument.clone())
+                .collect(),
+            egresses: arguments(reply.egresses()),
+        }
+    }
+}
+
+impl Carried {
+    /// The new value of the state `name`, as an `Any` whose type URL is its typename.
+    fn modified(&self, name: &str) -> Any {
+        match self.changes.iter().find(|(n, _)| n == name) {
+            Some((_, StateChange::Modified(any))) => any.clone(),
+            other => panic!("state {name} is not modified: {other:?}"),
+        }
+    }
 }
