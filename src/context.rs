@@ -25,8 +25,8 @@ use crate::value_spec::ValueSpec;
 /// invocation of the batch reads. Everything a function does through it is collected and
 /// becomes the reply only when the whole batch succeeded.
 ///
-/// The methods at a glance, with the errors each can return, are in the crate's
-/// [Context reference](crate#context-reference).
+/// The methods at a glance, with the errors each can return, are in the guide's
+/// [Context reference](crate::guide::functions#context-reference).
 ///
 /// The `pack_and_` forms take a protobuf message and pack it into an `Any` under
 /// `type.googleapis.com/<full name>` (the message type needs [`prost::Name`]).

@@ -7,22 +7,22 @@
 //! feature table, which says what turns the item on. Link definitions that a doc does not
 //! use show nothing.
 
-/// Defines `$name!()`: the link definitions of the items behind `$feature`, after a blank
-/// line (a definition cannot interrupt a paragraph).
+/// Defines `$name!()`: the link definitions of the items that exist when `$cfg` holds,
+/// after a blank line (a definition cannot interrupt a paragraph).
 macro_rules! links_behind {
-    ($name:ident, $feature:literal, [$($label:literal => $path:literal),* $(,)?]) => {
-        #[cfg(feature = $feature)]
+    ($name:ident, $cfg:meta, [$($label:literal => $path:literal),* $(,)?]) => {
+        #[cfg($cfg)]
         macro_rules! $name {
             () => { concat!("\n", $("\n[`", $label, "`]: ", $path),*, "\n") };
         }
-        #[cfg(not(feature = $feature))]
+        #[cfg(not($cfg))]
         macro_rules! $name {
             () => { concat!("\n", $("\n[`", $label, "`]: crate#features"),*, "\n") };
         }
     };
 }
 
-links_behind!(server_links, "server", [
+links_behind!(server_links, feature = "server", [
     "serve" => "crate::serve",
     "serve_at" => "crate::serve_at",
     "Server" => "crate::http::Server",
@@ -33,33 +33,41 @@ links_behind!(server_links, "server", [
     "ServerBuilder::grow_batches" => "crate::http::ServerBuilder::grow_batches",
     "ServerBuilder::health" => "crate::http::ServerBuilder::health",
     "ServerBuilder::max_body_memory" => "crate::http::ServerBuilder::max_body_memory",
-    "ServerBuilder::metrics" => "crate::http::ServerBuilder::metrics",
     "ServerBuilder::ready" => "crate::http::ServerBuilder::ready",
     "ServerBuilder::route" => "crate::http::ServerBuilder::route",
     "ServerBuilder::shutdown_timeout" => "crate::http::ServerBuilder::shutdown_timeout",
+    "ServerBuilder::start" => "crate::http::ServerBuilder::start",
     "ServerBuilder::stop_on_signals" => "crate::http::ServerBuilder::stop_on_signals",
-    "ServerBuilder::tls" => "crate::http::ServerBuilder::tls",
+    "ServerBuilder::workers" => "crate::http::ServerBuilder::workers",
     "BatchGrowth" => "crate::http::BatchGrowth",
 ]);
 
-links_behind!(tls_links, "tls", [
+links_behind!(server_tls_links, all(feature = "server", feature = "tls"), [
+    "ServerBuilder::tls" => "crate::http::ServerBuilder::tls",
+]);
+
+links_behind!(server_metrics_links, all(feature = "server", feature = "metrics"), [
+    "ServerBuilder::metrics" => "crate::http::ServerBuilder::metrics",
+]);
+
+links_behind!(tls_links, feature = "tls", [
     "TlsConfig" => "crate::http::TlsConfig",
     "ClientTls" => "crate::testing::ClientTls",
     "LocalRuntime::remote_tls" => "crate::testing::LocalRuntime::remote_tls",
 ]);
 
-links_behind!(tiny_http_links, "tiny-http", [
+links_behind!(tiny_http_links, feature = "tiny-http", [
     "http::tiny_http" => "crate::http::tiny_http",
     "tiny_http::answer" => "crate::http::tiny_http::answer",
 ]);
 
-links_behind!(metrics_links, "metrics", [
+links_behind!(metrics_links, feature = "metrics", [
     "metrics" => "crate::metrics",
     "Metrics" => "crate::metrics::Metrics",
     "RequestReplyHandler::with_metrics" => "crate::RequestReplyHandler::with_metrics",
 ]);
 
-links_behind!(json_links, "json", [
+links_behind!(json_links, feature = "json", [
     "json_type!" => "crate::json_type!",
 ]);
 
@@ -68,6 +76,8 @@ macro_rules! feature_links {
     () => {
         concat!(
             server_links!(),
+            server_tls_links!(),
+            server_metrics_links!(),
             tls_links!(),
             tiny_http_links!(),
             metrics_links!(),

@@ -61,7 +61,8 @@ impl RequestReplyHandler {
 
     /// A handler for `functions` that speaks the Stateful Functions 3.x protocol (the
     /// runtimes 3.0 to 3.3): values travel as typed values, and the functions declare
-    /// their states to the runtime through the handshake (see the crate's "2.2 or 3.x").
+    /// their states to the runtime through the handshake (see the guide's
+    /// [2.2 or 3.x](crate::guide::protocols)).
     ///
     /// ```
     /// use statefun_sync::{Context, Message, RequestReplyHandler, StatefulFunctions, ValueSpec};
