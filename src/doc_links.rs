@@ -26,6 +26,7 @@ links_behind!(server_links, feature = "server", [
     "serve" => "crate::serve",
     "serve_at" => "crate::serve_at",
     "Server" => "crate::http::Server",
+    "Server::builder" => "crate::http::Server::builder",
     "Server::join" => "crate::http::Server::join",
     "Server::shutdown" => "crate::http::Server::shutdown",
     "ServerBuilder" => "crate::http::ServerBuilder",
@@ -38,6 +39,7 @@ links_behind!(server_links, feature = "server", [
     "ServerBuilder::shutdown_timeout" => "crate::http::ServerBuilder::shutdown_timeout",
     "ServerBuilder::start" => "crate::http::ServerBuilder::start",
     "ServerBuilder::stop_on_signals" => "crate::http::ServerBuilder::stop_on_signals",
+    "ServerBuilder::unix_mode" => "crate::http::ServerBuilder::unix_mode",
     "ServerBuilder::workers" => "crate::http::ServerBuilder::workers",
     "BatchGrowth" => "crate::http::BatchGrowth",
 ]);
@@ -52,6 +54,8 @@ links_behind!(server_metrics_links, all(feature = "server", feature = "metrics")
 
 links_behind!(tls_links, feature = "tls", [
     "TlsConfig" => "crate::http::TlsConfig",
+    "TlsConfig::client_ca" => "crate::http::TlsConfig::client_ca",
+    "TlsConfig::client_names" => "crate::http::TlsConfig::client_names",
     "ClientTls" => "crate::testing::ClientTls",
     "LocalRuntime::remote_tls" => "crate::testing::LocalRuntime::remote_tls",
 ]);
@@ -64,6 +68,9 @@ links_behind!(tiny_http_links, feature = "tiny-http", [
 links_behind!(metrics_links, feature = "metrics", [
     "metrics" => "crate::metrics",
     "Metrics" => "crate::metrics::Metrics",
+    "Metrics::CONTENT_TYPE" => "crate::metrics::Metrics::CONTENT_TYPE",
+    "Metrics::register" => "crate::metrics::Metrics::register",
+    "Metrics::render" => "crate::metrics::Metrics::render",
     "RequestReplyHandler::with_metrics" => "crate::RequestReplyHandler::with_metrics",
 ]);
 

@@ -17,7 +17,9 @@ use crate::text::Shown;
 
 /// Answers the runtime's requests with the bound functions: request bytes in, reply bytes
 /// out. It does no I/O and needs no async runtime; share it between threads (it is `Sync`)
-/// behind an `Arc`, and put it behind any HTTP server.
+/// behind an `Arc`, and put it behind any HTTP server (the guide's
+/// [serving](crate::guide::serving) chapter, an async one included). [`new`](Self::new)
+/// speaks 2.2 and [`v3`](Self::v3) 3.x: see [2.2 or 3.x](crate::guide::protocols).
 ///
 /// ```
 /// use statefun_sync::testing::{Reply, Request};

@@ -1,6 +1,7 @@
 //! Prometheus metrics (feature `metrics`, on by default): what the handler did per function
 //! type, and what the crate's server answered, in one registry that your own metrics can
-//! join.
+//! join. The guide's [operations](crate::guide::operations#metrics-for-prometheus) chapter
+//! shows a scrape of the main example and a Prometheus configuration.
 //!
 //! ```
 //! use statefun_sync::metrics::Metrics;

@@ -75,7 +75,9 @@ pub use transport::{BindAddr, ListenAddr};
 /// signal makes it return at once, abandoning the requests still running.
 ///
 /// Use [`Server::builder`] to choose the path, the limits and the timeouts, to serve
-/// other routes beside the functions, or to handle signals yourself.
+/// other routes beside the functions, or to handle signals yourself. The guide's
+/// [serving](crate::guide::serving) chapter has the examples that run it, and every status
+/// it answers.
 ///
 /// # Errors
 ///
@@ -598,7 +600,9 @@ impl ServerBuilder {
     /// signal handler: handle signals yourself and call [`Server::shutdown`]. The handlers
     /// are installed by [`start`](Self::start) and removed when the server has shut down;
     /// while they are installed, SIGTERM and SIGINT no longer end the process by
-    /// themselves, so install them in one running server at a time.
+    /// themselves, so install them in one running server at a time. The guide's
+    /// [deployment](crate::guide::deployment) chapter puts this, the probes and a pod's
+    /// `terminationGracePeriodSeconds` together.
     #[cfg(unix)]
     pub fn stop_on_signals(mut self) -> Self {
         self.stop_on_signals = true;

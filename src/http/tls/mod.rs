@@ -22,7 +22,8 @@ use rustls::RootCertStore;
 
 /// How the crate's server speaks TLS: its certificate chain and key, and, for mutual TLS,
 /// the CA bundle whose client certificates it accepts. Give it to
-/// [`ServerBuilder::tls`].
+/// [`ServerBuilder::tls`]. The guide's [security](crate::guide::security) chapter has the
+/// three ways to listen side by side, and the runtime's side of mutual TLS.
 ///
 /// ```no_run
 /// use statefun_sync::http::{Server, TlsConfig};
