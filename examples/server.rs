@@ -9,7 +9,8 @@
 //! cargo run --example server -- --module-yaml --endpoint http://my-host:8000/statefun
 //! ```
 //!
-//! The transports the runtime offers (see the README's "Three ways to listen"):
+//! The transports the runtime offers (see "Three ways to listen" in the guide's security
+//! chapter, `src/guide/security.md`):
 //!
 //! ```text
 //! cargo run --example server -- --tls-cert tls.crt --tls-key tls.key                   # https

@@ -25,8 +25,8 @@ use crate::value_spec::ValueSpec;
 /// invocation of the batch reads. Everything a function does through it is collected and
 /// becomes the reply only when the whole batch succeeded.
 ///
-/// The methods at a glance, with the errors each can return, are in the crate's
-/// [Context reference](crate#context-reference).
+/// The methods at a glance, with the errors each can return, are in the guide's
+/// [Context reference](crate::guide::functions#context-reference).
 ///
 /// The `pack_and_` forms take a protobuf message and pack it into an `Any` under
 /// `type.googleapis.com/<full name>` (the message type needs [`prost::Name`]).
@@ -289,7 +289,9 @@ impl<'a> Context<'a> {
 
     /// As [`send_after`](Self::send_after), with a cancellation `token` that
     /// [`cancel_delayed_message`](Self::cancel_delayed_message) can cancel it by, in this
-    /// batch or a later one, until it is delivered. 3.x only.
+    /// batch or a later one, until it is delivered. 3.x only, and runtimes 3.1 and later:
+    /// 3.0 reads it as a plain delayed message (see the guide's
+    /// [Runtime versions](crate::guide::protocols#runtime-versions)).
     ///
     /// # Errors
     ///
@@ -317,7 +319,9 @@ impl<'a> Context<'a> {
     /// yet; a token that names no pending message is no error. The runtime keeps tokens
     /// per sending address (its id), so a function cancels what its own address sent. The
     /// cancellation goes out in the same list and order as the delayed messages, so a
-    /// message sent and cancelled in one batch is never delivered. 3.x only.
+    /// message sent and cancelled in one batch is never delivered. 3.x only, and runtimes
+    /// 3.1 and later: 3.0 lacks the fields of a cancellation (see the guide's
+    /// [Runtime versions](crate::guide::protocols#runtime-versions)).
     ///
     /// # Errors
     ///

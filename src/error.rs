@@ -16,7 +16,9 @@ use crate::text::{cut_with_ellipsis, Shown};
 /// print the whole chain with [`Error::report`] (or `anyhow`'s `{:#}`).
 ///
 /// [`Error::status`] maps an error to the HTTP status the runtime should see: 4xx for
-/// what no retry can fix, 5xx for what might pass on a retry.
+/// what no retry can fix, 5xx for what might pass on a retry. The guide's
+/// [Errors and HTTP statuses](crate::guide::errors) has every variant with its status, and
+/// what the runtimes do with each.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {

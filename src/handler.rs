@@ -17,7 +17,9 @@ use crate::text::Shown;
 
 /// Answers the runtime's requests with the bound functions: request bytes in, reply bytes
 /// out. It does no I/O and needs no async runtime; share it between threads (it is `Sync`)
-/// behind an `Arc`, and put it behind any HTTP server.
+/// behind an `Arc`, and put it behind any HTTP server (the guide's
+/// [serving](crate::guide::serving) chapter, an async one included). [`new`](Self::new)
+/// speaks 2.2 and [`v3`](Self::v3) 3.x: see [2.2 or 3.x](crate::guide::protocols).
 ///
 /// ```
 /// use statefun_sync::testing::{Reply, Request};
@@ -61,7 +63,8 @@ impl RequestReplyHandler {
 
     /// A handler for `functions` that speaks the Stateful Functions 3.x protocol (the
     /// runtimes 3.0 to 3.3): values travel as typed values, and the functions declare
-    /// their states to the runtime through the handshake (see the crate's "2.2 or 3.x").
+    /// their states to the runtime through the handshake (see the guide's
+    /// [2.2 or 3.x](crate::guide::protocols)).
     ///
     /// ```
     /// use statefun_sync::{Context, Message, RequestReplyHandler, StatefulFunctions, ValueSpec};

@@ -2,10 +2,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+// First: the macros that the docs of later modules use for links behind a feature.
+#[macro_use]
+mod doc_links;
+
 mod address;
 mod context;
 mod egress;
 mod error;
+pub mod guide;
 mod handler;
 pub mod http;
 mod message;

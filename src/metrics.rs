@@ -1,6 +1,7 @@
 //! Prometheus metrics (feature `metrics`, on by default): what the handler did per function
 //! type, and what the crate's server answered, in one registry that your own metrics can
-//! join.
+//! join. The guide's [operations](crate::guide::operations#metrics-for-prometheus) chapter
+//! shows a scrape of the main example and a Prometheus configuration.
 //!
 //! ```
 //! use statefun_sync::metrics::Metrics;
@@ -22,7 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! On the crate's server, [`ServerBuilder::metrics`](crate::http::ServerBuilder::metrics)
+//! On the crate's server, [`ServerBuilder::metrics`]
 //! serves the text at `GET /metrics` and counts the server's requests and connections;
 //! any other server answers its own route with [`Metrics::render`] and
 //! [`Metrics::CONTENT_TYPE`].
@@ -52,12 +53,12 @@
 //! | `statefun_http_requests_total` | counter | responses sent, label `status` |
 //! | `statefun_http_connections` | gauge | connections open |
 //! | `statefun_http_requests_in_flight` | gauge | requests between their head and the end of their reply |
-//! | `statefun_http_requests_waiting` | gauge | batches waiting for a worker ([`workers`](crate::http::ServerBuilder::workers)) |
+//! | `statefun_http_requests_waiting` | gauge | batches waiting for a worker ([`workers`][`ServerBuilder::workers`]) |
 //! | `statefun_http_received_bytes_total` | counter | request bytes read (heads and bodies) |
 //! | `statefun_http_sent_bytes_total` | counter | response bytes written |
-//! | `statefun_http_batching_hold_seconds` | histogram | time each reply was held to grow the runtime's batches ([`grow_batches`](crate::http::ServerBuilder::grow_batches)); only replies that were held; `le` 100 µs times 1, 2, 4, ... 2^16 (`0.0001`, ... `6.5536`) |
+//! | `statefun_http_batching_hold_seconds` | histogram | time each reply was held to grow the runtime's batches ([`grow_batches`][`ServerBuilder::grow_batches`]); only replies that were held; `le` 100 µs times 1, 2, 4, ... 2^16 (`0.0001`, ... `6.5536`) |
 //! | `statefun_http_batching_held_batch_size` | histogram | invocations of the batches whose replies were held: the batches the pacing produced; `le` 1, 2, 4, ... 8192 |
-//! | `statefun_http_batching_pace` | gauge | the replies per second the pacing lets through at the moment (0 without [`grow_batches`](crate::http::ServerBuilder::grow_batches)) |
+//! | `statefun_http_batching_pace` | gauge | the replies per second the pacing lets through at the moment (0 without [`grow_batches`][`ServerBuilder::grow_batches`]) |
 //!
 //! A state value's bytes are counted as the wire carries it: the serialized `Any` on 2.2,
 //! the serialized `TypedValue` on 3.x (type name included); a state without a value
@@ -69,6 +70,7 @@
 //! lock and no allocation (the histograms are the crate's own, rendered by
 //! `prometheus-client`'s encoder); without the feature none of it is compiled. Its cost
 //! in instructions is in `BENCHMARKS.md`.
+#![doc = feature_links!()]
 
 use std::fmt;
 use std::iter::once;
@@ -126,7 +128,7 @@ impl Buckets for HoldNanos {
 /// (clones share the registry).
 ///
 /// Hand it to [`RequestReplyHandler::with_metrics`](crate::RequestReplyHandler::with_metrics)
-/// and [`ServerBuilder::metrics`](crate::http::ServerBuilder::metrics); render it with
+/// and [`ServerBuilder::metrics`]; render it with
 /// [`render`](Self::render) or [`encode`](Self::encode). The metric types are
 /// `prometheus-client`'s, re-exported as [`prometheus_client`]:
 ///
@@ -140,6 +142,7 @@ impl Buckets for HoldNanos {
 /// greetings.inc();
 /// assert!(metrics.render().contains("myapp_greetings_total 1\n"));
 /// ```
+#[doc = feature_links!()]
 #[derive(Clone)]
 pub struct Metrics {
     shared: Arc<Shared>,

@@ -27,6 +27,8 @@ impl StatefulFunctions {
     /// The `module.yaml` (format version `2.0`) that deploys every bound function as a
     /// remote function at `endpoint`, e.g. `http://functions:8000/statefun`, with the
     /// states and settings each [`Binding`](crate::Binding) declares. Print it, or `to_string()` it.
+    /// The guide's [Declared states and `module.yaml`](crate::guide::functions#declared-states-and-moduleyaml)
+    /// says what declaring a state in code gives.
     ///
     /// ```
     /// use std::time::Duration;
@@ -218,7 +220,9 @@ impl StatefulFunctions {
     /// every bound function as a remote function at `url_path_template`, e.g.
     /// `http://functions:8000/statefun`, or `http://gateway/{function.name}` for a gateway
     /// that routes by function name. Add Kafka ingresses and egresses, and the transport's
-    /// settings, before printing it.
+    /// settings, before printing it. The guide's
+    /// [3.x `module.yaml`](crate::guide::protocols#the-3x-moduleyaml) shows one with its
+    /// Kafka ingress, and [security](crate::guide::security) the transport block for TLS.
     ///
     /// ```
     /// use std::time::Duration;

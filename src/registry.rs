@@ -20,6 +20,7 @@ pub(crate) type BoxedFunction =
 
 /// The functions of one application, each bound under its function type
 /// (`namespace/name`). Hand it to [`RequestReplyHandler::new`](crate::RequestReplyHandler::new).
+/// The guide's [functions](crate::guide::functions) chapter shows the ways to bind one.
 ///
 /// ```
 /// use prost_types::Any;

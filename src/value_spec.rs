@@ -15,8 +15,9 @@ use crate::types::Type;
 /// [`Context::remove`](crate::Context::remove).
 ///
 /// On the 3.x protocol the specs are what the function announces to the runtime in the
-/// state handshake (name, typename, expiration); on 2.2 they go into `module.yaml`, and
-/// the value is stored as an `Any` of the type's typename.
+/// state handshake (name, typename, expiration; see the guide's
+/// [state handshake](crate::guide::protocols#the-state-handshake)); on 2.2 they go into
+/// `module.yaml`, and the value is stored as an `Any` of the type's typename.
 ///
 /// ```
 /// use std::time::Duration;

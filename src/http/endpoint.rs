@@ -41,11 +41,12 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 32 * 1024 * 1024;
 /// the method, path, content type and body of a request, and send back the
 /// [`Response`] it returns.
 ///
-/// Every front (the crate's [`Server`](crate::http::Server), the
-/// [`tiny_http`](crate::http::tiny_http) adapter, your own server through this type)
-/// answers by the crate's one [table of requests and statuses](crate#serving-over-http);
-/// a batch the handler refuses takes the status of its error, from the
-/// [table of errors](crate#errors-and-http-statuses) ([`Error::status`]). The statuses
+/// Every front (the crate's [`Server`], the [`tiny_http`][`http::tiny_http`] adapter, your
+/// own server through this type)
+/// answers by the crate's one
+/// [table of requests and statuses](crate::guide::serving#serving-over-http); a batch the
+/// handler refuses takes the status of its error, from the
+/// [table of errors](crate::guide::errors) ([`Error::status`]). The statuses
 /// are decided in this module and nowhere else.
 ///
 /// The runtime retries 5xx answers and fails the job at once on other 4xx ones. Error
@@ -79,6 +80,7 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 32 * 1024 * 1024;
 /// assert_eq!(get.headers(), &[("Allow", "POST")]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[doc = feature_links!()]
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     path: String,
@@ -100,12 +102,12 @@ impl Error {
     /// The 2.2 runtime retries 5xx answers until the function's timeout and fails the
     /// job at once on other 4xx, so the status is a decision: 4xx for what the request
     /// carries, which no retry fixes, 5xx for what might pass on a retry. Each error's
-    /// status is in the crate's [table of errors](crate#errors-and-http-statuses).
+    /// status is in the guide's [table of errors](crate::guide::errors).
     ///
     /// A [`FunctionFailed`](Error::FunctionFailed) whose cause is one of the 400 errors
     /// (a function passed it up with `?` and its own `.context(...)`) is a 400 too. The
-    /// statuses of the HTTP layer itself are in the crate's
-    /// [table of requests and statuses](crate#serving-over-http).
+    /// statuses of the HTTP layer itself are in the guide's
+    /// [table of requests and statuses](crate::guide::serving#serving-over-http).
     pub fn status(&self) -> u16 {
         match self {
             Error::MalformedRequest { .. }
@@ -214,7 +216,8 @@ impl<'a> RequestHead<'a> {
 /// The server adds the framing (`Content-Length`, `Connection`); everything else the
 /// runtime needs is here. [`Endpoint`] makes them for the functions; [`Response::new`]
 /// and [`Response::text`] make them for a route of your own
-/// ([`ServerBuilder::route`](crate::http::ServerBuilder::route)).
+/// ([`ServerBuilder::route`]).
+#[doc = feature_links!()]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     status: u16,
@@ -360,7 +363,8 @@ impl Endpoint {
     ///
     /// Never fails and never panics: every problem, including an I/O error while reading
     /// `body` and a panic in a function, becomes an error [`Response`] with the status in
-    /// the crate's [table](crate#serving-over-http) (an unreadable body is a 400).
+    /// the guide's [table](crate::guide::serving#serving-over-http) (an unreadable body is
+    /// a 400).
     pub fn respond(
         &self,
         handler: &RequestReplyHandler,

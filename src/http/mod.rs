@@ -1,7 +1,7 @@
 //! Serving a [`RequestReplyHandler`](crate::RequestReplyHandler) over HTTP, the way the
 //! runtime calls remote functions: one `POST` per batch.
 //!
-//! - [`serve`](crate::serve) and [`Server`] (feature `server`, on by default): the crate's own
+//! - [`serve`] and [`Server`] (feature `server`, on by default): the crate's own
 //!   blocking HTTP/1.1 server, the one to use in production, with room for a few routes
 //!   of your own ([`ServerBuilder::route`]). No async runtime; see [`Server`] for how it
 //!   serves and why.
@@ -9,11 +9,14 @@
 //!   speaks TLS and mutual TLS with feature `tls` (`ServerBuilder::tls`, `TlsConfig`).
 //! - [`Endpoint`]: the HTTP rules alone, plain data in and out, to host the handler in
 //!   any other blocking server next to its own routes.
-//! - [`tiny_http`] (feature `tiny-http`, on by default): one call answers a
+//! - [`tiny_http`][`http::tiny_http`] (feature `tiny-http`, on by default): one call answers a
 //!   `tiny_http::Request`, for services that already run tiny_http.
 //!
-//! Every front answers the same way, by the crate's
-//! [table of requests and statuses](crate#serving-over-http).
+//! Every front answers the same way, by the guide's
+//! [table of requests and statuses](crate::guide::serving#serving-over-http).
+//! [`guide::serving`](crate::guide::serving) shows each front at work, and an async
+//! server calling the handler.
+#![doc = feature_links!()]
 
 pub(crate) mod codec;
 pub(crate) mod endpoint;

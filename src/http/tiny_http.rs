@@ -24,7 +24,7 @@
 //! arrives while k pool threads are idle, tiny_http queues every new connection behind
 //! those k threads, and the queued ones get no answer until another connection closes.
 //! `tests/http_measure.rs` measures such bursts against the adapter and against
-//! [`serve`](crate::serve), which answers them all; the figures are in the repository's
+//! [`serve`], which answers them all; the figures are in the repository's
 //! `BENCHMARKS.md`. The runtime's read timeout (10 s) then fails and retries the calls
 //! left unanswered.
 //!
@@ -35,9 +35,10 @@
 //! answers 408 after its read timeout.
 //!
 //! So a service whose function endpoint the runtime calls directly should use
-//! [`serve`](crate::serve) (or [`Server`](crate::http::Server)), which gives every
+//! [`serve`] (or [`Server`]), which gives every
 //! connection its own thread. This adapter suits a service that already runs tiny_http
 //! and sees few connections, or sits behind a proxy that bounds them.
+#![doc = feature_links!()]
 
 use std::io;
 

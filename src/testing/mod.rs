@@ -2,7 +2,8 @@
 //! whole app on a [`LocalRuntime`]. Both protocol versions are covered: [`Request`] and
 //! [`Reply`] speak 2.2, [`v3::Request`] and [`v3::Reply`] speak 3.x, and one
 //! [`LocalRuntime`] runs either ([`LocalRuntime::new`] for 2.2, [`LocalRuntime::v3`] for
-//! 3.x).
+//! 3.x). The guide's [testing](crate::guide::testing) and
+//! [local runtime](crate::guide::local_runtime) chapters put them to work on a whole app.
 //!
 //! # Testing a function
 //!

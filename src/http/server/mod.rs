@@ -75,7 +75,9 @@ pub use transport::{BindAddr, ListenAddr};
 /// signal makes it return at once, abandoning the requests still running.
 ///
 /// Use [`Server::builder`] to choose the path, the limits and the timeouts, to serve
-/// other routes beside the functions, or to handle signals yourself.
+/// other routes beside the functions, or to handle signals yourself. The guide's
+/// [serving](crate::guide::serving) chapter has the examples that run it, and every status
+/// it answers.
 ///
 /// # Errors
 ///
@@ -136,7 +138,7 @@ pub fn serve_at(
 /// A running server, from [`ServerBuilder::start`]. [`shutdown`](Server::shutdown)
 /// stops it gracefully and waits for the requests in flight; [`join`](Server::join)
 /// waits for a stop started elsewhere (a signal). Dropping it stops it without waiting
-/// (see [`Drop`](#impl-Drop-for-Server)).
+/// (see [`Drop`](Server#impl-Drop-for-Server)).
 ///
 /// # How it serves
 ///
@@ -175,8 +177,11 @@ pub fn serve_at(
 /// ignored), and `Expect: 100-continue`. A request with both `Content-Length` and
 /// `Transfer-Encoding`, a transfer coding other than `chunked` (501), or broken chunked
 /// framing is refused and its connection closed, so no request can be smuggled past
-/// the framing. Every status it answers with is in the crate's
-/// [table of requests and statuses](crate#serving-over-http).
+/// the framing. Every status it answers with is in the guide's
+/// [table of requests and statuses](crate::guide::serving#serving-over-http); how to
+/// listen over TLS or a Unix socket is in [`guide::security`](crate::guide::security), and
+/// the probes and the graceful stop in Kubernetes in
+/// [`guide::deployment`](crate::guide::deployment).
 pub struct Server {
     shared: Arc<Shared>,
 }
@@ -267,7 +272,7 @@ impl ServerBuilder {
     /// Listens on a Unix domain socket at `path` instead of a TCP port (Unix only), for a
     /// function that runs beside the runtime (a sidecar) and needs no port at all. The
     /// runtime calls it at `http+unix://<path>/statefun` (`https+unix` with
-    /// [`tls`](Self::tls)), and finds where the socket's path ends by a file name ending
+    /// [`tls`][`ServerBuilder::tls`]), and finds where the socket's path ends by a file name ending
     /// in `.sock`: name it so, e.g. `/run/statefun/functions.sock`.
     ///
     /// [`start`](Self::start) removes a socket file left by a server that did not stop
@@ -275,6 +280,7 @@ impl ServerBuilder {
     /// path is a file that is not a socket (`AlreadyExists`), and sets the file's mode
     /// ([`unix_mode`](Self::unix_mode)); the shutdown removes the file. Every limit,
     /// timeout and status is the TCP server's.
+    #[doc = feature_links!()]
     pub fn bind_unix(mut self, path: impl Into<PathBuf>) -> Self {
         self.listen = Listen::Unix(path.into());
         self
@@ -562,7 +568,8 @@ impl ServerBuilder {
     /// - A stop ([`Server::shutdown`], a signal, a drop) lets every held reply leave at
     ///   once.
     /// - `statefun_http_batching_hold_seconds`, `statefun_http_batching_held_batch_size`
-    ///   and `statefun_http_batching_pace` ([`metrics`](Self::metrics)) show what it does.
+    ///   and `statefun_http_batching_pace` ([`metrics`][`ServerBuilder::metrics`]) show what
+    ///   it does.
     ///
     /// Keep `max_hold` well under the function's timeouts in `module.yaml`, in which a
     /// held reply counts (the okhttp transport's read timeout, 10 s by default, and 2.2's
@@ -571,10 +578,11 @@ impl ServerBuilder {
     /// It works the same with the 2.2 and the 3.x runtimes. How long `max_hold` must be for
     /// batches to reach the target depends on how many addresses are busy at once: each
     /// address's turn comes about every `addresses / pace` seconds. The figures measured
-    /// on a real StateFun job, and when to turn it on, are in the README's section
-    /// "Batching and the runtime's cost". Only this server paces replies; the
-    /// [`tiny_http`](crate::http::tiny_http) adapter and [`Endpoint`] in a server of your
-    /// own answer at once.
+    /// on a real StateFun job, and when to turn it on, are in the guide's
+    /// [Batching and the runtime's cost](crate::guide::performance#batching-and-the-runtimes-cost).
+    /// Only this server paces replies; the [`tiny_http`][`http::tiny_http`] adapter and
+    /// [`Endpoint`] in a server of your own answer at once.
+    #[doc = feature_links!()]
     pub fn grow_batches(mut self, growth: impl Into<BatchGrowth>) -> Self {
         self.batching = Some(growth.into());
         self
@@ -592,7 +600,9 @@ impl ServerBuilder {
     /// signal handler: handle signals yourself and call [`Server::shutdown`]. The handlers
     /// are installed by [`start`](Self::start) and removed when the server has shut down;
     /// while they are installed, SIGTERM and SIGINT no longer end the process by
-    /// themselves, so install them in one running server at a time.
+    /// themselves, so install them in one running server at a time. The guide's
+    /// [deployment](crate::guide::deployment) chapter puts this, the probes and a pod's
+    /// `terminationGracePeriodSeconds` together.
     #[cfg(unix)]
     pub fn stop_on_signals(mut self) -> Self {
         self.stop_on_signals = true;

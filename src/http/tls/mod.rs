@@ -22,7 +22,8 @@ use rustls::RootCertStore;
 
 /// How the crate's server speaks TLS: its certificate chain and key, and, for mutual TLS,
 /// the CA bundle whose client certificates it accepts. Give it to
-/// [`ServerBuilder::tls`](crate::http::ServerBuilder::tls).
+/// [`ServerBuilder::tls`]. The guide's [security](crate::guide::security) chapter has the
+/// three ways to listen side by side, and the runtime's side of mutual TLS.
 ///
 /// ```no_run
 /// use statefun_sync::http::{Server, TlsConfig};
@@ -54,6 +55,7 @@ use rustls::RootCertStore;
 /// signal. A set of files that does not load (a certificate renewed before its key, a
 /// half-written file) is logged at `warn` and the previous certificate kept, until the
 /// files change again.
+#[doc = feature_links!()]
 #[derive(Clone)]
 pub struct TlsConfig {
     pub(crate) cert_chain: PathBuf,
@@ -82,7 +84,8 @@ impl TlsConfig {
     /// the CA certificates in the PEM file `ca_bundle`, and refuses the others at the
     /// handshake (no certificate, another CA's, expired), before the server reads a byte
     /// of their requests. Point the runtime's `trust_cacerts`, `client_cert` and
-    /// `client_key` at the matching files (see the README's TLS section).
+    /// `client_key` at the matching files (see the guide's
+    /// [Three ways to listen](crate::guide::security#three-ways-to-listen-tcp-tls-and-mutual-tls-a-unix-socket)).
     pub fn client_ca(mut self, ca_bundle: impl Into<PathBuf>) -> Self {
         self.client_ca = Some(ca_bundle.into());
         self
@@ -94,7 +97,8 @@ impl TlsConfig {
     /// it would for a server name), so that a CA which signs other services' certificates
     /// too lets only the Flink cluster's through. Empty (the default): any certificate of
     /// the CA. A name that is neither a DNS name nor an IP address (a wildcard among
-    /// `names` included) is an error of [`start`](crate::http::ServerBuilder::start).
+    /// `names` included) is an error of [`start`][`ServerBuilder::start`].
+    #[doc = feature_links!()]
     pub fn client_names<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,

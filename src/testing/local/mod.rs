@@ -145,6 +145,9 @@ const MAX_HANDSHAKES_PER_BATCH: usize = 100;
 /// assert_eq!(runtime.registered_states("example/adder")[0].name, "total");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// The guide's [Running an app locally](crate::guide::local_runtime) walks through an app
+/// on it, with delayed messages, remote endpoints and the 3.x handshake.
 pub struct LocalRuntime {
     handler: RequestReplyHandler,
     /// Per function type (2.2): states declared with `declare_states`, beyond the binding's.
