@@ -328,14 +328,12 @@ impl<'a> Value for &Message<'a> {
 /// ```
 /// use statefun_sync::{Context, Message, RawValue};
 ///
-/// /// Sends every message on to `example/sink`, under its own typename, value or none.
+/// /// Sends every message on to `example/sink`, ints to one instance and the rest to
+/// /// another, each under its own typename, with its bytes or without a value.
 /// fn route(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
 ///     let raw: RawValue = message.to_raw();
-///     if raw.is::<i32>() {
-///         ctx.send("example/sink", "ints", &raw)?;
-///     } else {
-///         ctx.send("example/sink", raw.typename(), &raw)?;
-///     }
+///     let id = if raw.is::<i32>() { "ints" } else { "others" };
+///     ctx.send("example/sink", id, &raw)?;
 ///     Ok(())
 /// }
 ///
