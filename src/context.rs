@@ -8,14 +8,14 @@ use prost_types::Any;
 
 use crate::address::{Address, FunctionType};
 use crate::error::Error;
-use crate::message::{is_type, type_of, Packed, Typed, Value};
+use crate::message::{is_type, type_of, unencodable, Packed, Typed, Value};
 use crate::protocol::{
     AddressRef, Caller, Change, Delayed, DelayedError, Effects, Invocation, Mutations, Payload,
     Protocol, ProtocolVersion, States, WireError,
 };
 use crate::state_spec::StateSpec;
 use crate::text::Shown;
-use crate::types::{EncodeError, Type};
+use crate::types::Type;
 use crate::value_spec::ValueSpec;
 
 /// What a function sees of the batch it runs in, and how it acts: its address, the
@@ -132,11 +132,6 @@ impl<'a> Context<'a> {
         self.address
     }
 
-    /// The address being invoked, for as long as the batch runs.
-    pub(crate) fn target(&self) -> &'a Address {
-        self.address
-    }
-
     /// The protocol version of the batch (the handler's).
     pub fn protocol_version(&self) -> ProtocolVersion {
         self.protocol.version()
@@ -175,7 +170,7 @@ impl<'a> Context<'a> {
     /// [`Error::UnencodableValue`] if the value cannot be encoded.
     pub fn send<V: Value>(&mut self, typename: &str, id: &str, message: V) -> Result<(), Error> {
         let target = target_address("send", typename, id)?;
-        self.push_message("send", target, &message.payload())
+        self.push_message("send", "a message to", target, &message.payload())
     }
 
     /// Sends `message` to `target`, an address the function holds: its
@@ -190,7 +185,12 @@ impl<'a> Context<'a> {
         if target.id().is_empty() {
             return Err(empty_id("send_to", target.typename()));
         }
-        self.push_message("send_to", AddressRef::from(target), &message.payload())
+        self.push_message(
+            "send_to",
+            "a message to",
+            AddressRef::from(target),
+            &message.payload(),
+        )
     }
 
     /// Packs `message` into an `Any` and [sends](Self::send) it.
@@ -205,7 +205,7 @@ impl<'a> Context<'a> {
         message: &M,
     ) -> Result<(), Error> {
         let target = target_address("pack_and_send", typename, id)?;
-        self.push_message("pack_and_send", target, &Packed(message))
+        self.push_message("pack_and_send", "a message to", target, &Packed(message))
     }
 
     /// Sends `message` (any [`Value`]) to the caller of the current
@@ -230,38 +230,32 @@ impl<'a> Context<'a> {
     }
 
     fn push_reply(&mut self, operation: &'static str, payload: &dyn Payload) -> Result<(), Error> {
-        self.check_has_value(operation, payload)?;
         match self.caller() {
-            Some(caller) => self
-                .protocol
-                .message(&mut self.effects, AddressRef::from(caller), payload)
-                .map_err(|source| {
-                    unencodable(
-                        payload,
-                        || format!("a reply to {}", to(caller.into())),
-                        source,
-                    )
-                }),
-            None => Err(Error::NoCaller {
-                address: Box::new(self.address.clone()),
-                invocation: self.invocation,
-            }),
+            Some(caller) => self.push_message(operation, "a reply to", caller.into(), payload),
+            None => {
+                self.check_has_value(operation, payload)?;
+                Err(Error::NoCaller {
+                    address: Box::new(self.address.clone()),
+                    invocation: self.invocation,
+                })
+            }
         }
     }
 
+    /// Records a message to `target`; `what` says what it is in an error (`a message to`,
+    /// `a reply to`).
     #[inline]
     fn push_message(
         &mut self,
         operation: &'static str,
+        what: &'static str,
         target: AddressRef<'_>,
         payload: &dyn Payload,
     ) -> Result<(), Error> {
         self.check_has_value(operation, payload)?;
         self.protocol
             .message(&mut self.effects, target, payload)
-            .map_err(|source| {
-                unencodable(payload, || format!("a message to {}", to(target)), source)
-            })
+            .map_err(|source| unencodable(payload, || format!("{what} {}", to(target)), source))
     }
 
     /// Sends `message` (any [`Value`]) to the instance `id` of `typename`
@@ -708,21 +702,6 @@ impl<'a> Context<'a> {
             state: name.to_owned(),
             source: source.into(),
         }
-    }
-}
-
-/// The error for a value that could not be encoded for `destination`, e.g. ``state
-/// `seen` ``; the text is made only on this path.
-#[cold]
-fn unencodable(
-    payload: &dyn Payload,
-    destination: impl FnOnce() -> String,
-    source: EncodeError,
-) -> Error {
-    Error::UnencodableValue {
-        typename: type_of(payload),
-        destination: destination().into_boxed_str(),
-        source,
     }
 }
 

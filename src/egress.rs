@@ -129,15 +129,8 @@ impl RecordValue {
     /// [`Error::UnencodableValue`] if the type cannot encode `value` (a JSON type's map
     /// with non-string keys, say).
     pub fn typed<T: Type>(value: &T) -> Result<Self, Error> {
-        let mut bytes = Vec::new();
-        match value.encode_value(&mut bytes) {
-            Ok(()) => Ok(RecordValue { bytes }),
-            Err(source) => Err(Error::UnencodableValue {
-                typename: T::type_name().to_string(),
-                destination: "an egress record".into(),
-                source,
-            }),
-        }
+        let bytes = crate::message::encoded(value, "an egress record")?;
+        Ok(RecordValue { bytes })
     }
 
     /// The bytes the record will carry.

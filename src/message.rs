@@ -104,6 +104,21 @@ pub(crate) fn type_of(payload: &dyn Payload) -> String {
     String::from_utf8_lossy(&typename).into_owned()
 }
 
+/// The error for `payload`'s value, which could not be encoded for `destination` (e.g.
+/// ``state `seen` ``); the text is made only on this path.
+#[cold]
+pub(crate) fn unencodable(
+    payload: &dyn Payload,
+    destination: impl FnOnce() -> String,
+    source: EncodeError,
+) -> Error {
+    Error::UnencodableValue {
+        typename: type_of(payload),
+        destination: destination().into_boxed_str(),
+        source,
+    }
+}
+
 /// An `Any` sends its type URL and value as they are.
 impl Payload for Any {
     fn type_len(&self) -> usize {
@@ -372,15 +387,8 @@ impl RawValue {
     ///
     /// [`Error::UnencodableValue`] if the type cannot encode it.
     pub fn of<T: Type>(value: &T) -> Result<Self, Error> {
-        let mut bytes = Vec::with_capacity(value.encoded_len_hint());
-        match value.encode_value(&mut bytes) {
-            Ok(()) => Ok(RawValue::new(T::type_name().to_string(), bytes)),
-            Err(source) => Err(Error::UnencodableValue {
-                typename: T::type_name().to_string(),
-                destination: "a raw value".into(),
-                source,
-            }),
-        }
+        let bytes = encoded(value, "a raw value")?;
+        Ok(RawValue::new(T::type_name().to_string(), bytes))
     }
 
     /// The typename.
@@ -430,6 +438,20 @@ impl RawValue {
                 Shown(&self.typename)
             ))
         })
+    }
+}
+
+/// `value` as its [`Type`] encodes it, on its own; an error names `destination` (e.g. `a
+/// raw value`) and the type when the type cannot encode it.
+pub(crate) fn encoded<T: Type>(value: &T, destination: &str) -> Result<Vec<u8>, Error> {
+    let mut bytes = Vec::with_capacity(value.encoded_len_hint());
+    match value.encode_value(&mut bytes) {
+        Ok(()) => Ok(bytes),
+        Err(source) => Err(Error::UnencodableValue {
+            typename: T::type_name().to_string(),
+            destination: destination.into(),
+            source,
+        }),
     }
 }
 

@@ -222,7 +222,7 @@ impl StatefulFunctions {
                 let message = Message::new(
                     argument.typename(),
                     argument.value(),
-                    ctx.target(),
+                    ctx.address(),
                     ctx.invocation_index(),
                 );
                 function(ctx, message)

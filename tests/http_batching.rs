@@ -292,6 +292,15 @@ fn slow(max_hold: Duration) -> BatchGrowth {
         .with_target_batch(u32::MAX)
 }
 
+/// Sends address `x` the two batches whose replies the burst of a [`slow`] pace lets
+/// through at once, and checks they are answered: after them every reply waits its turn.
+fn pass_the_burst(client: &mut Client) {
+    for n in 1..=2 {
+        let response = client.post("/statefun", &batch("x", n - 1, &[n])).unwrap();
+        assert_eq!(response.status, 200, "{}", response.text());
+    }
+}
+
 #[test]
 fn a_reply_is_held_no_longer_than_the_ceiling() {
     let max_hold = Duration::from_millis(50);
@@ -322,15 +331,7 @@ fn handshakes_errors_and_routes_are_not_held() {
     let (server, metrics) = start(Some(slow(Duration::from_secs(60))));
     let mut client = Client::connect(server.local_addr()).unwrap();
     // The burst: two replies pass; from now on every batch's reply would wait.
-    for n in 1..=2 {
-        assert_eq!(
-            client
-                .post("/statefun", &batch("x", n - 1, &[n]))
-                .unwrap()
-                .status,
-            200
-        );
-    }
+    pass_the_burst(&mut client);
     let started = Instant::now();
     let handshake = v3::Request::to("test/counter", "x")
         .invoke_from(caller(), &1i32)
@@ -363,15 +364,7 @@ fn a_stop_lets_a_held_reply_leave_at_once() {
     let (server, _) = start(Some(slow(Duration::from_secs(60))));
     let addr = server.local_addr();
     let mut client = Client::connect(addr).unwrap();
-    for n in 1..=2 {
-        assert_eq!(
-            client
-                .post("/statefun", &batch("x", n - 1, &[n]))
-                .unwrap()
-                .status,
-            200
-        );
-    }
+    pass_the_burst(&mut client);
     let held = thread::spawn(move || {
         let posted = Instant::now();
         let response = client.post("/statefun", &batch("x", 2, &[3])).unwrap();
@@ -409,15 +402,7 @@ fn a_held_reply_takes_no_worker() {
         .unwrap();
     let addr = server.local_addr();
     let mut client = Client::connect(addr).unwrap();
-    for n in 1..=2 {
-        assert_eq!(
-            client
-                .post("/statefun", &batch("x", n - 1, &[n]))
-                .unwrap()
-                .status,
-            200
-        );
-    }
+    pass_the_burst(&mut client);
     let held = thread::spawn(move || client.post("/statefun", &batch("x", 2, &[3])).unwrap());
     thread::sleep(Duration::from_millis(50));
     assert!(!held.is_finished(), "the third reply is held");

@@ -195,7 +195,7 @@ use prost_types::Any;
 
 use crate::address::Address;
 use crate::error::Error;
-use crate::message::{type_of, unpack, Payload, UnpackError, Value};
+use crate::message::{type_of, unencodable, unpack, Payload, UnpackError, Value};
 use crate::text::Shown;
 use crate::types::{DecodeError, Type};
 
@@ -335,11 +335,7 @@ pub(crate) fn to_any<V: Value>(
             },
             payload.value_len_hint().is_some(),
         )),
-        Err(source) => Err(Error::UnencodableValue {
-            typename: type_of(&payload),
-            destination: destination().into_boxed_str(),
-            source,
-        }),
+        Err(source) => Err(unencodable(&payload, destination, source)),
     }
 }
 
