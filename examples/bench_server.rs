@@ -140,7 +140,7 @@ fn sleepy_handler(sleep: Duration) -> RequestReplyHandler {
     functions
         .bind_typed("bench/fanout", workloads::fanout)
         .expect("a valid, unbound typename");
-    RequestReplyHandler::new(functions)
+    RequestReplyHandler::v2(functions)
 }
 
 #[cfg(feature = "tls")]

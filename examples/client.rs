@@ -13,9 +13,9 @@
 //! cargo run --example client -- --v3 --count 41          # with `seen` = 41
 //! ```
 //!
-//! It builds the request with `statefun_sync::testing::Request` (carrying the states
-//! the app declares for the function), and sends it with `testing::call_remote`, which
-//! POSTs it as the runtime would and decodes the reply into a `testing::Reply`. With
+//! It builds the request with `statefun_sync::testing::v2::Request` (carrying the states
+//! the app declares for the function), and sends it with `testing::v2::call_remote`, which
+//! POSTs it as the runtime would and decodes the reply into a `testing::v2::Reply`. With
 //! `--v3` it speaks 3.x as the runtime does (`testing::v3`): the first request carries no
 //! state, the function answers with the states it declares (the handshake), and the
 //! request goes again with them.
@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use statefun_sync::testing::v3::{self, StateDeclaration};
 use statefun_sync::testing::{
-    call_remote, Emitted, RemoteError, Reply, Request, Sent, StateChange,
+    v2::{call_remote, Reply, Request},
+    Emitted, RemoteError, Sent, StateChange,
 };
 use statefun_sync::{pack, Address};
 
@@ -249,7 +250,7 @@ fn print_reply(reply: &Reply) {
     print_messages(reply.messages());
     println!(
         "delayed messages:{}",
-        none(reply.delayed_messages().is_empty())
+        none(reply.delayed_messages().next().is_none())
     );
     for sent in reply.delayed_messages() {
         println!(

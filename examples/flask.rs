@@ -22,11 +22,11 @@ fn main() -> anyhow::Result<()> {
     let options = common::options();
     let functions = common::app::functions();
     if options.module_yaml {
-        print!("{}", functions.module_yaml(&options.endpoint));
+        print!("{}", functions.module_yaml_v2(&options.endpoint));
         return Ok(());
     }
     common::init_logging();
-    let handler = Arc::new(RequestReplyHandler::new(functions));
+    let handler = Arc::new(RequestReplyHandler::v2(functions));
     let server =
         Arc::new(tiny_http::Server::http(options.addr.as_str()).map_err(|e| anyhow::anyhow!(e))?);
     log::info!(

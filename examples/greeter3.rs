@@ -32,8 +32,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use statefun_sync::{
-    kafka_record, Context, KafkaEgress, KafkaIngress, Message, ModuleYamlV3, RequestReplyHandler,
-    StatefulFunctions, ValueSpec,
+    kafka_record_v3, Context, KafkaEgress, KafkaIngress, Message, ModuleYamlV3,
+    RequestReplyHandler, StatefulFunctions, ValueSpec,
 };
 
 use common::GreetRequest;
@@ -49,7 +49,7 @@ fn greet(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
     ctx.set(&SEEN, &seen)?;
     let greeting = format!("Hello {}, for the {} time!", request.name, ordinal(seen));
     ctx.send("example/printer", &request.name, &greeting)?;
-    let record = kafka_record("greetings", &request.name, greeting.as_str())?;
+    let record = kafka_record_v3("greetings", &request.name, greeting.as_str())?;
     ctx.send_egress("example/greets", &record)?;
     Ok(())
 }

@@ -8,12 +8,12 @@
 //! - `example/stats/global` counts all visits (state `total`) and replies to each greeter.
 //!
 //! Run it with `cargo run --example local_app`. The same functions, bound the same way,
-//! serve a real deployment; `functions.module_yaml(..)` prints their `module.yaml`.
+//! serve a real deployment; `functions.module_yaml_v2(..)` prints their `module.yaml`.
 
 use std::time::Duration;
 
-use statefun_sync::testing::{read_kafka_record, LocalRuntime};
-use statefun_sync::{kafka_egress_record, message_union, Context, StatefulFunctions};
+use statefun_sync::testing::{read_kafka_record_v2, LocalRuntime};
+use statefun_sync::{kafka_record_v2, message_union, Context, StatefulFunctions, ValueSpec};
 
 // The app's message types, written by hand here; an app would generate them with
 // prost-build from its `.proto` files.
@@ -57,7 +57,8 @@ struct Greeting {
     text: String,
 }
 
-/// `impl prost::Name` with the type URL the runtime and the other SDKs use.
+/// `impl prost::Name` with the type URL the runtime and the other SDKs use, and the
+/// message sent and kept as a value of that typename (`protobuf_type!`).
 macro_rules! named {
     ($($ty:ident),+) => {$(
         impl prost::Name for $ty {
@@ -67,6 +68,7 @@ macro_rules! named {
                 format!("type.googleapis.com/example.{}", stringify!($ty))
             }
         }
+        statefun_sync::protobuf_type!($ty);
     )+};
 }
 named!(Greet, Visited, VisitorNumber, Reminder, Count, Greeting);
@@ -81,21 +83,22 @@ message_union! {
 }
 
 const GREETINGS: &str = "example/greetings";
+/// The greeter's state: how often the user visited.
+const VISITS: ValueSpec<Count> = ValueSpec::named("visits");
+/// The stats' state: how many visits in all.
+const TOTAL: ValueSpec<Count> = ValueSpec::named("total");
 const REMIND_AFTER: Duration = Duration::from_secs(30 * 60);
 
 fn greeter(ctx: &mut Context, message: ToGreeter) -> anyhow::Result<()> {
     let user = ctx.address().id().to_owned();
-    let visits = ctx
-        .unpack_state::<Count>("visits")?
-        .unwrap_or_default()
-        .count;
+    let visits = ctx.get(&VISITS)?.unwrap_or_default().count;
     match message {
         ToGreeter::Greet(greet) => {
             let visits = visits + 1;
-            ctx.pack_and_set_state("visits", &Count { count: visits })?;
-            ctx.pack_and_send("example/stats", "global", &Visited { name: greet.name })?;
+            ctx.set(&VISITS, &Count { count: visits })?;
+            ctx.send("example/stats", "global", &Visited { name: greet.name })?;
             if visits == 1 {
-                ctx.pack_and_send_after(REMIND_AFTER, "example/greeter", &user, &Reminder {})?;
+                ctx.send_after(REMIND_AFTER, "example/greeter", &user, &Reminder {})?;
             }
         }
         ToGreeter::VisitorNumber(number) => {
@@ -114,19 +117,15 @@ fn greeter(ctx: &mut Context, message: ToGreeter) -> anyhow::Result<()> {
 }
 
 fn emit(ctx: &mut Context, user: &str, text: String) -> anyhow::Result<()> {
-    let record = kafka_egress_record("greetings", user, &Greeting { text })?;
-    ctx.pack_and_send_egress(GREETINGS, &record)?;
+    let record = kafka_record_v2("greetings", user, &Greeting { text })?;
+    ctx.send_egress(GREETINGS, &record)?;
     Ok(())
 }
 
 fn stats(ctx: &mut Context, _visited: Visited) -> anyhow::Result<()> {
-    let total = ctx
-        .unpack_state::<Count>("total")?
-        .unwrap_or_default()
-        .count
-        + 1;
-    ctx.pack_and_set_state("total", &Count { count: total })?;
-    ctx.pack_and_reply(&VisitorNumber { number: total })?;
+    let total = ctx.get(&TOTAL)?.unwrap_or_default().count + 1;
+    ctx.set(&TOTAL, &Count { count: total })?;
+    ctx.reply(&VisitorNumber { number: total })?;
     Ok(())
 }
 
@@ -134,8 +133,8 @@ fn functions() -> Result<StatefulFunctions, statefun_sync::Error> {
     let mut functions = StatefulFunctions::new();
     functions
         .bind_typed("example/greeter", greeter)?
-        .state("visits");
-    functions.bind_typed("example/stats", stats)?.state("total");
+        .state(&VISITS);
+    functions.bind_typed("example/stats", stats)?.state(&TOTAL);
     Ok(functions)
 }
 
@@ -143,7 +142,7 @@ fn functions() -> Result<StatefulFunctions, statefun_sync::Error> {
 fn print_greetings(runtime: &mut LocalRuntime) -> Result<(), Box<dyn std::error::Error>> {
     let now = runtime.now().as_secs();
     for any in runtime.take_egress(GREETINGS) {
-        let record = read_kafka_record::<Greeting>(&any)?;
+        let record = read_kafka_record_v2::<Greeting>(&any)?;
         println!(
             "[t={:>2}min] kafka topic {:?}, key {:?}: {}",
             now / 60,
@@ -156,11 +155,11 @@ fn print_greetings(runtime: &mut LocalRuntime) -> Result<(), Box<dyn std::error:
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut runtime = LocalRuntime::new(functions()?);
+    let mut runtime = LocalRuntime::v2(functions()?);
 
     // Alice and Bob arrive from the ingress.
     for name in ["alice", "bob"] {
-        runtime.pack_and_send("example/greeter", name, &Greet { name: name.into() })?;
+        runtime.send("example/greeter", name, &Greet { name: name.into() })?;
     }
     let batches = runtime.run()?;
     println!("ran {batches} batches:");
@@ -171,7 +170,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Ten minutes later, Alice comes back.
     runtime.advance(Duration::from_secs(10 * 60))?;
-    runtime.pack_and_send(
+    runtime.send(
         "example/greeter",
         "alice",
         &Greet {
@@ -185,8 +184,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     runtime.advance(REMIND_AFTER - runtime.now())?;
     print_greetings(&mut runtime)?;
 
-    let total: Option<Count> = runtime.unpack_state("example/stats", "global", "total")?;
-    let alice: Option<Count> = runtime.unpack_state("example/greeter", "alice", "visits")?;
+    let total = runtime.get("example/stats", "global", &TOTAL)?;
+    let alice = runtime.get("example/greeter", "alice", &VISITS)?;
     println!(
         "state: example/stats/global total = {}, example/greeter/alice visits = {}",
         total.unwrap_or_default().count,

@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 
 use prost_types::{Any, Duration as Count};
 use statefun_sync::http::{Endpoint, Server};
-use statefun_sync::testing::{Reply, Request};
-use statefun_sync::{Address, RequestReplyHandler, StatefulFunctions};
+use statefun_sync::testing::v2::{Reply, Request};
+use statefun_sync::{Address, RequestReplyHandler, StatefulFunctions, ValueSpec};
 
 /// The servers' body limit: small, so a body over it is cheap to send.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -75,27 +75,30 @@ fn options() -> Result<Options, String> {
     Ok(options)
 }
 
+/// `soak/counter`'s state.
+const SEEN: ValueSpec<Count> = ValueSpec::named("seen");
+
 /// `soak/counter` adds one to its state `seen` per message and replies with the new
 /// count; `soak/panics` panics.
 fn handler() -> RequestReplyHandler {
     let mut functions = StatefulFunctions::new();
     functions
         .bind_typed("soak/counter", |ctx, _: Count| {
-            let seen = ctx.unpack_state::<Count>("seen")?.unwrap_or_default();
+            let seen = ctx.get(&SEEN)?.unwrap_or_default();
             let seen = Count {
                 seconds: seen.seconds + 1,
                 nanos: 0,
             };
-            ctx.pack_and_set_state("seen", &seen)?;
-            ctx.pack_and_reply(&seen)?;
+            ctx.set(&SEEN, &seen)?;
+            ctx.reply(&seen)?;
             Ok(())
         })
         .expect("a valid typename")
-        .state("seen");
+        .state(&SEEN);
     functions
         .bind("soak/panics", |_, _| panic!("a deliberate panic"))
         .expect("a valid typename");
-    RequestReplyHandler::new(functions)
+    RequestReplyHandler::v2(functions)
 }
 
 /// One request of the mix: its bytes and what must come back.
@@ -256,7 +259,7 @@ fn check(case: &Case, status: u16, body: &[u8]) -> Option<String> {
         Ok(reply) => reply,
         Err(err) => return Some(format!("the reply does not decode: {err}")),
     };
-    let seen = reply.modified_as::<Count>("seen").ok().flatten();
+    let seen = reply.modified(&SEEN).ok().flatten();
     let last = reply
         .messages()
         .last()

@@ -3,12 +3,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use prost::{Message, Name};
 use prost_types::Any;
 
 use crate::address::{Address, FunctionType};
 use crate::error::Error;
-use crate::message::{is_type, type_of, unencodable, Packed, Typed, Value};
+use crate::message::{type_of, unencodable, Typed, Value};
 use crate::protocol::{
     AddressRef, Caller, Change, Delayed, DelayedError, Effects, Invocation, Mutations, Payload,
     Protocol, ProtocolVersion, States, WireError,
@@ -28,8 +27,21 @@ use crate::value_spec::ValueSpec;
 /// The methods at a glance, with the errors each can return, are in the guide's
 /// [Context reference](crate::guide::functions#context-reference).
 ///
-/// The `pack_and_` forms take a protobuf message and pack it into an `Any` under
-/// `type.googleapis.com/<full name>` (the message type needs [`prost::Name`]).
+/// States are reached two ways, for two kinds of state: by [`ValueSpec`] ([`get`],
+/// [`set`], [`remove`]), typed and checked against what the function's binding declares,
+/// the way of the 3.x SDKs; and by name ([`get_state`], [`set_state`], [`remove_state`]),
+/// as the raw `Any` the runtime carries, for a 2.2 state that `module.yaml` declares and
+/// whose type the function decides as it reads it, or a 3.x state read with its typename.
+/// A protobuf message is a value once [`protobuf_type!`](crate::protobuf_type) names it
+/// (or packed into an `Any` with [`pack`](crate::pack)): there is no separate "pack and
+/// send".
+///
+/// [`get`]: Self::get
+/// [`set`]: Self::set
+/// [`remove`]: Self::remove
+/// [`get_state`]: Self::get_state
+/// [`set_state`]: Self::set_state
+/// [`remove_state`]: Self::remove_state
 pub struct Context<'a> {
     /// The wire format of the request, and of the reply being built.
     protocol: &'static dyn Protocol,
@@ -193,21 +205,6 @@ impl<'a> Context<'a> {
         )
     }
 
-    /// Packs `message` into an `Any` and [sends](Self::send) it.
-    ///
-    /// # Errors
-    ///
-    /// As [`send`](Self::send).
-    pub fn pack_and_send<M: Message + Name>(
-        &mut self,
-        typename: &str,
-        id: &str,
-        message: &M,
-    ) -> Result<(), Error> {
-        let target = target_address("pack_and_send", typename, id)?;
-        self.push_message("pack_and_send", "a message to", target, &Packed(message))
-    }
-
     /// Sends `message` (any [`Value`]) to the caller of the current
     /// message. The 2.2 SDKs call this `reply`; the 3.x SDKs have no such call, and send to
     /// [`caller`](Self::caller) instead, which is what this does on either protocol.
@@ -218,15 +215,6 @@ impl<'a> Context<'a> {
     /// [`send_to`](Self::send_to).
     pub fn reply<V: Value>(&mut self, message: V) -> Result<(), Error> {
         self.push_reply("reply", &message.payload())
-    }
-
-    /// Packs `message` into an `Any` and [replies](Self::reply) with it.
-    ///
-    /// # Errors
-    ///
-    /// As [`reply`](Self::reply).
-    pub fn pack_and_reply<M: Message + Name>(&mut self, message: &M) -> Result<(), Error> {
-        self.push_reply("pack_and_reply", &Packed(message))
     }
 
     fn push_reply(&mut self, operation: &'static str, payload: &dyn Payload) -> Result<(), Error> {
@@ -330,28 +318,6 @@ impl<'a> Context<'a> {
             })
     }
 
-    /// Packs `message` into an `Any` and [sends it after `delay`](Self::send_after).
-    ///
-    /// # Errors
-    ///
-    /// As [`send_after`](Self::send_after).
-    pub fn pack_and_send_after<M: Message + Name>(
-        &mut self,
-        delay: Duration,
-        typename: &str,
-        id: &str,
-        message: &M,
-    ) -> Result<(), Error> {
-        self.push_delayed(
-            "pack_and_send_after",
-            delay,
-            typename,
-            id,
-            &Packed(message),
-            None,
-        )
-    }
-
     fn push_delayed(
         &mut self,
         operation: &'static str,
@@ -389,10 +355,11 @@ impl<'a> Context<'a> {
     }
 
     /// Sends `message` to the egress `typename` (`namespace/name`, as its egress
-    /// identifier in `module.yaml`). For Kafka and Kinesis egresses, build the message
-    /// with [`kafka_egress_record`](crate::kafka_egress_record) or
-    /// [`kinesis_egress_record`](crate::kinesis_egress_record) and use
-    /// [`pack_and_send_egress`](Self::pack_and_send_egress).
+    /// identifier in `module.yaml`). For Kafka and Kinesis egresses, send the record
+    /// [`kafka_record_v3`](crate::kafka_record_v3) or
+    /// [`kinesis_record_v3`](crate::kinesis_record_v3) builds (on 2.2,
+    /// [`kafka_record_v2`](crate::kafka_record_v2) or
+    /// [`kinesis_record_v2`](crate::kinesis_record_v2)).
     ///
     /// # Errors
     ///
@@ -401,19 +368,6 @@ impl<'a> Context<'a> {
     /// [`Error::UnencodableValue`] if the value cannot be encoded.
     pub fn send_egress<V: Value>(&mut self, typename: &str, message: V) -> Result<(), Error> {
         self.push_egress("send_egress", typename, &message.payload())
-    }
-
-    /// Packs `message` into an `Any` and [sends it to the egress](Self::send_egress).
-    ///
-    /// # Errors
-    ///
-    /// As [`send_egress`](Self::send_egress).
-    pub fn pack_and_send_egress<M: Message + Name>(
-        &mut self,
-        typename: &str,
-        message: &M,
-    ) -> Result<(), Error> {
-        self.push_egress("pack_and_send_egress", typename, &Packed(message))
     }
 
     fn push_egress(
@@ -453,30 +407,6 @@ impl<'a> Context<'a> {
             .map_err(|source| self.unreadable(name, source))
     }
 
-    /// The value of the state `name` unpacked into the message type `M`, or `None` when it
-    /// has no value.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownState`] as for [`get_state`](Self::get_state);
-    /// [`Error::UnreadableState`] if the value holds another message type (the Python SDK
-    /// would hand back an empty message here) or does not decode.
-    pub fn unpack_state<M: Message + Name + Default>(
-        &self,
-        name: &str,
-    ) -> Result<Option<M>, Error> {
-        let Some((type_url, value)) = self.current_parts(name)? else {
-            return Ok(None);
-        };
-        if !is_type::<M>(type_url) {
-            let holds = format!("it holds a {}, not a `{}`", Shown(type_url), M::full_name());
-            return Err(self.unreadable(name, holds));
-        }
-        M::decode(value)
-            .map(Some)
-            .map_err(|source| self.unreadable(name, source))
-    }
-
     /// Sets the state `name` to `value`: an [`Any`] (on 3.x its type URL is the
     /// typename), a [`RawValue`](crate::RawValue), or any other [`Value`], stored under
     /// its own typename. On 3.x the runtime expects the typename the state was declared
@@ -496,19 +426,6 @@ impl<'a> Context<'a> {
         self.store(name, &payload)
     }
 
-    /// Packs `message` into an `Any` and [sets the state `name`](Self::set_state) to it.
-    ///
-    /// # Errors
-    ///
-    /// As [`set_state`](Self::set_state).
-    pub fn pack_and_set_state<M: Message + Name>(
-        &mut self,
-        name: &str,
-        message: &M,
-    ) -> Result<(), Error> {
-        self.store(name, &Packed(message))
-    }
-
     /// Clears the state `name`. Later invocations in the same batch read `None`; the reply
     /// carries a `DELETE` for it (even if it had no value), unless a later invocation sets
     /// it again.
@@ -516,7 +433,7 @@ impl<'a> Context<'a> {
     /// # Errors
     ///
     /// [`Error::UnknownState`] if the request did not carry a state called `name`.
-    pub fn delete_state(&mut self, name: &str) -> Result<(), Error> {
+    pub fn remove_state(&mut self, name: &str) -> Result<(), Error> {
         *self.change_mut(name)? = Change::Deleted;
         Ok(())
     }

@@ -1,6 +1,6 @@
-//! Records for the Kafka and Kinesis generic egresses: [`kafka_egress_record`] and
-//! [`kinesis_egress_record`] for Stateful Functions 2.2, [`kafka_record`] and
-//! [`kinesis_record`] for 3.x.
+//! Records for the Kafka and Kinesis generic egresses: [`kafka_record_v2`] and
+//! [`kinesis_record_v2`] for Stateful Functions 2.2, [`kafka_record_v3`] and
+//! [`kinesis_record_v3`] for 3.x.
 
 use prost::Message;
 
@@ -8,16 +8,23 @@ use crate::error::Error;
 use crate::proto::io::{KafkaProducerRecord, KinesisEgressRecord};
 use crate::types::Type;
 
+// The 2.2 records are values too, sent as `pack` would pack them (under
+// `type.googleapis.com/org.apache.flink.statefun.flink.io.*`).
+crate::protobuf_type!(
+    crate::proto::io::KafkaProducerRecord,
+    crate::proto::io::KinesisEgressRecord
+);
+
 /// A record for a Kafka generic egress of **Stateful Functions 2.2**: `value` serialized,
 /// produced to `topic` under `key` (may be empty). Send it with
-/// [`Context::pack_and_send_egress`](crate::Context::pack_and_send_egress). For 3.x use
-/// [`kafka_record`].
+/// [`Context::send_egress`](crate::Context::send_egress). For 3.x use
+/// [`kafka_record_v3`].
 ///
 /// ```
-/// # use statefun_sync::{kafka_egress_record, Context};
+/// # use statefun_sync::{kafka_record_v2, Context};
 /// # fn f(ctx: &mut Context, user: prost_types::Duration) -> anyhow::Result<()> {
-/// let record = kafka_egress_record("greetings", "alice", &user)?;
-/// ctx.pack_and_send_egress("example/greets", &record)?;
+/// let record = kafka_record_v2("greetings", "alice", &user)?;
+/// ctx.send_egress("example/greets", &record)?;
 /// # Ok(())
 /// # }
 /// ```
@@ -25,14 +32,14 @@ use crate::types::Type;
 /// # Errors
 ///
 /// [`Error::InvalidArgument`] if `topic` is empty, as in the Python SDK.
-pub fn kafka_egress_record<M: Message>(
+pub fn kafka_record_v2<M: Message>(
     topic: &str,
     key: &str,
     value: &M,
 ) -> Result<KafkaProducerRecord, Error> {
     if topic.is_empty() {
         return Err(Error::InvalidArgument {
-            operation: "kafka_egress_record",
+            operation: "kafka_record_v2",
             reason: "the destination Kafka topic is empty".into(),
         });
     }
@@ -45,20 +52,20 @@ pub fn kafka_egress_record<M: Message>(
 
 /// A record for a Kinesis generic egress of **Stateful Functions 2.2**: `value` serialized,
 /// put to `stream` under `partition_key`, with an `explicit_hash_key` (may be empty). Send
-/// it with [`Context::pack_and_send_egress`](crate::Context::pack_and_send_egress). For 3.x
-/// use [`kinesis_record`].
+/// it with [`Context::send_egress`](crate::Context::send_egress). For 3.x
+/// use [`kinesis_record_v3`].
 ///
 /// # Errors
 ///
 /// [`Error::InvalidArgument`] if `stream` or `partition_key` is empty, as in the Python SDK.
-pub fn kinesis_egress_record<M: Message>(
+pub fn kinesis_record_v2<M: Message>(
     stream: &str,
     partition_key: &str,
     explicit_hash_key: &str,
     value: &M,
 ) -> Result<KinesisEgressRecord, Error> {
     let invalid = |reason: &str| Error::InvalidArgument {
-        operation: "kinesis_egress_record",
+        operation: "kinesis_record_v2",
         reason: reason.into(),
     };
     if stream.is_empty() {
@@ -86,8 +93,8 @@ crate::protobuf_type!(
     crate::proto::egress::KinesisEgressRecord
 );
 
-/// The value bytes of a 3.x Kafka or Kinesis egress record ([`kafka_record`],
-/// [`kinesis_record`]), converted as the Python SDK's `kafka_egress_message` converts them:
+/// The value bytes of a 3.x Kafka or Kinesis egress record ([`kafka_record_v3`],
+/// [`kinesis_record_v3`]), converted as the Python SDK's `kafka_egress_message` converts them:
 ///
 /// | from | bytes | Python 3.3.0 |
 /// |---|---|---|
@@ -214,14 +221,14 @@ impl From<f64> for RecordValue {
 /// `topic` under `key` (empty: no key, as the runtime reads it). Send it with
 /// [`Context::send_egress`](crate::Context::send_egress); it travels as a typed value
 /// named `type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord`. The Python
-/// SDK's `kafka_egress_message`; for 2.2 use [`kafka_egress_record`].
+/// SDK's `kafka_egress_message`; for 2.2 use [`kafka_record_v2`].
 ///
 /// ```
-/// use statefun_sync::{kafka_record, Context, Message};
+/// use statefun_sync::{kafka_record_v3, Context, Message};
 ///
 /// fn greet(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
 ///     let name: String = message.get()?.unwrap_or_default();
-///     let record = kafka_record("greetings", &name, format!("Hello {name}!"))?;
+///     let record = kafka_record_v3("greetings", &name, format!("Hello {name}!"))?;
 ///     ctx.send_egress("example/greets", &record)?;
 ///     Ok(())
 /// }
@@ -230,14 +237,14 @@ impl From<f64> for RecordValue {
 /// # Errors
 ///
 /// [`Error::InvalidArgument`] if `topic` is empty, as in the Python SDK.
-pub fn kafka_record(
+pub fn kafka_record_v3(
     topic: &str,
     key: &str,
     value: impl Into<RecordValue>,
 ) -> Result<crate::proto::egress::KafkaProducerRecord, Error> {
     if topic.is_empty() {
         return Err(Error::InvalidArgument {
-            operation: "kafka_record",
+            operation: "kafka_record_v3",
             reason: "the destination Kafka topic is empty".into(),
         });
     }
@@ -252,7 +259,7 @@ pub fn kafka_record(
 /// `stream` under `partition_key`, with an `explicit_hash_key` (empty: none). Send it
 /// with [`Context::send_egress`](crate::Context::send_egress); it travels as a typed value
 /// named `type.googleapis.com/io.statefun.sdk.egress.KinesisEgressRecord`. The Python
-/// SDK's `kinesis_egress_message`; for 2.2 use [`kinesis_egress_record`].
+/// SDK's `kinesis_egress_message`; for 2.2 use [`kinesis_record_v2`].
 ///
 /// An empty `partition_key` is accepted, as in the Python SDK 3.x (which refuses only
 /// `None`); the 2.2 builder refuses it. Python's `kinesis_egress_message` converts only
@@ -262,7 +269,7 @@ pub fn kafka_record(
 /// # Errors
 ///
 /// [`Error::InvalidArgument`] if `stream` is empty, as in the Python SDK.
-pub fn kinesis_record(
+pub fn kinesis_record_v3(
     stream: &str,
     partition_key: &str,
     explicit_hash_key: &str,
@@ -270,7 +277,7 @@ pub fn kinesis_record(
 ) -> Result<crate::proto::egress::KinesisEgressRecord, Error> {
     if stream.is_empty() {
         return Err(Error::InvalidArgument {
-            operation: "kinesis_record",
+            operation: "kinesis_record_v3",
             reason: "the destination Kinesis stream is empty".into(),
         });
     }

@@ -18,16 +18,16 @@ use crate::text::Shown;
 /// Answers the runtime's requests with the bound functions: request bytes in, reply bytes
 /// out. It does no I/O and needs no async runtime; share it between threads (it is `Sync`)
 /// behind an `Arc`, and put it behind any HTTP server (the guide's
-/// [serving](crate::guide::serving) chapter, an async one included). [`new`](Self::new)
+/// [serving](crate::guide::serving) chapter, an async one included). [`v2`](Self::v2)
 /// speaks 2.2 and [`v3`](Self::v3) 3.x: see [2.2 or 3.x](crate::guide::protocols).
 ///
 /// ```
-/// use statefun_sync::testing::{Reply, Request};
+/// use statefun_sync::testing::v2::{Reply, Request};
 /// use statefun_sync::{Address, RequestReplyHandler, StatefulFunctions};
 ///
 /// let mut functions = StatefulFunctions::new();
 /// functions.bind("example/echo", |ctx, message| Ok(ctx.reply(message)?))?;
-/// let handler = RequestReplyHandler::new(functions);
+/// let handler = RequestReplyHandler::v2(functions);
 ///
 /// let request = Request::to("example/echo", "1")
 ///     .invoke_from(Address::new("example", "caller", "c").unwrap(), prost_types::Any::default())
@@ -57,7 +57,7 @@ impl RequestReplyHandler {
     pub const DEFAULT_MAX_STATES: usize = 100_000;
 
     /// A handler for `functions` that speaks the Stateful Functions 2.2 protocol.
-    pub fn new(functions: StatefulFunctions) -> Self {
+    pub fn v2(functions: StatefulFunctions) -> Self {
         Self::speaking(&V2, functions)
     }
 

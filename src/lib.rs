@@ -30,7 +30,7 @@ mod wire;
 pub use address::{Address, FunctionType, InvalidTypename};
 pub use context::Context;
 pub use egress::{
-    kafka_egress_record, kafka_record, kinesis_egress_record, kinesis_record, RecordValue,
+    kafka_record_v2, kafka_record_v3, kinesis_record_v2, kinesis_record_v3, RecordValue,
 };
 pub use error::Error;
 pub use handler::RequestReplyHandler;
@@ -38,7 +38,7 @@ pub use handler::RequestReplyHandler;
 pub use http::server::{serve, serve_at};
 pub use message::{pack, unpack, FromAny, Message, RawValue, UnpackError, Value};
 pub use module_yaml::{
-    DeliverySemantic, KafkaEgress, KafkaIngress, ModuleYaml, ModuleYamlV3, StartupPosition,
+    DeliverySemantic, KafkaEgress, KafkaIngress, ModuleYamlV2, ModuleYamlV3, StartupPosition,
     Transport,
 };
 pub use protocol::ProtocolVersion;

@@ -170,30 +170,6 @@ pub fn pack<M: ProstMessage + Name>(message: &M) -> Any {
     }
 }
 
-/// A message packed as it is encoded: what [`pack`] would give, written straight into
-/// the reply by the protocol with no `Any` built in between.
-#[derive(Debug)]
-pub(crate) struct Packed<'a, M>(pub(crate) &'a M);
-
-impl<M: ProstMessage + Name> Payload for Packed<'_, M> {
-    fn type_len(&self) -> usize {
-        TypeName::of_message::<M>().len()
-    }
-
-    fn put_type(&self, buf: &mut Vec<u8>) {
-        TypeName::of_message::<M>().put(buf)
-    }
-
-    fn value_len_hint(&self) -> Option<usize> {
-        Some(self.0.encoded_len())
-    }
-
-    fn put_value(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
-        // A `Vec` grows, so prost's one error (no room left) cannot happen here.
-        self.0.encode(buf).map_err(Into::into)
-    }
-}
-
 /// A value of a [`Type`], encoded as it is written, or only the type's typename (`None`).
 /// Public only so that [`Value`] can name it: the module is private, so no user can.
 #[derive(Debug)]

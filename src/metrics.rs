@@ -5,13 +5,13 @@
 //!
 //! ```
 //! use statefun_sync::metrics::Metrics;
-//! use statefun_sync::testing::Request;
+//! use statefun_sync::testing::v2::Request;
 //! use statefun_sync::{Address, RequestReplyHandler, StatefulFunctions};
 //!
 //! let metrics = Metrics::new();
 //! let mut functions = StatefulFunctions::new();
 //! functions.bind("example/echo", |ctx, message| Ok(ctx.reply(message)?))?;
-//! let handler = RequestReplyHandler::new(functions).with_metrics(&metrics);
+//! let handler = RequestReplyHandler::v2(functions).with_metrics(&metrics);
 //!
 //! let request = Request::to("example/echo", "1")
 //!     .invoke_from(Address::new("example", "caller", "c").unwrap(), prost_types::Any::default())

@@ -1,5 +1,5 @@
 //! The `module.yaml` that deploys a registry's functions, written from what the bindings
-//! declare: [`ModuleYaml`] in the format of Stateful Functions 2.2, [`ModuleYamlV3`] in
+//! declare: [`ModuleYamlV2`] in the format of Stateful Functions 2.2, [`ModuleYamlV3`] in
 //! the format of 3.1 to 3.3, with the Kafka ingresses and egresses an application declares.
 
 use std::fmt::{self, Write as _};
@@ -12,11 +12,11 @@ use crate::state_spec::Expiration;
 use crate::text::Shown;
 
 /// The `module.yaml` (format version `2.0`, Stateful Functions 2.2) for the functions of a
-/// registry, served at one endpoint; from [`StatefulFunctions::module_yaml`]. For 3.x, see
+/// registry, served at one endpoint; from [`StatefulFunctions::module_yaml_v2`]. For 3.x, see
 /// [`ModuleYamlV3`]. It is written when displayed:
 /// `print!("{yaml}")`, or `yaml.to_string()`.
 #[derive(Debug, Clone, Copy)]
-pub struct ModuleYaml<'a> {
+pub struct ModuleYamlV2<'a> {
     functions: &'a StatefulFunctions,
     endpoint: &'a str,
 }
@@ -38,22 +38,22 @@ impl StatefulFunctions {
     /// functions
     ///     .bind("example/greeter", |_, _| Ok(()))?
     ///     .state("seen")
-    ///     .state(StateSpec::new("session").expire(Expiration::AfterInvoke(Duration::from_secs(300))))
+    ///     .state(StateSpec::new("session").expire_after_call(Duration::from_secs(300)))
     ///     .max_num_batch_requests(500);
-    /// let yaml = functions.module_yaml("http://functions:8000/statefun").to_string();
+    /// let yaml = functions.module_yaml_v2("http://functions:8000/statefun").to_string();
     /// assert!(yaml.contains("type: example/greeter"));
     /// assert!(yaml.contains("expireAfter: 5min"));
     /// # Ok::<(), statefun_sync::Error>(())
     /// ```
-    pub fn module_yaml<'a>(&'a self, endpoint: &'a str) -> ModuleYaml<'a> {
-        ModuleYaml {
+    pub fn module_yaml_v2<'a>(&'a self, endpoint: &'a str) -> ModuleYamlV2<'a> {
+        ModuleYamlV2 {
             functions: self,
             endpoint,
         }
     }
 }
 
-impl fmt::Display for ModuleYaml<'_> {
+impl fmt::Display for ModuleYamlV2<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
             "version: \"2.0\"\n\nmodule:\n  meta:\n    type: remote\n  spec:\n    functions:\n",
@@ -71,7 +71,7 @@ impl fmt::Display for ModuleYaml<'_> {
                 for state in states {
                     writeln!(f, "              - name: {}", yaml_scalar(state.name()))?;
                     match state.expiration() {
-                        Some(Expiration::AfterInvoke(after)) => {
+                        Some(Expiration::AfterCall(after)) => {
                             writeln!(f, "                expireAfter: {}", FlinkDuration(after))?;
                         }
                         Some(Expiration::AfterWrite(after)) => writeln!(
@@ -572,7 +572,7 @@ impl KafkaIngress {
 }
 
 /// A Kafka egress of a 3.x application (`kind: io.statefun.kafka.v1/egress`): functions
-/// send it [`kafka_record`](crate::kafka_record)s with
+/// send it [`kafka_record_v3`](crate::kafka_record_v3)s with
 /// [`Context::send_egress`](crate::Context::send_egress) under its id. Add it with
 /// [`ModuleYamlV3::kafka_egress`].
 ///
@@ -863,7 +863,7 @@ mod tests {
             .bind("example/greeter", |_, _| Ok(()))
             .unwrap()
             .state("seen")
-            .state(StateSpec::new("visit").expire(Expiration::AfterWrite(Duration::from_secs(60))))
+            .state(StateSpec::new("visit").expire_after_write(Duration::from_secs(60)))
             .timeout(Duration::from_secs(120));
         functions.bind("example/other", |_, _| Ok(())).unwrap();
         let declared: Vec<_> = functions
@@ -876,7 +876,7 @@ mod tests {
         assert_eq!(functions.declared_states("example/other"), Some(&[][..]));
         assert_eq!(functions.declared_states("example/none"), None);
         let yaml = functions
-            .module_yaml("http://localhost:8000/statefun")
+            .module_yaml_v2("http://localhost:8000/statefun")
             .to_string();
         let expected = "\
 version: \"2.0\"

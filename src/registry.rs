@@ -19,7 +19,7 @@ pub(crate) type BoxedFunction =
     Box<dyn Fn(&mut Context<'_>, &RawArgument<'_>) -> anyhow::Result<()> + Send + Sync + 'static>;
 
 /// The functions of one application, each bound under its function type
-/// (`namespace/name`). Hand it to [`RequestReplyHandler::new`](crate::RequestReplyHandler::new).
+/// (`namespace/name`). Hand it to [`RequestReplyHandler::v2`](crate::RequestReplyHandler::v2).
 /// The guide's [functions](crate::guide::functions) chapter shows the ways to bind one.
 ///
 /// ```
@@ -302,7 +302,7 @@ impl fmt::Debug for StatefulFunctions {
 /// Declares what one bound function needs from the deployment; returned by
 /// [`StatefulFunctions::bind`] and [`StatefulFunctions::bind_typed`].
 ///
-/// Declared states go into [`StatefulFunctions::module_yaml`], and a request that lacks
+/// Declared states go into [`StatefulFunctions::module_yaml_v2`], and a request that lacks
 /// one fails with [`Error::MissingDeclaredState`] (400) before the function runs, naming
 /// the state that `module.yaml` is missing. A function that declares nothing behaves
 /// exactly as in the Python SDK.

@@ -59,8 +59,36 @@ impl StateSpec {
         self.typename.as_deref()
     }
 
-    /// Lets the runtime drop the state's value after `expiration`.
-    pub fn expire(mut self, expiration: Expiration) -> Self {
+    /// Lets the runtime drop the value when neither read nor written at its address for
+    /// `duration` (the runtime's `AFTER_INVOKE`), as
+    /// [`ValueSpec::expire_after_call`](crate::ValueSpec::expire_after_call).
+    ///
+    /// # Panics
+    ///
+    /// If the spec already expires after write: a state expires one way or the other.
+    pub fn expire_after_call(self, duration: Duration) -> Self {
+        self.with_expiration(Expiration::AfterCall(duration))
+    }
+
+    /// Lets the runtime drop the value when it has not been written for `duration` (the
+    /// runtime's `AFTER_WRITE`), as
+    /// [`ValueSpec::expire_after_write`](crate::ValueSpec::expire_after_write).
+    ///
+    /// # Panics
+    ///
+    /// If the spec already expires after call: a state expires one way or the other.
+    pub fn expire_after_write(self, duration: Duration) -> Self {
+        self.with_expiration(Expiration::AfterWrite(duration))
+    }
+
+    /// Sets the expiration, refusing a second mode as `ValueSpec` does.
+    pub(crate) fn with_expiration(mut self, expiration: Expiration) -> Self {
+        if let Some(set) = self.expiration {
+            assert!(
+                std::mem::discriminant(&set) == std::mem::discriminant(&expiration),
+                "a state expires after call or after write, not both"
+            );
+        }
         self.expiration = Some(expiration);
         self
     }
@@ -92,9 +120,42 @@ impl From<String> for StateSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Expiration {
-    /// After the state was neither read nor written for this long (`after-invoke`, the
+    /// After the state was neither read nor written for this long: `expire_after_call`
+    /// (`after-invoke` in `module.yaml`, `AFTER_INVOKE` in the 3.x protocol; the
     /// runtime's default mode).
-    AfterInvoke(Duration),
+    AfterCall(Duration),
     /// After the state was not written for this long (`after-write`).
     AfterWrite(Duration),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_spec_expires_as_a_value_spec_does() {
+        let spec = StateSpec::new("s").expire_after_call(Duration::from_secs(1));
+        assert_eq!(
+            spec.expiration(),
+            Some(Expiration::AfterCall(Duration::from_secs(1)))
+        );
+        let spec = spec.expire_after_call(Duration::from_secs(2));
+        assert_eq!(
+            spec.expiration(),
+            Some(Expiration::AfterCall(Duration::from_secs(2)))
+        );
+        let spec = StateSpec::new("s").expire_after_write(Duration::from_secs(3));
+        assert_eq!(
+            spec.expiration(),
+            Some(Expiration::AfterWrite(Duration::from_secs(3)))
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "not both")]
+    fn a_state_spec_expires_one_way_only() {
+        let _ = StateSpec::new("s")
+            .expire_after_write(Duration::from_secs(1))
+            .expire_after_call(Duration::from_secs(1));
+    }
 }

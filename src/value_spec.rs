@@ -84,7 +84,7 @@ impl<T: Type> ValueSpec<T> {
     ///
     /// If the spec already expires after write: a state expires one way or the other.
     pub const fn expire_after_call(self, duration: Duration) -> Self {
-        self.expire(Expiration::AfterInvoke(duration))
+        self.expire(Expiration::AfterCall(duration))
     }
 
     /// Lets the runtime drop the value when it has not been written for `duration` (the
@@ -100,8 +100,8 @@ impl<T: Type> ValueSpec<T> {
     const fn expire(mut self, expiration: Expiration) -> Self {
         let set_already = matches!(
             (&self.expiration, &expiration),
-            (Some(Expiration::AfterInvoke(_)), Expiration::AfterWrite(_))
-                | (Some(Expiration::AfterWrite(_)), Expiration::AfterInvoke(_))
+            (Some(Expiration::AfterCall(_)), Expiration::AfterWrite(_))
+                | (Some(Expiration::AfterWrite(_)), Expiration::AfterCall(_))
         );
         if set_already {
             panic!("a state expires after call or after write, not both");
@@ -147,7 +147,7 @@ impl<T: Type> From<&ValueSpec<T>> for StateSpec {
     fn from(spec: &ValueSpec<T>) -> Self {
         let state = StateSpec::new(spec.name.clone().into_owned()).typed(T::type_name());
         match spec.expiration {
-            Some(expiration) => state.expire(expiration),
+            Some(expiration) => state.with_expiration(expiration),
             None => state,
         }
     }

@@ -5,8 +5,10 @@ mod support;
 use std::time::Duration;
 
 use prost_types::Any;
-use statefun_sync::testing::{Request, StateChange};
-use statefun_sync::{pack, Address, Error};
+use statefun_sync::testing::{v2::Request, StateChange};
+use statefun_sync::{
+    pack, unpack, Address, Error, RequestReplyHandler, StatefulFunctions, ValueSpec,
+};
 use support::{caller, handler_for, ping, run, run_err, Admin, SeenCount};
 
 fn one_invocation(typename: &str) -> Request {
@@ -45,7 +47,7 @@ fn address_and_caller_are_the_invocations() {
 fn send_and_pack_and_send_keep_their_order() {
     let handler = handler_for("ex/send", |ctx, _| {
         ctx.send("a/b", "1", ping(1))?;
-        ctx.pack_and_send("c.d/e/f", "2", &SeenCount { seen: 2 })?;
+        ctx.send("c.d/e/f", "2", pack(&SeenCount { seen: 2 }))?;
         ctx.send("a/b", "3", ping(3))?;
         Ok(())
     });
@@ -74,8 +76,8 @@ fn send_refuses_an_empty_id_and_a_malformed_typename() {
         let result = match message.value[0] {
             0 => ctx.send("a/b", "", ping(0)),
             1 => ctx.send("nonamespace", "1", ping(0)),
-            2 => ctx.pack_and_send("", "1", &SeenCount::default()),
-            _ => ctx.pack_and_send("a/", "1", &SeenCount::default()),
+            2 => ctx.send("", "1", pack(&SeenCount::default())),
+            _ => ctx.send("a/", "1", pack(&SeenCount::default())),
         };
         let err = result.unwrap_err();
         assert!(
@@ -102,9 +104,9 @@ fn send_refuses_an_empty_id_and_a_malformed_typename() {
 fn reply_and_pack_and_reply_go_to_the_caller_of_each_invocation() {
     let handler = handler_for("ex/echo", |ctx, message| {
         ctx.reply(message.clone())?;
-        ctx.pack_and_reply(&SeenCount {
+        ctx.reply(pack(&SeenCount {
             seen: message.value[0].into(),
-        })?;
+        }))?;
         Ok(())
     });
     let request = Request::to("ex/echo", "me")
@@ -136,7 +138,7 @@ fn reply_without_a_caller_is_an_error_naming_the_invocation() {
         if message.value[0] == 0 {
             ctx.reply(message)?;
         } else {
-            ctx.pack_and_reply(&SeenCount::default())?;
+            ctx.reply(pack(&SeenCount::default()))?;
         }
         Ok(())
     });
@@ -170,11 +172,11 @@ fn reply_without_a_caller_is_an_error_naming_the_invocation() {
 fn send_after_sends_whole_milliseconds() {
     let handler = handler_for("ex/later", |ctx, _| {
         ctx.send_after(Duration::from_secs(30 * 60), "ex/a", "1", ping(1))?;
-        ctx.pack_and_send_after(
+        ctx.send_after(
             Duration::from_micros(1500),
             "ex/b",
             "2",
-            &SeenCount { seen: 2 },
+            pack(&SeenCount { seen: 2 }),
         )?;
         ctx.send_after(Duration::from_micros(999), "ex/c", "3", ping(3))?;
         Ok(())
@@ -184,7 +186,6 @@ fn send_after_sends_whole_milliseconds() {
 
     let delayed: Vec<_> = reply
         .delayed_messages()
-        .iter()
         .map(|d| (d.delay, d.target.to_string(), d.argument.clone()))
         .collect();
     assert_eq!(
@@ -206,7 +207,12 @@ fn send_after_refuses_a_zero_delay_an_empty_id_and_a_bad_typename() {
     let handler = handler_for("ex/later", |ctx, message| {
         let err = match message.value[0] {
             0 => ctx.send_after(Duration::ZERO, "ex/a", "1", ping(0)),
-            1 => ctx.pack_and_send_after(Duration::from_secs(1), "ex/a", "", &SeenCount::default()),
+            1 => ctx.send_after(
+                Duration::from_secs(1),
+                "ex/a",
+                "",
+                pack(&SeenCount::default()),
+            ),
             2 => ctx.send_after(Duration::MAX, "ex/a", "1", ping(0)),
             _ => ctx.send_after(Duration::from_secs(1), "ex", "1", ping(0)),
         }
@@ -232,7 +238,7 @@ fn send_after_refuses_a_zero_delay_an_empty_id_and_a_bad_typename() {
 fn egress_messages_keep_their_order_and_split_the_typename() {
     let handler = handler_for("ex/out", |ctx, _| {
         ctx.send_egress("ex.io/sink", ping(1))?;
-        ctx.pack_and_send_egress("ex.io/other/sink", &SeenCount { seen: 2 })?;
+        ctx.send_egress("ex.io/other/sink", pack(&SeenCount { seen: 2 }))?;
         assert!(ctx.send_egress("nosink", ping(0)).is_err());
         Ok(())
     });
@@ -256,23 +262,23 @@ fn egress_messages_keep_their_order_and_split_the_typename() {
 #[test]
 fn egress_records_validate_as_the_python_sdk_does() {
     let value = SeenCount { seen: 1 };
-    let kafka_err = statefun_sync::kafka_egress_record("", "k", &value).unwrap_err();
+    let kafka_err = statefun_sync::kafka_record_v2("", "k", &value).unwrap_err();
     assert!(
         kafka_err.to_string().contains("Kafka topic is empty"),
         "{kafka_err}"
     );
-    let kinesis_stream = statefun_sync::kinesis_egress_record("", "p", "", &value).unwrap_err();
+    let kinesis_stream = statefun_sync::kinesis_record_v2("", "p", "", &value).unwrap_err();
     assert!(
         kinesis_stream.to_string().contains("stream is empty"),
         "{kinesis_stream}"
     );
-    let kinesis_key = statefun_sync::kinesis_egress_record("s", "", "", &value).unwrap_err();
+    let kinesis_key = statefun_sync::kinesis_record_v2("s", "", "", &value).unwrap_err();
     assert!(
         kinesis_key.to_string().contains("partition key is empty"),
         "{kinesis_key}"
     );
 
-    let kafka = statefun_sync::kafka_egress_record("t", "", &value).unwrap();
+    let kafka = statefun_sync::kafka_record_v2("t", "", &value).unwrap();
     assert_eq!((kafka.topic.as_str(), kafka.key.as_str()), ("t", ""));
 }
 
@@ -281,15 +287,18 @@ fn state_writes_are_visible_to_later_invocations_and_reply_once() {
     // Each invocation adds its ping value to `sum` and reports what it read.
     let handler = handler_for("ex/sum", |ctx, message| {
         let sum = ctx
-            .unpack_state::<SeenCount>("sum")?
+            .get_state("sum")?
+            .as_ref()
+            .map(unpack::<SeenCount>)
+            .transpose()?
             .unwrap_or_default()
             .seen;
-        ctx.pack_and_send("ex/observer", "1", &SeenCount { seen: sum })?;
-        ctx.pack_and_set_state(
+        ctx.send("ex/observer", "1", pack(&SeenCount { seen: sum }))?;
+        ctx.set_state(
             "sum",
-            &SeenCount {
+            pack(&SeenCount {
                 seen: sum + i64::from(message.value[0]),
-            },
+            }),
         )?;
         Ok(())
     });
@@ -319,14 +328,14 @@ fn state_writes_are_visible_to_later_invocations_and_reply_once() {
 }
 
 #[test]
-fn get_state_set_state_and_delete_state_through_a_batch() {
+fn get_state_set_state_and_remove_state_through_a_batch() {
     let handler = handler_for("ex/state", |ctx, message| {
         match message.value[0] {
             0 => ctx.set_state("a", ping(7))?,
             1 => assert_eq!(ctx.get_state("a")?, Some(ping(7))),
-            2 => ctx.delete_state("a")?,
+            2 => ctx.remove_state("a")?,
             3 => assert_eq!(ctx.get_state("a")?, None),
-            4 => ctx.delete_state("b")?,
+            4 => ctx.remove_state("b")?,
             _ => ctx.set_state("b", ping(8))?,
         }
         Ok(())
@@ -355,7 +364,7 @@ fn get_state_set_state_and_delete_state_through_a_batch() {
 fn mutations_follow_the_request_state_order() {
     let handler = handler_for("ex/order", |ctx, _| {
         ctx.set_state("z", ping(1))?;
-        ctx.delete_state("a")?;
+        ctx.remove_state("a")?;
         ctx.set_state("m", ping(2))?;
         Ok(())
     });
@@ -376,12 +385,20 @@ fn mutations_follow_the_request_state_order() {
     assert_eq!(names, ["a", "m", "z"]);
 }
 
+statefun_sync::protobuf_type!(Admin);
+
 #[test]
-fn unpack_state_refuses_another_message_type() {
-    let handler = handler_for("ex/state", |ctx, _| {
-        ctx.unpack_state::<Admin>("seen")?;
-        Ok(())
-    });
+fn a_typed_read_refuses_another_message_type() {
+    const SEEN: ValueSpec<Admin> = ValueSpec::named("seen");
+    let mut functions = StatefulFunctions::new();
+    functions
+        .bind("ex/state", |ctx, _| {
+            ctx.get(&SEEN)?;
+            Ok(())
+        })
+        .unwrap()
+        .state(&SEEN);
+    let handler = RequestReplyHandler::v2(functions);
     let request = Request::to("ex/state", "me")
         .with_packed_state("seen", &SeenCount { seen: 1 })
         .invoke(ping(0))
@@ -406,7 +423,10 @@ fn state_bytes_that_are_not_an_any_are_unreadable_not_a_panic() {
         if message.value[0] == 0 {
             ctx.get_state("seen")?;
         } else {
-            ctx.unpack_state::<SeenCount>("seen")?;
+            ctx.get_state("seen")?
+                .as_ref()
+                .map(unpack::<SeenCount>)
+                .transpose()?;
         }
         Ok(())
     });
@@ -433,10 +453,16 @@ fn a_state_the_request_did_not_carry_is_unknown_for_every_accessor() {
     let handler = handler_for("ex/state", |ctx, message| {
         match message.value[0] {
             0 => _ = ctx.get_state("missing")?,
-            1 => _ = ctx.unpack_state::<SeenCount>("missing")?,
+            1 => {
+                _ = ctx
+                    .get_state("missing")?
+                    .as_ref()
+                    .map(unpack::<SeenCount>)
+                    .transpose()?
+            }
             2 => ctx.set_state("missing", Any::default())?,
-            3 => ctx.pack_and_set_state("missing", &SeenCount::default())?,
-            4 => ctx.delete_state("missing")?,
+            3 => ctx.set_state("missing", pack(&SeenCount::default()))?,
+            4 => ctx.remove_state("missing")?,
             _ => ctx.set_state("present", ping(1))?,
         }
         Ok(())

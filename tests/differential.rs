@@ -61,7 +61,7 @@ use prost_types::{Any, Value};
 use statefun_sync::proto::io::{KafkaProducerRecord, KinesisEgressRecord};
 use statefun_sync::proto::polyglot::{self as proto, from_function, to_function};
 use statefun_sync::{
-    kafka_egress_record, kinesis_egress_record, message_union, pack, Context, FromAny,
+    kafka_record_v2, kinesis_record_v2, message_union, pack, unpack, Context, FromAny,
     RequestReplyHandler, StatefulFunctions,
 };
 use support::differential::{
@@ -242,7 +242,7 @@ fn rust_handler() -> RequestReplyHandler {
     functions.bind(NESTED, untyped).expect("binds");
     functions.bind_typed(TYPED, typed).expect("binds");
     functions.bind_typed(UNION, union).expect("binds");
-    RequestReplyHandler::new(functions)
+    RequestReplyHandler::v2(functions)
 }
 
 /// `diff/untyped`: takes any message; runs it if it is a script, else does nothing.
@@ -262,7 +262,7 @@ fn typed(ctx: &mut Context<'_>, script: PbValue) -> anyhow::Result<()> {
 fn union(ctx: &mut Context<'_>, message: ScriptOrText) -> anyhow::Result<()> {
     match message {
         ScriptOrText::Script(script) => run_script(ctx, &script.0),
-        ScriptOrText::Text(text) => Ok(ctx.pack_and_send_egress("probe/strings", &text)?),
+        ScriptOrText::Text(text) => Ok(ctx.send_egress("probe/strings", pack(&text))?),
     }
 }
 
@@ -274,40 +274,45 @@ fn run_script(ctx: &mut Context<'_>, script: &Value) -> anyhow::Result<()> {
         let delay = |i: usize| Duration::from_micros(number(&op[i]) as u64);
         match s(0) {
             "send" => ctx.send(s(1), s(2), any_of(&op[3])?)?,
-            "pack_send" => ctx.pack_and_send(s(1), s(2), &pb(&op[3]))?,
+            "pack_send" => ctx.send(s(1), s(2), pack(&pb(&op[3])))?,
             "reply" => ctx.reply(any_of(&op[1])?)?,
-            "pack_reply" => ctx.pack_and_reply(&pb(&op[1]))?,
+            "pack_reply" => ctx.reply(pack(&pb(&op[1])))?,
             "send_after" => ctx.send_after(delay(1), s(2), s(3), any_of(&op[4])?)?,
-            "pack_send_after" => ctx.pack_and_send_after(delay(1), s(2), s(3), &pb(&op[4]))?,
+            "pack_send_after" => ctx.send_after(delay(1), s(2), s(3), pack(&pb(&op[4])))?,
             "egress" => ctx.send_egress(s(1), any_of(&op[2])?)?,
-            "pack_egress" => ctx.pack_and_send_egress(s(1), &pb(&op[2]))?,
+            "pack_egress" => ctx.send_egress(s(1), pack(&pb(&op[2])))?,
             "kafka" => {
-                let record = kafka_egress_record(s(2), s(3), &pb(&op[4]))?;
-                ctx.pack_and_send_egress(s(1), &record)?;
+                let record = kafka_record_v2(s(2), s(3), &pb(&op[4]))?;
+                ctx.send_egress(s(1), pack(&record))?;
             }
             "kinesis" => {
-                let record = kinesis_egress_record(s(2), s(3), s(4), &pb(&op[5]))?;
-                ctx.pack_and_send_egress(s(1), &record)?;
+                let record = kinesis_record_v2(s(2), s(3), s(4), &pb(&op[5]))?;
+                ctx.send_egress(s(1), pack(&record))?;
             }
             "set" => ctx.set_state(s(1), any_of(&op[2])?)?,
-            "pack_set" => ctx.pack_and_set_state(s(1), &pb(&op[2]))?,
-            "delete" => ctx.delete_state(s(1))?,
+            "pack_set" => ctx.set_state(s(1), pack(&pb(&op[2])))?,
+            "delete" => ctx.remove_state(s(1))?,
             "get" => {
                 let value = ctx.get_state(s(1))?;
                 ctx.send(PROBE, "get", value.unwrap_or_else(none_marker))?;
             }
-            "unpack" => match ctx.unpack_state::<PbValue>(s(1))? {
-                Some(value) => ctx.pack_and_send(PROBE, "unpack", &value)?,
+            "unpack" => match ctx
+                .get_state(s(1))?
+                .as_ref()
+                .map(unpack::<PbValue>)
+                .transpose()?
+            {
+                Some(value) => ctx.send(PROBE, "unpack", pack(&value))?,
                 None => ctx.send(PROBE, "unpack", none_marker())?,
             },
             "address" => {
                 let address = ctx.address().to_string();
-                ctx.pack_and_send(PROBE, "address", &address)?;
+                ctx.send(PROBE, "address", pack(&address))?;
             }
             "caller" => {
                 // The Python SDK's caller from an ingress is an address of empty strings.
                 let caller = ctx.caller().map_or("//".to_owned(), |c| c.to_string());
-                ctx.pack_and_send(PROBE, "caller", &caller)?;
+                ctx.send(PROBE, "caller", pack(&caller))?;
             }
             "fail" => anyhow::bail!("{}", s(1)),
             "panic" => std::panic::panic_any(DELIBERATE_PANIC),

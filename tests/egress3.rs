@@ -1,4 +1,4 @@
-//! The 3.x Kafka and Kinesis egress records (`kafka_record`, `kinesis_record`,
+//! The 3.x Kafka and Kinesis egress records (`kafka_record_v3`, `kinesis_record_v3`,
 //! `RecordValue`): the exact bytes of each value kind, the validation errors, and a record
 //! sent through a 3.x handler as the runtime receives it.
 //!
@@ -15,7 +15,7 @@ use statefun_sync::proto::reqreply::{Address, FromFunction, ToFunction, TypedVal
 // traits have a `decode`.
 use statefun_sync::types;
 use statefun_sync::{
-    kafka_record, kinesis_record, Context, Error, Message, RecordValue, RequestReplyHandler,
+    kafka_record_v3, kinesis_record_v3, Context, Error, Message, RecordValue, RequestReplyHandler,
     StatefulFunctions,
 };
 
@@ -34,7 +34,7 @@ const KINESIS_RECORD: &str = "type.googleapis.com/io.statefun.sdk.egress.Kinesis
 // Topic "t", key "k": every value kind `kafka_egress_message` converts, with Python's bytes.
 #[test]
 fn kafka_records_hold_the_bytes_python_writes_for_each_value_kind() {
-    let record = |value: RecordValue| kafka_record("t", "k", value).unwrap().encode_to_vec();
+    let record = |value: RecordValue| kafka_record_v3("t", "k", value).unwrap().encode_to_vec();
     let cases: [(&str, Vec<u8>, &str); 11] = [
         // An unsuffixed integer literal is an i32, Python's 4-byte `int`.
         ("int 5", record(5.into()), "0a016b 1204 00000005 1a0174"),
@@ -77,7 +77,7 @@ fn kafka_records_hold_the_bytes_python_writes_for_each_value_kind() {
 
 #[test]
 fn kafka_records_without_a_key_match_python_for_nan_and_typed_values() {
-    let record = |value: RecordValue| kafka_record("t", "", value).unwrap().encode_to_vec();
+    let record = |value: RecordValue| kafka_record_v3("t", "", value).unwrap().encode_to_vec();
     // Python: kafka_egress_message("a/b", "t", float("nan"))
     assert_eq!(record(f64::NAN.into()), hex("1208 7ff8000000000000 1a0174"));
     // Python: kafka_egress_message("a/b", "t", 5, value_type=IntType)
@@ -125,36 +125,36 @@ fn a_typed_value_uses_the_types_own_encoding() {
 fn kinesis_records_hold_the_bytes_python_writes() {
     // Python: kinesis_egress_message("a/b", "s", b"\x01", partition_key="p", explicit_hash_key="h")
     assert_eq!(
-        kinesis_record("s", "p", "h", b"\x01")
+        kinesis_record_v3("s", "p", "h", b"\x01")
             .unwrap()
             .encode_to_vec(),
         hex("0a0170 120101 1a0173 220168")
     );
     // Python: kinesis_egress_message("a/b", "s", "v", partition_key="")
     assert_eq!(
-        kinesis_record("s", "", "", "v").unwrap().encode_to_vec(),
+        kinesis_record_v3("s", "", "", "v").unwrap().encode_to_vec(),
         hex("120176 1a0173")
     );
 }
 
 #[test]
 fn an_empty_partition_key_is_accepted_on_3x_but_not_by_the_2_2_builder() {
-    let record = kinesis_record("s", "", "", "v").unwrap();
+    let record = kinesis_record_v3("s", "", "", "v").unwrap();
     assert_eq!(record.partition_key, "");
     assert_eq!(record.stream, "s");
-    let err = statefun_sync::kinesis_egress_record("s", "", "", &prost_types::Duration::default())
+    let err = statefun_sync::kinesis_record_v2("s", "", "", &prost_types::Duration::default())
         .unwrap_err();
     assert!(err.to_string().contains("partition key"), "{err}");
 }
 
 #[test]
 fn a_kafka_record_without_a_topic_is_refused_naming_the_topic() {
-    let err = kafka_record("", "k", "v").unwrap_err();
+    let err = kafka_record_v3("", "k", "v").unwrap_err();
     assert!(
         matches!(
             err,
             Error::InvalidArgument {
-                operation: "kafka_record",
+                operation: "kafka_record_v3",
                 ..
             }
         ),
@@ -162,18 +162,18 @@ fn a_kafka_record_without_a_topic_is_refused_naming_the_topic() {
     );
     assert_eq!(
         err.to_string(),
-        "`kafka_record`: the destination Kafka topic is empty"
+        "`kafka_record_v3`: the destination Kafka topic is empty"
     );
 }
 
 #[test]
 fn a_kinesis_record_without_a_stream_is_refused_naming_the_stream() {
-    let err = kinesis_record("", "p", "", "v").unwrap_err();
+    let err = kinesis_record_v3("", "p", "", "v").unwrap_err();
     assert!(
         matches!(
             err,
             Error::InvalidArgument {
-                operation: "kinesis_record",
+                operation: "kinesis_record_v3",
                 ..
             }
         ),
@@ -181,7 +181,7 @@ fn a_kinesis_record_without_a_stream_is_refused_naming_the_stream() {
     );
     assert_eq!(
         err.to_string(),
-        "`kinesis_record`: the destination Kinesis stream is empty"
+        "`kinesis_record_v3`: the destination Kinesis stream is empty"
     );
 }
 
@@ -195,7 +195,7 @@ fn the_records_are_types_named_as_the_runtime_expects() {
         <KinesisEgressRecord as types::Type>::type_name().to_string(),
         KINESIS_RECORD
     );
-    let record = kafka_record("t", "k", 5).unwrap();
+    let record = kafka_record_v3("t", "k", 5).unwrap();
     assert_eq!(
         KafkaProducerRecord::decode(&record.encode_to_vec()[..]).unwrap(),
         record
@@ -206,11 +206,11 @@ fn the_records_are_types_named_as_the_runtime_expects() {
 fn handler() -> RequestReplyHandler {
     fn greet(ctx: &mut Context, message: Message) -> anyhow::Result<()> {
         let name: String = message.get()?.unwrap_or_default();
-        let greeting = kafka_record("greetings", &name, format!("Hello {name}!"))?;
+        let greeting = kafka_record_v3("greetings", &name, format!("Hello {name}!"))?;
         ctx.send_egress("example/greets", &greeting)?;
         ctx.send_egress(
             "example/stream",
-            &kinesis_record("names", &name, "", name.as_str())?,
+            &kinesis_record_v3("names", &name, "", name.as_str())?,
         )?;
         Ok(())
     }
@@ -304,7 +304,7 @@ fn a_record_refused_inside_a_function_fails_the_batch_naming_the_topic() {
     let mut functions = StatefulFunctions::new();
     functions
         .bind_message("example/greeter", |ctx: &mut Context, _: Message| {
-            ctx.send_egress("example/greets", &kafka_record("", "", "x")?)?;
+            ctx.send_egress("example/greets", &kafka_record_v3("", "", "x")?)?;
             Ok(())
         })
         .unwrap();

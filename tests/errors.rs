@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use prost::Message;
-use statefun_sync::testing::Request;
+use statefun_sync::testing::v2::Request;
 use statefun_sync::{Address, Error, RequestReplyHandler, StatefulFunctions};
 use support::{caller, handler_for, ping, run, run_err, SeenCount};
 
@@ -144,7 +144,7 @@ fn a_declared_state_missing_from_the_request_is_400_before_anything_runs() {
         .unwrap()
         .state("seen")
         .state("visits");
-    let handler = RequestReplyHandler::new(functions);
+    let handler = RequestReplyHandler::v2(functions);
     let request = Request::to("ex/declared", "1")
         .with_state("seen", None)
         .invoke(ping(1))
@@ -177,7 +177,7 @@ fn an_argument_of_the_right_type_that_does_not_decode_is_400() {
     functions
         .bind_typed("ex/typed", |_, _: SeenCount| Ok(()))
         .unwrap();
-    let handler = RequestReplyHandler::new(functions);
+    let handler = RequestReplyHandler::v2(functions);
     let argument = prost_types::Any {
         type_url: "type.googleapis.com/k8s.demo.SeenCount".into(),
         value: vec![0x08], // field 1 varint, value missing
@@ -314,7 +314,7 @@ fn a_batch_over_the_invocation_limit_is_413_and_runs_nothing() {
             Ok(())
         })
         .unwrap();
-    let handler = RequestReplyHandler::new(functions).max_invocations(2);
+    let handler = RequestReplyHandler::v2(functions).max_invocations(2);
     let mut request = Request::to("ex/limited", "1");
     for n in 0..3 {
         request = request.invoke(ping(n));
@@ -347,7 +347,7 @@ fn a_batch_over_the_state_limit_is_413_and_runs_nothing() {
             Ok(())
         })
         .unwrap();
-    let handler = RequestReplyHandler::new(functions).max_states(2);
+    let handler = RequestReplyHandler::v2(functions).max_states(2);
     let request = Request::to("ex/count", "1")
         .with_state("a", None)
         .with_state("b", None)

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use prost::Message;
 use prost_types::Any;
 use statefun_sync::proto::polyglot::{self as proto, to_function};
-use statefun_sync::testing::{Reply, Request};
-use statefun_sync::{Address, Context, Error, RequestReplyHandler, StatefulFunctions};
+use statefun_sync::testing::v2::{Reply, Request};
+use statefun_sync::testing::StateChange;
+use statefun_sync::{Address, Context, Error, RequestReplyHandler, StatefulFunctions, ValueSpec};
 use support::hostile::{
     assert_malformed, assert_too_many_invocations, assert_too_many_states, claim, deep_groups,
     error_for, field, nested_groups, with_invalid_utf8,
@@ -56,17 +57,25 @@ fn handler() -> (RequestReplyHandler, Arc<AtomicUsize>) {
         .state("seen");
     functions
         .bind("test/state", |ctx, _| {
-            ctx.unpack_state::<prost_types::Duration>("seen")?;
+            ctx.get_state("seen")?;
             Ok(())
         })
         .unwrap();
+    const SEEN: ValueSpec<prost_types::Duration> = ValueSpec::named("seen");
+    functions
+        .bind("test/typed-state", |ctx, _| {
+            ctx.get(&SEEN)?;
+            Ok(())
+        })
+        .unwrap()
+        .state(&SEEN);
     functions
         .bind("test/panics", |ctx, _| {
             ctx.send("test/echo", "1", ping(1))?;
             panic!("deliberate panic in {}", ctx.address());
         })
         .unwrap();
-    (RequestReplyHandler::new(functions), calls)
+    (RequestReplyHandler::v2(functions), calls)
 }
 
 fn echo_request() -> Vec<u8> {
@@ -234,7 +243,7 @@ fn a_hundred_thousand_distinct_states_are_answered_and_only_the_used_one_changes
             Ok(())
         })
         .unwrap();
-    let handler = RequestReplyHandler::new(functions);
+    let handler = RequestReplyHandler::v2(functions);
     let mut request = Request::to("test/count", "1");
     for i in 0..DISTINCT_STATES {
         request = request.with_state(&format!("s{i}"), Some(ping(1)));
@@ -244,7 +253,10 @@ fn a_hundred_thousand_distinct_states_are_answered_and_only_the_used_one_changes
     let reply = Reply::decode(&handler.handle(&body).unwrap()).unwrap();
 
     assert_eq!(reply.state_changes().len(), 1);
-    assert_eq!(reply.modified(&last), Some(ping(2)));
+    assert_eq!(
+        reply.state_change(&last),
+        Some(&StateChange::Modified(ping(2)))
+    );
 }
 
 #[test]
@@ -278,11 +290,11 @@ fn the_same_state_repeated_a_hundred_thousand_times_is_one_state() {
         .bind("test/count", |ctx, _| {
             let value = ctx.get_state("s")?;
             ctx.reply(value.unwrap_or_default())?;
-            ctx.delete_state("s")?;
+            ctx.remove_state("s")?;
             Ok(())
         })
         .unwrap();
-    let handler = RequestReplyHandler::new(functions);
+    let handler = RequestReplyHandler::v2(functions);
     let mut request = Request::to("test/count", "1");
     for i in 0..100_000u32 {
         request = request.with_state("s", Some(ping(i as u8)));
@@ -471,15 +483,15 @@ fn error_messages_quote_request_text_escaped_and_bounded() {
     assert!(text.len() < 1024, "{} bytes", text.len());
 }
 
-/// Finding F1 of the fuzzing (FUZZ_FINDINGS.md, fixed in 163d4dc): `unpack_state` quoted
-/// the state's type URL raw, so request bytes reached the error chain (and the HTTP error
+/// Finding F1 of the fuzzing (FUZZ_FINDINGS.md, fixed in 163d4dc): `unpack_state` (now a
+/// typed `get`) quoted the state's type URL raw, so request bytes reached the error chain (and the HTTP error
 /// body and log line) unescaped and unbounded. Found by `handle_bytes`; input minimized by
 /// hand.
 #[test]
 fn a_state_type_url_with_control_bytes_is_escaped_in_the_error() {
     let (handler, _) = handler();
     let url = format!("type.googleapis.com/x\0\r\n{}", "y".repeat(100_000));
-    let body = Request::to("test/state", "1")
+    let body = Request::to("test/typed-state", "1")
         .with_state(
             "seen",
             Some(Any {
@@ -686,7 +698,7 @@ mod over_http {
             })
             .unwrap();
         Special {
-            handler: RequestReplyHandler::new(functions),
+            handler: RequestReplyHandler::v2(functions),
             gate,
             entered,
             stop_loop,

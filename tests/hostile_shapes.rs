@@ -55,7 +55,7 @@ fn with_metrics_states_with_two_values_then_a_repeated_name_are_counted_in_linea
         functions.bind(&shaped.typename, |_, _| Ok(())).unwrap();
         let metrics = statefun_sync::metrics::Metrics::new();
         let handler = match version {
-            V2 => RequestReplyHandler::new(functions),
+            V2 => RequestReplyHandler::v2(functions),
             _ => RequestReplyHandler::v3(functions).unwrap(),
         }
         .with_metrics(&metrics);

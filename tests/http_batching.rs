@@ -440,7 +440,7 @@ fn a_2_2_reply_is_held_as_a_3x_one_and_leaves_unchanged() {
                 |ctx: &mut Context, message: prost_types::Any| Ok(ctx.reply(message)?),
             )
             .unwrap();
-        RequestReplyHandler::new(functions)
+        RequestReplyHandler::v2(functions)
     };
     let handler = echo();
     let metrics = Metrics::new();
@@ -454,7 +454,7 @@ fn a_2_2_reply_is_held_as_a_3x_one_and_leaves_unchanged() {
     let mut client = Client::connect(server.local_addr()).unwrap();
     let mut took = Vec::new();
     for n in 0..4u8 {
-        let request = statefun_sync::testing::Request::to("test/echo", "1")
+        let request = statefun_sync::testing::v2::Request::to("test/echo", "1")
             .invoke_from(
                 caller(),
                 prost_types::Any {

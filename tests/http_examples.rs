@@ -10,7 +10,8 @@ use std::time::Duration;
 use prost_types::Any;
 use statefun_sync::http::Server;
 use statefun_sync::proto::io::KafkaProducerRecord;
-use statefun_sync::testing::{Reply, Request};
+use statefun_sync::testing::v2::{Reply, Request};
+use statefun_sync::testing::StateChange;
 use statefun_sync::{pack, Address, FromAny, RequestReplyHandler};
 use support::examples::{app, Count, Forget, Response, User, DEPLOY_ENDPOINT};
 use support::http::Client;
@@ -32,7 +33,7 @@ fn call(server: &Server, request: Request) -> Reply {
 fn start() -> Server {
     Server::builder()
         .bind("127.0.0.1:0")
-        .start(RequestReplyHandler::new(app::functions()))
+        .start(RequestReplyHandler::v2(app::functions()))
         .unwrap()
 }
 
@@ -47,9 +48,10 @@ fn the_count_greeter_counts_in_state_greets_on_the_egress_and_forgets() {
             .with_packed_state("count", &Count { value: 2 })
             .pack_and_invoke_from(caller.clone(), &joe()),
     );
-    let count = Count::from_any(&reply.modified("count").unwrap())
-        .unwrap()
-        .unwrap();
+    let Some(StateChange::Modified(count)) = reply.state_change("count") else {
+        panic!("count is modified");
+    };
+    let count = Count::from_any(count).unwrap().unwrap();
     assert_eq!(count.value, 3);
     let record = KafkaProducerRecord::from_any(&reply.egresses()[0].argument)
         .unwrap()
@@ -81,7 +83,7 @@ fn the_delayed_function_replies_to_its_caller_after_30_minutes() {
         Request::to("example/delay", "x").invoke_from(caller.clone(), Any::default()),
     );
 
-    let delayed = &reply.delayed_messages()[0];
+    let delayed = reply.delayed_messages().next().unwrap();
     assert_eq!(delayed.target, caller);
     assert_eq!(delayed.delay, Duration::from_secs(30 * 60));
     assert_eq!(
@@ -122,7 +124,7 @@ fn the_example_messages_unpack_from_an_any_as_in_the_hello_example() {
 
 #[test]
 fn the_deployment_files_of_the_app_match_its_bindings() {
-    let expected = app::functions().module_yaml(DEPLOY_ENDPOINT).to_string();
+    let expected = app::functions().module_yaml_v2(DEPLOY_ENDPOINT).to_string();
     for example in ["server", "flask", "existing_service"] {
         let path = format!(
             "{}/examples/deploy/{example}.yaml",

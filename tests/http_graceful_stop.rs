@@ -14,7 +14,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use statefun_sync::testing::Request;
+use statefun_sync::testing::v2::Request;
 use statefun_sync::RequestReplyHandler;
 use support::examples::{app, Count, User};
 use support::http::{post, Client, Outcome};
@@ -151,7 +151,7 @@ fn sigterm_under_load_answers_each_request_whole_or_not_at_all_and_exits_0() {
         .with_packed_state("count", &Count { value: 2 })
         .pack_and_invoke(&joe)
         .to_bytes();
-    let expected = RequestReplyHandler::new(app::functions())
+    let expected = RequestReplyHandler::v2(app::functions())
         .handle(&request)
         .unwrap();
     let signalled = Arc::new(AtomicBool::new(false));

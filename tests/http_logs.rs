@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use statefun_sync::http::Server;
-use statefun_sync::testing::Request;
+use statefun_sync::testing::v2::Request;
 use support::http::{error_cases, handler, post, Client};
 use support::ping;
 

@@ -17,7 +17,7 @@ use statefun_sync::metrics::Metrics;
 use statefun_sync::prost::Message as _;
 use statefun_sync::proto::reqreply::TypedValue;
 use statefun_sync::proto::types::IntWrapper;
-use statefun_sync::testing::{v3, Request};
+use statefun_sync::testing::{v2::Request, v3};
 use statefun_sync::{Context, Message, RequestReplyHandler, StatefulFunctions, ValueSpec};
 use support::http::{burst, echo_request, handler, metric_value, post, Client};
 use support::ping;

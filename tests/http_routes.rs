@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use statefun_sync::http::{Response, Server, ServerBuilder};
-use statefun_sync::testing::Request;
+use statefun_sync::testing::v2::Request;
 use statefun_sync::{RequestReplyHandler, StatefulFunctions};
 use support::http::{
     assert_body_over_limit_is_413, chunked, echo_request, handler, Client, HttpResponse,
@@ -181,7 +181,7 @@ fn a_route_answers_while_every_worker_runs_a_function() {
         .bind("127.0.0.1:0")
         .workers(1)
         .route("GET", "/health", |_, _| Response::text(200, "ok\n"))
-        .start(RequestReplyHandler::new(functions))
+        .start(RequestReplyHandler::v2(functions))
         .unwrap();
     let addr = server.local_addr();
     let batch = thread::spawn(move || {

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use statefun_sync::http::Server;
-use statefun_sync::testing::Request;
+use statefun_sync::testing::v2::Request;
 use support::http::{
     assert_body_over_limit_is_413, assert_every_error_case, assert_reply,
     assert_shutdown_answers_the_request_in_flight, burst, chunked, echo_request, gate_request,

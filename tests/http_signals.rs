@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::low_level::raise;
 use statefun_sync::http::Server;
-use statefun_sync::testing::Request;
+use statefun_sync::testing::v2::Request;
 use statefun_sync::RequestReplyHandler;
 use statefun_sync::StatefulFunctions;
 use support::http::{echo_request, handler, post, Client};
@@ -93,7 +93,7 @@ fn sigterm_stops_gracefully_and_a_second_signal_stops_at_once() {
             .bind("127.0.0.1:0")
             .shutdown_timeout(Duration::from_secs(60))
             .stop_on_signals()
-            .start(RequestReplyHandler::new(functions))
+            .start(RequestReplyHandler::v2(functions))
             .unwrap(),
     );
     let joined_second = joined(&server);

@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use statefun_sync::http::{Server, ServerBuilder};
-use statefun_sync::testing::Request;
+use statefun_sync::testing::v2::Request;
 use statefun_sync::{RequestReplyHandler, StatefulFunctions};
 use support::http::{
     assert_body_over_limit_is_413_with, assert_every_error_case, assert_reply,
@@ -44,7 +44,7 @@ fn counting() -> (RequestReplyHandler, Arc<AtomicUsize>) {
             Ok(ctx.send("test/sink", "count", message)?)
         })
         .unwrap();
-    (RequestReplyHandler::new(functions), calls)
+    (RequestReplyHandler::v2(functions), calls)
 }
 
 fn count_request() -> Vec<u8> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use prost_types::Any;
 use statefun_sync::testing::{LocalRuntime, RuntimeError};
 use statefun_sync::unpack;
-use statefun_sync::{pack, Address, Context, Error, StatefulFunctions};
+use statefun_sync::{pack, Address, Context, Error, StatefulFunctions, ValueSpec};
 
 /// A counter or a number, for messages and states.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -32,6 +32,8 @@ impl prost::Name for Text {
     const PACKAGE: &'static str = "test";
 }
 
+statefun_sync::protobuf_type!(Count, Text);
+
 fn count(n: i64) -> Count {
     Count { n }
 }
@@ -42,16 +44,23 @@ fn text(text: &str) -> Text {
 
 /// Adds each message's `n` to its state `total`, and emits the new total to `test/totals`.
 fn adder(ctx: &mut Context, message: Count) -> anyhow::Result<()> {
-    let total = ctx.unpack_state::<Count>("total")?.unwrap_or_default().n + message.n;
-    ctx.pack_and_set_state("total", &count(total))?;
-    ctx.pack_and_send_egress("test/totals", &count(total))?;
+    let total = ctx
+        .get_state("total")?
+        .as_ref()
+        .map(unpack::<Count>)
+        .transpose()?
+        .unwrap_or_default()
+        .n
+        + message.n;
+    ctx.set_state("total", pack(&count(total)))?;
+    ctx.send_egress("test/totals", pack(&count(total)))?;
     Ok(())
 }
 
 /// Emits `<id>:<text>` to `test/log` for every message: the order things ran in.
 fn logger(ctx: &mut Context, message: Text) -> anyhow::Result<()> {
     let line = format!("{}:{}", ctx.address().id(), message.text);
-    ctx.pack_and_send_egress("test/log", &text(&line))?;
+    ctx.send_egress("test/log", pack(&text(&line)))?;
     Ok(())
 }
 
@@ -70,30 +79,28 @@ fn adder_runtime() -> LocalRuntime {
         .bind_typed("test/adder", adder)
         .unwrap()
         .state("total");
-    LocalRuntime::new(functions)
+    LocalRuntime::v2(functions)
 }
 
 #[test]
 fn state_is_kept_per_address_across_batches() {
     let mut runtime = adder_runtime();
     for n in [1, 2, 3] {
-        runtime.pack_and_send("test/adder", "a", &count(n)).unwrap();
+        runtime.send("test/adder", "a", pack(&count(n))).unwrap();
         runtime.run().unwrap();
     }
-    runtime
-        .pack_and_send("test/adder", "b", &count(10))
-        .unwrap();
+    runtime.send("test/adder", "b", pack(&count(10))).unwrap();
     runtime.run().unwrap();
 
     assert_eq!(
         runtime
-            .unpack_state::<Count>("test/adder", "a", "total")
+            .get("test/adder", "a", &ValueSpec::<Count>::named("total"))
             .unwrap(),
         Some(count(6))
     );
     assert_eq!(
         runtime
-            .unpack_state::<Count>("test/adder", "b", "total")
+            .get("test/adder", "b", &ValueSpec::<Count>::named("total"))
             .unwrap(),
         Some(count(10))
     );
@@ -111,29 +118,25 @@ fn a_delete_mutation_clears_the_state() {
     functions
         .bind_typed("test/toggle", |ctx: &mut Context, message: Count| {
             if message.n == 0 {
-                ctx.delete_state("value")?;
+                ctx.remove_state("value")?;
             } else {
-                ctx.pack_and_set_state("value", &message)?;
+                ctx.set_state("value", pack(&message))?;
             }
             Ok(())
         })
         .unwrap()
         .state("value");
-    let mut runtime = LocalRuntime::new(functions);
+    let mut runtime = LocalRuntime::v2(functions);
 
-    runtime
-        .pack_and_send("test/toggle", "t", &count(7))
-        .unwrap();
+    runtime.send("test/toggle", "t", pack(&count(7))).unwrap();
     runtime.run().unwrap();
     assert_eq!(
         runtime
-            .unpack_state::<Count>("test/toggle", "t", "value")
+            .get("test/toggle", "t", &ValueSpec::<Count>::named("value"))
             .unwrap(),
         Some(count(7))
     );
-    runtime
-        .pack_and_send("test/toggle", "t", &count(0))
-        .unwrap();
+    runtime.send("test/toggle", "t", pack(&count(0))).unwrap();
     runtime.run().unwrap();
     assert_eq!(runtime.state("test/toggle", "t", "value").unwrap(), None);
 }
@@ -144,11 +147,11 @@ fn only_declared_states_are_sent_and_declare_states_adds_to_them() {
     let undeclared = || {
         let mut functions = StatefulFunctions::new();
         functions.bind_typed("test/adder", adder).unwrap();
-        LocalRuntime::new(functions)
+        LocalRuntime::v2(functions)
     };
 
     let mut runtime = undeclared();
-    runtime.pack_and_send("test/adder", "a", &count(1)).unwrap();
+    runtime.send("test/adder", "a", pack(&count(1))).unwrap();
     let err = runtime.run().unwrap_err();
     match &err {
         RuntimeError::FunctionFailed { source, .. } => {
@@ -163,11 +166,11 @@ fn only_declared_states_are_sent_and_declare_states_adds_to_them() {
     let mut runtime = undeclared()
         .declare_states("test/adder", ["total"])
         .unwrap();
-    runtime.pack_and_send("test/adder", "a", &count(1)).unwrap();
+    runtime.send("test/adder", "a", pack(&count(1))).unwrap();
     runtime.run().unwrap();
     assert_eq!(
         runtime
-            .unpack_state::<Count>("test/adder", "a", "total")
+            .get("test/adder", "a", &ValueSpec::<Count>::named("total"))
             .unwrap(),
         Some(count(1))
     );
@@ -183,7 +186,7 @@ fn messages_are_routed_between_functions_with_their_caller() {
                 None => ctx.send("test/echo", "e", message)?,
                 Some(caller) => {
                     let line = format!("{}<-{caller}", unpack::<Text>(&message)?.text);
-                    ctx.pack_and_send_egress("test/log", &text(&line))?;
+                    ctx.send_egress("test/log", pack(&text(&line)))?;
                 }
             }
             Ok(())
@@ -195,11 +198,9 @@ fn messages_are_routed_between_functions_with_their_caller() {
             Ok(())
         })
         .unwrap();
-    let mut runtime = LocalRuntime::new(functions);
+    let mut runtime = LocalRuntime::v2(functions);
 
-    runtime
-        .pack_and_send("test/asker", "q", &text("hi"))
-        .unwrap();
+    runtime.send("test/asker", "q", pack(&text("hi"))).unwrap();
     assert_eq!(runtime.run().unwrap(), 3);
 
     assert_eq!(log(&runtime), ["hi<-test/echo/e"]);
@@ -211,11 +212,11 @@ fn an_ingress_message_has_no_caller() {
     functions
         .bind("test/who", |ctx: &mut Context, _: Any| {
             let from = ctx.caller().map_or("ingress".to_owned(), |c| c.to_string());
-            ctx.pack_and_send_egress("test/log", &text(&from))?;
+            ctx.send_egress("test/log", pack(&text(&from)))?;
             Ok(())
         })
         .unwrap();
-    let mut runtime = LocalRuntime::new(functions);
+    let mut runtime = LocalRuntime::v2(functions);
     runtime.send("test/who", "w", Any::default()).unwrap();
     runtime.run().unwrap();
     assert_eq!(log(&runtime), ["ingress"]);
@@ -225,7 +226,7 @@ fn an_ingress_message_has_no_caller() {
 fn messages_that_arrive_before_an_address_runs_go_in_one_batch() {
     let mut runtime = adder_runtime();
     for n in 1..=5 {
-        runtime.pack_and_send("test/adder", "a", &count(n)).unwrap();
+        runtime.send("test/adder", "a", pack(&count(n))).unwrap();
     }
     assert_eq!(runtime.pending_messages(), 5);
 
@@ -247,7 +248,7 @@ fn messages_sent_by_one_batch_to_one_address_go_in_one_batch() {
     functions
         .bind_typed("test/fanout", |ctx: &mut Context, message: Count| {
             for n in 0..message.n {
-                ctx.pack_and_send("test/adder", "sum", &count(n))?;
+                ctx.send("test/adder", "sum", pack(&count(n)))?;
             }
             Ok(())
         })
@@ -256,11 +257,9 @@ fn messages_sent_by_one_batch_to_one_address_go_in_one_batch() {
         .bind_typed("test/adder", adder)
         .unwrap()
         .state("total");
-    let mut runtime = LocalRuntime::new(functions);
+    let mut runtime = LocalRuntime::v2(functions);
 
-    runtime
-        .pack_and_send("test/fanout", "f", &count(4))
-        .unwrap();
+    runtime.send("test/fanout", "f", pack(&count(4))).unwrap();
     runtime.run().unwrap();
 
     let sizes: Vec<_> = runtime
@@ -281,11 +280,9 @@ fn messages_sent_by_one_batch_to_one_address_go_in_one_batch() {
 fn a_batch_holds_at_most_the_maximum_and_the_rest_waits_its_turn() {
     let mut runtime = adder_runtime().max_batch_size(2);
     for n in 1..=5 {
-        runtime.pack_and_send("test/adder", "a", &count(n)).unwrap();
+        runtime.send("test/adder", "a", pack(&count(n))).unwrap();
     }
-    runtime
-        .pack_and_send("test/adder", "b", &count(100))
-        .unwrap();
+    runtime.send("test/adder", "b", pack(&count(100))).unwrap();
 
     assert_eq!(runtime.run().unwrap(), 4);
 
@@ -301,7 +298,7 @@ fn a_batch_holds_at_most_the_maximum_and_the_rest_waits_its_turn() {
     );
     assert_eq!(
         runtime
-            .unpack_state::<Count>("test/adder", "a", "total")
+            .get("test/adder", "a", &ValueSpec::<Count>::named("total"))
             .unwrap(),
         Some(count(15))
     );
@@ -315,9 +312,9 @@ fn the_bindings_max_num_batch_requests_sets_its_batch_size() {
         .unwrap()
         .state("total")
         .max_num_batch_requests(3);
-    let mut runtime = LocalRuntime::new(functions);
+    let mut runtime = LocalRuntime::v2(functions);
     for n in 1..=7 {
-        runtime.pack_and_send("test/adder", "a", &count(n)).unwrap();
+        runtime.send("test/adder", "a", pack(&count(n))).unwrap();
     }
     runtime.run().unwrap();
     let sizes: Vec<_> = runtime.history().iter().map(|b| b.size).collect();
@@ -333,22 +330,20 @@ fn addresses_take_turns_first_come_first_served() {
             logger(ctx, message)?;
             match ctx.address().id() {
                 "root" => {
-                    ctx.pack_and_send("test/tree", "a", &text("from root"))?;
-                    ctx.pack_and_send("test/tree", "b", &text("from root"))?;
+                    ctx.send("test/tree", "a", pack(&text("from root")))?;
+                    ctx.send("test/tree", "b", pack(&text("from root")))?;
                 }
-                "a" => ctx.pack_and_send("test/tree", "c", &text("from a"))?,
+                "a" => ctx.send("test/tree", "c", pack(&text("from a")))?,
                 _ => {}
             }
             Ok(())
         })
         .unwrap();
-    let mut runtime = LocalRuntime::new(functions);
+    let mut runtime = LocalRuntime::v2(functions);
     runtime
-        .pack_and_send("test/tree", "root", &text("go"))
+        .send("test/tree", "root", pack(&text("go")))
         .unwrap();
-    runtime
-        .pack_and_send("test/tree", "z", &text("go"))
-        .unwrap();
+    runtime.send("test/tree", "z", pack(&text("go"))).unwrap();
     runtime.run().unwrap();
 
     assert_eq!(
@@ -366,20 +361,18 @@ fn timer_runtime() -> LocalRuntime {
             let delay = unpack::<Count>(&message)?;
             let line = text(&format!("{} after {}s", ctx.address().id(), delay.n));
             let delay = Duration::from_secs(delay.n as u64);
-            ctx.pack_and_send_after(delay, "test/log", "timer", &line)?;
+            ctx.send_after(delay, "test/log", "timer", pack(&line))?;
             Ok(())
         })
         .unwrap();
     functions.bind_typed("test/log", logger).unwrap();
-    LocalRuntime::new(functions)
+    LocalRuntime::v2(functions)
 }
 
 #[test]
 fn a_delayed_message_arrives_when_the_virtual_clock_reaches_it() {
     let mut runtime = timer_runtime();
-    runtime
-        .pack_and_send("test/timer", "t", &count(1800))
-        .unwrap();
+    runtime.send("test/timer", "t", pack(&count(1800))).unwrap();
     runtime.run().unwrap();
     assert!(log(&runtime).is_empty());
     assert_eq!(runtime.pending_delayed().count(), 1);
@@ -402,7 +395,7 @@ fn delayed_messages_arrive_in_due_time_order_ties_in_send_order() {
     let mut runtime = timer_runtime();
     // Sent in this order: the two 1-second ones with ids out of order.
     for (id, n) in [("1", 3), ("4", 1), ("3", 2), ("2", 1)] {
-        runtime.pack_and_send("test/timer", id, &count(n)).unwrap();
+        runtime.send("test/timer", id, pack(&count(n))).unwrap();
     }
     runtime.advance(Duration::from_secs(10)).unwrap();
 
@@ -431,12 +424,12 @@ fn a_timer_that_rearms_itself_fires_once_per_period_within_one_advance() {
     let mut functions = StatefulFunctions::new();
     functions
         .bind("test/tick", |ctx: &mut Context, message: Any| {
-            ctx.pack_and_send_egress("test/ticks", &text("tick"))?;
+            ctx.send_egress("test/ticks", pack(&text("tick")))?;
             ctx.send_after(Duration::from_secs(60), "test/tick", "t", message)?;
             Ok(())
         })
         .unwrap();
-    let mut runtime = LocalRuntime::new(functions);
+    let mut runtime = LocalRuntime::v2(functions);
     runtime.send("test/tick", "t", Any::default()).unwrap();
 
     runtime.advance(Duration::from_secs(600)).unwrap();
@@ -459,13 +452,13 @@ fn egress_messages_are_recorded_per_egress() {
             } else {
                 "test/odd"
             };
-            ctx.pack_and_send_egress(egress, &message)?;
+            ctx.send_egress(egress, pack(&message))?;
             Ok(())
         })
         .unwrap();
-    let mut runtime = LocalRuntime::new(functions);
+    let mut runtime = LocalRuntime::v2(functions);
     for n in 1..=5 {
-        runtime.pack_and_send("test/split", "s", &count(n)).unwrap();
+        runtime.send("test/split", "s", pack(&count(n))).unwrap();
     }
     runtime.run().unwrap();
 
@@ -495,19 +488,17 @@ fn failing_runtime() -> LocalRuntime {
         })
         .unwrap()
         .state("total");
-    LocalRuntime::new(functions)
+    LocalRuntime::v2(functions)
 }
 
 #[test]
 fn a_failing_batch_names_address_and_message_and_is_not_applied() {
     let mut runtime = failing_runtime();
-    runtime.pack_and_send("test/adder", "a", &count(1)).unwrap();
+    runtime.send("test/adder", "a", pack(&count(1))).unwrap();
     runtime.run().unwrap();
     // One batch: 2 succeeds (and would set the total to 3), then -5 fails.
-    runtime.pack_and_send("test/adder", "a", &count(2)).unwrap();
-    runtime
-        .pack_and_send("test/adder", "a", &count(-5))
-        .unwrap();
+    runtime.send("test/adder", "a", pack(&count(2))).unwrap();
+    runtime.send("test/adder", "a", pack(&count(-5))).unwrap();
 
     let err = runtime.run().unwrap_err();
 
@@ -534,7 +525,7 @@ fn a_failing_batch_names_address_and_message_and_is_not_applied() {
     // Not applied: the state and the egress are as before the batch.
     assert_eq!(
         runtime
-            .unpack_state::<Count>("test/adder", "a", "total")
+            .get("test/adder", "a", &ValueSpec::<Count>::named("total"))
             .unwrap(),
         Some(count(1))
     );
@@ -552,14 +543,12 @@ fn a_failing_batch_names_address_and_message_and_is_not_applied() {
 #[test]
 fn after_a_failure_the_runtime_stops() {
     let mut runtime = failing_runtime();
-    runtime
-        .pack_and_send("test/adder", "a", &count(-1))
-        .unwrap();
+    runtime.send("test/adder", "a", pack(&count(-1))).unwrap();
     runtime.run().unwrap_err();
 
     for err in [
         runtime
-            .pack_and_send("test/adder", "b", &count(1))
+            .send("test/adder", "b", pack(&count(1)))
             .unwrap_err(),
         runtime.run().unwrap_err(),
         runtime.advance(Duration::from_secs(1)).unwrap_err(),
@@ -584,13 +573,9 @@ fn a_panic_is_a_failure_that_names_the_message() {
             Ok(())
         })
         .unwrap();
-    let mut runtime = LocalRuntime::new(functions);
-    runtime
-        .pack_and_send("test/boom", "b", &text("fine"))
-        .unwrap();
-    runtime
-        .pack_and_send("test/boom", "b", &text("boom"))
-        .unwrap();
+    let mut runtime = LocalRuntime::v2(functions);
+    runtime.send("test/boom", "b", pack(&text("fine"))).unwrap();
+    runtime.send("test/boom", "b", pack(&text("boom"))).unwrap();
 
     let err = runtime.run().unwrap_err();
 
@@ -616,9 +601,9 @@ fn a_message_to_an_unbound_function_type_fails_with_the_sender_named() {
             Ok(())
         })
         .unwrap();
-    let mut runtime = LocalRuntime::new(functions);
+    let mut runtime = LocalRuntime::v2(functions);
     runtime
-        .pack_and_send("test/sender", "s", &text("lost"))
+        .send("test/sender", "s", pack(&text("lost")))
         .unwrap();
 
     let err = runtime.run().unwrap_err();
@@ -652,7 +637,7 @@ fn a_message_loop_stops_at_the_batch_limit_with_a_clear_error() {
             Ok(())
         })
         .unwrap();
-    let mut runtime = LocalRuntime::new(functions).max_batches_per_run(50);
+    let mut runtime = LocalRuntime::v2(functions).max_batches_per_run(50);
     runtime.send("test/ping", "one", Any::default()).unwrap();
 
     let err = runtime.run().unwrap_err();
@@ -687,7 +672,7 @@ fn a_timer_loop_stops_at_the_batch_limit_too() {
             Ok(())
         })
         .unwrap();
-    let mut runtime = LocalRuntime::new(functions).max_batches_per_run(10);
+    let mut runtime = LocalRuntime::v2(functions).max_batches_per_run(10);
     runtime.send("test/tick", "t", Any::default()).unwrap();
 
     let err = runtime.advance(Duration::from_secs(3600)).unwrap_err();
@@ -745,16 +730,16 @@ fn reading_a_state_names_what_is_wrong() {
     );
 
     let err = runtime
-        .unpack_state::<Count>("test/adder", "a", "total")
+        .get("test/adder", "a", &ValueSpec::<Count>::named("total"))
         .unwrap_err();
     assert!(
-        matches!(&err, RuntimeError::UnreadableState { .. }),
+        matches!(&err, RuntimeError::UnreadableTypedState { .. }),
         "{err:?}"
     );
     assert!(err.report().contains("test.Count"), "{}", err.report());
     assert_eq!(
         runtime
-            .unpack_state::<Text>("test/adder", "a", "total")
+            .get("test/adder", "a", &ValueSpec::<Text>::named("total"))
             .unwrap(),
         Some(text("not a count"))
     );
@@ -766,7 +751,7 @@ fn set_state_seeds_what_the_next_batch_reads() {
     runtime
         .set_state("test/adder", "a", "total", Some(pack(&count(40))))
         .unwrap();
-    runtime.pack_and_send("test/adder", "a", &count(2)).unwrap();
+    runtime.send("test/adder", "a", pack(&count(2))).unwrap();
     runtime.run().unwrap();
     assert_eq!(
         runtime.egress_as::<Count>("test/totals").unwrap(),

@@ -78,7 +78,7 @@ fn the_first_batch_of_a_type_is_sent_twice_once_without_states_then_with_them() 
 fn a_handler_built_beforehand_gives_its_version() {
     let runtime = LocalRuntime::from_handler(RequestReplyHandler::v3(counter()).unwrap());
     assert_eq!(runtime.protocol_version(), ProtocolVersion::V3);
-    let runtime = LocalRuntime::from_handler(RequestReplyHandler::new(StatefulFunctions::new()));
+    let runtime = LocalRuntime::from_handler(RequestReplyHandler::v2(StatefulFunctions::new()));
     assert_eq!(runtime.protocol_version(), ProtocolVersion::V2);
 }
 
@@ -347,7 +347,7 @@ fn states_expire_after_call_or_after_write_on_the_virtual_clock() {
     command(&mut runtime, "test/visits", "a", "write");
     assert_eq!(
         runtime.registered_states("test/visits")[0].expiration,
-        Some(Expiration::AfterInvoke(Duration::from_secs(60)))
+        Some(Expiration::AfterCall(Duration::from_secs(60)))
     );
 
     // At 59 s a call that only reads: both are alive, and the call renews `visits`.

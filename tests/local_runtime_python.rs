@@ -12,8 +12,8 @@ use std::time::Duration;
 use prost_types::Any;
 use statefun_sync::proto::io::KafkaProducerRecord;
 use statefun_sync::testing::{LocalRuntime, RemoteError, RuntimeError};
-use statefun_sync::unpack;
-use statefun_sync::{Context, StatefulFunctions};
+use statefun_sync::{pack, unpack};
+use statefun_sync::{Context, StatefulFunctions, ValueSpec};
 use support::python::{python, PythonApp};
 
 /// `google.protobuf.StringValue`, which the Python side uses from `wrappers_pb2`.
@@ -39,6 +39,8 @@ impl prost::Name for Int64Value {
     const NAME: &'static str = "Int64Value";
     const PACKAGE: &'static str = "google.protobuf";
 }
+
+statefun_sync::protobuf_type!(Int64Value);
 
 fn string(value: &str) -> StringValue {
     StringValue {
@@ -67,7 +69,7 @@ fn runtime(python: &PythonApp) -> LocalRuntime {
             Ok(())
         })
         .unwrap();
-    LocalRuntime::new(functions)
+    LocalRuntime::v2(functions)
         .route_to_endpoint("py/greeter", &python.url())
         .unwrap()
         .declare_states("py/greeter", ["seen"])
@@ -88,13 +90,13 @@ fn the_python_sdk_and_a_rust_function_message_each_other() {
     let python = start_python_app();
     let mut runtime = runtime(&python);
     runtime
-        .pack_and_send("rust/visitor", "alice", &string("alice"))
+        .send("rust/visitor", "alice", pack(&string("alice")))
         .unwrap();
     runtime
-        .pack_and_send("rust/visitor", "alice", &string("alice"))
+        .send("rust/visitor", "alice", pack(&string("alice")))
         .unwrap();
     runtime
-        .pack_and_send("rust/visitor", "bob", &string("bob"))
+        .send("rust/visitor", "bob", pack(&string("bob")))
         .unwrap();
 
     runtime.run().unwrap();
@@ -112,7 +114,9 @@ fn the_python_sdk_and_a_rust_function_message_each_other() {
         .collect();
     assert_eq!(to_python, [("alice".to_owned(), 2), ("bob".to_owned(), 1)]);
     // The Python function's state, kept by the local runtime.
-    let seen: Option<Int64Value> = runtime.unpack_state("py/greeter", "alice", "seen").unwrap();
+    let seen: Option<Int64Value> = runtime
+        .get("py/greeter", "alice", &ValueSpec::named("seen"))
+        .unwrap();
     assert_eq!(seen.unwrap().value, 2);
     // The Python function's egress.
     let records = runtime
@@ -141,7 +145,7 @@ fn the_python_sdk_and_a_rust_function_message_each_other() {
 
     // State carried back to Python on the next batch.
     runtime
-        .pack_and_send("rust/visitor", "bob", &string("bob"))
+        .send("rust/visitor", "bob", pack(&string("bob")))
         .unwrap();
     runtime.run().unwrap();
     assert_eq!(heard(&runtime).last().unwrap(), "hello bob #2");
@@ -152,7 +156,7 @@ fn a_python_function_error_stops_the_runtime_naming_the_address() {
     let python = start_python_app();
     let mut runtime = runtime(&python);
     runtime
-        .pack_and_send("rust/visitor", "x", &string("fail"))
+        .send("rust/visitor", "x", pack(&string("fail")))
         .unwrap();
 
     let err = runtime.run().unwrap_err();

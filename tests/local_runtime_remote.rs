@@ -10,7 +10,7 @@ use std::time::Duration;
 use prost::Message;
 use statefun_sync::proto::polyglot::{self as proto, from_function, to_function};
 use statefun_sync::testing::{LocalRuntime, RemoteError, RuntimeError};
-use statefun_sync::{pack, Address, StatefulFunctions};
+use statefun_sync::{pack, unpack, Address, StatefulFunctions, ValueSpec};
 use support::scripted::{http_response, scripted_endpoint};
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -23,6 +23,8 @@ impl prost::Name for Count {
     const NAME: &'static str = "Count";
     const PACKAGE: &'static str = "test";
 }
+
+statefun_sync::protobuf_type!(Count);
 
 fn count(n: i64) -> Count {
     Count { n }
@@ -45,14 +47,21 @@ mod behind_a_server {
         let mut functions = StatefulFunctions::new();
         functions
             .bind_typed("remote/doubler", |ctx: &mut Context, message: Count| {
-                let calls = ctx.unpack_state::<Count>("calls")?.unwrap_or_default().n + 1;
-                ctx.pack_and_set_state("calls", &count(calls))?;
-                ctx.pack_and_reply(&count(message.n * 2))?;
+                let calls = ctx
+                    .get_state("calls")?
+                    .as_ref()
+                    .map(unpack::<Count>)
+                    .transpose()?
+                    .unwrap_or_default()
+                    .n
+                    + 1;
+                ctx.set_state("calls", pack(&count(calls)))?;
+                ctx.reply(pack(&count(message.n * 2)))?;
                 Ok(())
             })
             .unwrap()
             .state("calls");
-        RequestReplyHandler::new(functions)
+        RequestReplyHandler::v2(functions)
     }
 
     /// In process: `local/asker` asks `remote/doubler/d` about each ingress number and
@@ -69,7 +78,7 @@ mod behind_a_server {
                 Ok(())
             })
             .unwrap();
-        LocalRuntime::new(functions)
+        LocalRuntime::v2(functions)
             .route_to_endpoint("remote/doubler", endpoint)
             .unwrap()
             .declare_states("remote/doubler", ["calls"])
@@ -77,13 +86,9 @@ mod behind_a_server {
     }
 
     fn ask_twice(runtime: &mut LocalRuntime) {
-        runtime
-            .pack_and_send("local/asker", "a", &count(21))
-            .unwrap();
+        runtime.send("local/asker", "a", pack(&count(21))).unwrap();
         runtime.run().unwrap();
-        runtime
-            .pack_and_send("local/asker", "a", &count(5))
-            .unwrap();
+        runtime.send("local/asker", "a", pack(&count(5))).unwrap();
         runtime.run().unwrap();
     }
 
@@ -106,7 +111,7 @@ mod behind_a_server {
         // The runtime keeps the remote function's state and sends it back each time.
         assert_eq!(
             runtime
-                .unpack_state::<Count>("remote/doubler", "d", "calls")
+                .get("remote/doubler", "d", &ValueSpec::<Count>::named("calls"))
                 .unwrap(),
             Some(count(2))
         );
@@ -151,7 +156,7 @@ fn reply_bytes(response: from_function::InvocationResponse) -> Vec<u8> {
 
 /// A runtime with only `remote/f` (states `a` and `b`), routed to `url`.
 fn remote_only(url: &str) -> LocalRuntime {
-    LocalRuntime::new(StatefulFunctions::new())
+    LocalRuntime::v2(StatefulFunctions::new())
         .route_to_endpoint("remote/f", url)
         .unwrap()
         .declare_states("remote/f", ["a", "b"])
@@ -169,8 +174,8 @@ fn the_request_is_a_to_function_with_every_declared_state_and_the_batch() {
     runtime
         .set_state("remote/f", "x", "b", Some(pack(&count(7))))
         .unwrap();
-    runtime.pack_and_send("remote/f", "x", &count(1)).unwrap();
-    runtime.pack_and_send("remote/f", "x", &count(2)).unwrap();
+    runtime.send("remote/f", "x", pack(&count(1))).unwrap();
+    runtime.send("remote/f", "x", pack(&count(2))).unwrap();
 
     runtime.run().unwrap();
 
@@ -238,12 +243,14 @@ fn a_remote_reply_is_applied_as_the_runtime_does() {
         &reply_bytes(reply),
     )]);
     let mut runtime = remote_only(&url);
-    runtime.pack_and_send("remote/f", "x", &count(1)).unwrap();
+    runtime.send("remote/f", "x", pack(&count(1))).unwrap();
 
     runtime.run().unwrap();
 
     assert_eq!(
-        runtime.unpack_state::<Count>("remote/f", "x", "a").unwrap(),
+        runtime
+            .get("remote/f", "x", &ValueSpec::<Count>::named("a"))
+            .unwrap(),
         Some(count(3))
     );
     assert_eq!(
@@ -265,7 +272,7 @@ fn a_remote_reply_is_applied_as_the_runtime_does() {
 fn failure(response: Vec<u8>) -> RuntimeError {
     let (url, _received) = scripted_endpoint(vec![response]);
     let mut runtime = remote_only(&url);
-    runtime.pack_and_send("remote/f", "x", &count(1)).unwrap();
+    runtime.send("remote/f", "x", pack(&count(1))).unwrap();
     let err = runtime.run().unwrap_err();
     assert!(runtime.state("remote/f", "x", "a").unwrap().is_none());
     assert_eq!(
@@ -378,7 +385,7 @@ fn an_endpoint_that_refuses_connections_fails_the_batch() {
         .unwrap()
         .port();
     let mut runtime = remote_only(&format!("http://127.0.0.1:{port}/statefun"));
-    runtime.pack_and_send("remote/f", "x", &count(1)).unwrap();
+    runtime.send("remote/f", "x", pack(&count(1))).unwrap();
 
     let err = runtime.run().unwrap_err();
 

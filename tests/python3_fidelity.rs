@@ -299,16 +299,17 @@ fn on_2_2_a_value_without_a_value_is_refused_at_the_call() {
             Ok(())
         })
         .unwrap();
-    let handler = RequestReplyHandler::new(functions);
+    let handler = RequestReplyHandler::v2(functions);
     let any = prost_types::Any {
         type_url: "type.googleapis.com/x".into(),
         value: vec![1, 2],
     };
-    let request = statefun_sync::testing::Request::to("test/f", "1")
+    let request = statefun_sync::testing::v2::Request::to("test/f", "1")
         .invoke(any.clone())
         .to_bytes();
 
-    let reply = statefun_sync::testing::Reply::decode(&handler.handle(&request).unwrap()).unwrap();
+    let reply =
+        statefun_sync::testing::v2::Reply::decode(&handler.handle(&request).unwrap()).unwrap();
 
     assert_eq!(reply.messages().len(), 1);
     assert_eq!(reply.messages()[0].argument, any);

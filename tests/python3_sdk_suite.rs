@@ -33,7 +33,7 @@ use statefun_sync::proto::reqreply::from_function::{self, InvocationResponse, Pe
 use statefun_sync::proto::reqreply::{self as pb, to_function, FromFunction, ToFunction};
 use statefun_sync::types::{builtin, Type};
 use statefun_sync::{
-    Context, Error, Message, RequestReplyHandler, StateSpec, StatefulFunctions, ValueSpec,
+    pack, Context, Error, Message, RequestReplyHandler, StateSpec, StatefulFunctions, ValueSpec,
 };
 
 // Helpers: the Python suite's `InvocationBuilder` and `round_trip` ---------------------
@@ -216,7 +216,7 @@ mod request_reply_test {
             value_bytes: 1_337_420i32.to_be_bytes().to_vec(),
             topic: "out".into(),
         };
-        ctx.pack_and_send_egress("e/kafka", &kafka)?;
+        ctx.send_egress("e/kafka", pack(&kafka))?;
 
         // kinesis egress: a str value is its UTF-8 bytes
         let kinesis = KinesisEgressRecord {
@@ -225,7 +225,7 @@ mod request_reply_test {
             stream: "out".into(),
             explicit_hash_key: String::new(),
         };
-        ctx.pack_and_send_egress("e/kinesis", &kinesis)?;
+        ctx.send_egress("e/kinesis", pack(&kinesis))?;
         Ok(())
     }
 
@@ -235,7 +235,7 @@ mod request_reply_test {
     ///
     /// Differs: Python's `kafka_egress_message` and `kinesis_egress_message` build the
     /// egress records; here the function builds the 3.x `proto::egress` records itself
-    /// (the crate's `kafka_egress_record` makes the 2.2 record, package
+    /// (the crate's `kafka_record_v2` makes the 2.2 record, package
     /// `org.apache.flink.statefun.flink.io`), with the bytes Python puts in `value_bytes`,
     /// and sends them with `pack_and_send_egress`. The reply is checked as Python checks
     /// it, and also for the values (the Python test only checks typenames).
@@ -1072,7 +1072,7 @@ mod valuespec_test {
     #[test]
     fn expire_after_access() {
         let a = ValueSpec::<i32>::named("a").expire_after_call(Duration::from_secs(1));
-        let expected = Expiration::AfterInvoke(Duration::from_secs(1));
+        let expected = Expiration::AfterCall(Duration::from_secs(1));
         assert_expires(&a, expected, ExpireMode::AfterInvoke, 1000);
     }
 
@@ -1178,7 +1178,7 @@ mod message_test {
     /// the 3.x Kafka record typename, with a value.
     ///
     /// Differs: instead of `kafka_egress_message`, the function builds the 3.x
-    /// `proto::egress` record itself (the crate's `kafka_egress_record` builds the 2.2
+    /// `proto::egress` record itself (the crate's `kafka_record_v2` builds the 2.2
     /// record type), with the 4 big-endian bytes Python writes for an `int`, and sends it
     /// with [`Context::pack_and_send_egress`].
     #[test]
@@ -1191,7 +1191,7 @@ mod message_test {
                     value_bytes: 1_337_420i32.to_be_bytes().to_vec(),
                     topic: "topic".into(),
                 };
-                ctx.pack_and_send_egress("foo/bar", &record)?;
+                ctx.send_egress("foo/bar", pack(&record))?;
                 Ok(())
             })
             .unwrap();

@@ -6,9 +6,9 @@ mod support;
 use std::time::Duration;
 
 use prost_types::Any;
-use statefun_sync::testing::{Request, StateChange};
+use statefun_sync::testing::{v2::Request, StateChange};
 use statefun_sync::{
-    kafka_egress_record, kinesis_egress_record, message_union, pack, Address, Context, Error,
+    kafka_record_v2, kinesis_record_v2, message_union, pack, unpack, Address, Context, Error,
     FromAny, FunctionType, RequestReplyHandler, StatefulFunctions,
 };
 use support::{caller, handler_for, run, Admin, LoginEvent, SeenCount};
@@ -17,16 +17,21 @@ use support::{caller, handler_for, run, Admin, LoginEvent, SeenCount};
 
 fn integration(ctx: &mut Context, _message: Any) -> anyhow::Result<()> {
     // state access
-    let mut seen = ctx.unpack_state::<SeenCount>("seen")?.unwrap();
+    let mut seen = ctx
+        .get_state("seen")?
+        .as_ref()
+        .map(unpack::<SeenCount>)
+        .transpose()?
+        .unwrap();
     seen.seen += 1;
-    ctx.pack_and_set_state("seen", &seen)?;
+    ctx.set_state("seen", pack(&seen))?;
 
     // regular state access
     let seen_any = ctx.get_state("seen")?.unwrap();
     let seen: SeenCount = seen_any.to_msg()?;
 
     // sending and replying
-    ctx.pack_and_reply(&seen)?;
+    ctx.reply(pack(&seen))?;
     let any = Any {
         type_url: "type.googleapis.com/k8s.demo.SeenCount".into(),
         value: vec![],
@@ -38,23 +43,23 @@ fn integration(ctx: &mut Context, _message: Any) -> anyhow::Result<()> {
 
     // egresses
     ctx.send_egress("foo.bar.baz/my-egress", any)?;
-    ctx.pack_and_send_egress("foo.bar.baz/my-egress", &seen)?;
+    ctx.send_egress("foo.bar.baz/my-egress", pack(&seen))?;
 
     // kafka egress
-    ctx.pack_and_send_egress(
+    ctx.send_egress(
         "sdk/kafka",
-        &kafka_egress_record("hello", "hello world", &seen)?,
+        pack(&kafka_record_v2("hello", "hello world", &seen)?),
     )?;
-    ctx.pack_and_send_egress("sdk/kafka", &kafka_egress_record("hello", "", &seen)?)?;
+    ctx.send_egress("sdk/kafka", pack(&kafka_record_v2("hello", "", &seen)?))?;
 
     // AWS Kinesis generic egress
-    ctx.pack_and_send_egress(
+    ctx.send_egress(
         "sdk/kinesis",
-        &kinesis_egress_record("hello", "hello world", "1234", &seen)?,
+        pack(&kinesis_record_v2("hello", "hello world", "1234", &seen)?),
     )?;
-    ctx.pack_and_send_egress(
+    ctx.send_egress(
         "sdk/kinesis",
-        &kinesis_egress_record("hello", "hello world", "", &seen)?,
+        pack(&kinesis_record_v2("hello", "hello world", "", &seen)?),
     )?;
     Ok(())
 }
@@ -108,11 +113,11 @@ fn request_reply_integration() {
 
     // delayed
     assert_eq!(
-        reply.delayed_messages()[0].delay,
+        reply.delayed_messages().next().unwrap().delay,
         Duration::from_millis(3_600_000)
     );
     assert_eq!(
-        reply.delayed_messages()[0].target,
+        reply.delayed_messages().next().unwrap().target,
         Address::new("night", "owl", "1").unwrap()
     );
 
@@ -177,13 +182,13 @@ fn a_typed_function_gets_its_argument_unpacked() {
     let mut functions = StatefulFunctions::new();
     functions
         .bind_typed("org.foo/greeter", |ctx, login: LoginEvent| {
-            ctx.pack_and_reply(&Admin {
+            ctx.reply(pack(&Admin {
                 name: login.user_name,
-            })?;
+            }))?;
             Ok(())
         })
         .unwrap();
-    let handler = RequestReplyHandler::new(functions);
+    let handler = RequestReplyHandler::v2(functions);
     let request = Request::to("org.foo/greeter", "0")
         .pack_and_invoke_from(
             caller(),
@@ -238,11 +243,11 @@ fn a_union_typed_function_dispatches_on_the_type_url() {
                 Visitor::User(u) => format!("user {}", u.user_name),
                 Visitor::Admin(a) => format!("admin {}", a.name),
             };
-            ctx.pack_and_reply(&Admin { name: who })?;
+            ctx.reply(pack(&Admin { name: who }))?;
             Ok(())
         })
         .unwrap();
-    let handler = RequestReplyHandler::new(functions);
+    let handler = RequestReplyHandler::v2(functions);
     let request = Request::to("org.foo/goodbye", "0")
         .pack_and_invoke_from(
             caller(),
@@ -269,7 +274,7 @@ fn a_message_of_another_type_is_an_error_naming_both_types() {
     functions
         .bind_typed("org.foo/goodbye", |_, _: Visitor| Ok(()))
         .unwrap();
-    let handler = RequestReplyHandler::new(functions);
+    let handler = RequestReplyHandler::v2(functions);
     let request = Request::to("org.foo/goodbye", "0")
         .pack_and_invoke(&SeenCount { seen: 1 })
         .to_bytes();
@@ -325,7 +330,7 @@ fn typed_any(type_url: &str) -> Any {
 fn with_state(
     value: Option<Any>,
     function: impl Fn(&mut Context, Any) -> anyhow::Result<()> + Send + Sync + 'static,
-) -> statefun_sync::testing::Reply {
+) -> statefun_sync::testing::v2::Reply {
     let handler = handler_for("org.foo/state", function);
     let request = Request::to("org.foo/state", "0")
         .with_state("state", value)
@@ -346,7 +351,7 @@ fn state_handle_example() {
 #[test]
 fn state_handle_delete() {
     let reply = with_state(Some(typed_any("com/hello")), |ctx, _| {
-        ctx.delete_state("state")?;
+        ctx.remove_state("state")?;
         assert_eq!(ctx.get_state("state")?, None);
         Ok(())
     });
@@ -360,7 +365,10 @@ fn state_handle_modify() {
         assert_eq!(ctx.get_state("state")?.unwrap().type_url, "com/world");
         Ok(())
     });
-    assert_eq!(reply.modified("state"), Some(typed_any("com/world")));
+    assert_eq!(
+        reply.state_change("state"),
+        Some(&StateChange::Modified(typed_any("com/world")))
+    );
 }
 
 #[test]
@@ -371,14 +379,23 @@ fn state_handle_unmodified_bytes_round_trip() {
         ctx.set_state("state", value.unwrap())?;
         Ok(())
     });
-    assert_eq!(reply.modified("state"), Some(typed_any("com/hello")));
+    assert_eq!(
+        reply.state_change("state"),
+        Some(&StateChange::Modified(typed_any("com/hello")))
+    );
 }
 
 #[test]
 fn state_handle_missing_value() {
     let reply = with_state(None, |ctx, _| {
         assert_eq!(ctx.get_state("state")?, None);
-        assert_eq!(ctx.unpack_state::<SeenCount>("state")?, None);
+        assert_eq!(
+            ctx.get_state("state")?
+                .as_ref()
+                .map(unpack::<SeenCount>)
+                .transpose()?,
+            None
+        );
         Ok(())
     });
     assert!(reply.state_changes().is_empty());

@@ -82,7 +82,7 @@ fn the_handshake_reads_as_the_declarations_of_the_missing_states() {
                 StateDeclaration {
                     name: "seen".into(),
                     typename: "io.statefun.types/int".into(),
-                    expiration: Some(Expiration::AfterInvoke(Duration::from_secs(3600))),
+                    expiration: Some(Expiration::AfterCall(Duration::from_secs(3600))),
                 },
                 StateDeclaration {
                     name: "flag".into(),

@@ -27,7 +27,7 @@ fn handler_v2() -> RequestReplyHandler {
             Ok(ctx.send("example/sink", "1", message)?)
         })
         .unwrap();
-    RequestReplyHandler::new(functions)
+    RequestReplyHandler::v2(functions)
 }
 
 /// 3.x: `remote/doubler` counts its calls in `seen` and answers its caller with twice
@@ -53,8 +53,8 @@ fn handler_v3() -> RequestReplyHandler {
 /// Calls `url` on both protocol versions: the 2.2 echo on `v2`'s server, the 3.x
 /// handshake and a call with the state on `v3`'s.
 fn calls_both_versions(v2_url: &str, v3_url: &str, options: &RemoteOptions) {
-    let request = testing::Request::to("example/echo", "a").invoke(Default::default());
-    let reply = testing::call_remote_with(v2_url, &request, options)
+    let request = testing::v2::Request::to("example/echo", "a").invoke(Default::default());
+    let reply = testing::v2::call_remote_with(v2_url, &request, options)
         .unwrap_or_else(|err| panic!("2.2 over {v2_url}: {err}: {err:?}"));
     assert_eq!(reply.messages().len(), 1, "{v2_url}");
 
@@ -132,8 +132,8 @@ fn call_remote_speaks_both_versions_over_a_unix_socket() {
 
     calls_both_versions(&v2.url(), &v3.url(), &RemoteOptions::new(TIMEOUT));
     // `call_remote` as it was: a timeout, no other setting.
-    let request = testing::Request::to("example/echo", "a").invoke(Default::default());
-    assert!(testing::call_remote(&v2.url(), &request, TIMEOUT).is_ok());
+    let request = testing::v2::Request::to("example/echo", "a").invoke(Default::default());
+    assert!(testing::v2::call_remote(&v2.url(), &request, TIMEOUT).is_ok());
     v2.shutdown();
     v3.shutdown();
 }
@@ -144,9 +144,9 @@ fn a_missing_socket_file_is_an_io_error_naming_the_url_and_the_socket() {
     let dir = TempDir::new("sf-kit");
     let socket = dir.join("missing.sock");
     let url = format!("http+unix://{}/statefun", socket.display());
-    let request = testing::Request::to("example/echo", "a").invoke(Default::default());
+    let request = testing::v2::Request::to("example/echo", "a").invoke(Default::default());
 
-    let err = testing::call_remote(&url, &request, TIMEOUT).unwrap_err();
+    let err = testing::v2::call_remote(&url, &request, TIMEOUT).unwrap_err();
 
     let RemoteError::Io { during, source } = &err else {
         panic!("{err:?}");
@@ -194,13 +194,13 @@ mod tls {
         )
     }
 
-    fn echo_request() -> testing::Request {
-        testing::Request::to("example/echo", "a").invoke(Default::default())
+    fn echo_request() -> testing::v2::Request {
+        testing::v2::Request::to("example/echo", "a").invoke(Default::default())
     }
 
     /// The `Tls` error of a call to `url`, checked to name the URL and to say `reason`.
     fn tls_error(url: &str, options: &RemoteOptions, reason: &str) {
-        let err = testing::call_remote_with(url, &echo_request(), options).unwrap_err();
+        let err = testing::v2::call_remote_with(url, &echo_request(), options).unwrap_err();
         assert!(
             matches!(&err, RemoteError::Tls { url: u, .. } if u == url),
             "{err:?}"
@@ -248,7 +248,7 @@ mod tls {
 
         // The server still serves the right client.
         let options = RemoteOptions::new(TIMEOUT).tls(client(&pki));
-        assert!(testing::call_remote_with(&url, &echo_request(), &options).is_ok());
+        assert!(testing::v2::call_remote_with(&url, &echo_request(), &options).is_ok());
         server.shutdown();
     }
 
@@ -269,7 +269,7 @@ mod tls {
 
         let named = client(&pki).server_name("localhost");
         let options = RemoteOptions::new(TIMEOUT).tls(named);
-        assert!(testing::call_remote_with(&url, &echo_request(), &options).is_ok());
+        assert!(testing::v2::call_remote_with(&url, &echo_request(), &options).is_ok());
         server.shutdown();
     }
 
@@ -279,14 +279,14 @@ mod tls {
         let server = tcp_server(&pki, handler_v2());
         let url = server.url();
 
-        let err = testing::call_remote(&url, &echo_request(), TIMEOUT).unwrap_err();
+        let err = testing::v2::call_remote(&url, &echo_request(), TIMEOUT).unwrap_err();
         assert!(
             matches!(&err, RemoteError::InvalidUrl { url: u, .. } if *u == url),
             "{err:?}"
         );
         assert!(err.to_string().contains("ClientTls"), "{err}");
 
-        let err = LocalRuntime::new(StatefulFunctions::new())
+        let err = LocalRuntime::v2(StatefulFunctions::new())
             .route_to_endpoint("remote/f", &url)
             .unwrap_err();
         assert!(

@@ -7,8 +7,9 @@ use std::time::Duration;
 use prost::Message as _;
 use prost_types::Any;
 use statefun_sync::proto::reqreply::{self as pb, to_function};
+use statefun_sync::testing::v2::{Reply, Request};
 use statefun_sync::testing::v3;
-use statefun_sync::testing::{Reply, Request};
+use statefun_sync::testing::StateChange;
 use statefun_sync::{
     message_union, pack, Address, Context, Error, Message, RequestReplyHandler, StatefulFunctions,
     ValueSpec,
@@ -59,7 +60,7 @@ fn typed_specs_serve_the_2_2_protocol_as_anys_of_their_typename() {
         .state(&COUNT)
         .state(&GREETING)
         .state(&LAST);
-    let handler = RequestReplyHandler::new(functions);
+    let handler = RequestReplyHandler::v2(functions);
     let five = Any {
         type_url: "io.statefun.types/long".into(),
         value: vec![0x09, 5, 0, 0, 0, 0, 0, 0, 0],
@@ -74,15 +75,17 @@ fn typed_specs_serve_the_2_2_protocol_as_anys_of_their_typename() {
     let reply = Reply::decode(&handler.handle(&request).unwrap()).unwrap();
 
     assert_eq!(
-        reply.modified("count"),
-        Some(Any {
+        reply.state_change("count"),
+        Some(&StateChange::Modified(Any {
             type_url: "io.statefun.types/long".into(),
             value: vec![0x09, 6, 0, 0, 0, 0, 0, 0, 0],
-        })
+        }))
     );
     assert_eq!(
-        reply.modified("greeting"),
-        Some(pack(&Greeting { text: "hi!".into() }))
+        reply.state_change("greeting"),
+        Some(&StateChange::Modified(pack(&Greeting {
+            text: "hi!".into()
+        })))
     );
     assert!(reply.deleted("last"));
 }
@@ -98,7 +101,7 @@ fn a_2_2_state_of_another_type_is_unreadable_by_a_typed_spec() {
         })
         .unwrap()
         .state(&COUNT);
-    let handler = RequestReplyHandler::new(functions);
+    let handler = RequestReplyHandler::v2(functions);
     let request = Request::to("test/f", "1")
         .with_packed_state("count", &Greeting::default())
         .invoke(Any::default())
@@ -262,7 +265,7 @@ fn delays_and_cancellation_follow_each_protocols_rules() {
     }
     let mut functions = StatefulFunctions::new();
     bind(&mut functions);
-    let v2 = RequestReplyHandler::new(functions);
+    let v2 = RequestReplyHandler::v2(functions);
     let mut functions = StatefulFunctions::new();
     bind(&mut functions);
     let v3 = RequestReplyHandler::v3(functions).unwrap();

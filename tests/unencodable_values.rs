@@ -11,10 +11,13 @@ use std::time::Duration;
 use prost::Message as _;
 use prost_types::Any;
 use statefun_sync::proto::{polyglot, reqreply};
-use statefun_sync::testing::{v3, LocalRuntime, Reply, Request, RuntimeError, StateChange};
+use statefun_sync::testing::{
+    v2::{Reply, Request},
+    v3, LocalRuntime, RuntimeError, StateChange,
+};
 use statefun_sync::types::{DecodeError, EncodeError, Type, TypeName};
 use statefun_sync::{
-    kafka_record, Address, Context, Error, Message, RecordValue, RequestReplyHandler,
+    kafka_record_v3, Address, Context, Error, Message, RecordValue, RequestReplyHandler,
     StatefulFunctions, ValueSpec,
 };
 
@@ -141,7 +144,7 @@ fn handler_for(
         .state(&FLAKY)
         .state(&SHIFTING);
     match protocol {
-        "2.2" => RequestReplyHandler::new(functions),
+        "2.2" => RequestReplyHandler::v2(functions),
         _ => RequestReplyHandler::v3(functions).unwrap(),
     }
 }
@@ -305,7 +308,7 @@ fn a_wrong_length_hint_costs_a_copy_never_a_corrupt_reply() {
             .state(&LIAR);
         let (handler, body) = match protocol {
             "2.2" => (
-                RequestReplyHandler::new(functions),
+                RequestReplyHandler::v2(functions),
                 Request::to("test/f", "1")
                     .with_state("liar", None)
                     .invoke(Any::default())
@@ -352,7 +355,7 @@ fn a_typed_egress_record_value_that_cannot_be_encoded_is_an_error() {
         err.report()
     );
     // A value that encodes makes a record as before.
-    let record = kafka_record("t", "k", RecordValue::typed(&good("v")).unwrap()).unwrap();
+    let record = kafka_record_v3("t", "k", RecordValue::typed(&good("v")).unwrap()).unwrap();
     assert_eq!(record.value_bytes, b"v");
 }
 
@@ -433,7 +436,6 @@ fn carried(protocol: &str, body: &[u8]) -> Carried {
             messages: reply.messages().to_vec(),
             delayed: reply
                 .delayed_messages()
-                .iter()
                 .map(|d| d.argument.clone())
                 .collect(),
             egresses: arguments(reply.egresses()),

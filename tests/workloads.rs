@@ -7,7 +7,8 @@
 
 mod support;
 
-use statefun_sync::testing::Reply;
+use statefun_sync::testing::v2::Reply;
+use statefun_sync::testing::StateChange;
 use support::workloads::{self, Count, Greet, WORKLOADS};
 
 #[test]
@@ -47,7 +48,10 @@ fn generated_batches_count_on_from_the_seen_state() {
     let handler = workloads::handler();
     let reply = Reply::decode(&handler.handle(&workloads::batch_request(3)).unwrap()).unwrap();
 
-    let seen: Count = reply.modified("seen").unwrap().to_msg().unwrap();
+    let Some(StateChange::Modified(seen)) = reply.state_change("seen") else {
+        panic!("seen is modified");
+    };
+    let seen: Count = seen.to_msg().unwrap();
     assert_eq!(seen.value, 44);
     let greetings: Vec<String> = reply
         .messages()

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use prost::bytes::Bytes;
 use prost::Message as _;
 use statefun_sync::proto::{polyglot, reqreply};
-use statefun_sync::testing::Request;
+use statefun_sync::testing::v2::Request;
 use statefun_sync::{
     Address, Context, Message, ProtocolVersion, RequestReplyHandler, StatefulFunctions, ValueSpec,
 };
@@ -60,14 +60,14 @@ bench_name!(Count);
 bench_name!(Blob);
 statefun_sync::protobuf_type!(Greet, Count, Blob);
 
+/// 2.2's `bench/greeter` state `seen`: a `bench.Count` message.
+pub const SEEN_COUNT: ValueSpec<Count> = ValueSpec::named("seen");
+
 /// `bench/greeter`: counts the greetings in state `seen` and greets the caller with the count.
 pub fn greeter(ctx: &mut Context<'_>, message: Greet) -> anyhow::Result<()> {
-    let count = ctx
-        .unpack_state::<Count>("seen")?
-        .map_or(0, |seen| seen.value)
-        + 1;
-    ctx.pack_and_set_state("seen", &Count { value: count })?;
-    ctx.pack_and_reply(&Greet {
+    let count = ctx.get(&SEEN_COUNT)?.map_or(0, |seen| seen.value) + 1;
+    ctx.set(&SEEN_COUNT, &Count { value: count })?;
+    ctx.reply(&Greet {
         name: format!("Hello {} #{}", message.name, count),
     })?;
     Ok(())
@@ -77,9 +77,9 @@ pub fn greeter(ctx: &mut Context<'_>, message: Greet) -> anyhow::Result<()> {
 /// `Count{100}` to the egress `bench/out`.
 pub fn fanout(ctx: &mut Context<'_>, message: Greet) -> anyhow::Result<()> {
     for i in 0..100 {
-        ctx.pack_and_send("bench/greeter", &i.to_string(), &message)?;
+        ctx.send("bench/greeter", &i.to_string(), &message)?;
     }
-    ctx.pack_and_send_egress("bench/out", &Count { value: 100 })?;
+    ctx.send_egress("bench/out", &Count { value: 100 })?;
     Ok(())
 }
 
@@ -89,11 +89,11 @@ pub fn handler() -> RequestReplyHandler {
     functions
         .bind_typed("bench/greeter", greeter)
         .expect("a valid, unbound typename")
-        .state("seen");
+        .state(&SEEN_COUNT);
     functions
         .bind_typed("bench/fanout", fanout)
         .expect("a valid, unbound typename");
-    RequestReplyHandler::new(functions)
+    RequestReplyHandler::v2(functions)
 }
 
 /// 3.x's `bench/greeter` state `seen`: an `io.statefun.types/int`.

@@ -283,7 +283,7 @@ impl Shaped {
             .expect("a valid typename");
         let handler = match self.version {
             ProtocolVersion::V3 => RequestReplyHandler::v3(functions).expect("no declared states"),
-            _ => RequestReplyHandler::new(functions),
+            _ => RequestReplyHandler::v2(functions),
         };
         if limits_raised {
             handler.max_invocations(usize::MAX)

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use prost_types::Any;
-use statefun_sync::{kafka_egress_record, message_union, Context, StatefulFunctions};
+use statefun_sync::{kafka_record_v2, message_union, Context, StatefulFunctions, ValueSpec};
 
 use super::{Admin, Count, Forget, Response, User};
 
@@ -46,7 +46,7 @@ pub fn caller(ctx: &mut Context, _message: Any) -> anyhow::Result<()> {
         user_id: "id".into(),
         name: "Joe".into(),
     };
-    ctx.pack_and_send("example/hello", &user.user_id, &user)?;
+    ctx.send("example/hello", &user.user_id, &user)?;
     Ok(())
 }
 
@@ -63,7 +63,7 @@ pub fn delayed(ctx: &mut Context, _message: Any) -> anyhow::Result<()> {
     let response = Response {
         message: "hello from the past".into(),
     };
-    ctx.pack_and_send_after(
+    ctx.send_after(
         Duration::from_secs(30 * 60),
         caller.typename(),
         caller.id(),
@@ -80,6 +80,9 @@ message_union! {
     }
 }
 
+/// `example/count`'s state: how often it has seen the user.
+pub const COUNT: ValueSpec<Count> = ValueSpec::named("count");
+
 /// `example/count`: greets a user by the number of times it has seen them, keeping the
 /// count in the state `count`; `Forget` deletes it (the Python SDK's
 /// `del context["count"]`).
@@ -87,19 +90,19 @@ pub fn count_greeter(ctx: &mut Context, message: CountMessage) -> anyhow::Result
     let user = match message {
         CountMessage::Greet(user) => user,
         CountMessage::Forget(Forget {}) => {
-            ctx.delete_state("count")?;
+            ctx.remove(&COUNT)?;
             return Ok(());
         }
     };
-    let mut count = ctx.unpack_state::<Count>("count")?.unwrap_or_default();
+    let mut count = ctx.get(&COUNT)?.unwrap_or_default();
     count.value += 1;
-    ctx.pack_and_set_state("count", &count)?;
+    ctx.set(&COUNT, &count)?;
 
     let greeting = Response {
         message: compute_greeting(&user.name, count.value),
     };
-    let record = kafka_egress_record("greetings", &user.name, &greeting)?;
-    ctx.pack_and_send_egress("example/greets", &record)?;
+    let record = kafka_record_v2("greetings", &user.name, &greeting)?;
+    ctx.send_egress("example/greets", &record)?;
     Ok(())
 }
 
@@ -127,6 +130,6 @@ fn bind(functions: &mut StatefulFunctions) -> Result<(), statefun_sync::Error> {
     functions.bind("example/delay", delayed)?;
     functions
         .bind_typed("example/count", count_greeter)?
-        .state("count");
+        .state(&COUNT);
     Ok(())
 }

@@ -18,7 +18,8 @@ use statefun_sync::types::{Type, TypeName};
 use statefun_sync::{FromAny, RequestReplyHandler, StatefulFunctions};
 
 /// Implements `prost::Name` for a message of package `example`, with the type URL the
-/// runtime and every SDK use, so `Any::to_msg` and `Any::from_msg` work too.
+/// runtime and every SDK use, so `Any::to_msg` and `Any::from_msg` work too; and makes it
+/// a value the functions send and keep as it is (`protobuf_type!`).
 macro_rules! example_message {
     ($type:ident) => {
         impl Name for $type {
@@ -33,6 +34,7 @@ macro_rules! example_message {
                 format!("type.googleapis.com/example.{}", stringify!($type))
             }
         }
+        statefun_sync::protobuf_type!($type);
     };
 }
 
@@ -81,9 +83,8 @@ pub struct GreetRequest {
     #[prost(string, tag = "1")]
     pub name: String,
 }
-example_message!(GreetRequest);
 // A 3.x typed value named `type.googleapis.com/example.GreetRequest`.
-statefun_sync::protobuf_type!(GreetRequest);
+example_message!(GreetRequest);
 
 /// The `module.yaml` endpoint the files in `examples/deploy/` use: the functions run in
 /// a container (or host) called `functions`, port 8000.
@@ -221,10 +222,10 @@ pub fn init_logging() {
 pub fn serve_from_args(functions: StatefulFunctions) -> anyhow::Result<()> {
     let options = options();
     if options.module_yaml {
-        print!("{}", functions.module_yaml(&options.endpoint));
+        print!("{}", functions.module_yaml_v2(&options.endpoint));
         return Ok(());
     }
-    serve(RequestReplyHandler::new(functions), &options)
+    serve(RequestReplyHandler::v2(functions), &options)
 }
 
 /// Serves `handler` on the crate's server, with the probes `GET /health` and `GET /ready`

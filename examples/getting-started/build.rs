@@ -6,8 +6,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The protoc shipped in protoc-bin-vendored, so no system protoc is needed.
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     // `prost::Name` on every message, with the type URLs every Stateful Functions SDK
-    // uses (`type.googleapis.com/example.GreetRequest`): packing into an `Any`,
-    // `unpack_state` and `bind_typed` need it.
+    // uses (`type.googleapis.com/example.GreetRequest`): `protobuf_type!`, packing into
+    // an `Any` and `bind_typed` need it.
     config.enable_type_names();
     config.type_name_domain(["."], "type.googleapis.com");
     config.compile_protos(&["proto/greeter.proto"], &["proto/"])?;

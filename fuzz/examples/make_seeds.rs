@@ -12,7 +12,7 @@ use std::path::Path;
 use prost::Message as _;
 use prost_types::Any;
 use statefun_sync::proto::reqreply as v3proto;
-use statefun_sync::testing::Request;
+use statefun_sync::testing::v2::Request;
 use statefun_sync::{pack, Address};
 use statefun_sync_fuzz::v3::{ALL as ALL3, ANY as ANY3, TYPED as TYPED3};
 use statefun_sync_fuzz::{ALL, DECLARED, TYPED};
@@ -41,7 +41,7 @@ fn every_operation() -> Vec<u8> {
         11, 0, 1, b'x', 1, b'y', // set_state a Any{"x", "y"}
         9, 0, // get_state a: sees the write
         12, 1, 42, // pack_and_set_state b Duration{42}
-        13, 2, // delete_state c
+        13, 2, // remove_state c
         0x89, 3, // get_state missing, error ignored
         0x80, 2, 0, 0, 0, // send with an empty id, error ignored
         0x84, 0, 0, 1, 0, 0, // send_after with a zero delay, error ignored

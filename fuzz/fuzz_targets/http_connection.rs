@@ -160,7 +160,7 @@ fn request_bytes(piece: &Piece, out: &mut Vec<u8>) {
             }
         }
         Piece::Script(script) => {
-            let body = statefun_sync::testing::Request::to(statefun_sync_fuzz::ALL, "1")
+            let body = statefun_sync::testing::v2::Request::to(statefun_sync_fuzz::ALL, "1")
                 .with_state("a", None)
                 .invoke_from(
                     statefun_sync::Address::new("fuzz", "caller", "1").unwrap(),

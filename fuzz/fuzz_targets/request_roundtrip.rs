@@ -1,4 +1,4 @@
-//! The `testing::Request` builder and the `testing::Reply` reader, on structured input.
+//! The `testing::v2::Request` builder and the `testing::v2::Reply` reader, on structured input.
 //!
 //! 1. Build a request with the builder (target, states, invocations with and without a
 //!    caller, packed or raw arguments), run it, and check what the protocol promises: the
@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use prost_types::Any;
 use statefun_sync::proto::polyglot::{self as proto, from_function};
-use statefun_sync::testing::{Reply, Request, StateChange};
+use statefun_sync::testing::{StateChange, v2::{Reply, Request}};
 use statefun_sync::{Address, Error};
 use statefun_sync_fuzz::{
     check, handler, install_panic_hook, reset, take, ALL, DECLARED, STATE_NAMES, TYPED,

@@ -20,9 +20,9 @@ use prost::Message;
 use prost_types::Any;
 use script::{last_write, Script, Step, SCRIPTED_PANIC};
 use statefun_sync::proto::polyglot::{from_function, FromFunction};
-use statefun_sync::testing::{Reply, StateChange};
+use statefun_sync::testing::{StateChange, v2::Reply};
 use statefun_sync::{
-    kafka_egress_record, kinesis_egress_record, Context, Error, RequestReplyHandler,
+    kafka_record_v2, kinesis_record_v2, Context, Error, RequestReplyHandler,
     StatefulFunctions,
 };
 
@@ -122,7 +122,7 @@ pub fn new_handler() -> RequestReplyHandler {
             .expect("valid typename")
             .state("a")
             .state("b");
-        RequestReplyHandler::new(functions)
+        RequestReplyHandler::v2(functions)
     }
 }
 
@@ -176,11 +176,11 @@ fn operation(ctx: &mut Context<'_>, s: &mut Script<'_>, op: u8) -> Step<Counted>
         }
         1 => {
             let (t, id, m) = (s.typename(&TYPENAMES), s.id(), duration_message(s));
-            ctx.pack_and_send(&t, &id, &m).map(|()| Counted::Message)
+            ctx.send(&t, &id, pack(&m)).map(|()| Counted::Message)
         }
         2 => ctx.reply(s.any()).map(|()| Counted::Message),
         3 => ctx
-            .pack_and_reply(&duration_message(s))
+            .reply(pack(&duration_message(s)))
             .map(|()| Counted::Message),
         4 => {
             let (d, t, id, any) = (s.delay(NANOS_STEP), s.typename(&TYPENAMES), s.id(), s.any());
@@ -193,7 +193,7 @@ fn operation(ctx: &mut Context<'_>, s: &mut Script<'_>, op: u8) -> Step<Counted>
                 s.id(),
                 duration_message(s),
             );
-            ctx.pack_and_send_after(d, &t, &id, &m)
+            ctx.send_after(d, &t, &id, pack(&m))
                 .map(|()| Counted::Delayed)
         }
         6 => {
@@ -207,15 +207,15 @@ fn operation(ctx: &mut Context<'_>, s: &mut Script<'_>, op: u8) -> Step<Counted>
                 s.text(),
                 duration_message(s),
             );
-            kafka_egress_record(&topic, &key, &m)
-                .and_then(|record| ctx.pack_and_send_egress(&t, &record))
+            kafka_record_v2(&topic, &key, &m)
+                .and_then(|record| ctx.send_egress(&t, pack(&record)))
                 .map(|()| Counted::Egress)
         }
         8 => {
             let (t, stream, key, hash) = (s.typename(&TYPENAMES), s.text(), s.text(), s.text());
             let m = duration_message(s);
-            kinesis_egress_record(&stream, &key, &hash, &m)
-                .and_then(|record| ctx.pack_and_send_egress(&t, &record))
+            kinesis_record_v2(&stream, &key, &hash, &m)
+                .and_then(|record| ctx.send_egress(&t, pack(&record)))
                 .map(|()| Counted::Egress)
         }
         9 => {
@@ -227,7 +227,7 @@ fn operation(ctx: &mut Context<'_>, s: &mut Script<'_>, op: u8) -> Step<Counted>
         }
         10 => {
             let name = s.state_name(&STATE_NAMES);
-            ctx.unpack_state::<prost_types::Duration>(&name)
+            ctx.get_state(&name)?.as_ref().map(unpack::<prost_types::Duration>).transpose()
                 .map(|_| Counted::Nothing)
         }
         11 => {
@@ -237,12 +237,12 @@ fn operation(ctx: &mut Context<'_>, s: &mut Script<'_>, op: u8) -> Step<Counted>
         }
         12 => {
             let (name, m) = (s.state_name(&STATE_NAMES), duration_message(s));
-            ctx.pack_and_set_state(&name, &m)
+            ctx.set_state(&name, pack(&m))
                 .map(|()| Counted::Written(name, Some(statefun_sync::pack(&m))))
         }
         13 => {
             let name = s.state_name(&STATE_NAMES);
-            ctx.delete_state(&name)
+            ctx.remove_state(&name)
                 .map(|()| Counted::Written(name, None))
         }
         14 => return Step::Fail,

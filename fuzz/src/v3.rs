@@ -665,7 +665,7 @@ fn operation(
         }
         12 => {
             let name = s.state_name(&STATE_NAMES);
-            ctx.delete_state(&name)
+            ctx.remove_state(&name)
                 .map(|()| Effect::Written(name, None))
         }
         13 => return Step::Fail,

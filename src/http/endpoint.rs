@@ -58,12 +58,12 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 32 * 1024 * 1024;
 ///
 /// ```
 /// use statefun_sync::http::{Endpoint, RequestHead};
-/// use statefun_sync::testing::{Reply, Request};
+/// use statefun_sync::testing::v2::{Reply, Request};
 /// use statefun_sync::{RequestReplyHandler, StatefulFunctions};
 ///
 /// let mut functions = StatefulFunctions::new();
 /// functions.bind("example/echo", |_, _| Ok(()))?;
-/// let handler = RequestReplyHandler::new(functions);
+/// let handler = RequestReplyHandler::v2(functions);
 /// let endpoint = Endpoint::new();
 ///
 /// // What a server hands over: the request line, one header and the body.

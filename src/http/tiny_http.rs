@@ -7,7 +7,7 @@
 //!
 //! let mut functions = StatefulFunctions::new();
 //! functions.bind("example/greeter", |ctx, message| Ok(ctx.reply(message)?))?;
-//! let handler = RequestReplyHandler::new(functions);
+//! let handler = RequestReplyHandler::v2(functions);
 //!
 //! let server = tiny_http::Server::http("127.0.0.1:8000")?;
 //! for request in server.incoming_requests() {

@@ -569,7 +569,7 @@ mod tests {
     /// including empty strings, empty `Any`s, deletions and delays of every size.
     #[test]
     fn the_reply_encoder_writes_what_prost_writes() {
-        use crate::message::Packed;
+        use crate::message::Typed;
         use proto::from_function::{self as ff, persisted_value_mutation::MutationType};
 
         let addr = |namespace: &'static str, name: &'static str, id: &'static str| {
@@ -612,7 +612,8 @@ mod tests {
         }
         for message in [&duration, &empty_duration] {
             let (target, proto_target) = addr("ns", "f", "2");
-            V2.message(&mut effects, target, &Packed(message)).unwrap();
+            V2.message(&mut effects, target, &Typed(Some(message)))
+                .unwrap();
             expected.outgoing_messages.push(ff::Invocation {
                 target: Some(proto_target),
                 argument: Some(crate::pack(message)),
@@ -620,7 +621,7 @@ mod tests {
         }
         for delay_ms in [1, 300, i64::MAX, -1, 0] {
             let (target, proto_target) = addr("ns", "f", "3");
-            reply::delayed::<AnyValue>(&mut effects, delay_ms, target, &Packed(&duration), "")
+            reply::delayed::<AnyValue>(&mut effects, delay_ms, target, &Typed(Some(&duration)), "")
                 .unwrap();
             expected.delayed_invocations.push(ff::DelayedInvocation {
                 delay_in_ms: delay_ms,

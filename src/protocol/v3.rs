@@ -203,7 +203,7 @@ impl Protocol for V3 {
             .map(|spec| {
                 let (mode, after) = match spec.expiration() {
                     None => (ExpireMode::None, Duration::ZERO),
-                    Some(Expiration::AfterInvoke(after)) => (ExpireMode::AfterInvoke, after),
+                    Some(Expiration::AfterCall(after)) => (ExpireMode::AfterInvoke, after),
                     Some(Expiration::AfterWrite(after)) => (ExpireMode::AfterWrite, after),
                 };
                 let millis = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
@@ -623,10 +623,10 @@ mod tests {
             StateSpec::new("a").typed(crate::types::TypeName::new("io.statefun.types/int")),
             StateSpec::new("b")
                 .typed(crate::types::TypeName::new("t/x"))
-                .expire(Expiration::AfterWrite(Duration::from_millis(1500))),
+                .expire_after_write(Duration::from_millis(1500)),
             StateSpec::new("c")
                 .typed(crate::types::TypeName::new("t/y"))
-                .expire(Expiration::AfterInvoke(Duration::ZERO)),
+                .expire_after_call(Duration::ZERO),
         ];
         let reply = V3
             .missing_states(Address::from_wire("ns", "f", "1"), &mut specs.iter())

@@ -1,6 +1,6 @@
 //! Reading back the Kafka and Kinesis egress records that
-//! [`kafka_egress_record`](crate::kafka_egress_record) and
-//! [`kinesis_egress_record`](crate::kinesis_egress_record) build, with their values
+//! [`kafka_record_v2`](crate::kafka_record_v2) and
+//! [`kinesis_record_v2`](crate::kinesis_record_v2) build, with their values
 //! decoded.
 
 use prost::{Message, Name};
@@ -36,13 +36,13 @@ pub struct KinesisRecord<M> {
 /// Reads the Kafka record that an egress message carries, decoding its value as `M`.
 ///
 /// ```
-/// use statefun_sync::testing::read_kafka_record;
-/// use statefun_sync::{kafka_egress_record, pack};
+/// use statefun_sync::testing::read_kafka_record_v2;
+/// use statefun_sync::{kafka_record_v2, pack};
 ///
 /// let seen = prost_types::Duration { seconds: 3, nanos: 0 };
-/// let sent = pack(&kafka_egress_record("greetings", "alice", &seen)?);
+/// let sent = pack(&kafka_record_v2("greetings", "alice", &seen)?);
 ///
-/// let record = read_kafka_record::<prost_types::Duration>(&sent)?;
+/// let record = read_kafka_record_v2::<prost_types::Duration>(&sent)?;
 /// assert_eq!((record.topic.as_str(), record.key.as_str()), ("greetings", "alice"));
 /// assert_eq!(record.value, seen);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -52,7 +52,7 @@ pub struct KinesisRecord<M> {
 ///
 /// [`UnpackError`] if `any` holds no `KafkaProducerRecord`, or if the record or its
 /// value does not decode.
-pub fn read_kafka_record<M: Message + Name + Default>(
+pub fn read_kafka_record_v2<M: Message + Name + Default>(
     any: &Any,
 ) -> Result<KafkaRecord<M>, UnpackError> {
     let record: KafkaProducerRecord = unpack(any)?;
@@ -69,7 +69,7 @@ pub fn read_kafka_record<M: Message + Name + Default>(
 ///
 /// [`UnpackError`] if `any` holds no `KinesisEgressRecord`, or if the record or its
 /// value does not decode.
-pub fn read_kinesis_record<M: Message + Name + Default>(
+pub fn read_kinesis_record_v2<M: Message + Name + Default>(
     any: &Any,
 ) -> Result<KinesisRecord<M>, UnpackError> {
     let record: KinesisEgressRecord = unpack(any)?;
@@ -92,7 +92,7 @@ fn decode_value<M: Message + Name + Default>(bytes: &[u8]) -> Result<M, UnpackEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{kafka_egress_record, kinesis_egress_record, pack};
+    use crate::{kafka_record_v2, kinesis_record_v2, pack};
 
     fn seconds(seconds: i64) -> prost_types::Duration {
         prost_types::Duration { seconds, nanos: 0 }
@@ -100,8 +100,8 @@ mod tests {
 
     #[test]
     fn kinesis_records_read_back_with_their_value() {
-        let sent = pack(&kinesis_egress_record("stream", "pk", "hash", &seconds(7)).unwrap());
-        let record = read_kinesis_record::<prost_types::Duration>(&sent).unwrap();
+        let sent = pack(&kinesis_record_v2("stream", "pk", "hash", &seconds(7)).unwrap());
+        let record = read_kinesis_record_v2::<prost_types::Duration>(&sent).unwrap();
         assert_eq!(
             record,
             KinesisRecord {
@@ -115,9 +115,9 @@ mod tests {
 
     #[test]
     fn a_record_of_the_other_kind_or_a_bad_value_is_an_unpack_error() {
-        let kafka = pack(&kafka_egress_record("t", "k", &seconds(1)).unwrap());
+        let kafka = pack(&kafka_record_v2("t", "k", &seconds(1)).unwrap());
         assert!(matches!(
-            read_kinesis_record::<prost_types::Duration>(&kafka),
+            read_kinesis_record_v2::<prost_types::Duration>(&kafka),
             Err(UnpackError::WrongType { .. })
         ));
         let bad_value = pack(&KafkaProducerRecord {
@@ -126,7 +126,7 @@ mod tests {
             value_bytes: vec![0xff],
         });
         assert!(matches!(
-            read_kafka_record::<prost_types::Duration>(&bad_value),
+            read_kafka_record_v2::<prost_types::Duration>(&bad_value),
             Err(UnpackError::Malformed { .. })
         ));
     }

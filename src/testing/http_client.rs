@@ -1,5 +1,5 @@
 //! A small blocking HTTP/1.1 client for remote functions ([`LocalRuntime`]'s, and
-//! [`call_remote`]): one `POST` per connection (`Connection: close`), as plain as the
+//! [`call_remote`](super::v2::call_remote)): one `POST` per connection (`Connection: close`), as plain as the
 //! runtime's own use of HTTP. It connects over TCP or a Unix domain socket, speaks TLS
 //! over either with feature `tls` (the server's `TlsStream`, with a rustls client), and
 //! writes the request and reads the response with the crate's HTTP/1 codec (the
@@ -22,7 +22,6 @@ use std::time::Duration;
 #[cfg(feature = "tls")]
 use std::time::Instant;
 
-use super::{Reply, Request};
 use crate::http::codec::{encode_request, Framing, Input, ReadError, Reader, ResponseHead};
 use crate::http::socket::Socket;
 use crate::http::stream::Stream;
@@ -189,14 +188,14 @@ fn split_socket(rest: &str) -> Result<(Target, &str), &'static str> {
 }
 
 /// How the testing kit's client calls a remote function: its timeout and, for `https`
-/// and `https+unix` endpoints, its TLS settings. Give it to [`call_remote_with`] or
+/// and `https+unix` endpoints, its TLS settings. Give it to [`call_remote_with`](super::v2::call_remote_with) or
 /// [`v3::call_remote_with`](super::v3::call_remote_with); a
 /// [`LocalRuntime`](super::LocalRuntime) takes the same settings from
 /// [`remote_timeout`](super::LocalRuntime::remote_timeout) and, with feature `tls`,
 /// `remote_tls`.
 ///
 /// `http` and `http+unix` need nothing beyond the timeout, which is what
-/// [`call_remote`] takes.
+/// [`call_remote`](super::v2::call_remote) takes.
 #[derive(Debug, Clone)]
 pub struct RemoteOptions {
     pub(crate) timeout: Duration,
@@ -236,7 +235,7 @@ impl RemoteOptions {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use statefun_sync::testing::{call_remote_with, ClientTls, RemoteOptions, Request};
+/// use statefun_sync::testing::{ClientTls, RemoteOptions, v2::{call_remote_with, Request}};
 ///
 /// let tls = ClientTls::new("tls/ca.crt")?
 ///     // Mutual TLS: a certificate from the CA the server's `client_ca` names.
@@ -405,7 +404,7 @@ pub enum RemoteError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The URL given to [`call_remote`](super::call_remote) is not one the client can call
+    /// The URL given to [`call_remote`](super::v2::call_remote) is not one the client can call
     /// (`http://host[:port]/path`, `https://…`, `http+unix:///dir/fn.sock/path`,
     /// `https+unix://…`), or is an `https` URL and no TLS settings were given.
     InvalidUrl {
@@ -762,7 +761,7 @@ pub(crate) fn post_batch(
     Ok(response.body)
 }
 
-/// Parses `url` and [`post_batch`]es `body` to it: what [`call_remote_with`] and
+/// Parses `url` and [`post_batch`]es `body` to it: what [`call_remote_with`](super::v2::call_remote_with) and
 /// [`v3::call_remote_with`](super::v3::call_remote_with) share.
 pub(crate) fn exchange(
     url: &str,
@@ -775,93 +774,6 @@ pub(crate) fn exchange(
         reason: reason.to_owned(),
     })?;
     post_batch(&endpoint, body, options, version)
-}
-
-/// Sends the 2.2 `request` to the function endpoint at `url` as the runtime would, and
-/// decodes the reply (for 3.x: [`v3::call_remote`](super::v3::call_remote)): a blocking
-/// call on a new connection, for a tool or a test that talks to a running service.
-///
-/// `url` is `http://host:port/path`, or a Unix socket's `http+unix:///dir/fn.sock/path`
-/// (the socket's path ends with the first component whose name ends in `.sock`, as the
-/// runtime reads it). For `https` and `https+unix`, which need TLS settings, see
-/// [`call_remote_with`].
-///
-/// The response must be what the runtime accepts: a 2xx status, exactly
-/// `application/octet-stream`, a body that decodes as a `FromFunction`. `timeout` bounds
-/// connecting, and each read and write.
-///
-/// ```
-/// # #[cfg(feature = "server")] {
-/// use std::time::Duration;
-/// use statefun_sync::http::Server;
-/// use statefun_sync::testing::{call_remote, Request};
-/// use statefun_sync::{RequestReplyHandler, StatefulFunctions};
-///
-/// let mut functions = StatefulFunctions::new();
-/// functions.bind("example/echo", |ctx, message| Ok(ctx.send("example/sink", "1", message)?))?;
-/// let server = Server::builder()
-///     .bind("127.0.0.1:0")
-///     .start(RequestReplyHandler::new(functions))?;
-///
-/// let url = format!("http://{}/statefun", server.local_addr());
-/// let request = Request::to("example/echo", "a").invoke(Default::default());
-/// let reply = call_remote(&url, &request, Duration::from_secs(10))?;
-/// assert_eq!(reply.messages().len(), 1);
-/// # }
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-///
-/// Over a Unix socket, as a function served as a sidecar is called:
-///
-/// ```no_run
-/// # use std::time::Duration;
-/// # use statefun_sync::testing::{call_remote, Request};
-/// # let request = Request::to("example/echo", "a").invoke(Default::default());
-/// let url = "http+unix:///run/statefun/functions.sock/statefun";
-/// let reply = call_remote(url, &request, Duration::from_secs(10))?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-///
-/// # Errors
-///
-/// A [`RemoteError`]: [`InvalidUrl`](RemoteError::InvalidUrl) for a `url` the client
-/// cannot call (not one of the forms above, or `https` without TLS settings),
-/// [`Io`](RemoteError::Io) when the service cannot be reached (refused, no socket
-/// file), and the others when its answer is not a reply.
-pub fn call_remote(url: &str, request: &Request, timeout: Duration) -> Result<Reply, RemoteError> {
-    call_remote_with(url, request, &RemoteOptions::new(timeout))
-}
-
-/// [`call_remote`] with [`RemoteOptions`]: the timeout and, with feature `tls`, the
-/// client's TLS settings, for `https://host:port/path` and `https+unix://…` endpoints,
-/// with a client certificate for a server that requires mutual TLS.
-///
-/// ```no_run
-/// # #[cfg(feature = "tls")] {
-/// use std::time::Duration;
-/// use statefun_sync::testing::{call_remote_with, ClientTls, RemoteOptions, Request};
-///
-/// let tls = ClientTls::new("tls/ca.crt")?.identity("tls/client.crt", "tls/client.key")?;
-/// let options = RemoteOptions::new(Duration::from_secs(10)).tls(tls);
-/// let request = Request::to("example/greeter", "alice").invoke(Default::default());
-/// let reply = call_remote_with("https://localhost:8443/statefun", &request, &options)?;
-/// # }
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-///
-/// # Errors
-///
-/// As [`call_remote`], and [`Tls`](RemoteError::Tls) when TLS fails: the handshake, or
-/// the server refusing the client's certificate (or its lack of one).
-pub fn call_remote_with(
-    url: &str,
-    request: &Request,
-    options: &RemoteOptions,
-) -> Result<Reply, RemoteError> {
-    let body = exchange(url, &request.to_bytes(), options, ProtocolVersion::V2)?;
-    Reply::decode(&body).map_err(|error| RemoteError::MalformedReply {
-        reason: format!("it does not decode as a FromFunction: {error}"),
-    })
 }
 
 /// Why a response could not be read.

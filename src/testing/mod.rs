@@ -1,19 +1,19 @@
 //! Helpers for testing functions: build a request, run it, read the reply; or run a
-//! whole app on a [`LocalRuntime`]. Both protocol versions are covered: [`Request`] and
-//! [`Reply`] speak 2.2, [`v3::Request`] and [`v3::Reply`] speak 3.x, and one
-//! [`LocalRuntime`] runs either ([`LocalRuntime::new`] for 2.2, [`LocalRuntime::v3`] for
+//! whole app on a [`LocalRuntime`]. Both protocol versions are covered: [`v2::Request`]
+//! and [`v2::Reply`] speak 2.2, [`v3::Request`] and [`v3::Reply`] speak 3.x, and one
+//! [`LocalRuntime`] runs either ([`LocalRuntime::v2`] for 2.2, [`LocalRuntime::v3`] for
 //! 3.x). The guide's [testing](crate::guide::testing) and
 //! [local runtime](crate::guide::local_runtime) chapters put them to work on a whole app.
 //!
 //! # Testing a function
 //!
-//! [`Request`] builds the bytes the runtime would send for one batch, and [`Reply`]
+//! [`v2::Request`] builds the bytes the runtime would send for one batch, and [`v2::Reply`]
 //! decodes what the function answered: state changes by state name, messages, delayed
 //! messages and egress messages, each argument unpackable into its message type.
 //!
 //! ```
 //! use prost_types::Any;
-//! use statefun_sync::testing::{Reply, Request, StateChange};
+//! use statefun_sync::testing::{StateChange, v2::{Reply, Request}};
 //! use statefun_sync::{Address, RequestReplyHandler, StatefulFunctions};
 //!
 //! let mut functions = StatefulFunctions::new();
@@ -21,7 +21,7 @@
 //!     ctx.set_state("last", message)?;
 //!     Ok(())
 //! })?;
-//! let handler = RequestReplyHandler::new(functions);
+//! let handler = RequestReplyHandler::v2(functions);
 //!
 //! let ping = |n: u8| Any { type_url: "example/Ping".into(), value: vec![n] };
 //! let request = Request::to("example/remember", "alice")
@@ -32,7 +32,7 @@
 //! let reply = Reply::decode(&handler.handle(&request)?)?;
 //!
 //! assert_eq!(reply.state_changes().len(), 1);
-//! assert_eq!(reply.modified("last"), Some(ping(2)));
+//! assert_eq!(reply.state_change("last"), Some(&StateChange::Modified(ping(2))));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -76,10 +76,10 @@
 //!
 //! # Calling a served function
 //!
-//! [`call_remote`] and [`v3::call_remote`] send a [`Request`] to a running service as the
-//! runtime would, over the transports the runtime uses: `http://host:port/path`, a Unix
+//! [`v2::call_remote`] and [`v3::call_remote`] send a request to a running service as
+//! the runtime would, over the transports the runtime uses: `http://host:port/path`, a Unix
 //! socket's `http+unix:///dir/fn.sock/path`, and with feature `tls` `https://…` and
-//! `https+unix://…`, for which [`call_remote_with`] takes the client's TLS settings (the
+//! `https+unix://…`, for which [`v2::call_remote_with`] takes the client's TLS settings (the
 //! CA to trust and, for mutual TLS, a client certificate) in [`RemoteOptions`]. A
 //! [`LocalRuntime`] routes a function type to such an endpoint with
 //! [`route_to_endpoint`](LocalRuntime::route_to_endpoint).
@@ -96,34 +96,35 @@
 //! ```
 //! use std::time::Duration;
 //! use statefun_sync::testing::LocalRuntime;
-//! use statefun_sync::StatefulFunctions;
+//! use statefun_sync::{StatefulFunctions, ValueSpec};
+//!
+//! const SEEN: ValueSpec<prost_types::Duration> = ValueSpec::named("seen");
 //!
 //! // Counts the pings of each user; after the third, says so to an egress in 30 minutes.
 //! let mut functions = StatefulFunctions::new();
 //! functions
 //!     .bind_typed("example/counter", |ctx, _ping: prost_types::Duration| {
-//!         let seen = ctx.unpack_state::<prost_types::Duration>("seen")?.unwrap_or_default();
+//!         let seen = ctx.get(&SEEN)?.unwrap_or_default();
 //!         let seen = prost_types::Duration { seconds: seen.seconds + 1, nanos: 0 };
-//!         ctx.pack_and_set_state("seen", &seen)?;
+//!         ctx.set(&SEEN, &seen)?;
 //!         if seen.seconds == 3 {
 //!             let id = ctx.address().id().to_owned();
-//!             ctx.pack_and_send_after(Duration::from_secs(1800), "example/reporter", &id, &seen)?;
+//!             ctx.send_after(Duration::from_secs(1800), "example/reporter", &id, &seen)?;
 //!         }
 //!         Ok(())
 //!     })?
-//!     .state("seen");
+//!     .state(&SEEN);
 //! functions.bind("example/reporter", |ctx, message| {
 //!     ctx.send_egress("example/out", message)?;
 //!     Ok(())
 //! })?;
 //!
-//! let mut runtime = LocalRuntime::new(functions);
+//! let mut runtime = LocalRuntime::v2(functions);
 //! for _ in 0..3 {
-//!     runtime.pack_and_send("example/counter", "alice", &prost_types::Duration::default())?;
+//!     runtime.send("example/counter", "alice", &prost_types::Duration::default())?;
 //! }
 //! runtime.run()?;
-//! let seen: Option<prost_types::Duration> =
-//!     runtime.unpack_state("example/counter", "alice", "seen")?;
+//! let seen = runtime.get("example/counter", "alice", &SEEN)?;
 //! assert_eq!(seen.unwrap().seconds, 3);
 //! assert!(runtime.egress("example/out").is_empty());
 //!
@@ -174,15 +175,14 @@
 mod egress;
 mod http_client;
 mod local;
-mod v2;
+pub mod v2;
 pub mod v3;
 
-pub use egress::{read_kafka_record, read_kinesis_record, KafkaRecord, KinesisRecord};
+pub use egress::{read_kafka_record_v2, read_kinesis_record_v2, KafkaRecord, KinesisRecord};
 #[cfg(feature = "tls")]
 pub use http_client::ClientTls;
-pub use http_client::{call_remote, call_remote_with, RemoteError, RemoteOptions};
+pub use http_client::{RemoteError, RemoteOptions};
 pub use local::{BatchRecord, Envelope, LocalRuntime, RuntimeError};
-pub use v2::{Reply, Request};
 
 pub(crate) use v2::invocation_result;
 
@@ -469,29 +469,31 @@ argument_accessors!(Sent, SentAfter, Emitted, Envelope);
 
 impl Emitted {
     /// The 2.2 Kafka record the message carries, its value decoded as `M` (see
-    /// [`read_kafka_record`]). A 3.x record reads with
+    /// [`read_kafka_record_v2`]). A 3.x record reads with
     /// [`get`](Self::get)`::<`[`proto::egress::KafkaProducerRecord`](crate::proto::egress::KafkaProducerRecord)`>()`.
     ///
     /// # Errors
     ///
     /// [`UnpackError`] if it is no Kafka record, or the record or its value does not
     /// decode.
-    pub fn kafka_record<M: Message + Name + Default>(&self) -> Result<KafkaRecord<M>, UnpackError> {
-        read_kafka_record(&self.argument)
+    pub fn kafka_record_v2<M: Message + Name + Default>(
+        &self,
+    ) -> Result<KafkaRecord<M>, UnpackError> {
+        read_kafka_record_v2(&self.argument)
     }
 
     /// The 2.2 Kinesis record the message carries, its value decoded as `M` (see
-    /// [`read_kinesis_record`]). A 3.x record reads with
+    /// [`read_kinesis_record_v2`]). A 3.x record reads with
     /// [`get`](Self::get)`::<`[`proto::egress::KinesisEgressRecord`](crate::proto::egress::KinesisEgressRecord)`>()`.
     ///
     /// # Errors
     ///
     /// [`UnpackError`] if it is no Kinesis record, or the record or its value does not
     /// decode.
-    pub fn kinesis_record<M: Message + Name + Default>(
+    pub fn kinesis_record_v2<M: Message + Name + Default>(
         &self,
     ) -> Result<KinesisRecord<M>, UnpackError> {
-        read_kinesis_record(&self.argument)
+        read_kinesis_record_v2(&self.argument)
     }
 }
 

@@ -1,12 +1,21 @@
-//! The 2.2 request builder and reply reader: values in `google.protobuf.Any`.
+//! The 2.2 request builder and reply reader: values in `google.protobuf.Any`; and
+//! [`call_remote`], which sends a request to a running service.
+
+use std::time::Duration;
 
 use prost::{Message, Name};
 use prost_types::Any;
 
-use super::{delay_of, egress_name, Effects, Emitted, Sent, SentAfter, StateChange};
+use super::http_client::{self, RemoteError, RemoteOptions};
+use super::{
+    delay_of, egress_name, read, Effects, Emitted, ReadError, Sent, SentAfter, StateChange,
+};
 use crate::address::{Address, FunctionType};
-use crate::message::{pack, unpack, UnpackError};
+use crate::message::pack;
 use crate::proto::polyglot::{self as proto, from_function, to_function};
+use crate::protocol::ProtocolVersion;
+use crate::types::Type;
+use crate::value_spec::ValueSpec;
 
 /// Builds a 2.2 request (a serialized `ToFunction`) the way the runtime would send it.
 /// For 3.x, see [`v3::Request`](super::v3::Request).
@@ -176,9 +185,17 @@ impl Reply {
         &self.effects.state_changes
     }
 
-    /// The new value of the state `name`, if the reply modifies it.
-    pub fn modified(&self, name: &str) -> Option<Any> {
-        self.effects.modified(name).cloned()
+    /// The new value of the state of `spec`, read as its type; `None` if the reply does
+    /// not modify it. A protobuf message type reads with [`protobuf_type!`](crate::protobuf_type),
+    /// whose typename is the `Any`'s type URL; a value of any other type URL reads, as it
+    /// is, from [`state_change`](Self::state_change).
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`] if the new value has another type URL than the spec's typename, or
+    /// does not decode.
+    pub fn modified<T: Type>(&self, spec: &ValueSpec<T>) -> Result<Option<T>, ReadError> {
+        self.effects.modified(spec.name()).map(read).transpose()
     }
 
     /// Whether the reply deletes the state `name`.
@@ -192,8 +209,8 @@ impl Reply {
     }
 
     /// The delayed messages, in order.
-    pub fn delayed_messages(&self) -> &[SentAfter] {
-        &self.delayed
+    pub fn delayed_messages(&self) -> impl Iterator<Item = &SentAfter> + '_ {
+        self.delayed.iter()
     }
 
     /// The egress messages, in order.
@@ -204,19 +221,6 @@ impl Reply {
     /// What the reply does to the state `name`: `None` if it leaves it unchanged.
     pub fn state_change(&self, name: &str) -> Option<&StateChange> {
         self.effects.state_change(name)
-    }
-
-    /// The new value of the state `name` unpacked into `M`, or `None` if the reply does
-    /// not modify it.
-    ///
-    /// # Errors
-    ///
-    /// [`UnpackError`] if the new value holds another message type, or does not decode.
-    pub fn modified_as<M: Message + Name + Default>(
-        &self,
-        name: &str,
-    ) -> Result<Option<M>, UnpackError> {
-        self.effects.modified(name).map(unpack).transpose()
     }
 
     /// The messages sent to `target`, in order.
@@ -230,11 +234,100 @@ impl Reply {
     }
 }
 
+/// Sends the 2.2 `request` to the function endpoint at `url` as the runtime would, and
+/// decodes the reply (for 3.x: [`v3::call_remote`](super::v3::call_remote)): a blocking
+/// call on a new connection, for a tool or a test that talks to a running service.
+///
+/// `url` is `http://host:port/path`, or a Unix socket's `http+unix:///dir/fn.sock/path`
+/// (the socket's path ends with the first component whose name ends in `.sock`, as the
+/// runtime reads it). For `https` and `https+unix`, which need TLS settings, see
+/// [`call_remote_with`].
+///
+/// The response must be what the runtime accepts: a 2xx status, exactly
+/// `application/octet-stream`, a body that decodes as a `FromFunction`. `timeout` bounds
+/// connecting, and each read and write.
+///
+/// ```
+/// # #[cfg(feature = "server")] {
+/// use std::time::Duration;
+/// use statefun_sync::http::Server;
+/// use statefun_sync::testing::v2::{call_remote, Request};
+/// use statefun_sync::{RequestReplyHandler, StatefulFunctions};
+///
+/// let mut functions = StatefulFunctions::new();
+/// functions.bind("example/echo", |ctx, message| Ok(ctx.send("example/sink", "1", message)?))?;
+/// let server = Server::builder()
+///     .bind("127.0.0.1:0")
+///     .start(RequestReplyHandler::v2(functions))?;
+///
+/// let url = format!("http://{}/statefun", server.local_addr());
+/// let request = Request::to("example/echo", "a").invoke(Default::default());
+/// let reply = call_remote(&url, &request, Duration::from_secs(10))?;
+/// assert_eq!(reply.messages().len(), 1);
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Over a Unix socket, as a function served as a sidecar is called:
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// # use statefun_sync::testing::v2::{call_remote, Request};
+/// # let request = Request::to("example/echo", "a").invoke(Default::default());
+/// let url = "http+unix:///run/statefun/functions.sock/statefun";
+/// let reply = call_remote(url, &request, Duration::from_secs(10))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// A [`RemoteError`]: [`InvalidUrl`](RemoteError::InvalidUrl) for a `url` the client
+/// cannot call (not one of the forms above, or `https` without TLS settings),
+/// [`Io`](RemoteError::Io) when the service cannot be reached (refused, no socket
+/// file), and the others when its answer is not a reply.
+pub fn call_remote(url: &str, request: &Request, timeout: Duration) -> Result<Reply, RemoteError> {
+    call_remote_with(url, request, &RemoteOptions::new(timeout))
+}
+
+/// [`call_remote`] with [`RemoteOptions`]: the timeout and, with feature `tls`, the
+/// client's TLS settings, for `https://host:port/path` and `https+unix://…` endpoints,
+/// with a client certificate for a server that requires mutual TLS.
+///
+/// ```no_run
+/// # #[cfg(feature = "tls")] {
+/// use std::time::Duration;
+/// use statefun_sync::testing::v2::{call_remote_with, Request};
+/// use statefun_sync::testing::{ClientTls, RemoteOptions};
+///
+/// let tls = ClientTls::new("tls/ca.crt")?.identity("tls/client.crt", "tls/client.key")?;
+/// let options = RemoteOptions::new(Duration::from_secs(10)).tls(tls);
+/// let request = Request::to("example/greeter", "alice").invoke(Default::default());
+/// let reply = call_remote_with("https://localhost:8443/statefun", &request, &options)?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`call_remote`], and [`Tls`](RemoteError::Tls) when TLS fails: the handshake, or
+/// the server refusing the client's certificate (or its lack of one).
+pub fn call_remote_with(
+    url: &str,
+    request: &Request,
+    options: &RemoteOptions,
+) -> Result<Reply, RemoteError> {
+    let body = http_client::exchange(url, &request.to_bytes(), options, ProtocolVersion::V2)?;
+    Reply::decode(&body).map_err(|error| RemoteError::MalformedReply {
+        reason: format!("it does not decode as a FromFunction: {error}"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::message::{unpack, UnpackError};
     use crate::{Context, RequestReplyHandler, StatefulFunctions};
 
     // A well-known type stands in for a user's message type.
@@ -249,7 +342,7 @@ mod tests {
         functions
             .bind("example/all", |ctx: &mut Context, message: Any| {
                 ctx.set_state("last", message.clone())?;
-                ctx.delete_state("old")?;
+                ctx.remove_state("old")?;
                 ctx.send("example/next", "n", message.clone())?;
                 ctx.send_after(
                     Duration::from_secs(1),
@@ -261,7 +354,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        RequestReplyHandler::new(functions)
+        RequestReplyHandler::v2(functions)
     }
 
     fn reply() -> Reply {
@@ -282,7 +375,11 @@ mod tests {
             Ok(seconds(7))
         );
         assert_eq!(
-            reply.delayed_messages()[0].unpack::<prost_types::Duration>(),
+            reply
+                .delayed_messages()
+                .next()
+                .unwrap()
+                .unpack::<prost_types::Duration>(),
             Ok(seconds(7))
         );
         assert_eq!(
@@ -323,18 +420,18 @@ mod tests {
     #[test]
     fn mutations_are_found_by_state_name() {
         let reply = reply();
-        assert_eq!(
-            reply.modified_as::<prost_types::Duration>("last"),
-            Ok(Some(seconds(7)))
-        );
+        const LAST: ValueSpec<prost_types::Duration> = ValueSpec::named("last");
+        const OLD: ValueSpec<prost_types::Duration> = ValueSpec::named("old");
+        const LAST_AS_TIMESTAMP: ValueSpec<prost_types::Timestamp> = ValueSpec::named("last");
+        assert_eq!(reply.modified(&LAST).unwrap(), Some(seconds(7)));
         assert_eq!(reply.state_change("old"), Some(&StateChange::Deleted));
         assert_eq!(
             reply.state_change("kept"),
             None,
             "unchanged states are not in a reply"
         );
-        assert_eq!(reply.modified_as::<prost_types::Duration>("old"), Ok(None));
-        assert!(reply.modified_as::<prost_types::Timestamp>("last").is_err());
+        assert_eq!(reply.modified(&OLD).unwrap(), None);
+        assert!(reply.modified(&LAST_AS_TIMESTAMP).is_err());
         assert_eq!(
             reply
                 .state_change("last")

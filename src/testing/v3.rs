@@ -194,7 +194,7 @@ impl StateDeclaration {
             // `LocalRuntime`); the reader keeps what it can.
             let after = delay_of(expiration.expire_after_millis);
             match ExpireMode::try_from(expiration.mode) {
-                Ok(ExpireMode::AfterInvoke) => Some(Expiration::AfterInvoke(after)),
+                Ok(ExpireMode::AfterInvoke) => Some(Expiration::AfterCall(after)),
                 Ok(ExpireMode::AfterWrite) => Some(Expiration::AfterWrite(after)),
                 Ok(ExpireMode::None) | Err(_) => None,
             }
@@ -212,7 +212,7 @@ impl StateDeclaration {
 impl From<&StateSpec> for StateDeclaration {
     fn from(spec: &StateSpec) -> Self {
         let expiration = spec.expiration().filter(|expiration| match expiration {
-            Expiration::AfterInvoke(after) | Expiration::AfterWrite(after) => after.as_millis() > 0,
+            Expiration::AfterCall(after) | Expiration::AfterWrite(after) => after.as_millis() > 0,
         });
         StateDeclaration {
             name: spec.name().to_owned(),
@@ -435,18 +435,18 @@ impl Reply {
 
 /// Sends `request` to the 3.x function endpoint at `url` (`http://host:port/path`, or a
 /// Unix socket's `http+unix:///dir/fn.sock/path`) as the runtime would, and decodes the
-/// reply: the 3.x form of [`call_remote`](super::call_remote), with the same checks,
+/// reply: the 3.x form of [`call_remote`](super::v2::call_remote), with the same checks,
 /// except that an empty body is an empty result, as the 3.x runtime reads it.
 ///
 /// # Errors
 ///
-/// As [`call_remote`](super::call_remote).
+/// As [`call_remote`](super::v2::call_remote).
 pub fn call_remote(url: &str, request: &Request, timeout: Duration) -> Result<Reply, RemoteError> {
     call_remote_with(url, request, &RemoteOptions::new(timeout))
 }
 
 /// [`call_remote`] with [`RemoteOptions`]: the 3.x form of
-/// [`testing::call_remote_with`](super::call_remote_with), for `https` and `https+unix`
+/// [`testing::v2::call_remote_with`](super::v2::call_remote_with), for `https` and `https+unix`
 /// endpoints (feature `tls`), with a client certificate for mutual TLS.
 ///
 /// ```no_run
@@ -465,7 +465,7 @@ pub fn call_remote(url: &str, request: &Request, timeout: Duration) -> Result<Re
 ///
 /// # Errors
 ///
-/// As [`testing::call_remote_with`](super::call_remote_with).
+/// As [`testing::v2::call_remote_with`](super::v2::call_remote_with).
 pub fn call_remote_with(
     url: &str,
     request: &Request,
@@ -583,7 +583,7 @@ mod tests {
                     StateDeclaration {
                         name: "kept".into(),
                         typename: "io.statefun.types/bool".into(),
-                        expiration: Some(Expiration::AfterInvoke(Duration::from_secs(2))),
+                        expiration: Some(Expiration::AfterCall(Duration::from_secs(2))),
                     },
                 ][..]
             )

@@ -19,7 +19,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use statefun_sync::testing::Request;
+use statefun_sync::testing::v2::Request;
 use statefun_sync::{RequestReplyHandler, StatefulFunctions};
 
 use super::ping;
@@ -590,7 +590,7 @@ pub fn echo_request(id: &str, n: u8) -> Vec<u8> {
 /// - `test/fail` returns an error, `test/panic` panics;
 /// - `test/slow` sleeps for 300 ms, then echoes.
 pub fn handler() -> RequestReplyHandler {
-    RequestReplyHandler::new(functions())
+    RequestReplyHandler::v2(functions())
 }
 
 /// [`handler`]'s functions, and `test/gate`, which runs until the test opens the
@@ -613,7 +613,7 @@ pub fn gated_handler() -> (RequestReplyHandler, Gate) {
         has_entered,
         open: Mutex::new(Some(open)),
     };
-    (RequestReplyHandler::new(functions), gate)
+    (RequestReplyHandler::v2(functions), gate)
 }
 
 /// A batch for `test/gate`, of the same length as `echo_request` with a one-byte id.

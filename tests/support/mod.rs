@@ -41,7 +41,7 @@ pub mod examples;
 use std::io::Write as _;
 
 use prost_types::Any;
-use statefun_sync::testing::Reply;
+use statefun_sync::testing::v2::Reply;
 use statefun_sync::{Address, Error, RequestReplyHandler, StatefulFunctions};
 
 /// Raises this process's soft limit on open files towards its hard limit, for a test
@@ -167,7 +167,7 @@ where
 {
     let mut functions = StatefulFunctions::new();
     functions.bind(typename, function).unwrap();
-    RequestReplyHandler::new(functions)
+    RequestReplyHandler::v2(functions)
 }
 
 /// Runs `request` and decodes the reply, failing the test on an error.

@@ -9,7 +9,7 @@ fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
     let addr = addr_from_args()?;
-    let handler = RequestReplyHandler::new(getting_started::functions());
+    let handler = RequestReplyHandler::v2(getting_started::functions());
     // Blocks: serves, with GET /health and /ready, until SIGTERM or Ctrl-C.
     statefun_sync::serve(handler, addr.as_str())
         .with_context(|| format!("cannot serve at {addr}"))?;

@@ -1,8 +1,9 @@
 //! The greeter, tested one batch at a time and as a whole app on the local runtime.
 
 use getting_started::example::{GreetRequest, GreetResponse, SeenCount};
-use getting_started::{functions, GREETER, GREETINGS};
-use statefun_sync::testing::{LocalRuntime, Reply, Request};
+use getting_started::{functions, GREETER, GREETINGS, SEEN};
+use statefun_sync::testing::v2::{Reply, Request};
+use statefun_sync::testing::LocalRuntime;
 use statefun_sync::RequestReplyHandler;
 
 fn visit(name: &str) -> GreetRequest {
@@ -11,7 +12,7 @@ fn visit(name: &str) -> GreetRequest {
 
 #[test]
 fn a_batch_counts_each_visit_and_greets_on_the_egress() -> anyhow::Result<()> {
-    let handler = RequestReplyHandler::new(functions());
+    let handler = RequestReplyHandler::v2(functions());
     // What the runtime sends: Alice, seen once before, visits twice in one batch.
     let request = Request::to(GREETER, "alice")
         .with_packed_state("seen", &SeenCount { seen: 1 })
@@ -21,13 +22,10 @@ fn a_batch_counts_each_visit_and_greets_on_the_egress() -> anyhow::Result<()> {
 
     let reply = Reply::decode(&handler.handle(&request)?)?;
 
-    assert_eq!(
-        reply.modified_as::<SeenCount>("seen")?,
-        Some(SeenCount { seen: 3 })
-    );
+    assert_eq!(reply.modified(&SEEN)?, Some(SeenCount { seen: 3 }));
     let mut greetings = Vec::new();
     for emitted in reply.egresses_to(GREETINGS) {
-        let record = emitted.kafka_record::<GreetResponse>()?;
+        let record = emitted.kafka_record_v2::<GreetResponse>()?;
         assert_eq!(
             (record.topic.as_str(), record.key.as_str()),
             ("greetings", "alice")
@@ -43,7 +41,7 @@ fn a_batch_counts_each_visit_and_greets_on_the_egress() -> anyhow::Result<()> {
 
 #[test]
 fn a_deployment_without_the_state_is_refused() {
-    let handler = RequestReplyHandler::new(functions());
+    let handler = RequestReplyHandler::v2(functions());
     // module.yaml forgot to declare `seen`: the request carries no such state.
     let request = Request::to(GREETER, "alice")
         .pack_and_invoke(&visit("Alice"))
@@ -56,11 +54,11 @@ fn a_deployment_without_the_state_is_refused() {
 
 #[test]
 fn the_app_remembers_each_user() -> anyhow::Result<()> {
-    let mut runtime = LocalRuntime::new(functions());
-    runtime.pack_and_send(GREETER, "alice", &visit("Alice"))?;
-    runtime.pack_and_send(GREETER, "bob", &visit("Bob"))?;
+    let mut runtime = LocalRuntime::v2(functions());
+    runtime.send(GREETER, "alice", &visit("Alice"))?;
+    runtime.send(GREETER, "bob", &visit("Bob"))?;
     runtime.run()?;
-    runtime.pack_and_send(GREETER, "alice", &visit("Alice"))?;
+    runtime.send(GREETER, "alice", &visit("Alice"))?;
     runtime.run()?;
 
     let greetings: Vec<String> = runtime
@@ -76,7 +74,7 @@ fn the_app_remembers_each_user() -> anyhow::Result<()> {
             "Hello Alice, visit #2!"
         ]
     );
-    let seen = runtime.unpack_state::<SeenCount>(GREETER, "alice", "seen")?;
+    let seen = runtime.get(GREETER, "alice", &SEEN)?;
     assert_eq!(seen, Some(SeenCount { seen: 2 }));
     Ok(())
 }

@@ -49,7 +49,7 @@ pub use transport::{BindAddr, ListenAddr};
 ///
 /// let mut functions = StatefulFunctions::new();
 /// functions.bind("example/greeter", |ctx, message| Ok(ctx.reply(message)?))?;
-/// serve(RequestReplyHandler::new(functions), "0.0.0.0:8000")?;
+/// serve(RequestReplyHandler::v2(functions), "0.0.0.0:8000")?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
@@ -57,7 +57,7 @@ pub use transport::{BindAddr, ListenAddr};
 ///
 /// ```no_run
 /// # use statefun_sync::{http::Server, RequestReplyHandler, StatefulFunctions};
-/// # let handler = RequestReplyHandler::new(StatefulFunctions::new());
+/// # let handler = RequestReplyHandler::v2(StatefulFunctions::new());
 /// let server = Server::builder()
 ///     .bind("0.0.0.0:8000")
 ///     .health("/health")
@@ -120,7 +120,7 @@ fn serve_with(
 ///
 /// let mut functions = StatefulFunctions::new();
 /// functions.bind("example/greeter", |ctx, message| Ok(ctx.reply(message)?))?;
-/// serve_at(RequestReplyHandler::new(functions), "0.0.0.0:8000", "/")?;
+/// serve_at(RequestReplyHandler::v2(functions), "0.0.0.0:8000", "/")?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
@@ -202,7 +202,7 @@ pub struct Server {
 ///     .max_connections(1024)
 ///     .max_body_size(32 * 1024 * 1024)
 ///     .read_timeout(Duration::from_secs(30))
-///     .start(RequestReplyHandler::new(functions))?;
+///     .start(RequestReplyHandler::v2(functions))?;
 /// println!("listening on {}", server.local_addr());
 /// server.shutdown();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -425,7 +425,7 @@ impl ServerBuilder {
     /// let server = Server::builder()
     ///     .bind("0.0.0.0:8000")
     ///     .route("GET", "/health", |_, _| Response::text(200, "ok\n"))
-    ///     .start(RequestReplyHandler::new(functions))?;
+    ///     .start(RequestReplyHandler::v2(functions))?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
@@ -464,7 +464,7 @@ impl ServerBuilder {
     ///
     /// ```no_run
     /// # use statefun_sync::{http::Server, RequestReplyHandler, StatefulFunctions};
-    /// # let handler = RequestReplyHandler::new(StatefulFunctions::new());
+    /// # let handler = RequestReplyHandler::v2(StatefulFunctions::new());
     /// let server = Server::builder()
     ///     .bind("0.0.0.0:8000")
     ///     .health("/health")
@@ -509,7 +509,7 @@ impl ServerBuilder {
     /// use statefun_sync::{RequestReplyHandler, StatefulFunctions};
     ///
     /// let metrics = Metrics::new();
-    /// let handler = RequestReplyHandler::new(StatefulFunctions::new()).with_metrics(&metrics);
+    /// let handler = RequestReplyHandler::v2(StatefulFunctions::new()).with_metrics(&metrics);
     /// let server = Server::builder()
     ///     .bind("0.0.0.0:8000")
     ///     .metrics("/metrics", &metrics)
@@ -537,7 +537,7 @@ impl ServerBuilder {
     /// use std::time::Duration;
     /// use statefun_sync::http::Server;
     /// # use statefun_sync::{RequestReplyHandler, StatefulFunctions};
-    /// # let handler = RequestReplyHandler::new(StatefulFunctions::new());
+    /// # let handler = RequestReplyHandler::v2(StatefulFunctions::new());
     ///
     /// let server = Server::builder()
     ///     .bind("0.0.0.0:8000")

@@ -35,7 +35,7 @@ use rustls::RootCertStore;
 /// let server = Server::builder()
 ///     .bind("0.0.0.0:8443")
 ///     .tls(tls)
-///     .start(RequestReplyHandler::new(StatefulFunctions::new()))?;
+///     .start(RequestReplyHandler::v2(StatefulFunctions::new()))?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///

@@ -223,7 +223,7 @@ pub(super) fn check_declaration(declaration: &StateDeclaration) -> Result<(), St
         ));
     }
     match declaration.expiration {
-        Some(Expiration::AfterInvoke(ttl) | Expiration::AfterWrite(ttl)) if ttl.is_zero() => {
+        Some(Expiration::AfterCall(ttl) | Expiration::AfterWrite(ttl)) if ttl.is_zero() => {
             Err(format!(
                 "its handshake declares state {} to expire after 0 ms; the runtime refuses \
                  a time-to-live that is not positive",

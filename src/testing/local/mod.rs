@@ -12,13 +12,13 @@ use prost_types::Any;
 use super::http_client::{self, Endpoint, RemoteOptions};
 use super::v3::{self, StateDeclaration};
 use super::{
-    read, read_kafka_record, read_kinesis_record, to_any, KafkaRecord, KinesisRecord, ReadError,
-    RemoteError,
+    read, read_kafka_record_v2, read_kinesis_record_v2, to_any, KafkaRecord, KinesisRecord,
+    ReadError, RemoteError,
 };
 use crate::address::{Address, FunctionType};
 use crate::error::Error;
 use crate::handler::RequestReplyHandler;
-use crate::message::{pack, unpack, UnpackError, Value};
+use crate::message::{unpack, UnpackError, Value};
 use crate::proto::polyglot::{self as proto, to_function};
 use crate::proto::reqreply as proto3;
 use crate::protocol::ProtocolVersion;
@@ -48,7 +48,7 @@ const MAX_HANDSHAKES_PER_BATCH: usize = 100;
 /// production: for every batch it builds a `ToFunction`, calls
 /// [`RequestReplyHandler::handle`] (or POSTs it to a [remote
 /// endpoint](Self::route_to_endpoint)), decodes the `FromFunction` and applies it as the
-/// runtime does. [`new`](Self::new) speaks the 2.2 protocol, [`v3`](Self::v3) the 3.x
+/// runtime does. [`v2`](Self::v2) speaks the 2.2 protocol, [`v3`](Self::v3) the 3.x
 /// protocol, and [`from_handler`](Self::from_handler) the protocol of a handler built
 /// beforehand; remote endpoints are spoken to in the same version.
 ///
@@ -110,8 +110,8 @@ const MAX_HANDSHAKES_PER_BATCH: usize = 100;
 /// functions.bind("example/ping", |ctx, message| Ok(ctx.send("example/pong", "p", message)?))?;
 /// functions.bind("example/pong", |ctx, message| Ok(ctx.send_egress("example/out", message)?))?;
 ///
-/// let mut runtime = LocalRuntime::new(functions);
-/// runtime.pack_and_send("example/ping", "1", &prost_types::Duration::default())?;
+/// let mut runtime = LocalRuntime::v2(functions);
+/// runtime.send("example/ping", "1", &prost_types::Duration::default())?;
 /// let batches = runtime.run()?;
 /// assert_eq!(batches, 2);
 /// assert_eq!(runtime.egress("example/out").len(), 1);
@@ -213,7 +213,7 @@ impl Stored {
     /// `last update + TTL <= now`).
     fn expired(&self, expiration: Option<Expiration>, now: Duration) -> bool {
         match expiration {
-            Some(Expiration::AfterInvoke(ttl)) => self.touched.saturating_add(ttl) <= now,
+            Some(Expiration::AfterCall(ttl)) => self.touched.saturating_add(ttl) <= now,
             Some(Expiration::AfterWrite(ttl)) => self.written.saturating_add(ttl) <= now,
             None => false,
         }
@@ -262,8 +262,8 @@ impl LocalRuntime {
 
     /// A runtime for the functions in `functions` that speaks the 2.2 protocol, at
     /// virtual time zero, with no state and no pending messages.
-    pub fn new(functions: StatefulFunctions) -> Self {
-        Self::from_handler(RequestReplyHandler::new(functions))
+    pub fn v2(functions: StatefulFunctions) -> Self {
+        Self::from_handler(RequestReplyHandler::v2(functions))
     }
 
     /// A runtime for the functions in `functions` that speaks the 3.x protocol, as the
@@ -481,20 +481,6 @@ impl LocalRuntime {
         Ok(())
     }
 
-    /// Packs `message` into an `Any` and [sends](Self::send) it.
-    ///
-    /// # Errors
-    ///
-    /// As [`send`](Self::send).
-    pub fn pack_and_send<M: Message + Name>(
-        &mut self,
-        typename: &str,
-        id: &str,
-        message: &M,
-    ) -> Result<(), RuntimeError> {
-        self.send(typename, id, pack(message))
-    }
-
     /// Runs batches until no message is pending, delayed messages due by now included,
     /// and returns how many batches ran (a 3.x batch sent again after the handshake
     /// counts once). The clock does not move.
@@ -595,22 +581,22 @@ impl LocalRuntime {
     }
 
     /// The 2.2 Kafka records sent to the egress `typename` so far, their values decoded
-    /// as `M` (see [`read_kafka_record`](super::read_kafka_record)). On 3.x, read the
+    /// as `M` (see [`read_kafka_record_v2`](super::read_kafka_record_v2)). On 3.x, read the
     /// records with [`egress_values`](Self::egress_values).
     ///
     /// ```
     /// use statefun_sync::testing::LocalRuntime;
-    /// use statefun_sync::{kafka_egress_record, StatefulFunctions};
+    /// use statefun_sync::{kafka_record_v2, StatefulFunctions};
     ///
     /// let mut functions = StatefulFunctions::new();
     /// functions.bind_typed("example/f", |ctx, seen: prost_types::Duration| {
     ///     let id = ctx.address().id().to_owned();
-    ///     let record = kafka_egress_record("seen", &id, &seen)?;
-    ///     Ok(ctx.pack_and_send_egress("example/out", &record)?)
+    ///     let record = kafka_record_v2("seen", &id, &seen)?;
+    ///     Ok(ctx.send_egress("example/out", &record)?)
     /// })?;
-    /// let mut runtime = LocalRuntime::new(functions);
+    /// let mut runtime = LocalRuntime::v2(functions);
     /// let seen = prost_types::Duration { seconds: 4, nanos: 0 };
-    /// runtime.pack_and_send("example/f", "alice", &seen)?;
+    /// runtime.send("example/f", "alice", &seen)?;
     /// runtime.run()?;
     ///
     /// let records = runtime.kafka_records::<prost_types::Duration>("example/out")?;
@@ -629,12 +615,12 @@ impl LocalRuntime {
     ) -> Result<Vec<KafkaRecord<M>>, UnpackError> {
         self.egress(typename)
             .iter()
-            .map(read_kafka_record)
+            .map(read_kafka_record_v2)
             .collect()
     }
 
     /// The 2.2 Kinesis records sent to the egress `typename` so far, their values decoded
-    /// as `M` (see [`read_kinesis_record`](super::read_kinesis_record)). On 3.x, read the
+    /// as `M` (see [`read_kinesis_record_v2`](super::read_kinesis_record_v2)). On 3.x, read the
     /// records with [`egress_values`](Self::egress_values).
     ///
     /// # Errors
@@ -647,7 +633,7 @@ impl LocalRuntime {
     ) -> Result<Vec<KinesisRecord<M>>, UnpackError> {
         self.egress(typename)
             .iter()
-            .map(read_kinesis_record)
+            .map(read_kinesis_record_v2)
             .collect()
     }
 
@@ -697,32 +683,6 @@ impl LocalRuntime {
                     type_url: "google.protobuf.Any".to_owned(),
                     source,
                 },
-            })
-    }
-
-    /// The current value of the state `name` of the instance `id` of `typename`,
-    /// unpacked into `M`, or `None` when it has no value.
-    ///
-    /// # Errors
-    ///
-    /// As [`state`](Self::state), and [`RuntimeError::UnreadableState`] if the value
-    /// holds another message type or does not decode.
-    pub fn unpack_state<M: Message + Name + Default>(
-        &self,
-        typename: &str,
-        id: &str,
-        name: &str,
-    ) -> Result<Option<M>, RuntimeError> {
-        let Some(any) = self.state(typename, id, name)? else {
-            return Ok(None);
-        };
-        unpack(&any)
-            .map(Some)
-            .map_err(|source| RuntimeError::UnreadableState {
-                // `state` succeeded, so the typename parses.
-                address: Box::new(Address::from_typename(typename, id).unwrap_or_default()),
-                state: name.to_owned(),
-                source,
             })
     }
 
@@ -1115,7 +1075,7 @@ impl LocalRuntime {
             });
             let state_value = stored.map(|stored| {
                 // Flink's TTL `OnReadAndWrite`: the runtime reads each state to attach it.
-                if matches!(declaration.expiration, Some(Expiration::AfterInvoke(_))) {
+                if matches!(declaration.expiration, Some(Expiration::AfterCall(_))) {
                     stored.touched = now;
                 }
                 proto3::TypedValue {
@@ -1476,7 +1436,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let mut runtime = LocalRuntime::new(functions);
+        let mut runtime = LocalRuntime::v2(functions);
         runtime.send("test/f", "a", Any::default()).unwrap();
         let report = runtime.run().unwrap_err().report();
         assert!(
