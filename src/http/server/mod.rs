@@ -525,7 +525,9 @@ impl ServerBuilder {
         self.metrics = Some(metrics.clone());
         let metrics = metrics.clone();
         self.route("GET", path, move |_, _| {
-            Response::new(200, crate::metrics::Metrics::CONTENT_TYPE, metrics.render())
+            let content_type =
+                ::http::HeaderValue::from_static(crate::metrics::Metrics::CONTENT_TYPE);
+            Response::new(200, content_type, metrics.render())
         })
     }
 
