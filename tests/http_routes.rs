@@ -61,7 +61,7 @@ fn read_head(client: &mut Client) -> String {
 #[test]
 fn a_get_route_is_answered_and_the_functions_still_are() {
     let server = with_routes(Server::builder());
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
 
     for target in ["/health", "/health?probe=1"] {
         let response = get(&mut client, target);
@@ -81,7 +81,7 @@ fn a_get_route_is_answered_and_the_functions_still_are() {
 #[test]
 fn a_route_gets_the_body_and_answers_with_its_own_content_type() {
     let server = with_routes(Server::builder());
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
 
     let response = client.post("/echo", b"hello").unwrap();
     assert_eq!(response.status, 200, "{}", response.text());
@@ -101,7 +101,7 @@ fn a_route_gets_the_body_and_answers_with_its_own_content_type() {
 #[test]
 fn an_unknown_path_is_still_a_404_from_the_functions() {
     let server = with_routes(Server::builder());
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
 
     for target in ["/nothing", "/healthz", "/health/x"] {
         let response = get(&mut client, target);
@@ -118,7 +118,7 @@ fn an_unknown_path_is_still_a_404_from_the_functions() {
 #[test]
 fn another_method_on_a_route_is_a_405_naming_the_routes_methods() {
     let server = with_routes(Server::builder());
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
 
     let response = client.post("/health", b"x").unwrap();
     assert_eq!(response.status, 405, "{}", response.text());
@@ -141,10 +141,10 @@ fn another_method_on_a_route_is_a_405_naming_the_routes_methods() {
 #[test]
 fn a_body_over_the_limit_is_a_413_on_a_route_too() {
     let server = with_routes(Server::builder().max_body_size(1000));
-    assert_body_over_limit_is_413(server.local_addr(), "/echo", 1000, false);
+    assert_body_over_limit_is_413(server.local_addr().unwrap(), "/echo", 1000, false);
 
     // What fits is answered.
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     assert_eq!(
         client.post("/echo", &[7u8; 1000]).unwrap().body,
         &[7u8; 1000]
@@ -154,7 +154,7 @@ fn a_body_over_the_limit_is_a_413_on_a_route_too() {
 #[test]
 fn a_route_request_that_stalls_gets_a_408() {
     let server = with_routes(Server::builder().read_timeout(Duration::from_millis(300)));
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     client
         .send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
         .unwrap();
@@ -185,7 +185,7 @@ fn a_route_answers_while_every_worker_runs_a_function() {
         .route("GET", "/health", |_, _| Response::text(200, "ok\n"))
         .start(RequestReplyHandler::new(functions))
         .unwrap();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let batch = thread::spawn(move || {
         let request = Request::to("test/blocked", "1")
             .invoke(Default::default())
@@ -208,7 +208,7 @@ fn a_route_answers_while_every_worker_runs_a_function() {
 #[test]
 fn head_is_a_405_without_a_body_on_the_functions_and_a_get_without_its_body_on_a_route() {
     let server = with_routes(Server::builder());
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
 
     client
         .send(b"HEAD /statefun HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -234,7 +234,7 @@ fn a_panicking_route_is_a_500_and_the_server_goes_on() {
             .route("GET", "/boom", |_, _| panic!("a bug in the route"))
             .route("GET", "/health", |_, _| Response::text(200, "ok\n")),
     );
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     let response = get(&mut client, "/boom");
     assert_eq!(response.status, 500, "{}", response.text());
     assert!(
@@ -255,7 +255,7 @@ fn a_route_on_the_functions_path_takes_its_method_and_a_later_route_replaces_an_
                 Response::text(200, format!("{} {}\n", head.method(), head.target()))
             }),
     );
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     assert_eq!(get(&mut client, "/statefun?x").text(), "GET /statefun?x\n");
     assert_functions_serve(&mut client);
 
@@ -297,7 +297,7 @@ fn get_with_pending_body(client: &mut Client, path: &str) {
 #[test]
 fn the_probes_answer_and_ready_turns_503_as_soon_as_the_shutdown_starts() {
     let server = std::sync::Arc::new(start(Server::builder().health("/health").ready("/ready")));
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     let health = get(&mut client, "/health");
     assert_eq!((health.status, health.text().as_str()), (200, "ok\n"));
     let ready = get(&mut client, "/ready");
@@ -310,9 +310,9 @@ fn the_probes_answer_and_ready_turns_503_as_soon_as_the_shutdown_starts() {
     assert_functions_serve(&mut client);
 
     // Two probes in flight (their bodies not yet sent) hold the shutdown open.
-    let mut ready_probe = Client::connect(server.local_addr()).unwrap();
+    let mut ready_probe = Client::to(&server);
     get_with_pending_body(&mut ready_probe, "/ready");
-    let mut health_probe = Client::connect(server.local_addr()).unwrap();
+    let mut health_probe = Client::to(&server);
     get_with_pending_body(&mut health_probe, "/health");
     thread::sleep(Duration::from_millis(100)); // both heads are read
     let stopper = {
@@ -367,7 +367,7 @@ fn a_route_sends_headers_computed_at_run_time_and_the_client_sees_them() {
         let location = HeaderValue::try_from(format!("/jobs/{job}")).unwrap();
         Response::text(201, "queued\n").with_header(header::LOCATION, location)
     }));
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
 
     for job in 1..=2 {
         let response = client.post("/jobs", b"").unwrap();
@@ -434,7 +434,7 @@ fn a_line_break_in_a_computed_header_cannot_reach_the_wire() {
                 Response::text(200, "").with_header(header::LOCATION, value)
             }),
     );
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
 
     let fine = get(&mut client, "/login?next=/home");
     assert_eq!(fine.status, 303, "{}", fine.text());
