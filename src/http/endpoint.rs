@@ -280,7 +280,9 @@ impl Response {
     /// The server frames the response itself: a `Content-Type` (that is `new`'s),
     /// `Content-Length`, `Transfer-Encoding` or `Connection` header here is not sent.
     /// Names go out title-cased (`Retry-After`), whatever their case here: HTTP/1
-    /// compares them without regard to case.
+    /// compares them without regard to case. The guide's
+    /// [routes of your own](crate::guide::serving) compute a `Retry-After` and a
+    /// `Location`.
     ///
     /// ```
     /// use statefun_sync::http::header::{self, HeaderValue};
