@@ -137,7 +137,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("tls");
     group.bench_function("new_connection_plain", |b| {
         b.iter(|| {
-            let mut stream = TcpStream::connect(plain.local_addr()).expect("connect");
+            let mut stream = TcpStream::connect(plain.local_addr().unwrap()).expect("connect");
             stream.set_nodelay(true).expect("nodelay");
             exchange(&mut stream, &request, &mut reply);
         })
@@ -146,20 +146,20 @@ fn bench(c: &mut Criterion) {
         let full = client_config(&ca, versions, false);
         group.bench_function(format!("new_connection_{label}_full_handshake"), |b| {
             b.iter(|| {
-                let mut stream = tls_connect(tls.local_addr(), &full);
+                let mut stream = tls_connect(tls.local_addr().unwrap(), &full);
                 exchange(&mut stream, &request, &mut reply);
             })
         });
         let resumed = client_config(&ca, versions, true);
         // A first connection leaves a ticket (or session id) in the client's cache.
         exchange(
-            &mut tls_connect(tls.local_addr(), &resumed),
+            &mut tls_connect(tls.local_addr().unwrap(), &resumed),
             &request,
             &mut reply,
         );
         group.bench_function(format!("new_connection_{label}_resumed"), |b| {
             b.iter(|| {
-                let mut stream = tls_connect(tls.local_addr(), &resumed);
+                let mut stream = tls_connect(tls.local_addr().unwrap(), &resumed);
                 exchange(&mut stream, &request, &mut reply);
                 assert_eq!(
                     stream.conn.handshake_kind(),
@@ -169,13 +169,13 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
-    let mut open_plain = TcpStream::connect(plain.local_addr()).expect("connect");
+    let mut open_plain = TcpStream::connect(plain.local_addr().unwrap()).expect("connect");
     open_plain.set_nodelay(true).expect("nodelay");
     group.bench_function("keep_alive_plain", |b| {
         b.iter(|| exchange(&mut open_plain, &request, &mut reply))
     });
     let mut open_tls = tls_connect(
-        tls.local_addr(),
+        tls.local_addr().unwrap(),
         &client_config(&ca, rustls::DEFAULT_VERSIONS, false),
     );
     group.bench_function("keep_alive_tls13", |b| {

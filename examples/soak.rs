@@ -426,7 +426,7 @@ fn main() -> ExitCode {
             .max_body_size(BODY_LIMIT)
             .start(handler())
             .expect("the server starts on loopback");
-        let addr = started.local_addr();
+        let addr = started.local_addr().expect("bound to TCP");
         server = Some(started);
         (addr, Vec::new())
     };

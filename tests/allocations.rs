@@ -10,6 +10,7 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use statefun_sync::http::Endpoint;
 use support::workloads;
 
 struct Counting;
@@ -142,5 +143,26 @@ fn a_batch_allocates_no_more_per_invocation_than_the_function_does() {
     assert!(
         per_invocation <= 3.05,
         "{per_invocation:.2} allocations per invocation ({allocations_100} for 100, {allocations_1000} for 1,000)"
+    );
+}
+
+// The HTTP rules around a batch (the reply's status, content type and headers) add no
+// allocation to the handler's own: the crate's responses use static header values.
+#[test]
+fn the_endpoint_adds_no_allocation_to_a_reply() {
+    let handler = workloads::handler();
+    let endpoint = Endpoint::new();
+    let workload = workloads::WORKLOADS[2];
+
+    let (_, handle_allocations, handle_bytes) = allocations_of(|| handler.handle(workload.request));
+    let (response, allocations, bytes) =
+        allocations_of(|| endpoint.handle_body(&handler, workload.request));
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body(), workload.expected);
+    assert_eq!(
+        (allocations, bytes),
+        (handle_allocations, handle_bytes),
+        "Endpoint::handle_body against handle()"
     );
 }

@@ -568,7 +568,7 @@ mod over_http {
             Server::builder().read_timeout(Duration::from_millis(500)),
             handler,
         );
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         let mut writer = client.stream.try_clone().unwrap();
         // A valid request, one byte every 50 ms: it would take 20 s to arrive. The timeout
         // bounds the whole request, not each read, so trickling bytes does not extend it.
@@ -612,12 +612,12 @@ mod over_http {
         let server = start(Server::builder(), handler);
         for cut in [1, 10, 100] {
             let request = post("/statefun", &echo_request());
-            let mut client = Client::connect(server.local_addr()).unwrap();
+            let mut client = Client::to(&server);
             client.send(&request[..request.len() - cut]).unwrap();
             drop(client);
         }
         // A chunked body cut inside a chunk.
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         client
             .send(b"POST /statefun HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n100\r\nabc")
             .unwrap();
@@ -629,7 +629,7 @@ mod over_http {
             0,
             "no cut body reached the handler"
         );
-        assert_echo_served(server.local_addr(), &reference);
+        assert_echo_served(server.local_addr().unwrap(), &reference);
     }
 
     /// Another `handler()`, to compute the replies the server's must send.
@@ -717,7 +717,7 @@ mod over_http {
             &Request::to("test/big", "1").invoke(ping(32)).to_bytes(),
         );
         for read_first in [0usize, 100] {
-            let mut client = Client::connect(server.local_addr()).unwrap();
+            let mut client = Client::to(&server);
             for _ in 0..3 {
                 client.send(&big).unwrap();
             }
@@ -730,7 +730,7 @@ mod over_http {
         let echo = Request::to("test/echo", "1")
             .invoke_from(caller(), ping(1))
             .to_bytes();
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         client.send(&post("/statefun", &echo)).unwrap();
         assert!(
             matches!(client.read_outcome(), Outcome::Reply { status: 200, .. }),
@@ -742,7 +742,7 @@ mod over_http {
     fn more_connections_than_workers_wait_for_a_worker_and_are_all_answered() {
         let special = special();
         let server = start(Server::builder().workers(1), special.handler);
-        let addr = server.local_addr();
+        let addr = server.local_addr().unwrap();
         // The gate function takes the one worker and holds it.
         let gated = Request::to("test/gate", "1")
             .invoke_from(caller(), ping(1))
@@ -800,7 +800,7 @@ mod over_http {
             Server::builder().shutdown_timeout(Duration::from_secs(20)),
             handler,
         ));
-        let addr = server.local_addr();
+        let addr = server.local_addr().unwrap();
         let answered = Arc::new(AtomicUsize::new(0));
         let clients: Vec<_> = (0..4)
             .map(|t| {
@@ -886,7 +886,7 @@ mod over_http {
             special.handler,
         );
         let looping = Request::to("test/loop", "1").invoke(ping(1)).to_bytes();
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         client.send(&post("/statefun", &looping)).unwrap();
         thread::sleep(Duration::from_millis(100)); // the function is looping now
 
@@ -918,7 +918,7 @@ mod over_http {
         }
         // The same over the server: an answer, not a connection closed by a panicking thread.
         let server = start(Server::builder(), handler);
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         client
             .send("POST /abcdһ HTTP/1.1\r\nContent-Length: 0\r\n\r\n".as_bytes())
             .unwrap();
@@ -970,7 +970,7 @@ mod over_http {
                 500,
             ),
         ];
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         for (what, body, status) in cases {
             assert_eq!(
                 error_for(&reference, &body).status(),
@@ -1004,7 +1004,7 @@ mod over_http {
         let reference = handler_ref();
         let server = start(Server::builder(), handler);
         let body = echo_request();
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         let mut without = format!(
             "POST /statefun HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
             body.len()
@@ -1027,7 +1027,7 @@ mod over_http {
             )
             .into_bytes();
             request.extend_from_slice(&body);
-            let mut client = Client::connect(server.local_addr()).unwrap();
+            let mut client = Client::to(&server);
             client.send(&request).unwrap();
             assert!(
                 matches!(client.read_outcome(), Outcome::Reply { status: 415, .. }),
@@ -1050,7 +1050,7 @@ mod over_http {
         }
         many.push_str("\r\n");
         for (what, request) in [("a 20 KiB head", long), ("65 headers", many)] {
-            let mut client = Client::connect(server.local_addr()).unwrap();
+            let mut client = Client::to(&server);
             client.send(request.as_bytes()).unwrap();
             match client.read_outcome() {
                 Outcome::Reply { status, closes, .. } => {
@@ -1075,7 +1075,7 @@ mod over_http {
             "/statefun",
             &Request::to("test/big", "1").invoke(ping(32)).to_bytes(),
         );
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         client.send(&big).unwrap();
         let mut byte = [0u8; 1];
         client.stream.read_exact(&mut byte).unwrap(); // the reply is being written
@@ -1102,9 +1102,7 @@ mod over_http {
                 .idle_timeout(Duration::from_secs(600)),
             handler,
         );
-        let silent: Vec<Client> = (0..5)
-            .map(|_| Client::connect(server.local_addr()).unwrap())
-            .collect();
+        let silent: Vec<Client> = (0..5).map(|_| Client::to(&server)).collect();
         let until = Instant::now() + Duration::from_secs(10);
         while server.connections() < 5 && Instant::now() < until {
             thread::sleep(Duration::from_millis(1));

@@ -567,7 +567,7 @@ fn a_state_without_a_value_but_with_megabytes_of_bytes_reads_as_no_value() {
 /// response.
 #[cfg(feature = "server")]
 fn post(server: &Server, body: &[u8]) -> (u16, Vec<u8>) {
-    let response = support::http::Client::connect(server.local_addr())
+    let response = support::http::Client::connect(server.local_addr().unwrap())
         .and_then(|mut client| client.post("/statefun", body))
         .expect("a response");
     (response.status, response.body)

@@ -195,11 +195,11 @@ fn under_many_small_batches_the_pace_grows_them_and_no_reply_waits_past_the_ceil
     let max_hold = Duration::from_millis(200);
 
     let (server, _) = start(None);
-    let unpaced = run_like_the_runtime(server.local_addr(), addresses, per_ms, duration);
+    let unpaced = run_like_the_runtime(server.local_addr().unwrap(), addresses, per_ms, duration);
     drop(server);
 
     let (server, metrics) = start(Some(BatchGrowth::new(max_hold)));
-    let paced = run_like_the_runtime(server.local_addr(), addresses, per_ms, duration);
+    let paced = run_like_the_runtime(server.local_addr().unwrap(), addresses, per_ms, duration);
     let text = metrics.render();
     eprintln!(
         "unpaced: {unpaced:?}, mean batch {:.1}; paced: {paced:?}, mean batch {:.1}",
@@ -266,10 +266,10 @@ fn at_a_low_rate_nothing_is_held() {
     // 100 requests per second at most: under the minimum pace of 200.
     let gap = Duration::from_millis(10);
     let (server, _) = start(None);
-    let before = median(single_requests(server.local_addr(), 300, gap));
+    let before = median(single_requests(server.local_addr().unwrap(), 300, gap));
     drop(server);
     let (server, metrics) = start(Some(BatchGrowth::new(Duration::from_secs(1))));
-    let after = median(single_requests(server.local_addr(), 300, gap));
+    let after = median(single_requests(server.local_addr().unwrap(), 300, gap));
     let text = metrics.render();
 
     assert_eq!(
@@ -305,7 +305,7 @@ fn pass_the_burst(client: &mut Client) {
 fn a_reply_is_held_no_longer_than_the_ceiling() {
     let max_hold = Duration::from_millis(50);
     let (server, metrics) = start(Some(slow(max_hold)));
-    let times = single_requests(server.local_addr(), 12, Duration::ZERO);
+    let times = single_requests(server.local_addr().unwrap(), 12, Duration::ZERO);
     let text = metrics.render();
 
     assert!(times[..2].iter().all(|t| *t < max_hold), "{times:?}");
@@ -329,7 +329,7 @@ fn a_reply_is_held_no_longer_than_the_ceiling() {
 #[test]
 fn handshakes_errors_and_routes_are_not_held() {
     let (server, metrics) = start(Some(slow(Duration::from_secs(60))));
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     // The burst: two replies pass; from now on every batch's reply would wait.
     pass_the_burst(&mut client);
     let started = Instant::now();
@@ -362,7 +362,7 @@ fn handshakes_errors_and_routes_are_not_held() {
 #[test]
 fn a_stop_lets_a_held_reply_leave_at_once() {
     let (server, _) = start(Some(slow(Duration::from_secs(60))));
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let mut client = Client::connect(addr).unwrap();
     pass_the_burst(&mut client);
     let held = thread::spawn(move || {
@@ -400,7 +400,7 @@ fn a_held_reply_takes_no_worker() {
         .grow_batches(slow(Duration::from_secs(60)))
         .start(handler())
         .unwrap();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let mut client = Client::connect(addr).unwrap();
     pass_the_burst(&mut client);
     let held = thread::spawn(move || client.post("/statefun", &batch("x", 2, &[3])).unwrap());
@@ -451,7 +451,7 @@ fn a_2_2_reply_is_held_as_a_3x_one_and_leaves_unchanged() {
         .grow_batches(slow(max_hold))
         .start(echo().with_metrics(&metrics))
         .unwrap();
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     let mut took = Vec::new();
     for n in 0..4u8 {
         let request = statefun_sync::testing::v2::Request::to("test/echo", "1")

@@ -24,7 +24,7 @@ fn joe() -> User {
 }
 
 fn call(server: &Server, request: Request) -> Reply {
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(server);
     let response = client.post("/statefun", &request.to_bytes()).unwrap();
     assert_eq!(response.status, 200, "{}", response.text());
     Reply::decode(&response.body).unwrap()

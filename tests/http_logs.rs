@@ -55,7 +55,7 @@ fn each_request_logs_one_line_debug_when_answered_warn_or_error_when_it_fails() 
         .invoke(ping(1))
         .invoke(ping(2))
         .to_bytes();
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     let response = client.post("/statefun", &request).unwrap();
     assert_eq!(response.status, 200, "{}", response.text());
     let records = take();
@@ -105,7 +105,7 @@ fn each_request_logs_one_line_debug_when_answered_warn_or_error_when_it_fails() 
     // Each failure: one line, `warn` for a 4xx, `error` for a 5xx; a batch that named
     // its target names its function type and address.
     for (what, bytes, status, _) in error_cases() {
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         client.send(&bytes).unwrap();
         assert_eq!(client.read_response().unwrap().status, status, "{what}");
         let records = take();
@@ -127,7 +127,7 @@ fn each_request_logs_one_line_debug_when_answered_warn_or_error_when_it_fails() 
     ];
     for (function_type, status, level, cause) in failing {
         let request = Request::to(function_type, "bob").invoke(ping(1)).to_bytes();
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         client.send(&post("/statefun", &request)).unwrap();
         assert_eq!(client.read_response().unwrap().status, status);
         let records = take();

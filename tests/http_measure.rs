@@ -120,14 +120,14 @@ fn measure_serve() {
             .bind("127.0.0.1:0")
             .start(handler())
             .unwrap();
-        (server.local_addr(), Box::new(server))
+        (server.local_addr().unwrap(), Box::new(server))
     });
     let server = Server::builder()
         .bind("127.0.0.1:0")
         .start(handler())
         .unwrap();
-    round_trips("serve()", server.local_addr());
-    idle("serve()", server.local_addr());
+    round_trips("serve()", server.local_addr().unwrap());
+    idle("serve()", server.local_addr().unwrap());
 }
 
 #[test]

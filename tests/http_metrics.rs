@@ -82,7 +82,7 @@ fn a_scrape_counts_each_request_of_a_known_sequence_exactly() {
         .bind("127.0.0.1:0")
         .start(handler3(&metrics))
         .unwrap();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
 
     let two = Request::to("test/echo", "a")
         .invoke(ping(1))
@@ -131,7 +131,10 @@ fn a_scrape_counts_each_request_of_a_known_sequence_exactly() {
         .invoke(&1_i32)
         .to_bytes();
     for body in [handshake, with_state] {
-        let (got, _) = exchange(server3.local_addr(), &post_close("/statefun", &body));
+        let (got, _) = exchange(
+            server3.local_addr().unwrap(),
+            &post_close("/statefun", &body),
+        );
         assert_eq!(got, 200);
     }
     wait_for_no_connections(&server);
@@ -262,7 +265,7 @@ fn scraping_during_a_burst_does_not_delay_or_refuse_batches() {
         .metrics("/metrics", &metrics)
         .start(handler().with_metrics(&metrics))
         .unwrap();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let scrapes = Arc::new(AtomicUsize::new(0));
     let scraper = {

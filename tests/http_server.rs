@@ -30,7 +30,7 @@ fn start_with(builder: statefun_sync::http::ServerBuilder) -> Server {
 #[test]
 fn a_post_gets_200_exactly_octet_stream_and_the_handlers_reply() {
     let server = start();
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     let request = echo_request("alice", 1);
 
     let response = client.post("/statefun", &request).unwrap();
@@ -42,14 +42,14 @@ fn a_post_gets_200_exactly_octet_stream_and_the_handlers_reply() {
 #[test]
 fn every_error_has_its_status_a_bounded_text_body_and_the_connection_keeps_serving() {
     let server = start();
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     assert_every_error_case(&mut client);
 }
 
 #[test]
 fn a_head_request_gets_a_405_without_a_body_and_an_absolute_target_is_served() {
     let server = start();
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     client
         .send(b"HEAD /statefun HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -78,7 +78,7 @@ fn a_panicking_function_is_a_500_and_later_requests_are_served() {
     let server = start();
     let panics = Request::to("test/panic", "1").invoke(ping(1)).to_bytes();
     for round in 0..3 {
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         assert_eq!(client.post("/statefun", &panics).unwrap().status, 500);
         let good = echo_request("x", round);
         assert_reply(&client.post("/statefun", &good).unwrap(), &good);
@@ -88,17 +88,17 @@ fn a_panicking_function_is_a_500_and_later_requests_are_served() {
 #[test]
 fn a_body_over_the_limit_is_a_413_without_reading_it_and_the_server_goes_on() {
     let server = start_with(Server::builder().max_body_size(1000));
-    assert_body_over_limit_is_413(server.local_addr(), "/statefun", 1000, true);
+    assert_body_over_limit_is_413(server.local_addr().unwrap(), "/statefun", 1000, true);
 
     let fits = echo_request("fits", 1);
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     assert_reply(&client.post("/statefun", &fits).unwrap(), &fits);
 }
 
 #[test]
 fn a_refused_request_announcing_a_huge_body_is_answered_at_once_and_closed() {
     let server = start();
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     client
         .send(b"POST /other HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n")
         .unwrap();
@@ -112,7 +112,7 @@ fn a_refused_request_announcing_a_huge_body_is_answered_at_once_and_closed() {
 #[test]
 fn a_chunked_body_with_extensions_and_trailers_is_read() {
     let server = start();
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     let request = Request::to("test/echo", "chunky")
         .invoke(ping(1))
         .invoke(ping(2))
@@ -132,7 +132,7 @@ fn a_chunked_body_with_extensions_and_trailers_is_read() {
 #[test]
 fn pipelined_requests_are_answered_in_order() {
     let server = start();
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     let requests: Vec<Vec<u8>> = (0..5).map(|n| echo_request("pipe", n)).collect();
     let all: Vec<u8> = requests.iter().flat_map(|r| post("/statefun", r)).collect();
 
@@ -152,7 +152,7 @@ fn connection_close_and_http_1_0_close_after_the_reply() {
         "POST /statefun HTTP/1.0\r\n",
     ];
     for head in heads {
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         let mut bytes = format!("{head}Content-Length: {}\r\n\r\n", request.len()).into_bytes();
         bytes.extend_from_slice(&request);
         client.send(&bytes).unwrap();
@@ -178,7 +178,7 @@ fn http_1_0_with_keep_alive_keeps_the_connection() {
     )
     .into_bytes();
     bytes.extend_from_slice(&request);
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
 
     for _ in 0..2 {
         client.send(&bytes).unwrap();
@@ -192,7 +192,7 @@ fn http_1_0_with_keep_alive_keeps_the_connection() {
 fn expect_100_continue_gets_an_interim_response_before_the_body() {
     let server = start();
     let request = echo_request("curl", 1);
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     client
         .send(
             format!(
@@ -240,7 +240,7 @@ fn ambiguous_or_broken_framing_is_refused_and_the_connection_closed() {
     ];
     for (request, status) in cases {
         let shown = String::from_utf8_lossy(request);
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         client.send(request).unwrap();
 
         let response = client.read_response().unwrap();
@@ -261,14 +261,14 @@ fn a_request_that_stalls_gets_a_408_and_an_idle_connection_is_closed() {
             .read_timeout(Duration::from_millis(300))
             .idle_timeout(Duration::from_millis(300)),
     );
-    let mut stalled = Client::connect(server.local_addr()).unwrap();
+    let mut stalled = Client::to(&server);
     stalled
         .send(b"POST /statefun HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
         .unwrap();
     let response = stalled.read_response().unwrap();
     assert_eq!(response.status, 408, "{}", response.text());
 
-    let mut idle = Client::connect(server.local_addr()).unwrap();
+    let mut idle = Client::to(&server);
     let request = echo_request("idle", 1);
     assert_reply(&idle.post("/statefun", &request).unwrap(), &request);
     assert!(idle.is_closed_by_server(Duration::from_secs(10)));
@@ -282,14 +282,14 @@ fn a_new_connection_that_never_speaks_is_closed_after_the_read_timeout() {
             .read_timeout(Duration::from_millis(300))
             .idle_timeout(Duration::from_secs(3600)),
     );
-    let mut silent = Client::connect(server.local_addr()).unwrap();
+    let mut silent = Client::to(&server);
     assert!(silent.is_closed_by_server(Duration::from_secs(10)));
 }
 
 #[test]
 fn concurrent_clients_each_get_their_own_reply() {
     let server = start();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let threads: Vec<_> = (0..8)
         .map(|t| {
             thread::spawn(move || {
@@ -320,7 +320,7 @@ fn a_burst_of_256_new_keep_alive_connections_is_answered_within_2_s_and_reused()
     }
     let server = start();
 
-    let (answered, reused) = burst(server.local_addr(), 256, Duration::from_secs(2));
+    let (answered, reused) = burst(server.local_addr().unwrap(), 256, Duration::from_secs(2));
 
     assert_eq!(answered, 256, "connections answered within 2 s");
     assert_eq!(reused, 256, "connections answered again");
@@ -334,7 +334,7 @@ fn new_clients_are_answered_while_1024_idle_keep_alive_connections_are_open() {
         return;
     }
     let server = start();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let request = echo_request("idle", 1);
     let mut idle = Vec::new();
     for i in 0..1024 {
@@ -361,12 +361,12 @@ fn connections_beyond_the_cap_get_a_503_and_are_closed() {
     let request = echo_request("cap", 1);
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         assert_reply(&client.post("/statefun", &request).unwrap(), &request);
         held.push(client);
     }
 
-    let mut third = Client::connect(server.local_addr()).unwrap();
+    let mut third = Client::to(&server);
     let response = third.read_response().unwrap();
 
     assert_eq!(response.status, 503, "{}", response.text());
@@ -375,7 +375,7 @@ fn connections_beyond_the_cap_get_a_503_and_are_closed() {
     // Once the held connections close, there is room again.
     let mut answered = false;
     for _ in 0..100 {
-        let mut client = Client::connect(server.local_addr()).unwrap();
+        let mut client = Client::to(&server);
         if client
             .post("/statefun", &request)
             .is_ok_and(|r| r.status == 200)
@@ -391,7 +391,7 @@ fn connections_beyond_the_cap_get_a_503_and_are_closed() {
 #[test]
 fn shutdown_lets_the_request_in_flight_finish_closes_idle_ones_and_refuses_new_ones() {
     let server = Arc::new(start());
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let mut idle = Client::connect(addr).unwrap();
     let warm = echo_request("idle", 1);
     assert_reply(&idle.post("/statefun", &warm).unwrap(), &warm);
@@ -416,11 +416,11 @@ fn bodies_wait_for_room_under_max_body_memory() {
     let (head_and_half, rest) = wire.split_at(wire.len() - request.len() / 2);
 
     // A holds the room: its head is in, half its body is not.
-    let mut a = Client::connect(server.local_addr()).unwrap();
+    let mut a = Client::to(&server);
     a.send(head_and_half).unwrap();
     thread::sleep(Duration::from_millis(200));
     // B must wait for the room before its body is read.
-    let mut b = Client::connect(server.local_addr()).unwrap();
+    let mut b = Client::to(&server);
     b.send(&wire).unwrap();
     b.stream
         .set_read_timeout(Some(Duration::from_millis(500)))
@@ -483,7 +483,7 @@ fn slow_clients_declaring_the_largest_body_keep_no_small_request_waiting() {
     );
     let mut slow: Vec<Client> = (0..4)
         .map(|_| {
-            let mut client = Client::connect(server.local_addr()).unwrap();
+            let mut client = Client::to(&server);
             declare_body(&mut client, LARGEST);
             client.send(&[0; 100]).unwrap();
             client
@@ -491,7 +491,7 @@ fn slow_clients_declaring_the_largest_body_keep_no_small_request_waiting() {
         .collect();
 
     let small = echo_request("small", 1);
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
     let response = client.post("/statefun", &small).unwrap();
 
     assert_reply(&response, &small);
@@ -515,7 +515,7 @@ fn a_body_that_finds_no_room_by_its_read_deadline_gets_a_503_naming_max_body_mem
         .read_timeout(Duration::from_millis(300))
         .start(handler)
         .unwrap();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let holder = thread::spawn(move || Client::connect(addr).unwrap().post("/statefun", &gated));
     gate.wait_entered();
 
@@ -562,7 +562,7 @@ fn large_bodies_that_together_exceed_max_body_memory_are_all_answered() {
             .max_body_memory(2 * largest)
             .read_timeout(Duration::from_secs(10)),
     );
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let first_parts_sent = Arc::new(Barrier::new(6));
     let clients: Vec<_> = (0..6)
         .map(|i| {
@@ -608,7 +608,7 @@ fn a_stop_answers_the_requests_that_only_wait_with_503_and_waits_for_the_one_run
             .start(handler)
             .unwrap(),
     );
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     // The running batch holds the worker and the memory for one body.
     let mut running = Client::connect(addr).unwrap();
     running.send(&post("/statefun", &gated)).unwrap();
@@ -671,7 +671,7 @@ fn dropping_the_server_does_not_wait_for_the_request_in_flight_which_still_gets_
         .shutdown_timeout(Duration::from_secs(60))
         .start(handler)
         .unwrap();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let mut running = Client::connect(addr).unwrap();
     running.send(&post("/statefun", &gate_request())).unwrap();
     gate.wait_entered();
@@ -695,7 +695,7 @@ fn dropping_the_server_does_not_wait_for_the_request_in_flight_which_still_gets_
 #[test]
 fn an_address_that_cannot_be_bound_or_parsed_is_an_error_of_start_that_names_it() {
     let taken = start();
-    let addr = taken.local_addr();
+    let addr = taken.local_addr().unwrap();
 
     let in_use = Server::builder().bind(addr).start(handler()).unwrap_err();
     let no_port = Server::builder()

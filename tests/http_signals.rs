@@ -53,7 +53,7 @@ fn sigterm_stops_gracefully_and_a_second_signal_stops_at_once() {
             .start(handler())
             .unwrap(),
     );
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let joined_first = joined(&server);
     let mut idle = Client::connect(addr).unwrap();
     let warm = echo_request("idle", 1);
@@ -97,7 +97,7 @@ fn sigterm_stops_gracefully_and_a_second_signal_stops_at_once() {
             .unwrap(),
     );
     let joined_second = joined(&server);
-    let mut stuck = Client::connect(server.local_addr()).unwrap();
+    let mut stuck = Client::to(&server);
     let request = Request::to("test/stuck", "1").invoke(ping(1)).to_bytes();
     stuck.send(&post("/statefun", &request)).unwrap();
     thread::sleep(Duration::from_millis(100)); // the function is now sleeping

@@ -69,7 +69,7 @@ fn attempt(
     config: &Arc<rustls::ClientConfig>,
     request: &[u8],
 ) -> io::Result<HttpResponse> {
-    connect(server.local_addr(), config)?.post("/statefun", request)
+    connect(server.local_addr().unwrap(), config)?.post("/statefun", request)
 }
 
 #[track_caller]
@@ -138,7 +138,7 @@ fn no_http_in(bytes: &[u8]) -> bool {
 fn over_tls_every_status_of_the_table_is_answered_and_the_connection_keeps_serving() {
     let pki = Pki::new();
     let server = start(Server::builder().tls(pki.tls()));
-    let mut client = connect(server.local_addr(), &pki.client(None)).unwrap();
+    let mut client = connect(server.local_addr().unwrap(), &pki.client(None)).unwrap();
 
     assert_every_error_case(&mut client);
 }
@@ -154,13 +154,13 @@ fn over_tls_a_body_over_the_limit_is_a_413_and_a_stalled_request_a_408() {
     );
     let config = pki.client(None);
     assert_body_over_limit_is_413_with(
-        || connect(server.local_addr(), &config),
+        || connect(server.local_addr().unwrap(), &config),
         "/statefun",
         1000,
         true,
     );
 
-    let mut stalled = connect(server.local_addr(), &config).unwrap();
+    let mut stalled = connect(server.local_addr().unwrap(), &config).unwrap();
     stalled
         .send(b"POST /statefun HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
         .unwrap();
@@ -173,7 +173,7 @@ fn over_tls_a_body_over_the_limit_is_a_413_and_a_stalled_request_a_408() {
 fn one_tls_connection_serves_many_requests_kept_alive() {
     let pki = Pki::new();
     let server = start(Server::builder().tls(pki.tls()));
-    let mut client = connect(server.local_addr(), &pki.client(None)).unwrap();
+    let mut client = connect(server.local_addr().unwrap(), &pki.client(None)).unwrap();
 
     for n in 0..20 {
         let request = echo_request("kept", n);
@@ -197,7 +197,7 @@ fn tls_1_3_and_tls_1_2_are_both_served() {
     let server = start(Server::builder().tls(pki.tls()));
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
         let config = Arc::new(pki.client_config(None, &[version]));
-        let mut client = connect(server.local_addr(), &config).unwrap();
+        let mut client = connect(server.local_addr().unwrap(), &config).unwrap();
         let request = echo_request("version", 1);
 
         assert_reply(&client.post("/statefun", &request).unwrap(), &request);
@@ -216,10 +216,10 @@ fn a_client_that_comes_back_resumes_its_session() {
         let config = Arc::new(config);
         let request = echo_request("resumed", 1);
 
-        let mut first = connect(server.local_addr(), &config).unwrap();
+        let mut first = connect(server.local_addr().unwrap(), &config).unwrap();
         // A TLS 1.3 ticket comes after the handshake: read the reply to receive it.
         assert_reply(&first.post("/statefun", &request).unwrap(), &request);
-        let mut second = connect(server.local_addr(), &config).unwrap();
+        let mut second = connect(server.local_addr().unwrap(), &config).unwrap();
         assert_reply(&second.post("/statefun", &request).unwrap(), &request);
 
         assert_eq!(
@@ -244,7 +244,7 @@ fn a_burst_of_256_new_keep_alive_tls_connections_is_answered_within_2_s_and_reus
     let pki = Pki::new();
     // Mutual TLS, a full handshake each: the runtime's case, and the costliest.
     let server = start(Server::builder().tls(pki.mutual_tls()));
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let config = pki.client(Some(&pki.client));
 
     let (answered, reused) =
@@ -265,7 +265,7 @@ fn mutual_tls_serves_a_client_with_a_certificate_of_the_ca() {
     let request = count_request();
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
         let config = Arc::new(pki.client_config(Some(&pki.client), &[version]));
-        let mut client = connect(server.local_addr(), &config).unwrap();
+        let mut client = connect(server.local_addr().unwrap(), &config).unwrap();
 
         for _ in 0..2 {
             let response = client.post("/statefun", &request).unwrap();
@@ -314,7 +314,7 @@ fn over_tls_1_2_each_refusal_is_the_servers_alert_within_the_handshake() {
     ] {
         let config = Arc::new(pki.client_config(identity, &[&rustls::version::TLS12]));
 
-        let err = connect(server.local_addr(), &config)
+        let err = connect(server.local_addr().unwrap(), &config)
             .err()
             .unwrap_or_else(|| panic!("{what}: the handshake completed"));
 
@@ -330,7 +330,7 @@ fn over_tls_1_2_each_refusal_is_the_servers_alert_within_the_handshake() {
 fn plain_http_sent_to_the_tls_port_is_closed_and_never_reaches_the_handler() {
     let pki = Pki::new();
     let (server, calls) = start_counting(pki.mutual_tls());
-    let mut plain = Client::connect(server.local_addr()).unwrap();
+    let mut plain = Client::to(&server);
     plain.send(&post("/statefun", &count_request())).unwrap();
 
     let received =
@@ -340,7 +340,7 @@ fn plain_http_sent_to_the_tls_port_is_closed_and_never_reaches_the_handler() {
     assert_eq!(calls.load(Ordering::SeqCst), 0, "the handler saw a request");
     // Without mutual TLS too.
     let (server, calls) = start_counting(pki.tls());
-    let mut plain = Client::connect(server.local_addr()).unwrap();
+    let mut plain = Client::to(&server);
     plain.send(&post("/statefun", &count_request())).unwrap();
     let received =
         read_until_closed(&mut plain.stream, CLOSED_WITHIN).expect("the connection closed");
@@ -438,7 +438,7 @@ fn start_short(pki: &Pki) -> (Server, Arc<AtomicUsize>) {
 fn a_client_that_connects_and_says_nothing_is_closed_by_the_read_timeout() {
     let pki = Pki::new();
     let (server, _) = start_short(&pki);
-    let mut silent = TcpStream::connect(server.local_addr()).unwrap();
+    let mut silent = TcpStream::connect(server.local_addr().unwrap()).unwrap();
 
     let received = read_until_closed(&mut silent, CLOSED_WITHIN);
 
@@ -451,7 +451,7 @@ fn a_client_that_stalls_after_half_a_client_hello_is_closed_by_the_read_timeout(
     let pki = Pki::new();
     let (server, calls) = start_short(&pki);
     let hello = client_hello(&pki.client(Some(&pki.client)));
-    let mut stalled = TcpStream::connect(server.local_addr()).unwrap();
+    let mut stalled = TcpStream::connect(server.local_addr().unwrap()).unwrap();
     stalled.write_all(&hello[..hello.len() / 2]).unwrap();
 
     let received = read_until_closed(&mut stalled, CLOSED_WITHIN);
@@ -466,7 +466,7 @@ fn a_client_that_trickles_its_client_hello_is_closed_by_the_read_timeout() {
     let pki = Pki::new();
     let (server, _) = start_short(&pki);
     let hello = client_hello(&pki.client(Some(&pki.client)));
-    let mut reader = TcpStream::connect(server.local_addr()).unwrap();
+    let mut reader = TcpStream::connect(server.local_addr().unwrap()).unwrap();
     reader.set_nodelay(true).unwrap();
     let mut writer = reader.try_clone().unwrap();
     // One byte every 50 ms: each read of the server's gets a byte well within its
@@ -501,7 +501,7 @@ fn a_client_that_sends_garbage_instead_of_a_client_hello_is_closed() {
     let (server, calls) = start_short(&pki);
 
     // Not a TLS record at all: refused at once, with an alert at most.
-    let mut garbage = TcpStream::connect(server.local_addr()).unwrap();
+    let mut garbage = TcpStream::connect(server.local_addr().unwrap()).unwrap();
     garbage
         .write_all(&[0xde, 0xad, 0xbe, 0xef].repeat(64))
         .unwrap();
@@ -510,7 +510,7 @@ fn a_client_that_sends_garbage_instead_of_a_client_hello_is_closed() {
 
     // A handshake record's header announcing 16 KiB, then a little garbage: the server
     // waits for the rest of the record, until its read timeout.
-    let mut header = TcpStream::connect(server.local_addr()).unwrap();
+    let mut header = TcpStream::connect(server.local_addr().unwrap()).unwrap();
     let mut bytes = vec![0x16, 0x03, 0x01, 0x40, 0x00];
     bytes.extend_from_slice(&[0x5a; 100]);
     header.write_all(&bytes).unwrap();
@@ -534,7 +534,7 @@ fn a_new_connection_gets_the_renewed_certificate_and_an_open_one_keeps_working()
     let server = start(Server::builder().tls(pki.mutual_tls().reload_check(Duration::ZERO)));
     let config = pki.client(Some(&pki.client));
     let request = echo_request("rotation", 1);
-    let mut before = connect(server.local_addr(), &config).unwrap();
+    let mut before = connect(server.local_addr().unwrap(), &config).unwrap();
     assert_reply(&before.post("/statefun", &request).unwrap(), &request);
     assert_eq!(peer_cert(&before), pki.server.der);
 
@@ -542,7 +542,7 @@ fn a_new_connection_gets_the_renewed_certificate_and_an_open_one_keeps_working()
     assert_ne!(renewed.der, pki.server.der);
     replace_files(&renewed, &pki.server.cert, &pki.server.key);
 
-    let mut after = connect(server.local_addr(), &config).unwrap();
+    let mut after = connect(server.local_addr().unwrap(), &config).unwrap();
     assert_eq!(peer_cert(&after), renewed.der, "the renewed certificate");
     assert_reply(&after.post("/statefun", &request).unwrap(), &request);
     // The connection opened before goes on, with its certificate.
@@ -558,8 +558,8 @@ fn a_renewal_that_does_not_load_keeps_the_previous_certificate_until_one_does() 
     let config = pki.client(None);
     let request = echo_request("broken", 1);
     let serves_with = |expected: &rustls::pki_types::CertificateDer<'_>, what: &str| {
-        let mut client =
-            connect(server.local_addr(), &config).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let mut client = connect(server.local_addr().unwrap(), &config)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(&peer_cert(&client), expected, "{what}");
         assert_reply(&client.post("/statefun", &request).unwrap(), &request);
     };
@@ -590,7 +590,7 @@ fn a_renewal_that_does_not_load_keeps_the_previous_certificate_until_one_does() 
 fn a_reload_stuck_reading_the_files_keeps_no_other_handshake_waiting() {
     let pki = Pki::new();
     let server = start(Server::builder().tls(pki.tls().reload_check(Duration::ZERO)));
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let config = pki.client(None);
     let pem = std::fs::read(&pki.server.cert).unwrap();
     // The certificate renewed as a FIFO that nobody writes yet: whoever loads it waits, as
@@ -646,7 +646,7 @@ fn a_reload_stuck_reading_the_files_keeps_no_other_handshake_waiting() {
 fn shutdown_over_tls_lets_the_request_in_flight_finish_and_closes_idle_ones() {
     let pki = Pki::new();
     let server = Arc::new(start(Server::builder().tls(pki.mutual_tls())));
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let config = pki.client(Some(&pki.client));
     let mut idle = connect(addr, &config).unwrap();
     let warm = echo_request("idle", 1);
@@ -664,11 +664,11 @@ fn url_says_https() {
     let server = start(Server::builder().tls(pki.tls()));
     assert_eq!(
         server.url(),
-        format!("https://{}/statefun", server.local_addr())
+        format!("https://{}/statefun", server.local_addr().unwrap())
     );
     let plain = start(Server::builder());
     assert_eq!(
         plain.url(),
-        format!("http://{}/statefun", plain.local_addr())
+        format!("http://{}/statefun", plain.local_addr().unwrap())
     );
 }

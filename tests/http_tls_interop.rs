@@ -105,7 +105,7 @@ fn curl_with_a_client_certificate_is_served_over_mutual_tls_1_3_and_1_2_kept_ali
     let pki = Pki::new();
     let server = start(Server::builder().tls(pki.mutual_tls()));
     let (body, expected) = request_file(&pki);
-    let port = server.local_addr().port();
+    let port = server.local_addr().unwrap().port();
     // `localhost`, the name in the server's certificate, resolved to the server.
     let resolve = format!("localhost:{port}:127.0.0.1");
     let url = format!("https://localhost:{port}/statefun");
@@ -136,7 +136,10 @@ fn curl_without_a_client_certificate_or_with_another_cas_is_refused() {
     let pki = Pki::new();
     let server = start(Server::builder().tls(pki.mutual_tls()));
     let (body, _) = request_file(&pki);
-    let url = format!("https://127.0.0.1:{}/statefun", server.local_addr().port());
+    let url = format!(
+        "https://127.0.0.1:{}/statefun",
+        server.local_addr().unwrap().port()
+    );
     let ca = ["--cacert", path_str(&pki.ca_cert)];
 
     for (what, identity) in [
@@ -283,7 +286,7 @@ fn python_ssl_with_a_client_certificate_is_served_and_without_one_refused() {
     };
     let pki = Pki::new();
     let server = start(Server::builder().tls(pki.mutual_tls()));
-    let port = server.local_addr().port();
+    let port = server.local_addr().unwrap().port();
     let request = echo_request("python", 3);
     let hex: String = handler()
         .handle(&request)

@@ -79,7 +79,7 @@ fn the_crates_server_serves_a_3x_handler() {
         .bind("127.0.0.1:0")
         .start(handler())
         .unwrap();
-    let mut client = Client::connect(server.local_addr()).unwrap();
+    let mut client = Client::to(&server);
 
     assert_speaks_3x(|body| {
         let response = client.post("/statefun", body).unwrap();

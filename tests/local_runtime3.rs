@@ -431,7 +431,7 @@ fn a_3x_function_behind_the_crates_server_does_the_handshake_over_http() {
         .bind("127.0.0.1:0")
         .start(RequestReplyHandler::v3(remote).unwrap())
         .unwrap();
-    let url = format!("http://{}{}", server.local_addr(), server.path());
+    let url = server.url();
 
     let mut local = StatefulFunctions::new();
     local

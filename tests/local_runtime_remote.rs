@@ -99,7 +99,7 @@ mod behind_a_server {
             .bind("127.0.0.1:0")
             .start(doubler_handler())
             .unwrap();
-        let url = format!("http://{}{}", server.local_addr(), server.path());
+        let url = server.url();
         let mut runtime = asker_runtime(&url);
 
         ask_twice(&mut runtime);

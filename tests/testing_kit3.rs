@@ -265,7 +265,7 @@ fn call_remote_speaks_3x_to_a_served_function() {
         .bind("127.0.0.1:0")
         .start(handler())
         .unwrap();
-    let url = format!("http://{}{}", server.local_addr(), server.path());
+    let url = server.url();
     let timeout = Duration::from_secs(10);
 
     let first = Request::to("example/greeter", "bob").invoke_from(caller(), &"bob".to_string());

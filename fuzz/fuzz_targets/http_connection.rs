@@ -45,6 +45,7 @@ fn server() -> SocketAddr {
                 .expect("the server starts on loopback")
         })
         .local_addr()
+        .expect("bound to TCP")
 }
 
 #[derive(Arbitrary, Debug)]

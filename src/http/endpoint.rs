@@ -9,6 +9,7 @@ use std::io::{self, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use log::{debug, error, log_enabled, warn, Level};
 
 use crate::address::Address;
@@ -20,15 +21,21 @@ use crate::text::{cut_with_ellipsis, Shown};
 /// The content type of every request and reply body of the protocol.
 pub const OCTET_STREAM: &str = "application/octet-stream";
 
-/// The content type of error bodies and of [`Response::text`].
-const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+/// The content type of error bodies and of [`Response::text`]. This and
+/// [`octet_stream`] are functions, not `const`s, because a `HeaderValue` holds an
+/// atomic (clippy warns of such a `const`); `HeaderValue::from_static` only wraps the
+/// static bytes, so no response of the crate's allocates for its content type.
+fn text_plain() -> HeaderValue {
+    HeaderValue::from_static("text/plain; charset=utf-8")
+}
+
+/// [`OCTET_STREAM`], the content type of a reply, as a header value.
+fn octet_stream() -> HeaderValue {
+    HeaderValue::from_static(OCTET_STREAM)
+}
 
 /// Error bodies are cut to this many bytes, so an error never answers with megabytes.
 const MAX_ERROR_BODY: usize = 1024;
-
-/// Headers besides the content type and the framing: static, or collected for one
-/// response (the `Allow` of a route's 405).
-pub(crate) type Headers = Cow<'static, [(&'static str, &'static str)]>;
 
 /// The default request path, as in the Python SDK's examples and `module.yaml` files.
 pub const DEFAULT_PATH: &str = "/statefun";
@@ -77,7 +84,7 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 32 * 1024 * 1024;
 ///
 /// let get = endpoint.respond(&handler, &RequestHead::new("GET", "/statefun"), &b""[..]);
 /// assert_eq!(get.status(), 405);
-/// assert_eq!(get.headers(), &[("Allow", "POST")]);
+/// assert_eq!(get.headers()["allow"], "POST");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[doc = feature_links!()]
@@ -217,12 +224,19 @@ impl<'a> RequestHead<'a> {
 /// runtime needs is here. [`Endpoint`] makes them for the functions; [`Response::new`]
 /// and [`Response::text`] make them for a route of your own
 /// ([`ServerBuilder::route`]).
+///
+/// Header names and values are the [`http`](https://docs.rs/http) crate's
+/// [`HeaderName`] and [`HeaderValue`] (re-exported as [`http::header`]), as in ureq,
+/// hyper and axum: one that holds a line break or any other byte that HTTP forbids
+/// cannot be made, so a value computed at run time (a `Location`, a `Retry-After`)
+/// cannot split the response head. Making one from text is where that fails:
+/// `HeaderValue::try_from(text)` returns an error.
 #[doc = feature_links!()]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     status: u16,
-    content_type: &'static str,
-    headers: Headers,
+    content_type: HeaderValue,
+    headers: HeaderMap,
     body: Vec<u8>,
 }
 
@@ -232,13 +246,16 @@ impl Response {
     /// `status` is a final status, 200 to 599; any other is sent as 500.
     ///
     /// ```
+    /// use statefun_sync::http::header::HeaderValue;
     /// use statefun_sync::http::Response;
     ///
-    /// let metrics = Response::new(200, "text/plain; version=0.0.4", "requests_total 3\n");
+    /// let content_type = HeaderValue::from_static("text/plain; version=0.0.4");
+    /// let metrics = Response::new(200, content_type, "requests_total 3\n");
     /// assert_eq!(metrics.status(), 200);
+    /// assert_eq!(metrics.content_type(), "text/plain; version=0.0.4");
     /// assert_eq!(metrics.body(), b"requests_total 3\n");
     /// ```
-    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
+    pub fn new(status: u16, content_type: HeaderValue, body: impl Into<Vec<u8>>) -> Self {
         Response {
             status: if (200..600).contains(&status) {
                 status
@@ -246,28 +263,50 @@ impl Response {
                 500
             },
             content_type,
-            headers: Cow::Borrowed(&[]),
+            // `HeaderMap::new` does not allocate: a response without headers costs none.
+            headers: HeaderMap::new(),
             body: body.into(),
         }
     }
 
     /// A `text/plain; charset=utf-8` response, e.g. `Response::text(200, "ok\n")`.
     pub fn text(status: u16, text: impl Into<String>) -> Self {
-        Response::new(status, TEXT_PLAIN, text.into())
+        Response::new(status, text_plain(), text.into())
     }
 
-    /// Sends `headers` too, e.g. `&[("Cache-Control", "no-store")]`, instead of the ones
-    /// set before. The server frames the response itself: a `Content-Type`,
-    /// `Content-Length`, `Transfer-Encoding` or `Connection` header here is not sent, nor
-    /// is a header whose name or value holds a line break.
-    pub fn with_headers(mut self, headers: &'static [(&'static str, &'static str)]) -> Self {
-        self.headers = Cow::Borrowed(headers);
+    /// Sends the header `name: value` too, after those added before; adding a name
+    /// again sends it again (two `Allow` lines, say), as [`HeaderMap::append`] does.
+    ///
+    /// The server frames the response itself: a `Content-Type` (that is `new`'s),
+    /// `Content-Length`, `Transfer-Encoding` or `Connection` header here is not sent.
+    /// Names go out title-cased (`Retry-After`), whatever their case here: HTTP/1
+    /// compares them without regard to case. The guide's
+    /// [routes of your own](crate::guide::serving) compute a `Retry-After` and a
+    /// `Location`.
+    ///
+    /// ```
+    /// use statefun_sync::http::header::{self, HeaderValue};
+    /// use statefun_sync::http::Response;
+    ///
+    /// let seconds: u64 = 30; // computed at run time
+    /// let busy = Response::text(503, "busy, try again\n")
+    ///     .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
+    ///     .with_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    /// assert_eq!(busy.headers()[header::RETRY_AFTER], "30");
+    ///
+    /// // A value from run-time text is checked where it is made: a line break cannot
+    /// // smuggle a second header into the response.
+    /// let job = "7\r\nSet-Cookie: admin=1";
+    /// assert!(HeaderValue::try_from(format!("/jobs/{job}")).is_err());
+    /// ```
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
         self
     }
 
     /// The reply to a batch: 200, `application/octet-stream`.
     fn reply(body: Vec<u8>) -> Self {
-        Response::new(200, OCTET_STREAM, body)
+        Response::new(200, octet_stream(), body)
     }
 
     /// An error: `text/plain`, the status line's reason and `message`, cut to 1 KiB.
@@ -292,16 +331,32 @@ impl Response {
     }
 
     /// The value of the `Content-Type` header: exactly `application/octet-stream` for a
-    /// reply, `text/plain; charset=utf-8` for an error.
+    /// reply, `text/plain; charset=utf-8` for an error. It compares with a `&str`.
     #[inline]
-    pub fn content_type(&self) -> &'static str {
-        self.content_type
+    pub fn content_type(&self) -> &HeaderValue {
+        &self.content_type
     }
 
-    /// Headers to send besides `Content-Type` and the framing: `Allow` with a 405.
+    /// Headers to send besides `Content-Type` and the framing: `Allow` with a 405, and
+    /// those a route added ([`with_header`](Self::with_header)).
     #[inline]
-    pub fn headers(&self) -> &[(&'static str, &'static str)] {
+    pub fn headers(&self) -> &HeaderMap {
         &self.headers
+    }
+
+    /// The headers a front sends besides `Content-Type` and the framing: those of
+    /// [`headers`](Self::headers), in order, but for framing headers and values that
+    /// fail [`is_sendable`]. Every front writes these and only these.
+    pub(crate) fn sendable_headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.headers.iter().filter(|(name, value)| {
+            let framing = [
+                header::CONTENT_TYPE,
+                header::CONTENT_LENGTH,
+                header::TRANSFER_ENCODING,
+                header::CONNECTION,
+            ];
+            !framing.contains(name) && is_sendable(value)
+        })
     }
 
     /// The body: the serialized `FromFunction`, or the error's text.
@@ -319,11 +374,32 @@ impl Response {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
+}
 
-    /// The status, content type, headers and body, for a front that sends them apart.
-    #[cfg_attr(not(feature = "tiny-http"), allow(dead_code))]
-    pub(crate) fn into_parts(self) -> (u16, &'static str, Headers, Vec<u8>) {
-        (self.status, self.content_type, self.headers, self.body)
+/// Whether a header value may go out: no CR, LF or NUL to split the head with. Every
+/// safe way of making a [`HeaderValue`] refuses those bytes already; only the `unsafe`
+/// `HeaderValue::from_maybe_shared_unchecked`, whose safety contract asks for UTF-8
+/// alone, can make one with a line break, and this keeps even that off the wire.
+#[inline]
+pub(crate) fn is_sendable(value: &HeaderValue) -> bool {
+    !value
+        .as_bytes()
+        .iter()
+        .any(|&b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+/// Appends a header name title-cased (`retry-after` as `Retry-After`): a
+/// [`HeaderName`] keeps names in lower case, and the crate's own headers have always
+/// gone out as `Content-Type` and `Allow`.
+pub(crate) fn title_case(name: &HeaderName, out: &mut Vec<u8>) {
+    let mut word_start = true;
+    for b in name.as_str().bytes() {
+        out.push(if word_start {
+            b.to_ascii_uppercase()
+        } else {
+            b
+        });
+        word_start = b == b'-';
     }
 }
 
@@ -412,7 +488,7 @@ impl Endpoint {
         } else if !head.method.eq_ignore_ascii_case("POST") {
             Refusal::MethodNotAllowed {
                 method: head.method.to_owned(),
-                allow: Cow::Borrowed(&[("Allow", "POST")]),
+                allow: Cow::Borrowed(&["POST"]),
             }
         } else if let Some(content_type) = head.content_type.filter(|c| !is_octet_stream(c)) {
             Refusal::UnsupportedContentType(content_type.to_owned())
@@ -589,8 +665,12 @@ pub(crate) enum BodySize {
 pub(crate) enum Refusal {
     /// A path that nothing is served at.
     NoSuchPath { path: String, served: String },
-    /// A method that the path does not take; `allow` are its `Allow` headers.
-    MethodNotAllowed { method: String, allow: Headers },
+    /// A method that the path does not take; `allow` are the methods it takes, each
+    /// sent as an `Allow` header.
+    MethodNotAllowed {
+        method: String,
+        allow: Cow<'static, [&'static str]>,
+    },
     /// A `Content-Type` other than `application/octet-stream`.
     UnsupportedContentType(String),
     /// A body over the limit.
@@ -666,14 +746,17 @@ impl Refusal {
 
     /// The error response: its status, the text below, and `Allow` with a 405.
     pub(crate) fn response(self) -> Response {
-        let response = Response::error(self.status(), &self.to_string());
-        match self {
-            Refusal::MethodNotAllowed { allow, .. } => Response {
-                headers: allow,
-                ..response
-            },
-            _ => response,
+        let mut response = Response::error(self.status(), &self.to_string());
+        if let Refusal::MethodNotAllowed { allow, .. } = self {
+            for method in allow.iter() {
+                // A method is an HTTP token (a route's is checked when the server
+                // starts), and every token is a valid header value.
+                if let Ok(value) = HeaderValue::from_str(method) {
+                    response.headers.append(header::ALLOW, value);
+                }
+            }
         }
+        response
     }
 }
 
@@ -689,7 +772,7 @@ impl fmt::Display for Refusal {
             ),
             Refusal::MethodNotAllowed { method, allow } => {
                 write!(f, "method {} is not allowed here: use ", Shown(method))?;
-                for (i, (_, allowed)) in allow.iter().enumerate() {
+                for (i, allowed) in allow.iter().enumerate() {
                     if i > 0 {
                         f.write_str(" or ")?;
                     }
@@ -886,7 +969,7 @@ mod tests {
             },
             Refusal::MethodNotAllowed {
                 method: "GET".into(),
-                allow: Cow::Borrowed(&[("Allow", "POST")]),
+                allow: Cow::Borrowed(&["POST"]),
             },
             Refusal::UnsupportedContentType("a/b".into()),
             Refusal::BodyTooLarge {
@@ -925,14 +1008,16 @@ mod tests {
         }
         let not_allowed = Refusal::MethodNotAllowed {
             method: "PUT".into(),
-            allow: Cow::Borrowed(&[("Allow", "GET"), ("Allow", "HEAD")]),
+            allow: Cow::Borrowed(&["GET", "HEAD"]),
         }
         .response();
         assert!(not_allowed.body.ends_with(b"use GET or HEAD\n"));
-        assert_eq!(
-            not_allowed.headers(),
-            &[("Allow", "GET"), ("Allow", "HEAD")]
-        );
+        let allow: Vec<_> = not_allowed
+            .headers()
+            .get_all(header::ALLOW)
+            .iter()
+            .collect();
+        assert_eq!(allow, ["GET", "HEAD"]);
     }
 
     #[test]

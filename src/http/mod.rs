@@ -29,6 +29,11 @@ pub mod tiny_http;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 
+/// Header names and values for a [`Response`]: the [`http`](https://docs.rs/http/1)
+/// crate's `header` module (`HeaderName`, `HeaderValue`, `HeaderMap` and constants such
+/// as `RETRY_AFTER`), the types ureq, hyper and axum use.
+#[doc(no_inline)]
+pub use ::http::header;
 pub use endpoint::{
     Endpoint, RequestHead, Response, DEFAULT_MAX_BODY_SIZE, DEFAULT_PATH, OCTET_STREAM,
 };

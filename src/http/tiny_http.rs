@@ -44,6 +44,9 @@ use std::io;
 
 use ::tiny_http::{Header, Request, Response as TinyResponse};
 
+use ::http::header;
+
+use super::endpoint::title_case;
 use super::{Endpoint, RequestHead};
 use crate::handler::RequestReplyHandler;
 
@@ -87,16 +90,21 @@ pub fn answer_with(
     }
     let response = endpoint.respond(handler, &head, request.as_reader());
 
-    let (status, content_type, headers, body) = response.into_parts();
-    let mut tiny = TinyResponse::from_data(body).with_status_code(status);
-    for (name, value) in [("Content-Type", content_type)]
-        .into_iter()
-        .chain(headers.iter().copied())
-    {
-        // Both are constants of this crate, so the conversion does not fail.
-        if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            tiny.add_header(header);
+    let content_type = [(&header::CONTENT_TYPE, response.content_type())];
+    let mut headers = Vec::new();
+    for (name, value) in content_type.into_iter().chain(response.sendable_headers()) {
+        let mut title = Vec::new();
+        title_case(name, &mut title);
+        // tiny_http takes ASCII values only; the crate's own (the content type, `Allow`)
+        // are, and `Endpoint` answers with no others.
+        if let Ok(header) = Header::from_bytes(title, value.as_bytes()) {
+            headers.push(header);
         }
+    }
+    let status = response.status();
+    let mut tiny = TinyResponse::from_data(response.into_body()).with_status_code(status);
+    for header in headers {
+        tiny.add_header(header);
     }
     request.respond(tiny)
 }

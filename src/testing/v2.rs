@@ -260,9 +260,8 @@ impl Reply {
 ///     .bind("127.0.0.1:0")
 ///     .start(RequestReplyHandler::v2(functions))?;
 ///
-/// let url = format!("http://{}/statefun", server.local_addr());
 /// let request = Request::to("example/echo", "a").invoke(Default::default());
-/// let reply = call_remote(&url, &request, Duration::from_secs(10))?;
+/// let reply = call_remote(&server.url(), &request, Duration::from_secs(10))?;
 /// assert_eq!(reply.messages().len(), 1);
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -109,6 +109,18 @@ pub struct Client<S = TcpStream> {
     buf: Vec<u8>,
 }
 
+/// A client of a server a test started, on TCP (every one but the Unix socket's).
+#[cfg(feature = "server")]
+impl Client {
+    /// Connects to `server` as [`Client::connect`] does; panics if it cannot, or if the
+    /// server listens on a Unix socket.
+    #[track_caller]
+    pub fn to(server: &statefun_sync::http::Server) -> Client {
+        let addr = server.local_addr().expect("the server listens on TCP");
+        Client::connect(addr).unwrap_or_else(|err| panic!("cannot connect to {addr}: {err}"))
+    }
+}
+
 impl Client {
     /// Connects, with [`CLIENT_TIMEOUT`] for reads and writes and Nagle's algorithm off
     /// (each `send` leaves at once).

@@ -203,7 +203,7 @@ pub struct Server {
 ///     .max_body_size(32 * 1024 * 1024)
 ///     .read_timeout(Duration::from_secs(30))
 ///     .start(RequestReplyHandler::v2(functions))?;
-/// println!("listening on {}", server.local_addr());
+/// println!("serving {}", server.url());
 /// server.shutdown();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -525,7 +525,9 @@ impl ServerBuilder {
         self.metrics = Some(metrics.clone());
         let metrics = metrics.clone();
         self.route("GET", path, move |_, _| {
-            Response::new(200, crate::metrics::Metrics::CONTENT_TYPE, metrics.render())
+            let content_type =
+                ::http::HeaderValue::from_static(crate::metrics::Metrics::CONTENT_TYPE);
+            Response::new(200, content_type, metrics.render())
         })
     }
 
@@ -690,12 +692,22 @@ impl Server {
     }
 
     /// The TCP address the server listens on (with the actual port when bound to port
-    /// 0). A server on a Unix socket ([`bind_unix`](ServerBuilder::bind_unix)) has none,
-    /// and answers `0.0.0.0:0`: [`listen_addr`](Self::listen_addr) tells either.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// 0), as `TcpListener::local_addr` tells it; `None` on a Unix socket
+    /// ([`bind_unix`](ServerBuilder::bind_unix)), which has no TCP address.
+    /// [`listen_addr`](Self::listen_addr) tells either, and [`url`](Self::url) is what
+    /// the runtime calls.
+    ///
+    /// ```no_run
+    /// # use statefun_sync::{http::Server, RequestReplyHandler, StatefulFunctions};
+    /// # let handler = RequestReplyHandler::v2(StatefulFunctions::new());
+    /// let server = Server::builder().bind("127.0.0.1:0").start(handler)?;
+    /// let port = server.local_addr().map(|addr| addr.port());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         match &self.shared.listen_addr {
-            ListenAddr::Tcp(addr) => *addr,
-            ListenAddr::Unix(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            ListenAddr::Tcp(addr) => Some(*addr),
+            ListenAddr::Unix(_) => None,
         }
     }
 

@@ -85,12 +85,12 @@ impl Routes {
         if on_path().next().is_none() || (functions && method.eq_ignore_ascii_case("POST")) {
             return Ok(None);
         }
-        let mut allow: Vec<_> = on_path().map(|r| ("Allow", r.method)).collect();
+        let mut allow: Vec<_> = on_path().map(|r| r.method).collect();
         if with("GET").is_some() && with("HEAD").is_none() {
-            allow.push(("Allow", "HEAD"));
+            allow.push("HEAD");
         }
         if functions {
-            allow.push(("Allow", "POST"));
+            allow.push("POST");
         }
         Err(Refusal::MethodNotAllowed {
             method: method.to_owned(),
