@@ -536,6 +536,15 @@ impl Payload for Message<'_> {
 ///     Ok(())
 /// }
 /// ```
+///
+/// # The name
+///
+/// `Message` is what every Stateful Functions SDK calls a received message (Java's and
+/// JavaScript's `Message`, Go's `statefun.Message`, Python's `Message`), so a port reads
+/// the same. It shares its name with prost's trait [`prost::Message`], which code using
+/// this crate rarely names: the derive is spelled `#[derive(prost::Message)]`, and the
+/// trait's methods (`encode_to_vec`, `decode`) need it in scope only as
+/// `use prost::Message as _;`, which leaves the name to this type.
 #[derive(Debug, Clone, Copy)]
 pub struct Message<'a> {
     typename: &'a str,

@@ -19,8 +19,22 @@ pub(crate) type BoxedFunction =
     Box<dyn Fn(&mut Context<'_>, &RawArgument<'_>) -> anyhow::Result<()> + Send + Sync + 'static>;
 
 /// The functions of one application, each bound under its function type
-/// (`namespace/name`). Hand it to [`RequestReplyHandler::v2`](crate::RequestReplyHandler::v2).
-/// The guide's [functions](crate::guide::functions) chapter shows the ways to bind one.
+/// (`namespace/name`). Hand it to [`RequestReplyHandler::v3`](crate::RequestReplyHandler::v3)
+/// or [`v2`](crate::RequestReplyHandler::v2). The guide's
+/// [functions](crate::guide::functions) chapter shows the ways to bind one.
+///
+/// # Three ways to bind
+///
+/// A function is bound by what it wants to receive, and each way is one method, because
+/// the function's argument type is what tells them apart (one generic `bind` would make
+/// every closure spell out its argument's type, and could not tell a raw `Any` from an
+/// `Any` to decode):
+///
+/// | method | the function receives | the SDKs' way |
+/// |---|---|---|
+/// | [`bind_message`](Self::bind_message) | a [`Message`], read as any [`Type`](crate::types::Type) on demand, with or without a value | the 3.x SDKs' (Python 3.3's `message.as_type(T)`) |
+/// | [`bind_typed`](Self::bind_typed) | the message already decoded into one protobuf type, or one of several ([`message_union!`](crate::message_union)); another type fails the batch | Python 2.2's type hints (`def f(context, message: User)`) |
+/// | [`bind`](Self::bind) | the message as the raw `Any` it arrived in (on 3.x, its typename as the type URL) | Python 2.2's untyped functions |
 ///
 /// ```
 /// use prost_types::Any;
