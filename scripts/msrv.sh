@@ -3,8 +3,8 @@
 # `rust-version` among the packages that building the library compiles (normal and build
 # dependencies, all features, all platforms; dev-dependencies are reported, not counted).
 # Exits non-zero when the two differ. When that toolchain is installed (or `--install`
-# gets it from rustup), it also checks the library with it, with and without default
-# features, since the crate's own code could need a newer Rust than its dependencies.
+# gets it from rustup), it also checks the library with it, with the default features and
+# the testing kit (`testing`), and without default features, since the crate's own code could need a newer Rust than its dependencies.
 #
 #   scripts/msrv.sh            # the comparison, plus the build check if the toolchain is there
 #   scripts/msrv.sh --install  # first try `rustup toolchain install <version> --profile minimal`
@@ -90,8 +90,8 @@ if [ "$install" = 1 ] && command -v rustup >/dev/null; then
     || echo "rustup could not install $toolchain: the build check is skipped"
 fi
 if command -v rustup >/dev/null && rustup toolchain list | grep -q "^$toolchain-"; then
-  echo "== cargo +$toolchain check --lib"
-  cargo "+$toolchain" check --lib
+  echo "== cargo +$toolchain check --lib --features testing"
+  cargo "+$toolchain" check --lib --features testing
   echo "== cargo +$toolchain check --lib --no-default-features"
   cargo "+$toolchain" check --lib --no-default-features
 else

@@ -133,6 +133,7 @@ impl FunctionType {
 
     /// As [`split`](Self::split), accepting anything: at the last `/`, or all name when
     /// there is none. For tests that build requests for malformed function types.
+    #[cfg(feature = "testing")]
     pub(crate) fn split_unchecked(typename: &str) -> (&str, &str) {
         typename.rsplit_once('/').unwrap_or(("", typename))
     }

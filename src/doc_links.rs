@@ -56,6 +56,26 @@ links_behind!(tls_links, feature = "tls", [
     "TlsConfig" => "crate::http::TlsConfig",
     "TlsConfig::client_ca" => "crate::http::TlsConfig::client_ca",
     "TlsConfig::client_names" => "crate::http::TlsConfig::client_names",
+]);
+
+links_behind!(testing_links, feature = "testing", [
+    "statefun_sync::testing" => "crate::testing",
+    "testing::v2::call_remote_with" => "crate::testing::v2::call_remote_with",
+    "testing::v2::Reply" => "crate::testing::v2::Reply",
+    "testing::v2::Reply::egresses_to" => "crate::testing::v2::Reply::egresses_to",
+    "testing::v2::Reply::modified" => "crate::testing::v2::Reply::modified",
+    "testing::Sent::unpack" => "crate::testing::Sent::unpack",
+    "testing::v3" => "crate::testing::v3",
+    "testing::v3::Reply::missing_states" => "crate::testing::v3::Reply::missing_states",
+    "LocalRuntime" => "crate::testing::LocalRuntime",
+    "LocalRuntime::advance" => "crate::testing::LocalRuntime::advance",
+    "LocalRuntime::egress_as" => "crate::testing::LocalRuntime::egress_as",
+    "LocalRuntime::kafka_records" => "crate::testing::LocalRuntime::kafka_records",
+    "LocalRuntime::route_to_endpoint" => "crate::testing::LocalRuntime::route_to_endpoint",
+    "LocalRuntime::v3" => "crate::testing::LocalRuntime::v3",
+]);
+
+links_behind!(testing_tls_links, all(feature = "testing", feature = "tls"), [
     "ClientTls" => "crate::testing::ClientTls",
     "LocalRuntime::remote_tls" => "crate::testing::LocalRuntime::remote_tls",
 ]);
@@ -89,6 +109,8 @@ macro_rules! feature_links {
             tiny_http_links!(),
             metrics_links!(),
             json_links!(),
+            testing_links!(),
+            testing_tls_links!(),
         )
     };
 }

@@ -21,6 +21,7 @@ pub mod proto;
 mod protocol;
 mod registry;
 mod state_spec;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod text;
 pub mod types;

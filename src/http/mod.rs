@@ -18,11 +18,15 @@
 //! server calling the handler.
 #![doc = feature_links!()]
 
+// HTTP/1.1 on a socket, shared by the crate's server and the testing kit's client.
+#[cfg(any(feature = "server", feature = "testing"))]
 pub(crate) mod codec;
 pub(crate) mod endpoint;
 #[cfg(feature = "server")]
 pub(crate) mod server;
+#[cfg(any(feature = "server", feature = "testing"))]
 pub(crate) mod socket;
+#[cfg(any(feature = "server", feature = "testing"))]
 pub(crate) mod stream;
 #[cfg(feature = "tiny-http")]
 pub mod tiny_http;

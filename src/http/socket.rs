@@ -50,6 +50,7 @@ impl Socket {
     }
 
     /// Bounds each read and each write by `timeout`.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
         self.set_read_timeout(Some(timeout))?;
         self.set_write_timeout(Some(timeout))

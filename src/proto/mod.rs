@@ -6,14 +6,14 @@
 //! (`STATEFUN_REGENERATE=1 cargo test --test generated_code` rewrites them).
 //!
 //! Most users never touch these: [`Context`](crate::Context) and the
-//! [`testing`](crate::testing) helpers build and read them. They are public for
+//! [`testing`][`statefun_sync::testing`] helpers build and read them. They are public for
 //! code that speaks the protocol directly (a proxy, a benchmark, a custom test
 //! harness), and for the egress records, which functions pack into an `Any`.
 //!
 //! Every message implements [`prost::Name`], so `prost_types::Any::from_msg(&msg)`
 //! packs it under the type URL the runtime expects, e.g.
 //! `type.googleapis.com/org.apache.flink.statefun.flink.io.KafkaProducerRecord`.
-
+#![doc = feature_links!()]
 #![allow(missing_docs)] // generated code; the fields are documented in `proto/`
 
 /// The request-reply protocol of Stateful Functions 2.2

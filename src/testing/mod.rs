@@ -5,6 +5,10 @@
 //! 3.x). The guide's [testing](crate::guide::testing) and
 //! [local runtime](crate::guide::local_runtime) chapters put them to work on a whole app.
 //!
+//! Feature `testing`, off by default: turn it on in `[dev-dependencies]`
+//! (`statefun-sync = { ..., features = ["testing"] }`), so that tests have it and a
+//! production build does not compile it.
+//!
 //! # Testing a function
 //!
 //! [`v2::Request`] builds the bytes the runtime would send for one batch, and [`v2::Reply`]
