@@ -28,19 +28,19 @@ fn script(bytes: &[u8]) -> Any {
 fn every_operation() -> Vec<u8> {
     vec![
         0, 0, 1, 2, b'u', b'1', 1, b'v', // send fuzz/all/1 Any{"u1", "v"}
-        1, 1, 1, 5, // pack_and_send fuzz/other/1 Duration{5}
+        1, 1, 1, 5, // send packed fuzz/other/1 Duration{5}
         2, 1, b'u', 0, // reply Any{"u", ""}
-        3, 7, // pack_and_reply Duration{7}
+        3, 7, // reply packed Duration{7}
         4, 3, 2, 0, 1, 0, 0, // send_after 2 s fuzz/all/1 Any::default
-        5, 3, 1, 1, 1, 9, // pack_and_send_after 1 s fuzz/other/1 Duration{9}
+        5, 3, 1, 1, 1, 9, // send_after packed 1 s fuzz/other/1 Duration{9}
         6, 1, 0, 0, // send_egress fuzz/other Any::default
         7, 1, 1, b't', 1, b'k', 3, // kafka topic "t" key "k"
         8, 1, 1, b's', 1, b'p', 0, 4, // kinesis stream "s" key "p"
         9, 0, // get_state a
-        10, 1, // unpack_state b
+        10, 1, // get_state b, unpacked
         11, 0, 1, b'x', 1, b'y', // set_state a Any{"x", "y"}
         9, 0, // get_state a: sees the write
-        12, 1, 42, // pack_and_set_state b Duration{42}
+        12, 1, 42, // set_state packed b Duration{42}
         13, 2, // remove_state c
         0x89, 3, // get_state missing, error ignored
         0x80, 2, 0, 0, 0, // send with an empty id, error ignored

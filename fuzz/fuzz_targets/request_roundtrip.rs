@@ -309,8 +309,8 @@ fn reply_round_trip(input: &ReplyIn) {
         assert_eq!(sent.target, to_address(target));
         assert_eq!(sent.argument, any(argument).unwrap_or_default());
     }
-    assert_eq!(reply.delayed_messages().len(), input.delayed.len());
-    for (sent, (delay, target, argument)) in reply.delayed_messages().iter().zip(&input.delayed) {
+    assert_eq!(reply.delayed_messages().count(), input.delayed.len());
+    for (sent, (delay, target, argument)) in reply.delayed_messages().zip(&input.delayed) {
         assert_eq!(sent.delay.as_millis(), u128::from((*delay).max(0) as u64));
         assert_eq!(sent.target, to_address(target));
         assert_eq!(sent.argument, any(argument).unwrap_or_default());

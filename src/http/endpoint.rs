@@ -347,6 +347,8 @@ impl Response {
     /// The headers a front sends besides `Content-Type` and the framing: those of
     /// [`headers`](Self::headers), in order, but for framing headers and values that
     /// fail [`is_sendable`]. Every front writes these and only these.
+    // Written only by the fronts: the crate's server and the tiny_http adapter.
+    #[cfg_attr(not(any(feature = "server", feature = "tiny-http")), allow(dead_code))]
     pub(crate) fn sendable_headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
         self.headers.iter().filter(|(name, value)| {
             let framing = [
@@ -380,6 +382,8 @@ impl Response {
 /// safe way of making a [`HeaderValue`] refuses those bytes already; only the `unsafe`
 /// `HeaderValue::from_maybe_shared_unchecked`, whose safety contract asks for UTF-8
 /// alone, can make one with a line break, and this keeps even that off the wire.
+// Written only by the fronts: the crate's server and the tiny_http adapter.
+#[cfg_attr(not(any(feature = "server", feature = "tiny-http")), allow(dead_code))]
 #[inline]
 pub(crate) fn is_sendable(value: &HeaderValue) -> bool {
     !value
@@ -391,6 +395,8 @@ pub(crate) fn is_sendable(value: &HeaderValue) -> bool {
 /// Appends a header name title-cased (`retry-after` as `Retry-After`): a
 /// [`HeaderName`] keeps names in lower case, and the crate's own headers have always
 /// gone out as `Content-Type` and `Allow`.
+// Written only by the fronts: the crate's server and the tiny_http adapter.
+#[cfg_attr(not(any(feature = "server", feature = "tiny-http")), allow(dead_code))]
 pub(crate) fn title_case(name: &HeaderName, out: &mut Vec<u8>) {
     let mut word_start = true;
     for b in name.as_str().bytes() {
