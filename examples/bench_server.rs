@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use statefun_sync::http::Server;
-use statefun_sync::{RequestReplyHandler, StatefulFunctions};
+use statefun_sync::RequestReplyHandler;
 
 #[path = "../benches/workloads/functions.rs"]
 mod workloads;
@@ -129,18 +129,10 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// `bench/greeter` as in the workloads, after sleeping `sleep` (a function that waits on
 /// I/O: it holds a worker, not a core).
 fn sleepy_handler(sleep: Duration) -> RequestReplyHandler {
-    let mut functions = StatefulFunctions::new();
-    functions
-        .bind_typed("bench/greeter", move |ctx, message| {
-            std::thread::sleep(sleep);
-            workloads::greeter(ctx, message)
-        })
-        .expect("a valid, unbound typename")
-        .state("seen");
-    functions
-        .bind_typed("bench/fanout", workloads::fanout)
-        .expect("a valid, unbound typename");
-    RequestReplyHandler::v2(functions)
+    workloads::handler_with_greeter(move |ctx, message| {
+        std::thread::sleep(sleep);
+        workloads::greeter(ctx, message)
+    })
 }
 
 #[cfg(feature = "tls")]

@@ -85,6 +85,15 @@ pub fn fanout(ctx: &mut Context<'_>, message: Greet) -> anyhow::Result<()> {
 
 /// Both functions, bound as an application would bind them.
 pub fn handler() -> RequestReplyHandler {
+    handler_with_greeter(greeter)
+}
+
+/// [`handler`] with `greeter` in [`greeter`]'s place (the bench server's sleeps first),
+/// bound with the state [`greeter`] reads.
+pub fn handler_with_greeter<F>(greeter: F) -> RequestReplyHandler
+where
+    F: Fn(&mut Context<'_>, Greet) -> anyhow::Result<()> + Send + Sync + 'static,
+{
     let mut functions = StatefulFunctions::new();
     functions
         .bind_typed("bench/greeter", greeter)
