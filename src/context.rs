@@ -1,5 +1,6 @@
 //! [`Context`]: what a function sees of its batch, and how it acts.
 
+use std::cell::Cell;
 use std::fmt;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::protocol::{
 };
 use crate::state_spec::StateSpec;
 use crate::text::Shown;
-use crate::types::Type;
+use crate::types::{Type, TypeName};
 use crate::value_spec::ValueSpec;
 
 /// What a function sees of the batch it runs in, and how it acts: its address, the
@@ -65,7 +66,17 @@ pub struct Context<'a> {
     /// otherwise).
     values_always_present: bool,
     effects: Effects,
+    /// The spec [`check_declared`](Self::check_declared) last found declared, so that a
+    /// function that reads and writes one state, invocation after invocation, scans the
+    /// binding's states once a batch.
+    declared_last: Cell<Option<SpecKey>>,
 }
+
+/// Which spec a typed access used: the address and length of its `'static` name, and its
+/// type's `type_name` function. Equal keys are the same name (the same bytes, never freed)
+/// and the same type (or two whose `type_name` compiled to one function, which gives the
+/// same typename), so what was found declared for one holds for the other.
+type SpecKey = (usize, usize, usize);
 
 impl<'a> Context<'a> {
     pub(crate) fn new(
@@ -86,6 +97,7 @@ impl<'a> Context<'a> {
             changes: Vec::new(),
             values_always_present: protocol.version() == ProtocolVersion::V2,
             effects: Effects::default(),
+            declared_last: Cell::new(None),
         }
     }
 
@@ -502,6 +514,18 @@ impl<'a> Context<'a> {
 
     /// Whether the binding declares `spec`, name and type.
     fn check_declared<T: Type>(&self, spec: &ValueSpec<T>) -> Result<(), Error> {
+        // A name made at run time has no key: its bytes may be freed, and their address
+        // reused by another name.
+        let key = spec.static_name().map(|name| {
+            (
+                name.as_ptr() as usize,
+                name.len(),
+                T::type_name as fn() -> TypeName as usize,
+            )
+        });
+        if key.is_some() && self.declared_last.get() == key {
+            return Ok(());
+        }
         let declared = self.declared.iter().any(|state| {
             state.name() == spec.name()
                 && state
@@ -509,6 +533,9 @@ impl<'a> Context<'a> {
                     .is_some_and(|typename| T::type_name().is(typename))
         });
         if declared {
+            if key.is_some() {
+                self.declared_last.set(key);
+            }
             return Ok(());
         }
         Err(Error::UndeclaredState {

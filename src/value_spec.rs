@@ -121,6 +121,15 @@ impl<T> ValueSpec<T> {
     pub fn expiration(&self) -> Option<Expiration> {
         self.expiration
     }
+
+    /// The name when it lives for the whole program ([`named`](ValueSpec::named)): its
+    /// bytes are never freed, so their address stands for them.
+    pub(crate) fn static_name(&self) -> Option<&'static str> {
+        match self.name {
+            Cow::Borrowed(name) => Some(name),
+            Cow::Owned(_) => None,
+        }
+    }
 }
 
 impl<T> Clone for ValueSpec<T> {

@@ -358,3 +358,49 @@ fn a_request_built_with_the_generated_types_reads_the_same() {
     assert_eq!(reply.messages()[0].target, caller());
     assert_eq!(reply.messages()[0].get::<String>().unwrap(), "hi");
 }
+
+/// A batch that has read a declared spec still refuses, later in the same batch, a spec of
+/// the same name and another type, and one of another name made at run time: what was
+/// found declared is remembered for that spec alone.
+#[test]
+fn a_spec_found_declared_vouches_for_no_other() {
+    const COUNT_AS_I32: ValueSpec<i32> = ValueSpec::named("count");
+    let mut functions = StatefulFunctions::new();
+    functions
+        .bind_message("test/f", |ctx: &mut Context, message: Message| {
+            ctx.set(&COUNT, &1)?;
+            ctx.get(&COUNT)?;
+            match message.get::<String>()?.as_deref() {
+                Some("same name, another type") => {
+                    ctx.get(&COUNT_AS_I32)?;
+                }
+                Some("a name made at run time") => {
+                    let name = String::from("coun") + "t2";
+                    ctx.get(&ValueSpec::<i64>::try_named(name)?)?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+        .unwrap()
+        .state(&COUNT);
+    let handler = RequestReplyHandler::v3(functions).unwrap();
+    for (argument, refused) in [
+        ("same name, another type", "count"),
+        ("a name made at run time", "count2"),
+    ] {
+        let request = v3::Request::to("test/f", "1")
+            .with_state(&COUNT, None)
+            .invoke(&"first".to_string())
+            .invoke(&argument.to_string())
+            .to_bytes();
+        let err = handler.handle(&request).unwrap_err();
+        let report = err.report();
+        assert!(
+            matches!(&err, Error::FunctionFailed { invocation: 1, .. })
+                && report.contains(&format!("used state `{refused}`"))
+                && report.contains("does not declare"),
+            "{argument}: {report}"
+        );
+    }
+}
