@@ -129,7 +129,7 @@ fn main() -> anyhow::Result<()> {
     let app = common::app::functions();
     for state in app.declared_states(&o.function).unwrap_or_default() {
         request = match (state.name(), o.count) {
-            ("count", Some(value)) => request.with_packed_state("count", &Count { value }),
+            ("count", Some(value)) => request.with_state_value("count", pack(&Count { value })),
             (name, _) => request.with_state(name, None),
         };
     }

@@ -126,7 +126,7 @@ fn case(n: usize, send_big_bodies: bool) -> Case {
     let caller = Address::new("soak", "client", "c").unwrap();
     let seen = (n % 1000) as i64;
     let good = |invocations: usize| {
-        let mut request = Request::to("soak/counter", &format!("id-{}", n % 97)).with_packed_state(
+        let mut request = Request::to("soak/counter", &format!("id-{}", n % 97)).with_state_value(
             "seen",
             &Count {
                 seconds: seen,
@@ -134,7 +134,7 @@ fn case(n: usize, send_big_bodies: bool) -> Case {
             },
         );
         for _ in 0..invocations {
-            request = request.pack_and_invoke_from(caller.clone(), &Count::default());
+            request = request.invoke_from(caller.clone(), &Count::default());
         }
         Case {
             bytes: http("POST", octets, &request.to_bytes()),

@@ -304,7 +304,7 @@ fn state_writes_are_visible_to_later_invocations_and_reply_once() {
     });
     let request = Request::to("ex/sum", "me")
         .with_state("other", Some(ping(9)))
-        .with_packed_state("sum", &SeenCount { seen: 10 })
+        .with_state_value("sum", pack(&SeenCount { seen: 10 }))
         .invoke(ping(1))
         .invoke(ping(2))
         .invoke(ping(3))
@@ -400,7 +400,7 @@ fn a_typed_read_refuses_another_message_type() {
         .state(&SEEN);
     let handler = RequestReplyHandler::v2(functions);
     let request = Request::to("ex/state", "me")
-        .with_packed_state("seen", &SeenCount { seen: 1 })
+        .with_state_value("seen", pack(&SeenCount { seen: 1 }))
         .invoke(ping(0))
         .to_bytes();
 

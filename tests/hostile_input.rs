@@ -370,7 +370,7 @@ fn a_state_not_carried_is_400_whether_used_or_declared() {
 fn an_argument_of_another_type_is_400_and_one_that_does_not_decode_too() {
     let (handler, calls) = handler();
     let body = Request::to("test/typed", "1")
-        .pack_and_invoke(&prost_types::Duration::default())
+        .invoke(&prost_types::Duration::default())
         .invoke(ping(1))
         .to_bytes();
     let err = error_for(&handler, &body);

@@ -45,8 +45,8 @@ fn the_count_greeter_counts_in_state_greets_on_the_egress_and_forgets() {
     let reply = call(
         &server,
         Request::to("example/count", "joe")
-            .with_packed_state("count", &Count { value: 2 })
-            .pack_and_invoke_from(caller.clone(), &joe()),
+            .with_state_value("count", pack(&Count { value: 2 }))
+            .invoke_from(caller.clone(), pack(&joe())),
     );
     let Some(StateChange::Modified(count)) = reply.state_change("count") else {
         panic!("count is modified");
@@ -67,8 +67,8 @@ fn the_count_greeter_counts_in_state_greets_on_the_egress_and_forgets() {
     let reply = call(
         &server,
         Request::to("example/count", "joe")
-            .with_packed_state("count", &Count { value: 3 })
-            .pack_and_invoke(&Forget {}),
+            .with_state_value("count", pack(&Count { value: 3 }))
+            .invoke(pack(&Forget {})),
     );
     assert!(reply.deleted("count"));
 }

@@ -148,8 +148,8 @@ fn sigterm_under_load_answers_each_request_whole_or_not_at_all_and_exits_0() {
         name: "Joe".into(),
     };
     let request = Request::to("example/count", "joe")
-        .with_packed_state("count", &Count { value: 2 })
-        .pack_and_invoke(&joe)
+        .with_state_value("count", &Count { value: 2 })
+        .invoke(&joe)
         .to_bytes();
     let expected = RequestReplyHandler::v2(app::functions())
         .handle(&request)

@@ -188,7 +188,7 @@ fn a_route_answers_while_every_worker_runs_a_function() {
     let addr = server.local_addr().unwrap();
     let batch = thread::spawn(move || {
         let request = Request::to("test/blocked", "1")
-            .invoke(Default::default())
+            .invoke(prost_types::Any::default())
             .to_bytes();
         Client::connect(addr)
             .unwrap()

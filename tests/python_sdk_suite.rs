@@ -68,12 +68,12 @@ fn integration(ctx: &mut Context, _message: Any) -> anyhow::Result<()> {
 fn request_reply_integration() {
     let handler = handler_for("org.foo/greeter", integration);
     let request = Request::to("org.foo/greeter", "0")
-        .with_packed_state("seen", &SeenCount { seen: 100 })
-        .pack_and_invoke_from(
+        .with_state_value("seen", pack(&SeenCount { seen: 100 }))
+        .invoke_from(
             caller(),
-            &LoginEvent {
+            pack(&LoginEvent {
                 user_name: "user-1".into(),
-            },
+            }),
         )
         .to_bytes();
 
@@ -190,11 +190,11 @@ fn a_typed_function_gets_its_argument_unpacked() {
         .unwrap();
     let handler = RequestReplyHandler::v2(functions);
     let request = Request::to("org.foo/greeter", "0")
-        .pack_and_invoke_from(
+        .invoke_from(
             caller(),
-            &LoginEvent {
+            pack(&LoginEvent {
                 user_name: "bob".into(),
-            },
+            }),
         )
         .to_bytes();
 
@@ -249,13 +249,13 @@ fn a_union_typed_function_dispatches_on_the_type_url() {
         .unwrap();
     let handler = RequestReplyHandler::v2(functions);
     let request = Request::to("org.foo/goodbye", "0")
-        .pack_and_invoke_from(
+        .invoke_from(
             caller(),
-            &LoginEvent {
+            pack(&LoginEvent {
                 user_name: "u".into(),
-            },
+            }),
         )
-        .pack_and_invoke_from(caller(), &Admin { name: "a".into() })
+        .invoke_from(caller(), pack(&Admin { name: "a".into() }))
         .to_bytes();
 
     let reply = run(&handler, &request);
@@ -276,7 +276,7 @@ fn a_message_of_another_type_is_an_error_naming_both_types() {
         .unwrap();
     let handler = RequestReplyHandler::v2(functions);
     let request = Request::to("org.foo/goodbye", "0")
-        .pack_and_invoke(&SeenCount { seen: 1 })
+        .invoke(pack(&SeenCount { seen: 1 }))
         .to_bytes();
 
     let err = handler.handle(&request).unwrap_err();

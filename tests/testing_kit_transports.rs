@@ -53,7 +53,7 @@ fn handler_v3() -> RequestReplyHandler {
 /// Calls `url` on both protocol versions: the 2.2 echo on `v2`'s server, the 3.x
 /// handshake and a call with the state on `v3`'s.
 fn calls_both_versions(v2_url: &str, v3_url: &str, options: &RemoteOptions) {
-    let request = testing::v2::Request::to("example/echo", "a").invoke(Default::default());
+    let request = testing::v2::Request::to("example/echo", "a").invoke(prost_types::Any::default());
     let reply = testing::v2::call_remote_with(v2_url, &request, options)
         .unwrap_or_else(|err| panic!("2.2 over {v2_url}: {err}: {err:?}"));
     assert_eq!(reply.messages().len(), 1, "{v2_url}");
@@ -132,7 +132,7 @@ fn call_remote_speaks_both_versions_over_a_unix_socket() {
 
     calls_both_versions(&v2.url(), &v3.url(), &RemoteOptions::new(TIMEOUT));
     // `call_remote` as it was: a timeout, no other setting.
-    let request = testing::v2::Request::to("example/echo", "a").invoke(Default::default());
+    let request = testing::v2::Request::to("example/echo", "a").invoke(prost_types::Any::default());
     assert!(testing::v2::call_remote(&v2.url(), &request, TIMEOUT).is_ok());
     v2.shutdown();
     v3.shutdown();
@@ -144,7 +144,7 @@ fn a_missing_socket_file_is_an_io_error_naming_the_url_and_the_socket() {
     let dir = TempDir::new("sf-kit");
     let socket = dir.join("missing.sock");
     let url = format!("http+unix://{}/statefun", socket.display());
-    let request = testing::v2::Request::to("example/echo", "a").invoke(Default::default());
+    let request = testing::v2::Request::to("example/echo", "a").invoke(prost_types::Any::default());
 
     let err = testing::v2::call_remote(&url, &request, TIMEOUT).unwrap_err();
 
@@ -195,7 +195,7 @@ mod tls {
     }
 
     fn echo_request() -> testing::v2::Request {
-        testing::v2::Request::to("example/echo", "a").invoke(Default::default())
+        testing::v2::Request::to("example/echo", "a").invoke(prost_types::Any::default())
     }
 
     /// The `Tls` error of a call to `url`, checked to name the URL and to say `reason`.

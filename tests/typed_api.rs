@@ -67,7 +67,7 @@ fn typed_specs_serve_the_2_2_protocol_as_anys_of_their_typename() {
     };
     let request = Request::to("test/f", "1")
         .with_state("count", Some(five))
-        .with_packed_state("greeting", &Greeting { text: "hi".into() })
+        .with_state_value("greeting", pack(&Greeting { text: "hi".into() }))
         .with_state("last", None)
         .invoke(Any::default())
         .to_bytes();
@@ -103,7 +103,7 @@ fn a_2_2_state_of_another_type_is_unreadable_by_a_typed_spec() {
         .state(&COUNT);
     let handler = RequestReplyHandler::v2(functions);
     let request = Request::to("test/f", "1")
-        .with_packed_state("count", &Greeting::default())
+        .with_state_value("count", pack(&Greeting::default()))
         .invoke(Any::default())
         .to_bytes();
 

@@ -211,9 +211,9 @@ pub fn caller() -> Address {
 /// greetings `user-0`, `user-1`, ... from `bench/caller/c1`.
 pub fn batch_request(invocations: usize) -> Vec<u8> {
     let mut request =
-        Request::to("bench/greeter", "user-1").with_packed_state("seen", &Count { value: 41 });
+        Request::to("bench/greeter", "user-1").with_state_value("seen", &Count { value: 41 });
     for i in 0..invocations {
-        request = request.pack_and_invoke_from(
+        request = request.invoke_from(
             caller(),
             &Greet {
                 name: format!("user-{i}"),
@@ -227,15 +227,15 @@ pub fn batch_request(invocations: usize) -> Vec<u8> {
 /// `Blob` of `state_bytes` bytes packed into an `Any`, none of which the greeter touches.
 pub fn bigstate_request(state_bytes: usize) -> Vec<u8> {
     let mut request =
-        Request::to("bench/greeter", "user-1").with_packed_state("seen", &Count { value: 41 });
+        Request::to("bench/greeter", "user-1").with_state_value("seen", &Count { value: 41 });
     for k in 1..=9usize {
         // The content does not matter to the greeter; a fill keeps 16 MiB states quick to
         // build, even under callgrind.
         let data = vec![k as u8; state_bytes];
-        request = request.with_packed_state(&format!("s{k}"), &Blob { data });
+        request = request.with_state_value(&format!("s{k}"), &Blob { data });
     }
     request
-        .pack_and_invoke_from(
+        .invoke_from(
             caller(),
             &Greet {
                 name: "Alice".into(),

@@ -101,12 +101,12 @@ fn main() {
     let caller = Address::new("fuzz", "caller", "c1").unwrap();
     let states = |r: Request| {
         r.with_state("a", None)
-            .with_packed_state(
+            .with_state_value(
                 "b",
-                &prost_types::Duration {
+                pack(&prost_types::Duration {
                     seconds: 1,
                     nanos: 0,
-                },
+                }),
             )
             .with_state("c", Some(script(b"c")))
     };
@@ -145,12 +145,12 @@ fn main() {
     seeds.push((
         "typed".into(),
         states(Request::to(TYPED, "1"))
-            .pack_and_invoke_from(
+            .invoke_from(
                 caller.clone(),
-                &prost_types::Duration {
+                pack(&prost_types::Duration {
                     seconds: 0x0b03,
                     nanos: 0,
-                },
+                }),
             )
             .invoke(script(b"not a duration"))
             .to_bytes(),

@@ -119,7 +119,7 @@ fn request_round_trip(input: &RequestIn) {
         let state_name = name(state_name);
         request = match state {
             StateIn::Empty => request.with_state(&state_name, None),
-            StateIn::Packed(seconds) => request.with_packed_state(
+            StateIn::Packed(seconds) => request.with_state_value(
                 &state_name,
                 &prost_types::Duration {
                     seconds: *seconds,

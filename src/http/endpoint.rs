@@ -74,7 +74,7 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 32 * 1024 * 1024;
 /// let endpoint = Endpoint::new();
 ///
 /// // What a server hands over: the request line, one header and the body.
-/// let body = Request::to("example/echo", "1").invoke(Default::default()).to_bytes();
+/// let body = Request::to("example/echo", "1").invoke(prost_types::Any::default()).to_bytes();
 /// let head = RequestHead::new("POST", "/statefun").with_content_type("application/octet-stream");
 /// let response = endpoint.respond(&handler, &head, &body[..]);
 ///

@@ -242,7 +242,7 @@ impl RemoteOptions {
 ///     .identity("tls/client.crt", "tls/client.key")?;
 /// let options = RemoteOptions::new(Duration::from_secs(10)).tls(tls);
 ///
-/// let request = Request::to("example/greeter", "alice").invoke(Default::default());
+/// let request = Request::to("example/greeter", "alice").invoke(prost_types::Any::default());
 /// let reply = call_remote_with("https://localhost:8443/statefun", &request, &options)?;
 /// // The same settings over a Unix socket: the certificate must be valid for `localhost`.
 /// let reply = call_remote_with("https+unix:///run/statefun/functions.sock/statefun", &request, &options)?;

@@ -3,15 +3,16 @@
 
 use std::time::Duration;
 
-use prost::{Message, Name};
+use prost::Message;
 use prost_types::Any;
 
 use super::http_client::{self, RemoteError, RemoteOptions};
 use super::{
-    delay_of, egress_name, read, Effects, Emitted, ReadError, Sent, SentAfter, StateChange,
+    delay_of, egress_name, read, to_any_or_panic, Effects, Emitted, ReadError, Sent, SentAfter,
+    StateChange,
 };
 use crate::address::{Address, FunctionType};
-use crate::message::pack;
+use crate::message::Value;
 use crate::proto::polyglot::{self as proto, from_function, to_function};
 use crate::protocol::ProtocolVersion;
 use crate::types::Type;
@@ -49,9 +50,17 @@ impl Request {
         self.with_state_bytes(name, bytes)
     }
 
-    /// Adds the state `name` holding `message` packed into an `Any`.
-    pub fn with_packed_state<M: Message + Name>(self, name: &str, message: &M) -> Self {
-        self.with_state(name, Some(pack(message)))
+    /// Adds the state `name` holding `value`: any [`Value`], as a function would store it
+    /// (`&my_message` of a [`protobuf_type!`](crate::protobuf_type) type, `&5i64`, an
+    /// `Any` as it is, `pack(&message)`).
+    ///
+    /// # Panics
+    ///
+    /// If `value`'s type cannot encode it, or it has no value (2.2 has no such thing).
+    #[track_caller]
+    pub fn with_state_value<V: Value>(self, name: &str, value: V) -> Self {
+        let state = any_of_2_2(value, || format!("the state `{name}`"));
+        self.with_state(name, Some(state))
     }
 
     /// Adds the state `name` with raw bytes as its value (normally a serialized `Any`; empty
@@ -64,8 +73,16 @@ impl Request {
         self
     }
 
-    /// Adds an invocation without a caller, as from an ingress.
-    pub fn invoke(mut self, argument: Any) -> Self {
+    /// Adds an invocation without a caller, as from an ingress, whose argument is
+    /// `message`: any [`Value`] (an `Any` as it is, `&my_message` of a
+    /// [`protobuf_type!`](crate::protobuf_type) type, `pack(&message)`), as on 3.x.
+    ///
+    /// # Panics
+    ///
+    /// If `message`'s type cannot encode it, or it has no value (2.2 has no such thing).
+    #[track_caller]
+    pub fn invoke<V: Value>(mut self, message: V) -> Self {
+        let argument = any_of_2_2(message, || "an invocation".to_owned());
         self.batch.invocations.push(to_function::Invocation {
             caller: None,
             argument: Some(argument),
@@ -73,23 +90,19 @@ impl Request {
         self
     }
 
-    /// Adds an invocation sent by `caller`.
-    pub fn invoke_from(mut self, caller: Address, argument: Any) -> Self {
+    /// Adds an invocation sent by `caller`, as [`invoke`](Self::invoke).
+    ///
+    /// # Panics
+    ///
+    /// As [`invoke`](Self::invoke).
+    #[track_caller]
+    pub fn invoke_from<V: Value>(mut self, caller: Address, message: V) -> Self {
+        let argument = any_of_2_2(message, || "an invocation".to_owned());
         self.batch.invocations.push(to_function::Invocation {
             caller: Some((&caller).into()),
             argument: Some(argument),
         });
         self
-    }
-
-    /// Adds an invocation without a caller whose argument is `message` packed into an `Any`.
-    pub fn pack_and_invoke<M: Message + Name>(self, message: &M) -> Self {
-        self.invoke(pack(message))
-    }
-
-    /// Adds an invocation sent by `caller` whose argument is `message` packed into an `Any`.
-    pub fn pack_and_invoke_from<M: Message + Name>(self, caller: Address, message: &M) -> Self {
-        self.invoke_from(caller, pack(message))
     }
 
     /// The request as the protocol's message.
@@ -260,7 +273,7 @@ impl Reply {
 ///     .bind("127.0.0.1:0")
 ///     .start(RequestReplyHandler::v2(functions))?;
 ///
-/// let request = Request::to("example/echo", "a").invoke(Default::default());
+/// let request = Request::to("example/echo", "a").invoke(prost_types::Any::default());
 /// let reply = call_remote(&server.url(), &request, Duration::from_secs(10))?;
 /// assert_eq!(reply.messages().len(), 1);
 /// # }
@@ -272,7 +285,7 @@ impl Reply {
 /// ```no_run
 /// # use std::time::Duration;
 /// # use statefun_sync::testing::v2::{call_remote, Request};
-/// # let request = Request::to("example/echo", "a").invoke(Default::default());
+/// # let request = Request::to("example/echo", "a").invoke(prost_types::Any::default());
 /// let url = "http+unix:///run/statefun/functions.sock/statefun";
 /// let reply = call_remote(url, &request, Duration::from_secs(10))?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -300,7 +313,7 @@ pub fn call_remote(url: &str, request: &Request, timeout: Duration) -> Result<Re
 ///
 /// let tls = ClientTls::new("tls/ca.crt")?.identity("tls/client.crt", "tls/client.key")?;
 /// let options = RemoteOptions::new(Duration::from_secs(10)).tls(tls);
-/// let request = Request::to("example/greeter", "alice").invoke(Default::default());
+/// let request = Request::to("example/greeter", "alice").invoke(prost_types::Any::default());
 /// let reply = call_remote_with("https://localhost:8443/statefun", &request, &options)?;
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -321,12 +334,27 @@ pub fn call_remote_with(
     })
 }
 
+/// `value` as the `Any` a 2.2 request carries, for the request builder, which panics on
+/// a value it cannot carry: a test's own values are the test's to fix.
+#[track_caller]
+fn any_of_2_2<V: Value>(value: V, destination: impl Fn() -> String) -> Any {
+    let (any, has_value) = to_any_or_panic(value, &destination);
+    assert!(
+        has_value,
+        "{}: a value without a value (typename {}) has no place on 2.2, whose `Any` always \
+         carries one",
+        destination(),
+        any.type_url
+    );
+    any
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::message::{unpack, UnpackError};
+    use crate::message::{pack, unpack, UnpackError};
     use crate::{Context, RequestReplyHandler, StatefulFunctions};
 
     // A well-known type stands in for a user's message type.
@@ -359,9 +387,9 @@ mod tests {
     fn reply() -> Reply {
         let request = Request::to("example/all", "a")
             .with_state("last", None)
-            .with_packed_state("old", &seconds(1))
+            .with_state_value("old", &seconds(1))
             .with_state("kept", None)
-            .pack_and_invoke(&seconds(7))
+            .invoke(&seconds(7))
             .to_bytes();
         Reply::decode(&handler().handle(&request).unwrap()).unwrap()
     }
@@ -458,4 +486,22 @@ mod tests {
         assert_eq!(reply.egresses_to("example/out").count(), 1);
         assert_eq!(reply.egresses_to("example/other").count(), 0);
     }
+
+    #[test]
+    fn the_request_takes_values_as_a_function_sends_them() {
+        let typed = Request::to("ns/f", "1")
+            .invoke(&seconds(7))
+            .with_state_value("s", &seconds(1));
+        let packed = Request::to("ns/f", "1")
+            .invoke(pack(&seconds(7)))
+            .with_state("s", Some(pack(&seconds(1))));
+        assert_eq!(typed.to_bytes(), packed.to_bytes());
+    }
+
+    #[test]
+    #[should_panic(expected = "has no place on 2.2")]
+    fn a_value_without_a_value_has_no_place_in_a_2_2_request() {
+        let _ = Request::to("ns/f", "1").invoke(None::<&i32>);
+    }
+
 }

@@ -15,9 +15,9 @@ fn a_batch_counts_each_visit_and_greets_on_the_egress() -> anyhow::Result<()> {
     let handler = RequestReplyHandler::v2(functions());
     // What the runtime sends: Alice, seen once before, visits twice in one batch.
     let request = Request::to(GREETER, "alice")
-        .with_packed_state("seen", &SeenCount { seen: 1 })
-        .pack_and_invoke(&visit("Alice"))
-        .pack_and_invoke(&visit("Alice"))
+        .with_state_value("seen", &SeenCount { seen: 1 })
+        .invoke(&visit("Alice"))
+        .invoke(&visit("Alice"))
         .to_bytes();
 
     let reply = Reply::decode(&handler.handle(&request)?)?;
@@ -44,7 +44,7 @@ fn a_deployment_without_the_state_is_refused() {
     let handler = RequestReplyHandler::v2(functions());
     // module.yaml forgot to declare `seen`: the request carries no such state.
     let request = Request::to(GREETER, "alice")
-        .pack_and_invoke(&visit("Alice"))
+        .invoke(&visit("Alice"))
         .to_bytes();
 
     let err = handler.handle(&request).unwrap_err();
