@@ -365,8 +365,10 @@ fn a_stop_lets_a_held_reply_leave_at_once() {
     let addr = server.local_addr().unwrap();
     let mut client = Client::connect(addr).unwrap();
     pass_the_burst(&mut client);
+    // Measured from before the thread starts, so that the held reply's wait counts the
+    // whole 200 ms before the stop, however late the thread gets to post.
+    let posted = Instant::now();
     let held = thread::spawn(move || {
-        let posted = Instant::now();
         let response = client.post("/statefun", &batch("x", 2, &[3])).unwrap();
         (response, posted.elapsed())
     });

@@ -66,7 +66,7 @@ fn logger(ctx: &mut Context, message: Text) -> anyhow::Result<()> {
 
 fn log(runtime: &LocalRuntime) -> Vec<String> {
     runtime
-        .egress_as::<Text>("test/log")
+        .egress_values::<Text>("test/log")
         .unwrap()
         .into_iter()
         .map(|t| t.text)
@@ -237,7 +237,7 @@ fn messages_that_arrive_before_an_address_runs_go_in_one_batch() {
     assert_eq!(batch.size, 5);
     // In arrival order: the totals are running sums.
     assert_eq!(
-        runtime.egress_as::<Count>("test/totals").unwrap(),
+        runtime.egress_values::<Count>("test/totals").unwrap(),
         [1, 3, 6, 10, 15].map(count)
     );
 }
@@ -467,7 +467,7 @@ fn egress_messages_are_recorded_per_egress() {
         ["test/even", "test/odd"]
     );
     assert_eq!(
-        runtime.egress_as::<Count>("test/odd").unwrap(),
+        runtime.egress_values::<Count>("test/odd").unwrap(),
         [1, 3, 5].map(count)
     );
     assert_eq!(
@@ -530,7 +530,7 @@ fn a_failing_batch_names_address_and_message_and_is_not_applied() {
         Some(count(1))
     );
     assert_eq!(
-        runtime.egress_as::<Count>("test/totals").unwrap(),
+        runtime.egress_values::<Count>("test/totals").unwrap(),
         [count(1)]
     );
     assert_eq!(
@@ -754,7 +754,7 @@ fn set_state_seeds_what_the_next_batch_reads() {
     runtime.send("test/adder", "a", pack(&count(2))).unwrap();
     runtime.run().unwrap();
     assert_eq!(
-        runtime.egress_as::<Count>("test/totals").unwrap(),
+        runtime.egress_values::<Count>("test/totals").unwrap(),
         [count(42)]
     );
 }

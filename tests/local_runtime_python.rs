@@ -40,7 +40,7 @@ impl prost::Name for Int64Value {
     const PACKAGE: &'static str = "google.protobuf";
 }
 
-statefun_sync::protobuf_type!(Int64Value);
+statefun_sync::protobuf_type!(Int64Value, StringValue);
 
 fn string(value: &str) -> StringValue {
     StringValue {
@@ -78,7 +78,7 @@ fn runtime(python: &PythonApp) -> LocalRuntime {
 
 fn heard(runtime: &LocalRuntime) -> Vec<String> {
     runtime
-        .egress_as::<StringValue>("rust/heard")
+        .egress_values::<StringValue>("rust/heard")
         .unwrap()
         .into_iter()
         .map(|s| s.value)
@@ -120,7 +120,7 @@ fn the_python_sdk_and_a_rust_function_message_each_other() {
     assert_eq!(seen.unwrap().value, 2);
     // The Python function's egress.
     let records = runtime
-        .egress_as::<KafkaProducerRecord>("py/greetings")
+        .egress_values::<KafkaProducerRecord>("py/greetings")
         .unwrap();
     assert_eq!(records.len(), 3);
     assert_eq!(

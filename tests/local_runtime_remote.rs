@@ -105,7 +105,7 @@ mod behind_a_server {
         ask_twice(&mut runtime);
 
         assert_eq!(
-            runtime.egress_as::<Count>("local/answers").unwrap(),
+            runtime.egress_values::<Count>("local/answers").unwrap(),
             [count(42), count(10)]
         );
         // The runtime keeps the remote function's state and sends it back each time.
@@ -140,7 +140,7 @@ mod behind_a_server {
         ask_twice(&mut runtime);
 
         assert_eq!(
-            runtime.egress_as::<Count>("local/answers").unwrap(),
+            runtime.egress_values::<Count>("local/answers").unwrap(),
             [count(42), count(10)]
         );
         serving.join().unwrap();
@@ -254,7 +254,7 @@ fn a_remote_reply_is_applied_as_the_runtime_does() {
         Some(count(3))
     );
     assert_eq!(
-        runtime.egress_as::<Count>("remote/out").unwrap(),
+        runtime.egress_values::<Count>("remote/out").unwrap(),
         [count(4)]
     );
     let delayed: Vec<_> = runtime.pending_delayed().collect();

@@ -503,5 +503,4 @@ mod tests {
     fn a_value_without_a_value_has_no_place_in_a_2_2_request() {
         let _ = Request::to("ns/f", "1").invoke(None::<&i32>);
     }
-
 }

@@ -18,7 +18,7 @@ use super::{
 use crate::address::{Address, FunctionType};
 use crate::error::Error;
 use crate::handler::RequestReplyHandler;
-use crate::message::{unpack, UnpackError, Value};
+use crate::message::{UnpackError, Value};
 use crate::proto::polyglot::{self as proto, to_function};
 use crate::proto::reqreply as proto3;
 use crate::protocol::ProtocolVersion;
@@ -552,19 +552,6 @@ impl LocalRuntime {
     /// empty if none. On 3.x each one's type URL is its typename.
     pub fn egress(&self, typename: &str) -> &[Any] {
         self.egresses.get(typename).map_or(&[], Vec::as_slice)
-    }
-
-    /// The messages sent to the egress `typename` so far, each unpacked into `M`.
-    ///
-    /// # Errors
-    ///
-    /// The first [`UnpackError`]: a message of another type, or one that does not
-    /// decode.
-    pub fn egress_as<M: Message + Name + Default>(
-        &self,
-        typename: &str,
-    ) -> Result<Vec<M>, UnpackError> {
-        self.egress(typename).iter().map(unpack).collect()
     }
 
     /// The messages sent to the egress `typename` so far, each read as a `T`: a built-in
