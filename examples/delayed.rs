@@ -1,5 +1,5 @@
 //! A delayed message: `example/delay` replies "hello from the past" to its caller
-//! 30 minutes after it was called (`pack_and_send_after`). The function goes on serving
+//! 30 minutes after it was called (`send_after`). The function goes on serving
 //! meanwhile; the runtime keeps the message and delivers it on time.
 //!
 //! ```text
