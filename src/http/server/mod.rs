@@ -11,6 +11,7 @@
 mod batching;
 mod body_memory;
 mod connection;
+mod queue;
 mod routes;
 mod semaphore;
 #[cfg(unix)]
@@ -630,6 +631,12 @@ impl ServerBuilder {
             .transpose()?;
         let (listener, listen_addr, socket_file) = bind(self.listen, self.unix_mode)?;
         let body_memory = BodyMemory::new(self.max_body_memory, self.endpoint.max_body_size());
+        // A TLS session's state lives with its connection's thread, and the pacer holds
+        // replies on it: those batches wait for a permit on their own thread.
+        #[cfg(feature = "tls")]
+        let queued = tls.is_none() && self.batching.is_none();
+        #[cfg(not(feature = "tls"))]
+        let queued = self.batching.is_none();
         let shared = Arc::new(Shared {
             handler: handler.into(),
             endpoint: self.endpoint,
@@ -649,6 +656,7 @@ impl ServerBuilder {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             permits: Semaphore::new(self.workers),
+            jobs: queued.then(|| queue::Jobs::new(self.workers)),
             body_memory,
             acceptor: Mutex::new(None),
             #[cfg(unix)]
@@ -870,6 +878,9 @@ struct Shared {
     /// Signalled when a connection closes, the accept loop stops, or shutdown finishes.
     changed: Condvar,
     permits: Semaphore,
+    /// Batches waiting for a worker, and the threads that run them (`queue`); `None` over
+    /// TLS and with [`ServerBuilder::grow_batches`], where a batch waits on its own thread.
+    jobs: Option<queue::Jobs>,
     /// Bytes of request bodies held at once, across connections.
     body_memory: BodyMemory,
     /// The accept thread, joined by the shutdown once it has ended.
@@ -910,8 +921,9 @@ impl State {
 
 /// An open connection, as the shutdown sees it.
 struct Tracked {
-    /// A handle to the same socket, to close it from the shutdown.
-    stream: Socket,
+    /// A handle to the same socket, to close it from the shutdown (and, shared with the
+    /// connection's thread, to answer its queued batches from a worker thread).
+    stream: Arc<Socket>,
     /// Between the first byte of a request and the end of its reply.
     busy: bool,
 }
@@ -970,6 +982,9 @@ impl Shared {
         // A request that waits has not started: it would hold up the stop for as long as
         // the requests ahead of it take, and the runtime can send it elsewhere.
         self.permits.stop_waits();
+        if let Some(jobs) = &self.jobs {
+            jobs.stop(self);
+        }
         self.body_memory.stop_waits();
         // A held reply is whole: it leaves now, so the stop does not wait for its turn.
         if let Some(pacer) = &self.pacer {
