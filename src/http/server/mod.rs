@@ -3,10 +3,10 @@
 //!
 //! Here: the builder and the lifecycle ([`serve`], [`Server`], [`ServerBuilder`]): the
 //! probes, readiness and the graceful shutdown; the accept and connection loops are in
-//! `connection`, the semaphore in `semaphore`, the budget of body memory in
-//! `body_memory`, the extra routes in `routes`, SIGTERM and SIGINT in `signals`, what it
-//! listens on in `transport`, the pace of replies that grows the runtime's batches in
-//! `batching`, and the HTTP/1 codec in `http::codec`.
+//! `connection`, the semaphore in `semaphore`, the batches queued for a worker in
+//! `queue`, the budget of body memory in `body_memory`, the extra routes in `routes`,
+//! SIGTERM and SIGINT in `signals`, what it listens on in `transport`, the pace of replies
+//! that grows the runtime's batches in `batching`, and the HTTP/1 codec in `http::codec`.
 
 mod batching;
 mod body_memory;
@@ -148,9 +148,10 @@ pub fn serve_at(
 /// the runtime's connection pool per task manager); beyond it, a new connection
 /// gets `503 Service Unavailable` with `Connection: close`, which the runtime retries.
 /// A semaphore lets at most [`workers`](ServerBuilder::workers) handler calls run at
-/// once; the other connection threads wait in `read()` (idle keep-alive connections)
-/// or for a permit, in arrival order, costing a parked thread with a small stack each,
-/// woken only when its turn comes. The bodies they hold meanwhile count in
+/// once; the other connection threads wait in `read()`, idle keep-alive connections and
+/// those whose batch is queued for a worker alike (over TLS, a thread whose batch waits
+/// for a worker parks until its turn, in arrival order), costing a parked thread with a
+/// small stack each. The queued bodies count in
 /// [`max_body_memory`](ServerBuilder::max_body_memory).
 ///
 /// This is the design because the runtime opens its pooled connections in bursts and
@@ -323,13 +324,23 @@ impl ServerBuilder {
     ///
     /// Lowering it is the way to bound what the functions may use at once (a database's
     /// connections, a single-threaded resource: `workers(1)` runs one batch at a time),
-    /// and it stays cheap however many connections wait: batches whose bodies have arrived
-    /// queue for a worker in arrival order, and each finished batch wakes only the
-    /// connection thread next in line, with nothing woken and no system call when none
-    /// waits (the measurements are in the repository's `BENCHMARKS.md`, "Worker permits").
+    /// and it stays cheap however many connections wait. A batch that finds a worker free,
+    /// with none queued, runs at once on its connection's thread, with no system call for
+    /// its permit. One that finds every worker busy is queued, in arrival order, and its
+    /// connection's thread goes back to reading its socket; worker threads (at most
+    /// `workers` of them, started when first needed) run the queued batches back to back
+    /// and write each reply on its connection, so that under load no thread is woken to
+    /// hand a worker over (the guide's [performance](crate::guide::performance#worker-permits)
+    /// chapter; the measurements are in the repository's `BENCHMARKS.md`, "Worker
+    /// permits"). A connection has at most one batch queued or running, and reads no
+    /// further request before its reply is written, so a pipelining client gets its
+    /// replies in order. Over TLS, and with [`grow_batches`](Self::grow_batches), a batch
+    /// waits for its worker on its own connection's thread instead, also in arrival order
+    /// (the TLS session, and the held reply, stay with that thread).
     ///
     /// A batch whose body has arrived waits for a worker, with no deadline of its own (the
-    /// runtime's timeout bounds it), holding its body's memory. Once the server stops
+    /// runtime's timeout bounds it; the connection's idle timeout does not run meanwhile),
+    /// holding its body's memory. Once the server stops
     /// ([`Server::shutdown`], a signal, a drop), a batch that would wait for a worker is
     /// answered `503` with `Connection: close` instead, and never runs: the runtime sends
     /// it again, to a server that is not stopping, and the stop waits only for the
