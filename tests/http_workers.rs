@@ -254,3 +254,41 @@ fn batches_that_wait_for_a_worker_run_on_worker_threads() {
     let names: Vec<String> = ran_on.try_iter().collect();
     assert_eq!(names, ["statefun-worker"; 4], "the queued batches");
 }
+
+// A client that does not read its reply holds no worker: the worker writes a reply for a
+// moment, then leaves the rest to a thread of its own and runs the next batch. Without
+// that, the fast client's batch would wait for the slow one's write, until the read
+// timeout (30 s).
+#[test]
+fn a_client_that_does_not_read_its_reply_holds_up_no_other_batch() {
+    let (handler, gate) = gated_handler();
+    let server = one_worker(handler);
+    let addr = server.local_addr().unwrap();
+    let running = hold_the_worker(addr, &gate);
+    // 16 MiB echoed back: more than loopback's socket buffers hold.
+    let big = prost_types::Any {
+        type_url: "test/Big".into(),
+        value: vec![7; 16 << 20],
+    };
+    let slow_request = Request::to("test/echo", "slow").invoke(big).to_bytes();
+    let mut slow = Client::connect(addr).unwrap();
+    slow.send(&post("/statefun", &slow_request)).unwrap();
+    wait_for_metric(addr, "/metrics", WAITING, 1.0);
+    let fast_request = echo_request("fast", 1);
+    let mut fast = Client::connect(addr).unwrap();
+    fast.send(&post("/statefun", &fast_request)).unwrap();
+    wait_for_metric(addr, "/metrics", WAITING, 2.0);
+
+    let opened = std::time::Instant::now();
+    gate.open();
+    let response = fast.read_response().unwrap();
+    assert_reply(&response, &fast_request);
+    assert!(
+        opened.elapsed() < Duration::from_secs(10),
+        "the fast batch waited {:?} behind a reply nobody read",
+        opened.elapsed()
+    );
+    // The slow reply, finished on its own thread, is whole.
+    assert_reply(&slow.read_response().unwrap(), &slow_request);
+    drop(running);
+}

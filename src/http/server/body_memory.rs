@@ -65,13 +65,13 @@ impl BodyMemory {
         }
     }
 
-    /// Ends every wait for room, now and later, with 503 (the server is stopping): a body
-    /// that fits is still read, one that would wait is not.
     /// Gives back the bytes of a charge taken apart by [`Charge::into_bytes`].
     pub(super) fn give_back(&self, bytes: usize) {
         self.bytes.give_back(bytes);
     }
 
+    /// Ends every wait for room, now and later, with 503 (the server is stopping): a body
+    /// that fits is still read, one that would wait is not.
     pub(super) fn stop_waits(&self) {
         self.bytes.stop_waits();
     }

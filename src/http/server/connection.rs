@@ -339,15 +339,11 @@ fn exchange(
 /// Writes all of `bytes` by `deadline`: the socket's write timeout bounds each write
 /// call, so a client reading one byte at a time would otherwise hold the connection for
 /// as long as it likes.
-/// `socket` tells the socket under `stream`, whose timeout is set.
-pub(super) fn write_all_by<W: Write>(
-    stream: &mut W,
-    socket: impl Fn(&W) -> &Socket,
-    mut bytes: &[u8],
-    deadline: Instant,
-) -> io::Result<()> {
+fn write_all_by(stream: &mut Stream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
     while !bytes.is_empty() {
-        socket(stream).set_write_timeout(Some(time_left(deadline)?))?;
+        stream
+            .socket()
+            .set_write_timeout(Some(time_left(deadline)?))?;
         match stream.write(bytes) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => bytes = &bytes[n..],
@@ -369,7 +365,6 @@ fn reply(conn: &mut Reader<Stream>, response: &Response, head: &Head, shared: &S
     let bytes = encode_response(response, connection, !head.is_head());
     match write_all_by(
         conn.stream_mut(),
-        Stream::socket,
         &bytes,
         Instant::now() + shared.read_timeout,
     ) {

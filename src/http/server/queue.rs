@@ -22,6 +22,7 @@
 //! reply on its connection's thread) a batch waits for its permit on its own thread.
 
 use std::collections::VecDeque;
+use std::io::{self, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,11 +31,11 @@ use std::time::{Duration, Instant};
 
 use log::{error, warn};
 
-use super::connection::{sent, write_all_by};
+use super::connection::sent;
 use super::{lock, Shared};
 use crate::http::codec::{encode_response, Connection};
 use crate::http::endpoint::{Refusal, Response};
-use crate::http::socket::Socket;
+use crate::http::socket::{time_left, Socket};
 
 /// The queue of jobs and its drainers.
 pub(super) struct Jobs {
@@ -153,10 +154,58 @@ impl Job {
         }
     }
 
-    /// Writes `response` on the job's connection, counts it, and ends the job; the
-    /// connection stays open only for a keep-alive reply written whole while the server
-    /// is not stopping.
+    /// Writes `response` on the job's connection by `deadline`, counts it, and ends the
+    /// job; the connection stays open only for a keep-alive reply written whole while the
+    /// server is not stopping.
     fn answer(self, shared: &Shared, response: &Response, close: bool, deadline: Instant) {
+        let (bytes, close) = self.encode(shared, response, close);
+        let mut written = 0;
+        let result = write_from(&self.conn.socket, &bytes, &mut written, deadline);
+        self.finish(shared, response.status(), bytes.len(), result, close);
+    }
+
+    /// As [`answer`](Self::answer), from a worker thread: it writes for
+    /// [`WORKER_WRITE`] at most, and a reply its client has not taken by then is finished
+    /// on a thread of its own, by the usual deadline, so that a client that does not read
+    /// holds neither the worker nor the batches queued behind it.
+    fn answer_from_worker(self, shared: &Arc<Shared>, response: &Response) {
+        let started = Instant::now();
+        let (bytes, close) = self.encode(shared, response, false);
+        let status = response.status();
+        let mut written = 0;
+        match write_from(
+            &self.conn.socket,
+            &bytes,
+            &mut written,
+            started + WORKER_WRITE,
+        ) {
+            Err(err) if is_timeout(&err) => {}
+            result => return self.finish(shared, status, bytes.len(), result, close),
+        }
+        let deadline = started + shared.read_timeout;
+        let for_thread = Arc::clone(shared);
+        let job = Arc::new(Mutex::new(Some((self, bytes, written))));
+        let for_writer = Arc::clone(&job);
+        let finish_by = move |shared: &Shared| {
+            let Some((job, bytes, mut written)) = lock(&for_writer).take() else {
+                return;
+            };
+            let result = write_from(&job.conn.socket, &bytes, &mut written, deadline);
+            job.finish(shared, status, bytes.len(), result, close);
+        };
+        let finish_here = finish_by.clone();
+        let spawned = thread::Builder::new()
+            .name("statefun-writer".into())
+            .stack_size(shared.stack_size)
+            .spawn(move || finish_by(&for_thread));
+        if let Err(err) = spawned {
+            warn!("cannot start a thread to finish a slow reply: {err}; finishing it here");
+            finish_here(shared);
+        }
+    }
+
+    /// The reply's bytes, and whether it closes the connection.
+    fn encode(&self, shared: &Shared, response: &Response, close: bool) -> (Vec<u8>, bool) {
         let connection = if close || self.close || shared.is_stopping() {
             Connection::Close
         } else if self.http10 {
@@ -165,11 +214,23 @@ impl Job {
             Connection::KeepAlive
         };
         let bytes = encode_response(response, connection, true);
-        let mut close = connection == Connection::Close;
-        match write_all_by(&mut &*self.conn.socket, |s| *s, &bytes, deadline) {
-            Ok(()) => sent(shared, response.status(), bytes.len()),
+        (bytes, connection == Connection::Close)
+    }
+
+    /// Counts the reply written (or not: then the connection closes), gives back what the
+    /// batch held, and ends the job.
+    fn finish(
+        self,
+        shared: &Shared,
+        status: u16,
+        len: usize,
+        written: io::Result<()>,
+        mut close: bool,
+    ) {
+        match written {
+            Ok(()) => sent(shared, status, len),
             Err(err) => {
-                warn!("writing a {} reply failed: {err}", response.status());
+                warn!("writing a {status} reply failed: {err}");
                 close = true;
             }
         }
@@ -188,6 +249,38 @@ impl Job {
         }
         self.conn.done(close);
     }
+}
+
+/// How long a worker thread spends writing one reply (see [`Job::answer_from_worker`]):
+/// long enough for any reply a reading client takes from its socket buffer, short enough
+/// that a client that does not read costs the queue little.
+const WORKER_WRITE: Duration = Duration::from_millis(20);
+
+/// Writes `bytes` from `*written` on, by `deadline`, counting in `*written` what went.
+fn write_from(
+    mut socket: &Socket,
+    bytes: &[u8],
+    written: &mut usize,
+    deadline: Instant,
+) -> io::Result<()> {
+    while *written < bytes.len() {
+        socket.set_write_timeout(Some(time_left(deadline)?))?;
+        match socket.write(&bytes[*written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *written += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// Whether a write ended at its deadline (the socket's timeout, or none left).
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 impl Jobs {
@@ -310,7 +403,7 @@ impl Jobs {
 
 /// A drainer: takes a permit for each job, in arrival order, runs it and answers it;
 /// parks while there is none (`park`), or leaves.
-fn drain(shared: &Shared, park: bool) {
+fn drain(shared: &Arc<Shared>, park: bool) {
     let jobs = shared
         .jobs
         .as_ref()
@@ -322,8 +415,7 @@ fn drain(shared: &Shared, park: bool) {
             Ok(permit) => {
                 let (response, _) = shared.endpoint.handle_batch(&shared.handler, &job.body);
                 drop(permit);
-                let deadline = Instant::now() + shared.read_timeout;
-                job.answer(shared, &response, false, deadline);
+                job.answer_from_worker(shared, &response);
             }
             // The server stops: the batch has not started, and goes to another server.
             Err(_) => {

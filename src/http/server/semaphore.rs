@@ -218,7 +218,6 @@ impl Semaphore {
         }
     }
 
-    /// Gives `units` back, and admits the waiters they let in.
     /// Gives back the units of a permit taken apart by [`Permit::into_units`].
     pub(super) fn give_back(&self, units: usize) {
         if units != 0 {
@@ -226,6 +225,7 @@ impl Semaphore {
         }
     }
 
+    /// Gives `units` back, and admits the waiters they let in.
     fn release(&self, units: usize) {
         let mut state = self.lock();
         state.available += units;
