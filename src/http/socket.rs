@@ -72,6 +72,17 @@ impl Write for Socket {
     }
 }
 
+/// Writes through a shared handle, as `&TcpStream` does: the server's worker threads
+/// answer a queued batch on the connection while its own thread reads it.
+impl Write for &Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        on_socket!(*self, s => (&*s).write(buf))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        on_socket!(*self, s => (&*s).flush())
+    }
+}
+
 /// What is left until `deadline`, or a timeout error once it has passed: what a socket
 /// timeout is set to so that a deadline bounds a whole exchange, not each call.
 pub(crate) fn time_left(deadline: Instant) -> io::Result<Duration> {

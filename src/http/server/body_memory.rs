@@ -65,6 +65,11 @@ impl BodyMemory {
         }
     }
 
+    /// Gives back the bytes of a charge taken apart by [`Charge::into_bytes`].
+    pub(super) fn give_back(&self, bytes: usize) {
+        self.bytes.give_back(bytes);
+    }
+
     /// Ends every wait for room, now and later, with 503 (the server is stopping): a body
     /// that fits is still read, one that would wait is not.
     pub(super) fn stop_waits(&self) {
@@ -78,6 +83,15 @@ pub(super) struct Charge<'a> {
     held: Permit<'a>,
     most: usize,
     deadline: Instant,
+}
+
+impl Charge<'_> {
+    /// The bytes held, no longer given back by a drop: for a body that outlives its
+    /// connection thread's exchange (a queued batch), which gives them back with
+    /// [`BodyMemory::give_back`].
+    pub(super) fn into_bytes(self) -> usize {
+        self.held.into_units()
+    }
 }
 
 impl BodyBudget for Charge<'_> {

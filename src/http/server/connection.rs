@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use log::{error, warn};
 
+use super::queue::{Conn, Job};
 use super::semaphore::Permit;
 use super::transport::Listener;
 use super::{lock, Shared, Tracked};
@@ -69,7 +70,7 @@ impl Drop for AcceptorEnded<'_> {
 /// Gives a new connection its thread, or refuses it with 503.
 fn admit(shared: &Arc<Shared>, stream: Socket) {
     let handle = match stream.try_clone() {
-        Ok(handle) => handle,
+        Ok(handle) => Arc::new(handle),
         Err(err) => {
             error!("cannot track a new connection: {err}");
             return refuse(shared, stream, Refusal::NoNewConnection);
@@ -94,7 +95,7 @@ fn admit(shared: &Arc<Shared>, stream: Socket) {
         state.connections.insert(
             id,
             Tracked {
-                stream: handle,
+                stream: Arc::clone(&handle),
                 busy: false,
             },
         );
@@ -110,7 +111,7 @@ fn admit(shared: &Arc<Shared>, stream: Socket) {
                 metrics.connections.inc();
             }
             let _registered = Registered(&for_thread, id);
-            serve_connection(&for_thread, id, stream);
+            serve_connection(&for_thread, id, stream, handle);
         });
     if let Err(err) = spawned {
         // The closure, and with it the connection, is dropped: the client sees it close.
@@ -155,12 +156,29 @@ enum Next {
     KeepAlive,
     Close,
     LingerClose,
+    /// The batch is queued for a worker (`queue`), which answers it and marks the
+    /// connection idle, or closes it.
+    Queued,
 }
 
-fn serve_connection(shared: &Shared, id: u64, socket: Socket) {
+/// Serves one connection. `handle` is another handle to its socket, which the server's
+/// shutdown closes, and a worker thread answers this connection's queued batches on.
+fn serve_connection(shared: &Arc<Shared>, id: u64, socket: Socket, handle: Arc<Socket>) {
     let _ = socket.set_write_timeout(Some(shared.read_timeout));
     let Some(stream) = secure(shared, socket) else {
         return;
+    };
+    let me = shared
+        .jobs
+        .is_some()
+        .then(|| Arc::new(Conn::new(id, handle)));
+    // Returns once a queued batch has been answered: the connection's thread ends only
+    // after its reply, so the shutdown waits for it, and reads no next request before it,
+    // so replies keep their order.
+    let done = || {
+        if let Some(me) = &me {
+            me.wait_done();
+        }
     };
     let mut conn = Reader::new(stream, MAX_REQUEST_HEAD);
     // A new connection gets no longer than a request would to send its first byte: 2,048
@@ -168,20 +186,34 @@ fn serve_connection(shared: &Shared, id: u64, socket: Socket) {
     let mut wait = shared.idle_timeout.min(shared.read_timeout);
     loop {
         if conn.buffered().is_empty() {
-            // Idle: wait for the next request's first byte.
+            // Idle, or its batch queued: wait for the next request's first byte.
+            let queued = me.as_ref().is_some_and(|me| me.has_job());
             if conn.stream().socket().set_read_timeout(Some(wait)).is_err() {
-                return;
+                return done();
             }
             match conn.fill(None) {
                 Ok(n) if n > 0 => {}
-                _ => return, // closed by the client, idle for too long, or shut down
+                // Not idle while its batch waited or ran: the idle time starts again.
+                Err(err) if queued && is_timeout(&err) => continue,
+                _ => return done(), // closed by the client, idle for too long, or shut down
+            }
+        }
+        if let Some(me) = &me {
+            me.wait_done();
+            if me.is_closed() {
+                return;
             }
         }
         if !shared.set_busy(id, true) {
             return;
         }
         let deadline = Instant::now() + shared.read_timeout;
-        match exchange(shared, &mut conn, deadline) {
+        match exchange(shared, me.as_ref(), &mut conn, deadline) {
+            Next::Queued => {
+                // Busy until the worker has answered: it marks the connection idle.
+                wait = shared.idle_timeout;
+                continue;
+            }
             Next::KeepAlive => {}
             Next::Close => return conn.stream_mut().close_write(),
             Next::LingerClose => return linger_close(conn.stream_mut()),
@@ -193,8 +225,21 @@ fn serve_connection(shared: &Shared, id: u64, socket: Socket) {
     }
 }
 
-/// Reads one request and answers it: with a route's handler, or the functions'.
-fn exchange(shared: &Shared, conn: &mut Reader<Stream>, deadline: Instant) -> Next {
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Reads one request and answers it: with a route's handler, or the functions'; or
+/// queues its batch for a worker (`me`: the connection, on a server with a queue).
+fn exchange(
+    shared: &Arc<Shared>,
+    me: Option<&Arc<Conn>>,
+    conn: &mut Reader<Stream>,
+    deadline: Instant,
+) -> Next {
     let head = match conn.read_request_head(deadline) {
         Ok(head) => head,
         Err(err) => return fail(shared, conn, err, "request head"),
@@ -260,11 +305,27 @@ fn exchange(shared: &Shared, conn: &mut Reader<Stream>, deadline: Instant) -> Ne
         // it answers even while batches hold every worker, so an orchestrator's probe
         // does not fail on a server that is only busy.
         Some(route) => (route.respond(&request, &body), None),
-        None => match acquire_worker(shared) {
-            Some(_permit) => endpoint.handle_batch(&shared.handler, &body),
-            // The server is stopping: a batch that has not started goes to another
-            // server rather than hold up the stop (`Server::shutdown`).
-            None => (endpoint.refuse(&request, Refusal::ShuttingDown), None),
+        None => match (&shared.jobs, me) {
+            (Some(jobs), Some(me)) if !shared.is_stopping() => {
+                // A free permit, with nothing queued, is taken at once, as without a queue.
+                match jobs.run_inline(|| shared.permits.try_acquire_leaving(1, 0)) {
+                    Some(_permit) => endpoint.handle_batch(&shared.handler, &body),
+                    None => {
+                        // The worker that answers it ends its time in flight.
+                        #[cfg(feature = "metrics")]
+                        std::mem::forget(_in_flight);
+                        let bytes = body_memory.into_bytes();
+                        jobs.push(shared, Job::new(me, body, bytes, head.close, head.http10));
+                        return Next::Queued;
+                    }
+                }
+            }
+            _ => match acquire_worker(shared) {
+                Some(_permit) => endpoint.handle_batch(&shared.handler, &body),
+                // The server is stopping: a batch that has not started goes to another
+                // server rather than hold up the stop (`Server::shutdown`).
+                None => (endpoint.refuse(&request, Refusal::ShuttingDown), None),
+            },
         },
     };
     if let (Some(pacer), Some(invocations)) = (&shared.pacer, invocations) {
@@ -355,7 +416,7 @@ fn acquire_worker(shared: &Shared) -> Option<Permit<'_>> {
 
 /// Counts a response of `bytes` bytes with `status` (feature `metrics`).
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-fn sent(shared: &Shared, status: u16, bytes: usize) {
+pub(super) fn sent(shared: &Shared, status: u16, bytes: usize) {
     #[cfg(feature = "metrics")]
     if let Some(metrics) = shared.metrics() {
         metrics.sent(status, bytes);

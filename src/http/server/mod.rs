@@ -3,14 +3,15 @@
 //!
 //! Here: the builder and the lifecycle ([`serve`], [`Server`], [`ServerBuilder`]): the
 //! probes, readiness and the graceful shutdown; the accept and connection loops are in
-//! `connection`, the semaphore in `semaphore`, the budget of body memory in
-//! `body_memory`, the extra routes in `routes`, SIGTERM and SIGINT in `signals`, what it
-//! listens on in `transport`, the pace of replies that grows the runtime's batches in
-//! `batching`, and the HTTP/1 codec in `http::codec`.
+//! `connection`, the semaphore in `semaphore`, the batches queued for a worker in
+//! `queue`, the budget of body memory in `body_memory`, the extra routes in `routes`,
+//! SIGTERM and SIGINT in `signals`, what it listens on in `transport`, the pace of replies
+//! that grows the runtime's batches in `batching`, and the HTTP/1 codec in `http::codec`.
 
 mod batching;
 mod body_memory;
 mod connection;
+mod queue;
 mod routes;
 mod semaphore;
 #[cfg(unix)]
@@ -147,9 +148,10 @@ pub fn serve_at(
 /// the runtime's connection pool per task manager); beyond it, a new connection
 /// gets `503 Service Unavailable` with `Connection: close`, which the runtime retries.
 /// A semaphore lets at most [`workers`](ServerBuilder::workers) handler calls run at
-/// once; the other connection threads wait in `read()` (idle keep-alive connections)
-/// or for a permit, in arrival order, costing a parked thread with a small stack each,
-/// woken only when its turn comes. The bodies they hold meanwhile count in
+/// once; the other connection threads wait in `read()`, idle keep-alive connections and
+/// those whose batch is queued for a worker alike (over TLS, a thread whose batch waits
+/// for a worker parks until its turn, in arrival order), costing a parked thread with a
+/// small stack each. The queued bodies count in
 /// [`max_body_memory`](ServerBuilder::max_body_memory).
 ///
 /// This is the design because the runtime opens its pooled connections in bursts and
@@ -322,13 +324,23 @@ impl ServerBuilder {
     ///
     /// Lowering it is the way to bound what the functions may use at once (a database's
     /// connections, a single-threaded resource: `workers(1)` runs one batch at a time),
-    /// and it stays cheap however many connections wait: batches whose bodies have arrived
-    /// queue for a worker in arrival order, and each finished batch wakes only the
-    /// connection thread next in line, with nothing woken and no system call when none
-    /// waits (the measurements are in the repository's `BENCHMARKS.md`, "Worker permits").
+    /// and it stays cheap however many connections wait. A batch that finds a worker free,
+    /// with none queued, runs at once on its connection's thread, with no system call for
+    /// its permit. One that finds every worker busy is queued, in arrival order, and its
+    /// connection's thread goes back to reading its socket; worker threads (at most
+    /// `workers` of them, started when first needed) run the queued batches back to back
+    /// and write each reply on its connection, so that under load no thread is woken to
+    /// hand a worker over (the guide's [performance](crate::guide::performance#worker-permits)
+    /// chapter; the measurements are in the repository's `BENCHMARKS.md`, "Worker
+    /// permits"). A connection has at most one batch queued or running, and reads no
+    /// further request before its reply is written, so a pipelining client gets its
+    /// replies in order. Over TLS, and with [`grow_batches`](Self::grow_batches), a batch
+    /// waits for its worker on its own connection's thread instead, also in arrival order
+    /// (the TLS session, and the held reply, stay with that thread).
     ///
     /// A batch whose body has arrived waits for a worker, with no deadline of its own (the
-    /// runtime's timeout bounds it), holding its body's memory. Once the server stops
+    /// runtime's timeout bounds it; the connection's idle timeout does not run meanwhile),
+    /// holding its body's memory. Once the server stops
     /// ([`Server::shutdown`], a signal, a drop), a batch that would wait for a worker is
     /// answered `503` with `Connection: close` instead, and never runs: the runtime sends
     /// it again, to a server that is not stopping, and the stop waits only for the
@@ -630,6 +642,12 @@ impl ServerBuilder {
             .transpose()?;
         let (listener, listen_addr, socket_file) = bind(self.listen, self.unix_mode)?;
         let body_memory = BodyMemory::new(self.max_body_memory, self.endpoint.max_body_size());
+        // A TLS session's state lives with its connection's thread, and the pacer holds
+        // replies on it: those batches wait for a permit on their own thread.
+        #[cfg(feature = "tls")]
+        let queued = tls.is_none() && self.batching.is_none();
+        #[cfg(not(feature = "tls"))]
+        let queued = self.batching.is_none();
         let shared = Arc::new(Shared {
             handler: handler.into(),
             endpoint: self.endpoint,
@@ -649,6 +667,7 @@ impl ServerBuilder {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             permits: Semaphore::new(self.workers),
+            jobs: queued.then(|| queue::Jobs::new(self.workers)),
             body_memory,
             acceptor: Mutex::new(None),
             #[cfg(unix)]
@@ -870,6 +889,9 @@ struct Shared {
     /// Signalled when a connection closes, the accept loop stops, or shutdown finishes.
     changed: Condvar,
     permits: Semaphore,
+    /// Batches waiting for a worker, and the threads that run them (`queue`); `None` over
+    /// TLS and with [`ServerBuilder::grow_batches`], where a batch waits on its own thread.
+    jobs: Option<queue::Jobs>,
     /// Bytes of request bodies held at once, across connections.
     body_memory: BodyMemory,
     /// The accept thread, joined by the shutdown once it has ended.
@@ -910,8 +932,9 @@ impl State {
 
 /// An open connection, as the shutdown sees it.
 struct Tracked {
-    /// A handle to the same socket, to close it from the shutdown.
-    stream: Socket,
+    /// A handle to the same socket, to close it from the shutdown (and, shared with the
+    /// connection's thread, to answer its queued batches from a worker thread).
+    stream: Arc<Socket>,
     /// Between the first byte of a request and the end of its reply.
     busy: bool,
 }
@@ -970,6 +993,9 @@ impl Shared {
         // A request that waits has not started: it would hold up the stop for as long as
         // the requests ahead of it take, and the runtime can send it elsewhere.
         self.permits.stop_waits();
+        if let Some(jobs) = &self.jobs {
+            jobs.stop(self);
+        }
         self.body_memory.stop_waits();
         // A held reply is whole: it leaves now, so the stop does not wait for its turn.
         if let Some(pacer) = &self.pacer {

@@ -218,6 +218,13 @@ impl Semaphore {
         }
     }
 
+    /// Gives back the units of a permit taken apart by [`Permit::into_units`].
+    pub(super) fn give_back(&self, units: usize) {
+        if units != 0 {
+            self.release(units);
+        }
+    }
+
     /// Gives `units` back, and admits the waiters they let in.
     fn release(&self, units: usize) {
         let mut state = self.lock();
@@ -319,6 +326,11 @@ fn admit(state: &mut State) -> Admitted {
 }
 
 impl Permit<'_> {
+    /// The units, no longer given back by a drop: [`Semaphore::give_back`] them.
+    pub(super) fn into_units(mut self) -> usize {
+        mem::take(&mut self.units)
+    }
+
     /// How many units this permit holds.
     pub(super) fn units(&self) -> usize {
         self.units
