@@ -329,10 +329,11 @@ impl ServerBuilder {
     /// its permit. One that finds every worker busy is queued, in arrival order, and its
     /// connection's thread goes back to reading its socket; worker threads (at most
     /// `workers` of them, started when first needed) run the queued batches back to back
-    /// and write each reply on its connection, so that under load no thread is woken to
-    /// hand a worker over (the guide's [performance](crate::guide::performance#worker-permits)
-    /// chapter; the measurements are in the repository's `BENCHMARKS.md`, "Worker
-    /// permits"). A connection has at most one batch queued or running, and reads no
+    /// and write each reply on its connection (for 20 ms at most: a thread of its own
+    /// finishes a reply whose client does not take it), so that under load no thread is
+    /// woken to hand a worker over (the guide's
+    /// [performance](crate::guide::performance#worker-permits) chapter; the measurements
+    /// are in the repository's `BENCHMARKS.md`, "Worker permits"). A connection has at most one batch queued or running, and reads no
     /// further request before its reply is written, so a pipelining client gets its
     /// replies in order. Over TLS, and with [`grow_batches`](Self::grow_batches), a batch
     /// waits for its worker on its own connection's thread instead, also in arrival order
