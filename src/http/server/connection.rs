@@ -225,7 +225,8 @@ fn serve_connection(shared: &Arc<Shared>, id: u64, socket: Socket, handle: Arc<S
     }
 }
 
-fn is_timeout(err: &io::Error) -> bool {
+/// Whether a read or write ended at its deadline (the socket's timeout, or none left).
+pub(super) fn is_timeout(err: &io::Error) -> bool {
     matches!(
         err.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut

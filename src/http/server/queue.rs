@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use log::{error, warn};
 
-use super::connection::sent;
+use super::connection::{is_timeout, sent};
 use super::{lock, Shared};
 use crate::http::codec::{encode_response, Connection};
 use crate::http::endpoint::{Refusal, Response};
@@ -273,14 +273,6 @@ fn write_from(
         }
     }
     Ok(())
-}
-
-/// Whether a write ended at its deadline (the socket's timeout, or none left).
-fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 impl Jobs {
