@@ -182,25 +182,25 @@ impl Job {
             Err(err) if is_timeout(&err) => {}
             result => return self.finish(shared, status, bytes.len(), result, close),
         }
-        let deadline = started + shared.read_timeout;
-        let for_thread = Arc::clone(shared);
-        let job = Arc::new(Mutex::new(Some((self, bytes, written))));
-        let for_writer = Arc::clone(&job);
-        let finish_by = move |shared: &Shared| {
-            let Some((job, bytes, mut written)) = lock(&for_writer).take() else {
-                return;
-            };
-            let result = write_from(&job.conn.socket, &bytes, &mut written, deadline);
-            job.finish(shared, status, bytes.len(), result, close);
+        let rest = Slow {
+            job: self,
+            bytes,
+            written,
+            status,
+            close,
+            deadline: started + shared.read_timeout,
         };
-        let finish_here = finish_by.clone();
+        // Taken by whichever thread finishes it: the new one, or this one if none starts
+        // (a failed spawn drops its closure, and the connection would never be answered).
+        let rest = Arc::new(Mutex::new(Some(rest)));
+        let (for_writer, for_thread) = (Arc::clone(&rest), Arc::clone(shared));
         let spawned = thread::Builder::new()
             .name("statefun-writer".into())
             .stack_size(shared.stack_size)
-            .spawn(move || finish_by(&for_thread));
+            .spawn(move || Slow::finish(&for_writer, &for_thread));
         if let Err(err) = spawned {
             warn!("cannot start a thread to finish a slow reply: {err}; finishing it here");
-            finish_here(shared);
+            Slow::finish(&rest, shared);
         }
     }
 
@@ -248,6 +248,33 @@ impl Job {
             close = true;
         }
         self.conn.done(close);
+    }
+}
+
+/// A reply a worker began and a thread of its own finishes: what is left of its bytes, by
+/// the usual deadline.
+struct Slow {
+    job: Job,
+    bytes: Vec<u8>,
+    written: usize,
+    status: u16,
+    close: bool,
+    deadline: Instant,
+}
+
+impl Slow {
+    /// Writes the rest of the reply and ends the job, unless another thread took it.
+    fn finish(slot: &Mutex<Option<Slow>>, shared: &Shared) {
+        let Some(mut slow) = lock(slot).take() else {
+            return;
+        };
+        let result = write_from(
+            &slow.job.conn.socket,
+            &slow.bytes,
+            &mut slow.written,
+            slow.deadline,
+        );
+        (slow.job).finish(shared, slow.status, slow.bytes.len(), result, slow.close);
     }
 }
 
