@@ -426,31 +426,29 @@ struct Carried {
 }
 
 fn carried(protocol: &str, body: &[u8]) -> Carried {
-    let arguments = |sent: &[statefun_sync::testing::Emitted]| {
-        sent.iter().map(|e| e.argument.clone()).collect()
-    };
+    // The two replies read alike, but are two types.
+    macro_rules! carried_by {
+        ($reply:expr) => {{
+            let reply = $reply.unwrap();
+            Carried {
+                changes: reply.state_changes().to_vec(),
+                messages: reply.messages().to_vec(),
+                delayed: reply
+                    .delayed_messages()
+                    .map(|d| d.argument.clone())
+                    .collect(),
+                egresses: reply
+                    .egresses()
+                    .iter()
+                    .map(|e| e.argument.clone())
+                    .collect(),
+            }
+        }};
+    }
     if protocol == "2.2" {
-        let reply = Reply::decode(body).unwrap();
-        Carried {
-            changes: reply.state_changes().to_vec(),
-            messages: reply.messages().to_vec(),
-            delayed: reply
-                .delayed_messages()
-                .map(|d| d.argument.clone())
-                .collect(),
-            egresses: arguments(reply.egresses()),
-        }
+        carried_by!(Reply::decode(body))
     } else {
-        let reply = v3::Reply::decode(body).unwrap();
-        Carried {
-            changes: reply.state_changes().to_vec(),
-            messages: reply.messages().to_vec(),
-            delayed: reply
-                .delayed_messages()
-                .map(|d| d.argument.clone())
-                .collect(),
-            egresses: arguments(reply.egresses()),
-        }
+        carried_by!(v3::Reply::decode(body))
     }
 }
 

@@ -15,6 +15,7 @@ use crate::address::{Address, FunctionType};
 use crate::message::Value;
 use crate::proto::polyglot::{self as proto, from_function, to_function};
 use crate::protocol::ProtocolVersion;
+use crate::text::Shown;
 use crate::types::Type;
 use crate::value_spec::ValueSpec;
 
@@ -59,7 +60,7 @@ impl Request {
     /// If `value`'s type cannot encode it, or it has no value (2.2 has no such thing).
     #[track_caller]
     pub fn with_state_value<V: Value>(self, name: &str, value: V) -> Self {
-        let state = any_of_2_2(value, || format!("the state `{name}`"));
+        let state = any_of_2_2(value, || format!("state {}", Shown(name)));
         self.with_state(name, Some(state))
     }
 
